@@ -1,0 +1,154 @@
+# hass: one Makefile. Probes nvcc, jansson, zlib and OpenMP and says what it builds.
+#   make                 build libhass.a and build/bin/hass-*
+#   make test            build, then run tests/run.sh (last line: "N passed, N failed")
+#   make debug test      the same with ASan+UBSan, into build-debug/
+#   make bench           benchmarks (not tests): see docs/PERF.md
+#   make models          fetch SmolLM2-135M-Instruct into models/
+#   make install PREFIX=/usr/local
+#   CUDA=0 make          CPU-only build even where nvcc exists
+#   WERROR=1 make        warnings are errors (CI)
+
+PREFIX  ?= /usr/local
+CC      ?= cc
+ifeq ($(CC),cc)
+  CC := gcc
+endif
+
+ifneq ($(filter debug,$(MAKECMDGOALS)),)
+  BUILD    ?= build-debug
+  OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  SANITIZE := 1
+else
+  BUILD    ?= build
+  OPTFLAGS := -O2 -g
+  SANITIZE :=
+endif
+
+CFLAGS   ?= $(OPTFLAGS)
+CFLAGS   += -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -pthread
+CPPFLAGS += -D_GNU_SOURCE -Ilibcore
+LDFLAGS  += -pthread
+LDLIBS   += -lm
+ifeq ($(WERROR),1)
+  CFLAGS += -Werror
+endif
+
+# ---- dependencies: jansson, zlib (required) --------------------------------------------------
+ifeq ($(filter clean models print-config,$(MAKECMDGOALS)),)
+  ifeq ($(shell pkg-config --exists jansson && echo y),y)
+    $(info ✓ jansson $(shell pkg-config --modversion jansson))
+    CPPFLAGS += $(shell pkg-config --cflags jansson)
+    LDLIBS   += $(shell pkg-config --libs jansson)
+  else
+    $(error ✗ jansson not found: install the Debian package libjansson-dev)
+  endif
+  ifeq ($(shell pkg-config --exists zlib && echo y),y)
+    $(info ✓ zlib $(shell pkg-config --modversion zlib))
+    CPPFLAGS += $(shell pkg-config --cflags zlib)
+    LDLIBS   += $(shell pkg-config --libs zlib)
+  else
+    $(error ✗ zlib not found: install the Debian package zlib1g-dev)
+  endif
+endif
+
+# ---- OpenMP (threads over all cores) ---------------------------------------------------------
+ifneq ($(OMP),0)
+  ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo y),y)
+    CFLAGS  += -fopenmp
+    LDFLAGS += -fopenmp
+    OMP_MSG := ✓ OpenMP
+  else
+    OMP_MSG := ✗ OpenMP not found: single-threaded kernels
+  endif
+else
+  OMP_MSG := ✗ OpenMP off (OMP=0)
+endif
+
+# ---- CUDA (optional) -------------------------------------------------------------------------
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifeq ($(CUDA),0)
+  NVCC :=
+endif
+CUDA_ARCH ?= 90
+ifneq ($(NVCC),)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_VER  := $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')
+  CUDA_MSG  := ✓ nvcc $(CUDA_VER) ($(NVCC)): CUDA kernels for sm_$(CUDA_ARCH) + PTX, cuBLAS
+  CPPFLAGS  += -DHASS_WITH_CUDA -DHASS_CUDA_VERSION='"$(CUDA_VER)"' -DHASS_CUDA_ARCH='"sm_$(CUDA_ARCH)"'
+  NVCCFLAGS ?= -O3 -lineinfo
+  NVCCFLAGS += -std=c++17 -Ilibcore -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+               -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
+               -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -DHASS_WITH_CUDA
+  ifeq ($(WERROR),1)
+    NVCCFLAGS += -Werror all-warnings
+  endif
+  KSRC   := $(wildcard kernels/*.cu)
+  KOBJ   := $(patsubst kernels/%.cu,$(BUILD)/kernels/%.o,$(KSRC))
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+else
+  CUDA_MSG := ✗ nvcc not found (or CUDA=0): CPU-only build
+  KOBJ   :=
+endif
+
+# ---- sources ---------------------------------------------------------------------------------
+LIBSRC  := $(wildcard libcore/*.c)
+LIBOBJ  := $(patsubst libcore/%.c,$(BUILD)/libcore/%.o,$(LIBSRC))
+LIB     := $(BUILD)/libhass.a
+BINS    := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(wildcard cmd/*.c))
+TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+HDRS    := $(wildcard libcore/*.h)
+
+.PHONY: all debug test bench models install clean print-config check
+all: banner $(BINS) $(TESTS)
+debug: all
+
+banner:
+	@echo "$(CUDA_MSG)"
+	@echo "$(OMP_MSG)"
+	@echo "building into $(BUILD)/"
+.PHONY: banner
+
+$(BUILD)/libcore/%.o: libcore/%.c $(HDRS) | $(BUILD)/libcore
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.cu $(HDRS) $(wildcard kernels/*.cuh) | $(BUILD)/kernels
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIBOBJ) $(KOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: cmd/%.c $(LIB) $(HDRS) | $(BUILD)/bin
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB) $(HDRS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
+$(BUILD)/libcore $(BUILD)/kernels $(BUILD)/bin $(BUILD)/tests:
+	@mkdir -p $@
+
+test: all
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) bash tests/run.sh
+
+check: test
+	@bash tests/man-lint.sh
+
+bench: all
+	@BUILD=$(BUILD) bash scripts/bench.sh
+
+models:
+	@bash scripts/fetch-models.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	for f in man/*.1; do install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/; done
+	for f in man/*.5; do [ -e $$f ] && install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man5/ || true; done
+	for f in man/*.7; do [ -e $$f ] && install -m 644 $$f $(DESTDIR)$(PREFIX)/share/man/man7/ || true; done
+
+print-config:
+	@echo "CC=$(CC) NVCC=$(NVCC) BUILD=$(BUILD) CUDA_ARCH=$(CUDA_ARCH)"
+
+clean:
+	rm -rf build build-debug

@@ -1,0 +1,37 @@
+// rmsnorm.cu: RMSNorm over rows; CPU twin hass_cpu_rmsnorm in libcore/ops_cpu.c.
+#include "common.cuh"
+
+// One block per row: y = x / sqrt(mean(x^2) + eps) * w.
+__global__ void k_rmsnorm(float *y,       // (n_rows, dim)
+                          const float *x, // (n_rows, dim)
+                          const float *w, // (dim)
+                          int dim, float eps) {
+    const float *xr = x + (size_t)blockIdx.x * dim;
+    float *yr = y + (size_t)blockIdx.x * dim;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
+    __shared__ float part[32];
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    float scale = rsqrtf(part[0] / (float)dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+// Host launcher: same parameters as hass_cpu_rmsnorm, device pointers.
+extern "C" hass_err hass_cuda_rmsnorm(float *d_y,       // (n_rows, dim)
+                                      const float *d_x, // (n_rows, dim)
+                                      const float *d_w, // (dim)
+                                      int n_rows, int dim, float eps) {
+    if (n_rows <= 0) return HASS_OK;
+    int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
+    k_rmsnorm<<<n_rows, threads>>>(d_y, d_x, d_w, dim, eps);
+    HASS_CUDA_CHECK(cudaGetLastError());
+    return HASS_OK;
+}

@@ -1,0 +1,69 @@
+// err.c: error codes, per-thread error messages, exit-code mapping, assertions.
+#include "hass.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char g_msg[1024];
+
+// Name of an error code.
+const char *hass_strerror(hass_err e) {
+    switch (e) {
+    case HASS_OK: return "OK";
+    case HASS_EIO: return "EIO";
+    case HASS_ENOMEM: return "ENOMEM";
+    case HASS_EFORMAT: return "EFORMAT";
+    case HASS_EVERSION: return "EVERSION";
+    case HASS_EVOCAB: return "EVOCAB";
+    case HASS_ECUDA: return "ECUDA";
+    case HASS_ENODEV: return "ENODEV";
+    case HASS_EINVAL: return "EINVAL";
+    case HASS_EUNSUP: return "EUNSUP";
+    case HASS_ERANGE: return "ERANGE";
+    }
+    return "E?";
+}
+
+// Last message recorded in this thread.
+const char *hass_errmsg(void) { return g_msg; }
+
+// Record a message and return the code.
+hass_err hass_seterr(hass_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+// Prepend a location to the current message.
+void hass_errprefix(const char *fmt, ...) {
+    char pre[512], old[sizeof g_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_msg, sizeof old);
+    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+}
+
+// Exit code of the suite's table for an error code.
+int hass_exit_code(hass_err e) {
+    switch (e) {
+    case HASS_OK: return 0;
+    case HASS_EFORMAT:
+    case HASS_EVERSION:
+    case HASS_EVOCAB: return 3;
+    case HASS_ENODEV: return 4;
+    case HASS_EINVAL: return 2;
+    default: return 1;
+    }
+}
+
+// Print the failed invariant and abort.
+void hass_assert_fail(const char *file, int line, const char *expr) {
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: assertion '%s' failed\n", file, line, expr);
+    abort();
+}

@@ -1,0 +1,63 @@
+# name: every binary has --help on stdout, exit 0
+$ for b in hass-tokenize hass-detok hass-draft hass-verify; do $b --help | head -1; done
+> usage: hass-tokenize -m MODEL [OPTIONS] [FILE...]
+> usage: hass-detok -m MODEL [OPTIONS] [FILE...]
+> usage: hass-draft -m MODEL -d HEAD [OPTIONS] [FILE...]
+> usage: hass-verify -m MODEL [OPTIONS] [FILE...]
+
+# name: --version names the build
+$ for b in hass-tokenize hass-detok hass-draft hass-verify; do $b --version; done
+~ ^hass-tokenize 0\.1\.0 \((cpu-only|cuda [0-9.]+ sm_[0-9]+)\)$
+~ ^hass-verify 0\.1\.0 \((cpu-only|cuda [0-9.]+ sm_[0-9]+)\)$
+
+# name: CUDA=0 builds say cpu-only
+$ make -s CUDA=0 BUILD=$TMP/cpu $TMP/cpu/bin/hass-verify >/dev/null 2>&1 && $TMP/cpu/bin/hass-verify -V
+> hass-verify 0.1.0 (cpu-only)
+
+# name: unknown flag is a usage error (exit 2) with a help hint
+$ hass-verify --bogus
+= 2
+! unrecognized option|unknown option
+! try 'hass-verify --help'
+
+# name: missing model is a usage error
+$ hass-draft -d x
+= 2
+! -m MODEL is required
+
+# name: inspect a GGUF v1 model
+$ hass-verify --inspect $HASS_DATA/models/stories260K/tinyllamas-stories-260k-f32.gguf | head -7
+> file: ../shared/data/models/stories260K/tinyllamas-stories-260k-f32.gguf
+> version: 1
+> size: 1182656 bytes
+> alignment: 32
+> kv: 18
+> tensors: 48
+> general.architecture                     str  "llama"
+
+# name: inspect as JSON lines is valid for jq-style tools
+$ hass-verify --inspect $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --json | sed -n '1p;12p;20p'
+> {"type":"gguf","file":"../shared/data/models/stories260K/stories260K-v3-f32.gguf","version":3,"size":1185344,"alignment":32,"n_kv":18,"n_tensors":48}
+> {"type":"kv","key":"llama.attention.layer_norm_rms_epsilon","value":9.99999975e-6,"vtype":"f32"}
+> {"type":"tensor","name":"token_embd.weight","dtype":"F32","ne":[64,512],"offset":0,"bytes":131072}
+
+# name: inspect a missing file: runtime error naming it
+$ hass-verify --inspect /nonexistent.gguf
+= 1
+! hass-verify: error: /nonexistent.gguf: No such file or directory
+
+# name: inspect a garbage file: malformed input, exit 3
+$ head -c 1000 /dev/zero > $TMP/zero.gguf; hass-verify --inspect $TMP/zero.gguf
+= 3
+! not a GGUF file \(bad magic\)
+
+# name: inspect a truncated file: exit 3 and says truncated
+$ head -c 600000 $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf > $TMP/cut.gguf; hass-verify --inspect $TMP/cut.gguf
+= 3
+! truncated
+
+# name: inspect SmolLM2 (when fetched)
+@needs $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+$ hass-verify --inspect $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf | grep -E '^(llama.block_count|tensor token_embd)'
+> llama.block_count                        u32  30
+> tensor token_embd.weight                        Q8_0  [576, 49152] 30081024 bytes @ 0
