@@ -250,22 +250,27 @@ static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const 
             s[cnt++] = dot(qv, kc + (size_t)(base + bl[j]) * kvd + (size_t)g * D, D) * scale;
         float mx = -INFINITY;
         for (int t = 0; t < cnt; t++) mx = s[t] > mx ? s[t] : mx;
-        float sum = 0.f;
+        double sum = 0.0;
         for (int t = 0; t < cnt; t++) {
             s[t] = expf(s[t] - mx);
             sum += s[t];
         }
+        float inv = (float)(1.0 / sum);
         float *o = kv->att + (size_t)i * qd + (size_t)h * D;
         for (int d = 0; d < D; d++) o[d] = 0.f;
         for (int t = 0; t < cnt; t++) {
             int e = t < base ? t : base + bl[t - base];
             const float *vv = vc + (size_t)e * kvd + (size_t)g * D;
-            float p = s[t];
+            float p = hass_f16_round(s[t] * inv); // llama.cpp multiplies V (f16) by f16 probs
             for (int d = 0; d < D; d++) o[d] += p * vv[d];
         }
-        float inv = 1.0f / sum;
-        for (int d = 0; d < D; d++) o[d] *= inv;
     }
+}
+
+// Round n values to fp16 in place (the KV cache and the attention queries hold fp16 values,
+// as llama.cpp's default f16 cache does).
+static void round_f16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = hass_f16_round(x[i]);
 }
 
 // x += y elementwise over n values.
@@ -330,6 +335,9 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
             }
         rope(kv->q, n, qd, H, D, c->rope_mode, kv->cs);
         rope(kb, n, kvd, Hkv, D, c->rope_mode, kv->cs);
+        round_f16(kv->q, (size_t)n * qd);
+        round_f16(kb, (size_t)n * kvd);
+        round_f16(vb, (size_t)n * kvd);
         attention(m, kv, l, n, kc, vc);
         hass_mm_job o = {&L->wo, kv->tmp};
         mm(m, kv, kv->att, n, &o, 1);
