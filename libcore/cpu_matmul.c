@@ -17,7 +17,22 @@
 #define HASS_X86 1
 #endif
 
-float hass_f16_round(float x) { return hass_f16_to_f32(hass_f32_to_f16(x)); }
+#if defined(__x86_64__) || defined(__i386__)
+// fp16 rounding with the F16C instructions (round to nearest even, like the C version).
+__attribute__((target("f16c"))) static float f16_round_hw(float x) {
+    return _cvtsh_ss(_cvtss_sh(x, 0));
+}
+#endif
+
+// fp16 rounding in C.
+static float f16_round_c(float x) { return hass_f16_to_f32(hass_f32_to_f16(x)); }
+
+float hass_f16_round(float x) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("f16c")) return f16_round_hw(x);
+#endif
+    return f16_round_c(x);
+}
 
 // Little-endian u16 at p (block headers are not aligned).
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -249,6 +264,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
     float accm[4];
     const int8_t *qs[4];
     const float *dx[4], *sx[4];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm256_setzero_ps();
         accm[r] = 0.f;
@@ -263,6 +279,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
         if (type == HASS_GGML_Q8_0) {
             __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
             __m256i aw = _mm256_sign_epi8(wv, wv);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
                 __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
@@ -275,6 +292,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
             __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
             __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
             __m256i wv = _mm256_set_m128i(hi, lo);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
                 __m256i p16 = _mm256_maddubs_epi16(wv, xv);
@@ -284,6 +302,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
             }
         }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) out[r * os] = hsum256(acc[r]) + accm[r];
 }
 
@@ -344,6 +363,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
     __m512 acc[4];
     __m128 accm[4];
     const uint8_t *xr[4];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm512_setzero_ps();
         accm[r] = _mm_setzero_ps();
@@ -382,6 +402,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
         }
         // dm: Q4_1 [d_a, m_a, d_b, m_b]; Q8_0/Q4_0 [-k d_a, d_a, -k d_b, d_b]
         __m512 dwv = _mm512_permutexvar_ps(cl ? idx : idx1, _mm512_castps128_ps512(dm));
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
             __m512i xv = _mm512_loadu_si512((const void *)(xr[r] + (size_t)pi * 64));
             __m512 dxv = _mm512_load_ps((const float *)(xr[r] + ql.dx16) + pi * 16);
@@ -390,6 +411,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
             accm[r] = _mm_fmadd_ps(dm, _mm_load_ps((const float *)(xr[r] + ql.sx4) + pi * 4), accm[r]);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         __m128 m = accm[r];
         float corr = cl ? _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3))
@@ -488,7 +510,7 @@ static row_kernel pick(int type) {
 // ----------------------------------------------------------------------------
 // threaded driver
 
-enum { MM_CHUNK = 16, MM_XBLOCK = 32, MM_MAXJOBS = 8 };
+enum { MM_CHUNK = 16, MM_MAXJOBS = 8 };
 
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
                  int n_threads) {
@@ -523,16 +545,14 @@ void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, voi
         int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = jobs[j].y;
-        for (int i0 = 0; i0 < n; i0 += MM_XBLOCK) {
-            int i1 = i0 + MM_XBLOCK < n ? i0 + MM_XBLOCK : n;
-            for (int r = r0; r < r1; r++) {
-                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-                for (int i = i0; i < i1; i += 4) {
-                    int R = i1 - i < 4 ? i1 - i : 4;
-                    kern[j](w->type, n_in, wr, xb + (size_t)i * xs, xs, R,
-                            y + (size_t)i * w->n_out + r, (size_t)w->n_out);
-                }
-            }
+        // a chunk of MM_CHUNK weight rows stays in L1 while each group of 4 activation rows
+        // passes over it
+        for (int i = 0; i < n; i += 4) {
+            int R = n - i < 4 ? n - i : 4;
+            for (int r = r0; r < r1; r++)
+                kern[j](w->type, n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                        xb + (size_t)i * xs, xs, R, y + (size_t)i * w->n_out + r,
+                        (size_t)w->n_out);
         }
     }
 }
