@@ -930,7 +930,30 @@ typedef struct enc_ws {
     char *buf;         // (n_bytes * 3 + 4) SPM text with U+2581
     int32_t *out;      // caller's ids
     int64_t n_out, n_max;
+    size_t cap_sym;    // room in sid/prev/next/start (heap: 3x)
+    size_t cap_buf;    // room in buf
+    int oom;           // an allocation failed
 } enc_ws;
+
+// Grow the symbol arrays to n symbols (heap 3n); sets w->oom on failure.
+static int ws_reserve(enc_ws *w, size_t n) {
+    if (n <= w->cap_sym) return !w->oom;
+    size_t c = w->cap_sym ? w->cap_sym : 256;
+    while (c < n) c *= 2;
+    int32_t *a = realloc(w->sid, c * sizeof *a);
+    if (a) w->sid = a;
+    int32_t *b = realloc(w->prev, c * sizeof *b);
+    if (b) w->prev = b;
+    int32_t *d = realloc(w->next, c * sizeof *d);
+    if (d) w->next = d;
+    int32_t *e = realloc(w->start, c * sizeof *e);
+    if (e) w->start = e;
+    heap_ent *h = realloc(w->heap, 3 * c * sizeof *h);
+    if (h) w->heap = h;
+    if (!a || !b || !d || !e || !h) { w->oom = 1; return 0; }
+    w->cap_sym = c;
+    return 1;
+}
 
 // Append one id (counted even past n_max).
 static void emit(enc_ws *w, int32_t id) {
@@ -986,6 +1009,7 @@ static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p,
         int32_t id = piece_lookup(t, p, (size_t)n);
         if (id >= 0) { emit(w, id); return; }
     }
+    if (!ws_reserve(w, (size_t)n)) return;
     for (int32_t i = 0; i < n; i++) {
         w->sid[i] = t->byte_id[p[i]];
         w->prev[i] = i - 1;
@@ -1028,6 +1052,7 @@ static void spm_try(const hass_tokenizer *t, enc_ws *w, int32_t l, int32_t r) {
 // SentencePiece BPE of w->buf[0..n) (spaces already U+2581, prefix added).
 static void spm_run(const hass_tokenizer *t, enc_ws *w, int32_t n) {
     int32_t ns = 0;
+    if (!ws_reserve(w, (size_t)n + 1)) return;
     for (int32_t i = 0; i < n;) {
         uint32_t cp;
         int l = hass_utf8_decode((const unsigned char *)w->buf + i, (size_t)(n - i), &cp);
@@ -1212,6 +1237,12 @@ static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int 
 static void encode_run(const hass_tokenizer *t, enc_ws *w, const char *s, size_t n, int space_prefix) {
     if (t->kind == HASS_TOK_SPM) {
         int32_t o = 0;
+        if (3 * n + 4 > w->cap_buf) {
+            char *b = realloc(w->buf, 3 * n + 4);
+            if (!b) { w->oom = 1; return; }
+            w->buf = b;
+            w->cap_buf = 3 * n + 4;
+        }
         if (space_prefix) { memcpy(w->buf, "\xE2\x96\x81", 3); o = 3; }
         for (size_t i = 0; i < n; i++) {
             if (s[i] == ' ') { memcpy(w->buf + o, "\xE2\x96\x81", 3); o += 3; }
@@ -1254,20 +1285,14 @@ int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t 
                               int parse_special, int32_t *ids, int64_t n_max) {
     if (len > (size_t)INT32_MAX / 4) return INT64_MIN;
     enc_ws w = {0};
-    size_t nb = len + 4;
+    size_t nb = t->kind == HASS_TOK_BPE ? len + 1 : 1;
     w.cp = malloc(nb * sizeof *w.cp);
     w.off = malloc((nb + 1) * sizeof *w.off);
     w.fl = malloc(nb);
-    w.sid = malloc(3 * nb * sizeof *w.sid);
-    w.prev = malloc(3 * nb * sizeof *w.prev);
-    w.next = malloc(3 * nb * sizeof *w.next);
-    w.start = malloc(3 * nb * sizeof *w.start);
-    w.heap = malloc(6 * nb * sizeof *w.heap);
-    w.buf = malloc(3 * nb + 4);
     w.out = ids;
     w.n_max = ids ? n_max : 0;
     int64_t ret = INT64_MIN;
-    if (!w.cp || !w.off || !w.fl || !w.sid || !w.prev || !w.next || !w.start || !w.heap || !w.buf) goto out;
+    if (!w.cp || !w.off || !w.fl) goto out;
     int bos = add_bos == HASS_BOS_ALWAYS || (add_bos == HASS_BOS_MODEL && t->add_bos);
     if (bos && t->bos >= 0) emit(&w, t->bos);
     int prev_special = 1; // SPM: a run after the start or a special token gets the dummy prefix
@@ -1286,6 +1311,7 @@ int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t 
         run = i;
     }
     if (bos && t->add_eos && add_bos == HASS_BOS_MODEL && t->eos >= 0) emit(&w, t->eos);
+    if (w.oom) goto out;
     ret = w.n_out <= n_max || (!ids && n_max == 0 && w.n_out == 0) ? w.n_out : -w.n_out;
 out:
     free(w.cp); free(w.off); free(w.fl); free(w.sid); free(w.prev); free(w.next); free(w.start);
