@@ -12,7 +12,7 @@ void hass_accept_greedy(const hass_tree *t, const float *logits, int V, hass_acc
     res->n_acc = 0;
     res->path[0] = 0;
     for (;;) {
-        int32_t a = hass_argmax(logits + (size_t)u * V, V);
+        int32_t a = hass_sample_argmax(logits + (size_t)u * V, V);
         int next = -1;
         for (int c = t->first_child[u]; c >= 0; c = t->next_sibling[c])
             if (t->tok[c] == a) { next = c; break; }
@@ -80,7 +80,7 @@ void hass_accept_sample(const hass_tree *t, const float *logits, int V, const ha
             int32_t b = hass_sample_probs(probs, V, hass_rng_uniform(rng));
             if (b < 0) { // the residual lost all mass to rounding: fall back to fresh p
                 hass_sampler_probs(s, lu, V, probs);
-                b = hass_argmax(probs, V);
+                b = hass_sample_argmax(probs, V);
             }
             res->bonus = b;
             break;

@@ -55,7 +55,7 @@ static inline int ranks_before(float va, int32_t ia, float vb, int32_t ib) {
 }
 
 // Index of the largest value, lowest index on ties.
-int32_t hass_argmax(const float *x, int n) {
+int32_t hass_sample_argmax(const float *x, int n) {
     int32_t best = 0;
     for (int i = 1; i < n; i++)
         if (ranks_before(x[i], i, x[best], best)) best = i;
@@ -162,7 +162,7 @@ static int cmp_prob_desc(const void *a, const void *b) {
 void hass_sampler_probs(const hass_sampler *s, const float *logits, int n, float *probs) {
     if (hass_sampler_greedy(s)) {
         memset(probs, 0, sizeof(float) * (size_t)n);
-        probs[hass_argmax(logits, n)] = 1.f;
+        probs[hass_sample_argmax(logits, n)] = 1.f;
         return;
     }
     float inv_t = 1.0f / s->temp;
@@ -206,7 +206,7 @@ void hass_sampler_probs(const hass_sampler *s, const float *logits, int n, float
     }
     if (!(sum > 0.0)) { // all logits NaN or -inf: fall back to the argmax
         memset(probs, 0, sizeof(float) * (size_t)n);
-        probs[hass_argmax(logits, n)] = 1.f;
+        probs[hass_sample_argmax(logits, n)] = 1.f;
         return;
     }
     for (int i = 0; i < n; i++) probs[i] = (float)(probs[i] / sum);
@@ -249,9 +249,9 @@ int32_t hass_sample_probs(const float *p, int n, double u) {
 }
 
 // Sample a token with the processor (argmax when greedy).
-int32_t hass_sample(const hass_sampler *s, const float *logits, int n, hass_rng *rng,
+int32_t hass_sample_token(const hass_sampler *s, const float *logits, int n, hass_rng *rng,
                     float *scratch) {
-    if (hass_sampler_greedy(s)) return hass_argmax(logits, n);
+    if (hass_sampler_greedy(s)) return hass_sample_argmax(logits, n);
     hass_sampler_probs(s, logits, n, scratch);
     return hass_sample_probs(scratch, n, hass_rng_uniform(rng));
 }

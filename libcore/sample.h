@@ -53,11 +53,11 @@ int32_t hass_sample_probs(const float *p, // (n)
 
 // Sample one token from logits with the processor; greedy samplers return the argmax and draw
 // nothing from rng. scratch holds n floats.
-int32_t hass_sample(const hass_sampler *s, const float *logits, int n, hass_rng *rng,
+int32_t hass_sample_token(const hass_sampler *s, const float *logits, int n, hass_rng *rng,
                     float *scratch); // (n)
 
 // Index of the largest value; the lowest index wins ties (NaN never wins).
-int32_t hass_argmax(const float *x, int n);
+int32_t hass_sample_argmax(const float *x, int n);
 
 // The k largest values of x in descending order, ties broken by the lower index; writes k ids
 // (and values when val is not NULL). k must be <= n. O(n log k), no allocation.

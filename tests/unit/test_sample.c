@@ -46,7 +46,7 @@ static void test_rng(void) {
 
 static void test_argmax_topk(void) {
     float x[8] = {1, 5, 3, 5, -2, 5, 0, 4};
-    CHECK("argmax_tie_lowest", hass_argmax(x, 8) == 1, "got %d", hass_argmax(x, 8));
+    CHECK("argmax_tie_lowest", hass_sample_argmax(x, 8) == 1, "got %d", hass_sample_argmax(x, 8));
     int32_t idx[4];
     float val[4];
     hass_topk(x, 8, 4, idx, val);
@@ -136,7 +136,7 @@ static void test_sampling_chi2(void) {
     hass_rng_seed(&r, 7);
     int bad = 0;
     for (int i = 0; i < N; i++) {
-        int32_t t = hass_sample(&s, logits, V, &r, scratch);
+        int32_t t = hass_sample_token(&s, logits, V, &r, scratch);
         if (t < 0 || t >= V || exact[t] == 0.f) bad++;
         else counts[t]++;
     }
