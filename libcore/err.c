@@ -39,13 +39,17 @@ hass_err hass_seterr(hass_err code, const char *fmt, ...) {
 
 // Prepend a location to the current message.
 void hass_errprefix(const char *fmt, ...) {
-    char pre[512], old[sizeof g_msg];
+    char out[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    int k = vsnprintf(out, sizeof out, fmt, ap);
     va_end(ap);
-    memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+    size_t n = k < 0 ? 0 : (size_t)k < sizeof out ? (size_t)k : sizeof out - 1;
+    const char *sep = ": ";
+    for (const char *p = sep; *p && n + 1 < sizeof out; p++) out[n++] = *p;
+    for (const char *p = g_msg; *p && n + 1 < sizeof out; p++) out[n++] = *p;
+    out[n] = 0;
+    memcpy(g_msg, out, n + 1);
 }
 
 // Exit code of the suite's table for an error code.

@@ -24,6 +24,7 @@ struct hass_gguf {
     uint64_t alignment;      // general.alignment or 32
     uint64_t data_off;       // start of the tensor data section
     int64_t n_kv;            // metadata count
+    int64_t kv_cap;          // entries allocated (all freed, parsed or not)
     hass_gguf_kv *kv;        // (n_kv)
     int64_t n_tensors;       // tensor count
     hass_gguf_tensor *tensors; // (n_tensors)
@@ -271,6 +272,7 @@ static hass_err parse(hass_gguf *g) {
     // names are copied; their total is bounded by the file size
     g->names = malloc(g->size + n_kv + n_t + 1);
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
+    g->kv_cap = g->kv ? (int64_t)n_kv : 0;
     g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
     if (!g->names || !g->kv || !g->tensors) return hass_seterr(HASS_ENOMEM, "%s: out of memory", g->path);
     uint64_t used = 0;
@@ -378,7 +380,7 @@ fail:
 void hass_gguf_free(hass_gguf *g) {
     if (!g) return;
     if (g->map) munmap((void *)g->map, g->size);
-    for (int64_t i = 0; i < g->n_kv; i++) free(g->kv[i].str_off);
+    for (int64_t i = 0; i < g->kv_cap; i++) free(g->kv[i].str_off);
     free(g->kv);
     free(g->tensors);
     free(g->names);
