@@ -86,3 +86,7 @@ $ hass-tokenize -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --info
 $ hass-tokenize -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --chat | hass-detok -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --field tokens --keep-special --text-key rendered
 < {"text":"Hi"}
 > {"text":"Hi","tokens":[1,9690,198,2683,359,253,5356,5646,11173,3365,3511,308,34519,28,7018,411,407,19712,8182,2,198,1,4093,198,26843,2,198,1,520,9531,198],"rendered":"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"}
+
+# name: the EXAMPLES of man/hass-tokenize.1 and man/hass-detok.1 run and succeed
+$ for m in man/hass-tokenize.1 man/hass-detok.1; do sed -n '/^\.EX$/,/^\.EE$/p' $m | sed '/^\.E[XE]$/d' | bash -e || echo "FAILED $m"; done | grep -c '"tokens"\|"back"\|"kind"\|"text"'
+> 5
