@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -96,31 +97,31 @@ static uint32_t table_cap(uint64_t n) {
     return c;
 }
 
+static uint32_t gpt2_b2u[256]; // GPT-2 bytes_to_unicode: byte -> codepoint
+static int16_t gpt2_u2b[324];  // its inverse for codepoints < 324, -1 elsewhere
+static pthread_once_t gpt2_once = PTHREAD_ONCE_INIT;
+
+// Fill the GPT-2 byte <-> unicode tables (once per process).
+static void gpt2_init(void) {
+    int n = 0;
+    for (int i = 0; i < 324; i++) gpt2_u2b[i] = -1;
+    for (int c = 0; c < 256; c++) {
+        int printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE);
+        gpt2_b2u[c] = printable ? (uint32_t)c : (uint32_t)(256 + n++);
+        gpt2_u2b[gpt2_b2u[c]] = (int16_t)c;
+    }
+}
+
 // GPT-2 bytes_to_unicode: byte -> codepoint.
 static uint32_t gpt2_byte_cp(int b) {
-    static uint32_t tab[256];
-    static int ready;
-    if (!ready) {
-        int n = 0;
-        for (int c = 0; c < 256; c++) {
-            int printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE);
-            tab[c] = printable ? (uint32_t)c : (uint32_t)(256 + n++);
-        }
-        ready = 1;
-    }
-    return tab[b];
+    pthread_once(&gpt2_once, gpt2_init);
+    return gpt2_b2u[b];
 }
 
 // GPT-2 unicode_to_bytes: codepoint -> byte, -1 if cp is not a mapped byte.
 static int gpt2_cp_byte(uint32_t cp) {
-    static int16_t inv[324];
-    static int ready;
-    if (!ready) {
-        for (int i = 0; i < 324; i++) inv[i] = -1;
-        for (int b = 0; b < 256; b++) inv[gpt2_byte_cp(b)] = (int16_t)b;
-        ready = 1;
-    }
-    return cp < 324 ? inv[cp] : -1;
+    pthread_once(&gpt2_once, gpt2_init);
+    return cp < 324 ? gpt2_u2b[cp] : -1;
 }
 
 // New empty tokenizer of a kind.
@@ -256,9 +257,9 @@ static size_t decode_token(const hass_tokenizer *t, int32_t id, char *buf) {
     return o;
 }
 
-// Compare special ids by text length, longest first.
-static const hass_tokenizer *sort_tok;
-static int cmp_special(const void *a, const void *b) {
+// Compare special ids by text length, longest first (qsort_r with the tokenizer).
+static int cmp_special(const void *a, const void *b, void *arg) {
+    const hass_tokenizer *sort_tok = arg;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     if (sort_tok->text_len[x] != sort_tok->text_len[y])
         return sort_tok->text_len[x] > sort_tok->text_len[y] ? -1 : 1;
@@ -384,8 +385,7 @@ static hass_err tok_finish(hass_tokenizer *t) {
             t->special_first[(unsigned char)tok_str(t, id)[0]] = 1;
         }
     }
-    sort_tok = t;
-    qsort(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special);
+    qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
     // end-of-generation tokens
     free(t->eog);
     t->eog = calloc((size_t)n, 1);
