@@ -7,6 +7,9 @@
 // (about 7000 keys for 8 queries at head_dim 128, 55000 for one query). Each warp takes 4 keys
 // at a time (16-byte loads, lanes split head_dim); softmax one warp per query row; the P.V sum
 // runs per warp over its keys and the warps' partial sums are added in warp order.
+// Split-K (flash decoding): when (heads x chunks) blocks would leave SMs idle, the keys are cut
+// into n_split ranges, each block writes an unnormalised partial (max, sum, P.V) to a scratch
+// buffer, and k_attn_combine merges the splits in order.
 #include "common.cuh"
 
 #define ATTN_QB 8    // queries per block
@@ -21,24 +24,32 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
                 const float *k_cache, // (n_past+n, kv_dim)
                 const float *v_cache, // (n_past+n, kv_dim)
                 const uint8_t *mask,  // (n, n) or NULL
-                int n_past, int n, int q_stride, int n_head, int n_kv_head, int hd, float scale) {
+                float *part,          // (n_split, n, n_head, hd + 2) or NULL when n_split == 1
+                int n_past, int n, int q_stride, int n_head, int n_kv_head, int hd, float scale,
+                int n_split) {
     extern __shared__ float4 smem4[];
     float *smem = (float *)smem4;
-    int n_kv = n_past + n, hd4 = hd / 4;
+    int n_all = n_past + n, hd4 = hd / 4;
+    int span = CEIL_DIV(n_all, n_split), kbeg = blockIdx.y * span;
+    int n_kv = n_all - kbeg < span ? n_all - kbeg : span; // keys of this split: [kbeg, kbeg+n_kv)
+    if (n_kv < 0) n_kv = 0;
     int h = blockIdx.x % n_head, i0 = (int)(blockIdx.x / n_head) * ATTN_QB;
     int nq = n - i0 < ATTN_QB ? n - i0 : ATTN_QB;
     int kh = h / (n_head / n_kv_head), kv_dim = n_kv_head * hd;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *qs = smem;                         // (ATTN_QB, hd)
     float *red = qs + ATTN_QB * hd;           // (ATTN_QB, hd)
-    float *inv = red + ATTN_QB * hd;          // (ATTN_QB), padded to 4
-    float *sc = inv + ATTN_QB;                // (nq_max, n_kv)
+    float *inv = red + ATTN_QB * hd;          // (ATTN_QB)
+    float *rmax = inv + ATTN_QB;              // (ATTN_QB)
+    float *rsum = rmax + ATTN_QB;             // (ATTN_QB)
+    float *sc = rsum + ATTN_QB;               // (nq_max, span)
     for (int x = threadIdx.x; x < ATTN_QB * hd; x += blockDim.x) {
         int r = x / hd, e = x % hd;
         qs[x] = r < nq ? q[(size_t)(i0 + r) * q_stride + (size_t)h * hd + e] : 0.f;
     }
     __syncthreads();
-    const float *kb = k_cache + (size_t)kh * hd, *vb = v_cache + (size_t)kh * hd;
+    const float *kb = k_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
+    const float *vb = v_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
     const float4 z4 = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = warp * ATTN_KU; t0 < n_kv; t0 += ATTN_WARPS * ATTN_KU) {
         float4 kr[ATTN_KU][ATTN_HD4];
@@ -53,7 +64,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
             }
 #pragma unroll
         for (int u = 0; u < ATTN_KU; u++) {
-            int t = t0 + u, j = t - n_past;
+            int t = t0 + u, j = kbeg + t - n_past;
             if (t >= n_kv) break;
 #pragma unroll
             for (int r = 0; r < ATTN_QB; r++) {
@@ -87,7 +98,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
             s += p;
         }
         s = warp_sum(s);
-        if (lane == 0) inv[r] = s > 0.f ? 1.0f / s : 0.f;
+        if (lane == 0) inv[r] = s > 0.f ? 1.0f / s : 0.f, rmax[r] = m, rsum[r] = s;
     }
     __syncthreads();
     float4 acc[ATTN_QB][ATTN_HD4];
@@ -146,11 +157,46 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
         }
         __syncthreads();
     }
-    for (int x = threadIdx.x; x < nq * hd; x += blockDim.x) {
-        int r = x / hd, e = x % hd;
-        out[(size_t)(i0 + r) * n_head * hd + (size_t)h * hd + e] = red[x] * inv[r];
+    if (n_split == 1) {
+        for (int x = threadIdx.x; x < nq * hd; x += blockDim.x) {
+            int r = x / hd, e = x % hd;
+            out[(size_t)(i0 + r) * n_head * hd + (size_t)h * hd + e] = red[x] * inv[r];
+        }
+        return;
+    }
+    for (int x = threadIdx.x; x < nq * (hd + 2); x += blockDim.x) {
+        int r = x / (hd + 2), e = x % (hd + 2);
+        float *pr = part + (((size_t)blockIdx.y * n + i0 + r) * n_head + h) * (hd + 2);
+        pr[e] = e < hd ? red[r * hd + e] : e == hd ? rmax[r] : rsum[r];
     }
 }
+
+// Merge the splits of one (query, head) in split order: out = sum_s w_s o_s / sum_s w_s l_s,
+// w_s = exp(m_s - max_s m_s).
+__global__ void k_attn_combine(float *out,        // (n, n_head*hd)
+                               const float *part, // (n_split, n, n_head, hd + 2)
+                               int n, int n_head, int hd, int n_split) {
+    int i = blockIdx.x / n_head, h = blockIdx.x % n_head;
+    size_t step = (size_t)n * n_head * (hd + 2);
+    const float *p0 = part + ((size_t)i * n_head + h) * (hd + 2);
+    float m = -INFINITY;
+    for (int s = 0; s < n_split; s++) m = fmaxf(m, p0[s * step + hd]);
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float num = 0.f, den = 0.f;
+        if (m != -INFINITY)
+            for (int s = 0; s < n_split; s++) {
+                const float *ps = p0 + s * step;
+                if (ps[hd] == -INFINITY) continue;
+                float w = expf(ps[hd] - m);
+                num += w * ps[e];
+                den += w * ps[hd + 1];
+            }
+        out[(size_t)i * n_head * hd + (size_t)h * hd + e] = den > 0.f ? num / den : 0.f;
+    }
+}
+
+static float *g_part = NULL;  // split-K scratch (device), grown on demand outside graph capture
+static size_t g_part_n = 0;   // floats in g_part
 
 // Host launcher: see hass_cpu_attention (device pointers; mask may be NULL). Needs head_dim a
 // multiple of 4 up to 256, 16-byte aligned q/K/V and strides that are multiples of 4 floats.
@@ -175,16 +221,50 @@ extern "C" hass_err hass_cuda_attention(float *d_out, const float *d_q, const fl
         HASS_CUDA_CHECK(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              max_smem));
     }
-    int rows = n < ATTN_QB ? n : ATTN_QB;
-    size_t smem = ((size_t)2 * ATTN_QB * head_dim + ATTN_QB + (size_t)rows * (n_past + n)) * sizeof(float);
-    if (smem > (size_t)max_smem)
-        return hass_seterr(HASS_ERANGE, "cuda attention: %d keys x %d queries need %zu bytes of "
-                                        "shared memory, the device has %d",
-                           n_past + n, rows, smem, max_smem);
-    int grid = n_head * CEIL_DIV(n, ATTN_QB);
+    static int n_sm = 0;
+    if (!n_sm) {
+        int dev = 0;
+        HASS_CUDA_CHECK(cudaGetDevice(&dev));
+        HASS_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    }
+    int rows = n < ATTN_QB ? n : ATTN_QB, n_all = n_past + n;
+    int blocks = n_head * CEIL_DIV(n, ATTN_QB);
+    // enough blocks for 2 per SM, each split at least 64 keys
+    int n_split = CEIL_DIV(2 * n_sm, blocks);
+    if (n_split > CEIL_DIV(n_all, 64)) n_split = CEIL_DIV(n_all, 64);
+    if (n_split < 1) n_split = 1;
+    for (;;) { // more splits when one split's scores do not fit in shared memory
+        size_t smem = ((size_t)2 * ATTN_QB * head_dim + 3 * ATTN_QB +
+                       (size_t)rows * CEIL_DIV(n_all, n_split)) * sizeof(float);
+        if (smem <= (size_t)max_smem) break;
+        n_split *= 2;
+    }
+    size_t smem = ((size_t)2 * ATTN_QB * head_dim + 3 * ATTN_QB +
+                   (size_t)rows * CEIL_DIV(n_all, n_split)) * sizeof(float);
+    if (n_split > 1) {
+        size_t need = (size_t)n_split * n * n_head * (head_dim + 2);
+        if (need > g_part_n) {
+            cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+            HASS_CUDA_CHECK(cudaStreamIsCapturing(hass_cuda_stream, &cs));
+            if (cs != cudaStreamCaptureStatusNone)
+                return hass_seterr(HASS_EINVAL, "cuda attention: split-K scratch must grow during "
+                                                "graph capture; run this shape once before");
+            HASS_CUDA_CHECK(cudaStreamSynchronize(hass_cuda_stream));
+            if (g_part) cudaFree(g_part);
+            g_part = NULL, g_part_n = 0;
+            HASS_CUDA_CHECK(cudaMalloc(&g_part, need * sizeof(float)));
+            g_part_n = need;
+        }
+    }
+    dim3 grid(blocks, n_split);
     k_attention<<<grid, ATTN_WARPS * 32, smem, hass_cuda_stream>>>(
-        d_out, d_q, d_k_cache, d_v_cache, d_mask, n_past, n, q_stride, n_head, n_kv_head, head_dim,
-        1.0f / sqrtf((float)head_dim));
+        d_out, d_q, d_k_cache, d_v_cache, d_mask, g_part, n_past, n, q_stride, n_head, n_kv_head,
+        head_dim, 1.0f / sqrtf((float)head_dim), n_split);
     HASS_CUDA_LAUNCHED();
+    if (n_split > 1) {
+        k_attn_combine<<<n * n_head, head_dim < 128 ? 128 : 256, 0, hass_cuda_stream>>>(
+            d_out, g_part, n, n_head, head_dim, n_split);
+        HASS_CUDA_LAUNCHED();
+    }
     return HASS_OK;
 }
