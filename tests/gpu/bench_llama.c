@@ -194,14 +194,15 @@ int main(int argc, char **argv) {
         {"down", m->layers[0].w_down, 11008, 4096},   {"lm_head", m->lm_head, 4096, 32000}};
     int gemv_max = 0, still = 1;
     TRY(hass_cuda_fill_bf16(m->xb, (size_t)64 * 11008, 5, 1.f, 0.f));
-    for (int n = 1; n <= 8; n *= 2) {
+    for (int n = 1; n <= 64; n *= 2) {
         double tb = 0, tg = 0;
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
             double b = time_matmul(m, mats[i].w, n, mats[i].in, mats[i].out, 1);
-            double g = time_matmul(m, mats[i].w, n, mats[i].in, mats[i].out, 2);
+            double g = n <= 8 ? time_matmul(m, mats[i].w, n, mats[i].in, mats[i].out, 2) : 1e9;
             double bytes = (double)mats[i].in * mats[i].out * 2;
             printf("matmul %s n %d cublas_us %.1f (%.0f GB/s) gemv_us %.1f (%.0f GB/s)\n",
-                   mats[i].what, n, b * 1e6, bytes / b / 1e9, g * 1e6, bytes / g / 1e9);
+                   mats[i].what, n, b * 1e6, bytes / b / 1e9, n <= 8 ? g * 1e6 : 0,
+                   n <= 8 ? bytes / g / 1e9 : 0);
             tb += b, tg += g;
         }
         if (still && tg < tb) gemv_max = n;
@@ -221,6 +222,23 @@ int main(int argc, char **argv) {
     double best_dec = decg > 0 && decg < dec ? decg : dec;
     printf("decode_vs_floor %.3f (target <= 1.3: %s)\n", best_dec / floor_s,
            best_dec / floor_s <= 1.3 ? "MET" : "MISSED");
+
+    // attention alone, per layer (n_past 512): decode and a 60-token tree
+    for (int k = 0; k < 2; k++) {
+        int n = k ? 60 : 1;
+        make_tree(mask, pos, tok, n, n_past, 32000, &seed);
+        TRY(hass_cuda_h2d(m->mask, mask, (size_t)n * n));
+        double ts[64];
+        for (int r = 0; r <= g_reps; r++) {
+            double t0 = hass_now();
+            for (int l = 0; l < 10; l++)
+                TRY(hass_cuda_attention(m->att, m->qkv, m->k_cache, m->v_cache, m->mask, n_past, n,
+                                        m->qkv_dim, 32, 32, 128));
+            TRY(hass_cuda_stream_sync());
+            if (r) ts[r - 1] = (hass_now() - t0) / 10;
+        }
+        printf("attention n %d past %d us_per_layer %.1f\n", n, n_past, median(ts, g_reps) * 1e6);
+    }
 
     // verify of n tree tokens
     static const int ns[] = {1, 2, 4, 8, 16, 32, 48, 60, 64};
