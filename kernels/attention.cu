@@ -51,37 +51,62 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
     const float *kb = k_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
     const float *vb = v_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
     const float4 z4 = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int t0 = warp * ATTN_KU; t0 < n_kv; t0 += ATTN_WARPS * ATTN_KU) {
-        float4 kr[ATTN_KU][ATTN_HD4];
+    if (nq > 2) { // several queries: one key per thread, dot products for all rows at once
+        for (int t = threadIdx.x; t < n_kv; t += blockDim.x) {
+            const float4 *kt = (const float4 *)(kb + (size_t)t * kv_dim);
+            float acc[ATTN_QB];
 #pragma unroll
-        for (int u = 0; u < ATTN_KU; u++)
+            for (int r = 0; r < ATTN_QB; r++) acc[r] = 0.f;
+#pragma unroll 4
+            for (int c4 = 0; c4 < hd4; c4++) {
+                float4 kv = kt[c4];
 #pragma unroll
-            for (int p = 0; p < ATTN_HD4; p++) {
-                int t = t0 + u, e4 = lane + 32 * p;
-                kr[u][p] = t < n_kv && e4 < hd4
-                               ? *(const float4 *)(kb + (size_t)t * kv_dim + 4 * e4)
-                               : z4;
+                for (int r = 0; r < ATTN_QB; r++) {
+                    float4 qv = ((const float4 *)(qs + r * hd))[c4];
+                    acc[r] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                }
             }
-#pragma unroll
-        for (int u = 0; u < ATTN_KU; u++) {
-            int t = t0 + u, j = kbeg + t - n_past;
-            if (t >= n_kv) break;
+            int j = kbeg + t - n_past;
 #pragma unroll
             for (int r = 0; r < ATTN_QB; r++) {
                 if (r >= nq) break;
-                float d = 0.f;
+                bool vis = j < 0 || (mask ? mask[(size_t)(i0 + r) * n + j] != 0 : j <= i0 + r);
+                sc[(size_t)r * n_kv + t] = vis ? acc[r] * scale : -INFINITY;
+            }
+        }
+    } else { // one or two queries: a warp per key, lanes split head_dim (coalesced rows)
+        for (int t0 = warp * ATTN_KU; t0 < n_kv; t0 += ATTN_WARPS * ATTN_KU) {
+            float4 kr[ATTN_KU][ATTN_HD4];
+#pragma unroll
+            for (int u = 0; u < ATTN_KU; u++)
 #pragma unroll
                 for (int p = 0; p < ATTN_HD4; p++) {
-                    int e4 = lane + 32 * p;
-                    if (e4 < hd4) {
-                        float4 qv = *(const float4 *)(qs + r * hd + 4 * e4);
-                        d += qv.x * kr[u][p].x + qv.y * kr[u][p].y + qv.z * kr[u][p].z +
-                             qv.w * kr[u][p].w;
-                    }
+                    int t = t0 + u, e4 = lane + 32 * p;
+                    kr[u][p] = t < n_kv && e4 < hd4
+                                   ? *(const float4 *)(kb + (size_t)t * kv_dim + 4 * e4)
+                                   : z4;
                 }
-                d = warp_sum(d);
-                bool vis = j < 0 || (mask ? mask[(size_t)(i0 + r) * n + j] != 0 : j <= i0 + r);
-                if (lane == 0) sc[(size_t)r * n_kv + t] = vis ? d * scale : -INFINITY;
+#pragma unroll
+            for (int u = 0; u < ATTN_KU; u++) {
+                int t = t0 + u, j = kbeg + t - n_past;
+                if (t >= n_kv) break;
+#pragma unroll
+                for (int r = 0; r < ATTN_QB; r++) {
+                    if (r >= nq) break;
+                    float d = 0.f;
+#pragma unroll
+                    for (int p = 0; p < ATTN_HD4; p++) {
+                        int e4 = lane + 32 * p;
+                        if (e4 < hd4) {
+                            float4 qv = *(const float4 *)(qs + r * hd + 4 * e4);
+                            d += qv.x * kr[u][p].x + qv.y * kr[u][p].y + qv.z * kr[u][p].z +
+                                 qv.w * kr[u][p].w;
+                        }
+                    }
+                    d = warp_sum(d);
+                    bool vis = j < 0 || (mask ? mask[(size_t)(i0 + r) * n + j] != 0 : j <= i0 + r);
+                    if (lane == 0) sc[(size_t)r * n_kv + t] = vis ? d * scale : -INFINITY;
+                }
             }
         }
     }
