@@ -1,21 +1,23 @@
 // attention.cu: attention of a block of n queries over the committed KV plus the block itself,
 // with an (n, n) block mask (tree attention) and GQA. CPU twin: hass_cpu_attention.
 //
-// One thread block per (head, chunk of up to ATTN_QB queries), so each K/V row is read once per
-// chunk rather than once per query (a 60-token tree reads the cache 8 times, not 60). Scores of
-// the chunk's queries over all n_past+n keys live in shared memory, which bounds the context
-// (about 7000 keys for 8 queries at head_dim 128, 55000 for one query). Each warp takes 4 keys
-// at a time (16-byte loads, lanes split head_dim); softmax one warp per query row; the P.V sum
-// runs per warp over its keys and the warps' partial sums are added in warp order.
-// Split-K (flash decoding): when (heads x chunks) blocks would leave SMs idle, the keys are cut
-// into n_split ranges, each block writes an unnormalised partial (max, sum, P.V) to a scratch
-// buffer, and k_attn_combine merges the splits in order.
+// One thread block per (head, chunk of up to ATTN_QB = 16 queries), so each K/V row is read once
+// per chunk rather than once per query (a 60-token tree reads the cache 4 times, not 60). The
+// scores of the chunk's queries over its keys live in shared memory. Scores: for 3+ queries one
+// key per thread (dot products with all rows, q broadcast from shared memory); for 1-2 queries
+// a warp per key, lanes splitting head_dim, 4 keys in flight per warp. Softmax: one warp per
+// query row. P.V: each warp sums over its keys (lanes over head_dim) and the warps' partial sums
+// are added in warp order.
+// Split-K (flash decoding): when (heads x chunks) blocks would leave SMs idle, or one split's
+// scores would not fit in shared memory, the keys are cut into n_split ranges; each block writes
+// an unnormalised partial (max, sum, P.V) to a scratch buffer and k_attn_combine merges the
+// splits in order. head_dim: a multiple of 4, at most 128.
 #include "common.cuh"
 
-#define ATTN_QB 8    // queries per block
+#define ATTN_QB 16   // queries per block
 #define ATTN_WARPS 8 // warps per block
 #define ATTN_KU 4    // keys per warp step
-#define ATTN_HD4 2   // float4 per lane: head_dim <= 256
+#define ATTN_HD4 1   // float4 per lane: head_dim <= 128
 
 // out[i, h] = softmax(q[i, h] . K / sqrt(d) over visible keys) V.
 __global__ void __launch_bounds__(ATTN_WARPS * 32)
