@@ -3,8 +3,9 @@
 //
 // One thread block per (head, chunk of up to ATTN_QB = 16 queries), so each K/V row is read once
 // per chunk rather than once per query (a 60-token tree reads the cache 4 times, not 60). The
-// scores of the chunk's queries over its keys live in shared memory. Scores: for 3+ queries one
-// key per thread (dot products with all rows, q broadcast from shared memory); for 1-2 queries
+// scores of the chunk's queries over its keys live in shared memory. Scores: for 3+ queries the
+// keys go through shared memory in tiles of 64 (coalesced loads, padded rows), each thread
+// takes one key and 4 query rows (q broadcast from shared memory); for 1-2 queries
 // a warp per key, lanes splitting head_dim, 4 keys in flight per warp. Softmax: one warp per
 // query row. P.V: each warp sums over its keys (lanes over head_dim) and the warps' partial sums
 // are added in warp order.
@@ -18,6 +19,9 @@
 #define ATTN_WARPS 8 // warps per block
 #define ATTN_KU 4    // keys per warp step
 #define ATTN_HD4 1   // float4 per lane: head_dim <= 128
+#define ATTN_KT 64   // keys per shared-memory K tile (3+ queries)
+#define ATTN_GROUPS (ATTN_WARPS * 32 / ATTN_KT) // row groups over a tile: 4
+#define ATTN_RPT (ATTN_QB / ATTN_GROUPS)         // query rows per thread: 4
 
 // out[i, h] = softmax(q[i, h] . K / sqrt(d) over visible keys) V.
 __global__ void __launch_bounds__(ATTN_WARPS * 32)
@@ -44,7 +48,8 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
     float *inv = red + ATTN_QB * hd;          // (ATTN_QB)
     float *rmax = inv + ATTN_QB;              // (ATTN_QB)
     float *rsum = rmax + ATTN_QB;             // (ATTN_QB)
-    float *sc = rsum + ATTN_QB;               // (nq_max, span)
+    float *ktile = rsum + ATTN_QB;            // (ATTN_KT, hd + 4): K tile, rows padded
+    float *sc = ktile + ATTN_KT * (hd + 4);   // (nq_max, span)
     for (int x = threadIdx.x; x < ATTN_QB * hd; x += blockDim.x) {
         int r = x / hd, e = x % hd;
         qs[x] = r < nq ? q[(size_t)(i0 + r) * q_stride + (size_t)h * hd + e] : 0.f;
@@ -53,28 +58,40 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32)
     const float *kb = k_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
     const float *vb = v_cache + (size_t)kbeg * kv_dim + (size_t)kh * hd;
     const float4 z4 = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (nq > 2) { // several queries: one key per thread, dot products for all rows at once
-        for (int t = threadIdx.x; t < n_kv; t += blockDim.x) {
-            const float4 *kt = (const float4 *)(kb + (size_t)t * kv_dim);
-            float acc[ATTN_QB];
+    if (nq > 2) { // several queries: K tiles staged in shared memory, one key per thread
+        float4 *kt4 = (float4 *)ktile;
+        const float4 *qs4 = (const float4 *)qs;
+        int kk = threadIdx.x % ATTN_KT, g = threadIdx.x / ATTN_KT; // key in tile, row group
+        for (int tb = 0; tb < n_kv; tb += ATTN_KT) {
+            int nk = n_kv - tb < ATTN_KT ? n_kv - tb : ATTN_KT;
+#pragma unroll 8
+            for (int x = threadIdx.x; x < nk * hd4; x += blockDim.x) { // coalesced rows
+                int key = x / hd4, c4 = x % hd4;
+                kt4[key * (hd4 + 1) + c4] = *(const float4 *)(kb + (size_t)(tb + key) * kv_dim + 4 * c4);
+            }
+            __syncthreads();
+            if (kk < nk) {
+                float acc[ATTN_RPT];
 #pragma unroll
-            for (int r = 0; r < ATTN_QB; r++) acc[r] = 0.f;
-#pragma unroll 4
-            for (int c4 = 0; c4 < hd4; c4++) {
-                float4 kv = kt[c4];
+                for (int q = 0; q < ATTN_RPT; q++) acc[q] = 0.f;
+                for (int c4 = 0; c4 < hd4; c4++) {
+                    float4 kv = kt4[kk * (hd4 + 1) + c4];
 #pragma unroll
-                for (int r = 0; r < ATTN_QB; r++) {
-                    float4 qv = ((const float4 *)(qs + r * hd))[c4];
-                    acc[r] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                    for (int q = 0; q < ATTN_RPT; q++) {
+                        float4 qv = qs4[(g + q * ATTN_GROUPS) * hd4 + c4];
+                        acc[q] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                    }
+                }
+                int t = tb + kk, j = kbeg + t - n_past;
+#pragma unroll
+                for (int q = 0; q < ATTN_RPT; q++) {
+                    int r = g + q * ATTN_GROUPS;
+                    if (r >= nq) break;
+                    bool vis = j < 0 || (mask ? mask[(size_t)(i0 + r) * n + j] != 0 : j <= i0 + r);
+                    sc[(size_t)r * n_kv + t] = vis ? acc[q] * scale : -INFINITY;
                 }
             }
-            int j = kbeg + t - n_past;
-#pragma unroll
-            for (int r = 0; r < ATTN_QB; r++) {
-                if (r >= nq) break;
-                bool vis = j < 0 || (mask ? mask[(size_t)(i0 + r) * n + j] != 0 : j <= i0 + r);
-                sc[(size_t)r * n_kv + t] = vis ? acc[r] * scale : -INFINITY;
-            }
+            __syncthreads();
         }
     } else { // one or two queries: a warp per key, lanes split head_dim (coalesced rows)
         for (int t0 = warp * ATTN_KU; t0 < n_kv; t0 += ATTN_WARPS * ATTN_KU) {
@@ -262,12 +279,14 @@ extern "C" hass_err hass_cuda_attention(float *d_out, const float *d_q, const fl
     if (n_split < 1) n_split = 1;
     for (;;) { // more splits when one split's scores do not fit in shared memory
         size_t smem = ((size_t)2 * ATTN_QB * head_dim + 3 * ATTN_QB +
+                       (size_t)ATTN_KT * (head_dim + 4) +
                        (size_t)rows * CEIL_DIV(n_all, n_split)) * sizeof(float);
         if (smem <= (size_t)max_smem) break;
         n_split *= 2;
     }
-    size_t smem = ((size_t)2 * ATTN_QB * head_dim + 3 * ATTN_QB +
-                   (size_t)rows * CEIL_DIV(n_all, n_split)) * sizeof(float);
+    size_t smem = ((size_t)2 * ATTN_QB * head_dim + 3 * ATTN_QB + (size_t)ATTN_KT * (head_dim + 4) +
+                   (size_t)rows * CEIL_DIV(n_all, n_split)) *
+                  sizeof(float);
     if (n_split > 1) {
         size_t need = (size_t)n_split * n * n_head * (head_dim + 2);
         if (need > g_part_n) {
