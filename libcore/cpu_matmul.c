@@ -1,0 +1,459 @@
+// cpu_matmul.c: quantized and float matmul kernels (portable C, AVX2+FMA, AVX-512 VNNI), picked
+// at run time, threaded with OpenMP over output rows.
+//
+// Batch invariance: every output y[i, r] is computed by one call of a row kernel whose per-row
+// arithmetic (block order, vector lanes, final horizontal sum) does not depend on how many
+// activation rows are processed together, on the tiling or on the thread count.
+#include "quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HASS_X86 1
+#endif
+
+// Little-endian u16 at p (block headers are not aligned).
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+int hass_quant_supported(int type) {
+    return type == HASS_GGML_F32 || type == HASS_GGML_F16 || type == HASS_GGML_BF16 ||
+           type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+}
+
+int hass_quant_is_q(int type) {
+    return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+}
+
+// Dequantize one weight row to floats.
+void hass_quant_row(const hass_wmat *w, int r, float *out) {
+    const uint8_t *p = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    int n = w->n_in;
+    switch (w->type) {
+    case HASS_GGML_F32: memcpy(out, p, (size_t)n * 4); break;
+    case HASS_GGML_F16:
+        for (int i = 0; i < n; i++) out[i] = hass_f16_to_f32(rd16(p + 2 * i));
+        break;
+    case HASS_GGML_BF16:
+        for (int i = 0; i < n; i++) out[i] = hass_bf16_to_f32(rd16(p + 2 * i));
+        break;
+    case HASS_GGML_Q8_0:
+        for (int b = 0; b < n / 32; b++, p += 34) {
+            float d = hass_f16_to_f32(rd16(p));
+            for (int k = 0; k < 32; k++) out[b * 32 + k] = d * (float)(int8_t)p[2 + k];
+        }
+        break;
+    case HASS_GGML_Q4_0:
+        for (int b = 0; b < n / 32; b++, p += 18) {
+            float d = hass_f16_to_f32(rd16(p));
+            for (int k = 0; k < 16; k++) {
+                out[b * 32 + k] = d * (float)((p[2 + k] & 15) - 8);
+                out[b * 32 + k + 16] = d * (float)((p[2 + k] >> 4) - 8);
+            }
+        }
+        break;
+    case HASS_GGML_Q4_1:
+        for (int b = 0; b < n / 32; b++, p += 20) {
+            float d = hass_f16_to_f32(rd16(p)), m = hass_f16_to_f32(rd16(p + 2));
+            for (int k = 0; k < 16; k++) {
+                out[b * 32 + k] = d * (float)(p[4 + k] & 15) + m;
+                out[b * 32 + k + 16] = d * (float)(p[4 + k] >> 4) + m;
+            }
+        }
+        break;
+    default: memset(out, 0, (size_t)n * 4); break;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// activation quantization (portable, shared by every kernel path)
+
+size_t hass_quant_qrow_bytes(int n_in) { return (size_t)(n_in / 32) * 40; }
+
+size_t hass_matmul_scratch_bytes(int n_in, int n) {
+    return hass_quant_qrow_bytes(n_in) * (size_t)(n > 0 ? n : 1) + 64;
+}
+
+// Quantize one row: qs, then d[], then s[].
+static void quant_row(const float *x, int n_in, uint8_t *q) {
+    int nb = n_in / 32;
+    int8_t *qs = (int8_t *)q;
+    float *d = (float *)(q + (size_t)nb * 32), *s = d + nb;
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0.f;
+        for (int k = 0; k < 32; k++) {
+            float a = fabsf(xb[k]);
+            if (a > amax) amax = a;
+        }
+        float db = amax / 127.f, id = db > 0.f ? 127.f / amax : 0.f;
+        int sum = 0;
+        for (int k = 0; k < 32; k++) {
+            long v = lrintf(xb[k] * id);
+            if (v > 127) v = 127;
+            if (v < -127) v = -127;
+            qs[b * 32 + k] = (int8_t)v;
+            sum += (int)v;
+        }
+        d[b] = db;
+        s[b] = db * (float)sum;
+    }
+}
+
+void hass_quant_rows(const float *x, int n, int n_in, void *q) {
+    size_t rb = hass_quant_qrow_bytes(n_in);
+    for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
+}
+
+// ----------------------------------------------------------------------------
+// row kernels. Signature: dot one weight row `w` (n_in values of `type`) with R <= 4 activation
+// rows starting at x (stride xs bytes; quantized rows or floats), writing out[r * os].
+
+typedef void (*row_kernel)(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os);
+
+// Portable: quantized weights x 8-bit activations, integer dot per block, float sum in order.
+static void kq_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                 float *out, size_t os) {
+    int nb = n_in / 32;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xr = x + r * xs;
+        const int8_t *qs = (const int8_t *)xr;
+        const float *dx = (const float *)(xr + (size_t)nb * 32), *sx = dx + nb;
+        float acc = 0.f;
+        const uint8_t *p = w;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *q = qs + b * 32;
+            int isum = 0;
+            if (type == HASS_GGML_Q8_0) {
+                for (int k = 0; k < 32; k++) isum += (int8_t)p[2 + k] * q[k];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                p += 34;
+            } else if (type == HASS_GGML_Q4_0) {
+                for (int k = 0; k < 16; k++)
+                    isum += ((p[2 + k] & 15) - 8) * q[k] + ((p[2 + k] >> 4) - 8) * q[k + 16];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                p += 18;
+            } else { // Q4_1
+                for (int k = 0; k < 16; k++) isum += (p[4 + k] & 15) * q[k] + (p[4 + k] >> 4) * q[k + 16];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                acc += hass_f16_to_f32(rd16(p + 2)) * sx[b];
+                p += 20;
+            }
+        }
+        out[r * os] = acc;
+    }
+}
+
+// Weight element i of a float-type row.
+static inline float wf(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) {
+        float f;
+        memcpy(&f, w + 4 * i, 4);
+        return f;
+    }
+    uint16_t h = rd16(w + 2 * i);
+    return type == HASS_GGML_F16 ? hass_f16_to_f32(h) : hass_bf16_to_f32(h);
+}
+
+// Portable: float-type weights x float activations, 4 partial sums in fixed order.
+static void kf_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                 float *out, size_t os) {
+    for (int r = 0; r < R; r++) {
+        const float *xr = (const float *)(x + r * xs);
+        float a[4] = {0, 0, 0, 0};
+        int i = 0;
+        for (; i + 4 <= n_in; i += 4)
+            for (int k = 0; k < 4; k++) a[k] += wf(type, w, i + k) * xr[i + k];
+        for (; i < n_in; i++) a[0] += wf(type, w, i) * xr[i];
+        out[r * os] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+}
+
+#ifdef HASS_X86
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// Sum of 8 lanes in a fixed order.
+T_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// AVX2: quantized weights, one block per step, maddubs for the integer dot.
+T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os) {
+    int nb = n_in / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m256 acc[4];
+    float accm[4];
+    const int8_t *qs[4];
+    const float *dx[4], *sx[4];
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm256_setzero_ps();
+        accm[r] = 0.f;
+        qs[r] = (const int8_t *)(x + r * xs);
+        dx[r] = (const float *)(x + r * xs + (size_t)nb * 32);
+        sx[r] = dx[r] + nb;
+    }
+    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = w + b * bs;
+        float dw = _cvtsh_ss(rd16(p));
+        if (type == HASS_GGML_Q8_0) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
+            __m256i aw = _mm256_sign_epi8(wv, wv);
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
+                __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[r][b]), acc[r]);
+            }
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            float mw = type == HASS_GGML_Q4_0 ? -8.f * dw : _cvtsh_ss(rd16(p + 2));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
+            __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            __m256i wv = _mm256_set_m128i(hi, lo);
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
+                __m256i p16 = _mm256_maddubs_epi16(wv, xv);
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[r][b]), acc[r]);
+                accm[r] = fmaf(mw, sx[r][b], accm[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) out[r * os] = hsum256(acc[r]) + accm[r];
+}
+
+// Load 8 weights of a float-type row as floats.
+T_AVX2 static inline __m256 ldw8(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) return _mm256_loadu_ps((const float *)(w + 4 * i));
+    __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * i));
+    if (type == HASS_GGML_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// AVX2: float-type weights x float activations, 8 lanes, scalar tail.
+T_AVX2 static void kf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n_in; i += 8) {
+        __m256 wv = ldw8(type, w, i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)(x + r * xs) + i), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        float s = hsum256(acc[r]);
+        const float *xr = (const float *)(x + r * xs);
+        for (int j = i; j < n_in; j++) s += wf(type, w, j) * xr[j];
+        out[r * os] = s;
+    }
+}
+
+// AVX-512 VNNI: quantized weights, two blocks per step (64 int8 products per vpdpbusd).
+// Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * sum(q);
+// Q4_0 nibbles are unsigned and corrected with -8 * d * sum(q); Q4_1 adds m * d_x * sum(q).
+T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                               size_t xs, int R, float *out, size_t os) {
+    int nb = n_in / 32;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4];
+    float accm[4];
+    const int8_t *qs[4];
+    const float *dx[4], *sx[4];
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = 0.f;
+        qs[r] = (const int8_t *)(x + r * xs);
+        dx[r] = (const float *)(x + r * xs + (size_t)nb * 32);
+        sx[r] = dx[r] + nb;
+    }
+    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    for (int b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        const uint8_t *pa = w + b * bs, *pb = pa + bs;
+        float da = _cvtsh_ss(rd16(pa)), db = two ? _cvtsh_ss(rd16(pb)) : 0.f;
+        float ma, mb;
+        __m512i wv;
+        if (type == HASS_GGML_Q8_0) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(pa + 2));
+            __m256i c = two ? _mm256_loadu_si256((const __m256i *)(pb + 2)) : _mm256_set1_epi8((char)0x80);
+            wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), x80);
+            ma = -128.f * da;
+            mb = -128.f * db;
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            __m128i qa = _mm_loadu_si128((const __m128i *)(pa + qo));
+            __m128i qb = two ? _mm_loadu_si128((const __m128i *)(pb + qo)) : _mm_setzero_si128();
+            __m256i q = _mm256_set_m128i(qb, qa);
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // loA loB hiA hiB
+            wv = _mm512_shuffle_i64x2(wv, wv, _MM_SHUFFLE(3, 1, 2, 0)); // loA hiA loB hiB
+            if (type == HASS_GGML_Q4_0) {
+                ma = -8.f * da;
+                mb = -8.f * db;
+            } else {
+                ma = _cvtsh_ss(rd16(pa + 2));
+                mb = two ? _cvtsh_ss(rd16(pb + 2)) : 0.f;
+            }
+        }
+        __m512 dwv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(da), _mm512_set1_ps(db));
+        for (int r = 0; r < R; r++) {
+            __m512i xv;
+            __m512 dxv;
+            if (two) {
+                xv = _mm512_loadu_si512((const void *)(qs[r] + b * 32));
+                dxv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dx[r][b]), _mm512_set1_ps(dx[r][b + 1]));
+            } else {
+                xv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qs[r] + b * 32)));
+                dxv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dx[r][b]), _mm512_setzero_ps());
+            }
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv, dxv), acc[r]);
+            accm[r] = fmaf(ma, sx[r][b], accm[r]);
+            if (two) accm[r] = fmaf(mb, sx[r][b + 1], accm[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]) + accm[r];
+}
+
+// Load 16 weights of a float-type row as floats.
+T_AVX512 static inline __m512 ldw16(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) return _mm512_loadu_ps((const float *)(w + 4 * i));
+    __m256i h = _mm256_loadu_si256((const __m256i *)(w + 2 * i));
+    if (type == HASS_GGML_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// AVX-512: float-type weights x float activations, 16 lanes, scalar tail.
+T_AVX512 static void kf_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                               size_t xs, int R, float *out, size_t os) {
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n_in; i += 16) {
+        __m512 wv = ldw16(type, w, i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps((const float *)(x + r * xs) + i), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        float s = _mm512_reduce_add_ps(acc[r]);
+        const float *xr = (const float *)(x + r * xs);
+        for (int j = i; j < n_in; j++) s += wf(type, w, j) * xr[j];
+        out[r * os] = s;
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// dispatch
+
+static int g_path = -1; // 0 c, 1 avx2, 2 avx512
+
+// Pick the best path the CPU has (HASS_KERNELS may force a lower one).
+static int kernel_path(void) {
+    int p = g_path;
+    if (p >= 0) return p;
+    p = 0;
+#ifdef HASS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) p = 1;
+    if (p == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        p = 2;
+#endif
+    const char *e = getenv("HASS_KERNELS");
+    if (e && !strcmp(e, "c")) p = 0;
+    else if (e && !strcmp(e, "avx2") && p > 1) p = 1;
+    g_path = p;
+    return p;
+}
+
+int hass_kernel_set_path(int p) {
+    g_path = -1;
+    int best = kernel_path();
+    g_path = p < best ? (p < 0 ? 0 : p) : best;
+    return g_path;
+}
+
+const char *hass_kernel_path(void) {
+    static const char *names[] = {"c", "avx2", "avx512"};
+    return names[kernel_path()];
+}
+
+// Row kernel for a weight type on the current path.
+static row_kernel pick(int type) {
+    int q = hass_quant_is_q(type);
+    switch (kernel_path()) {
+#ifdef HASS_X86
+    case 2: return q ? kq_avx512 : kf_avx512;
+    case 1: return q ? kq_avx2 : kf_avx2;
+#endif
+    default: return q ? kq_c : kf_c;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// threaded driver
+
+enum { MM_CHUNK = 16, MM_XBLOCK = 32, MM_MAXJOBS = 8 };
+
+void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
+                 int n_threads) {
+    HASS_ASSERT(n_jobs >= 1 && n_jobs <= MM_MAXJOBS);
+    int n_in = jobs[0].w->n_in, isq = hass_quant_is_q(jobs[0].w->type);
+    const uint8_t *xb;
+    size_t xs;
+    if (n_threads < 1) n_threads = 1;
+    if (isq) {
+        size_t rb = hass_quant_qrow_bytes(n_in);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n > 8)
+        for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
+        xb = q;
+        xs = rb;
+    } else {
+        xb = (const uint8_t *)x;
+        xs = (size_t)n_in * sizeof(float);
+    }
+    int first[MM_MAXJOBS + 1];
+    row_kernel kern[MM_MAXJOBS];
+    first[0] = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
+        kern[j] = pick(jobs[j].w->type);
+    }
+    int n_chunks = first[n_jobs];
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int c = 0; c < n_chunks; c++) {
+        int j = 0;
+        while (c >= first[j + 1]) j++;
+        const hass_wmat *w = jobs[j].w;
+        int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
+        if (r1 > w->n_out) r1 = w->n_out;
+        float *y = jobs[j].y;
+        for (int i0 = 0; i0 < n; i0 += MM_XBLOCK) {
+            int i1 = i0 + MM_XBLOCK < n ? i0 + MM_XBLOCK : n;
+            for (int r = r0; r < r1; r++) {
+                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                for (int i = i0; i < i1; i += 4) {
+                    int R = i1 - i < 4 ? i1 - i : 4;
+                    kern[j](w->type, n_in, wr, xb + (size_t)i * xs, xs, R,
+                            y + (size_t)i * w->n_out + r, (size_t)w->n_out);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+// test_ref_fixtures.c: loads every reference fixture in tests/data (ref.h) and checks that each
+// is internally consistent and agrees with its JSONL prompt list, so the reader itself is tested.
+#include <jansson.h>
+#include <stdint.h>
+
+#include "ref.h"
+#include "unit.h"
+
+// Whether rows are well formed: argmax = top_id[0], descending logits, margin = top1 - top2.
+static int rows_ok(const ref_row *rows, int n, int top_k, int n_vocab, char *why, size_t n_why) {
+    for (int i = 0; i < n; i++) {
+        const ref_row *r = &rows[i];
+        if (r->argmax != r->top_id[0]) {
+            snprintf(why, n_why, "row %d: argmax %d != top_id[0] %d", i, r->argmax, r->top_id[0]);
+            return 0;
+        }
+        for (int j = 0; j < top_k; j++) {
+            if (r->top_id[j] < 0 || r->top_id[j] >= n_vocab || !isfinite(r->top_logit[j])) {
+                snprintf(why, n_why, "row %d: entry %d bad (%d, %g)", i, j, r->top_id[j],
+                         r->top_logit[j]);
+                return 0;
+            }
+            if (j && r->top_logit[j] > r->top_logit[j - 1]) {
+                snprintf(why, n_why, "row %d: top logits not descending at %d", i, j);
+                return 0;
+            }
+            for (int k = 0; k < j; k++)
+                if (r->top_id[k] == r->top_id[j]) {
+                    snprintf(why, n_why, "row %d: id %d twice", i, r->top_id[j]);
+                    return 0;
+                }
+        }
+        float m = r->top_logit[0] - r->top_logit[1];
+        if (fabsf(m - r->margin) > 1e-5f * (1.0f + fabsf(r->top_logit[0]))) {
+            snprintf(why, n_why, "row %d: margin %g != top1-top2 %g", i, r->margin, m);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// Index of the largest value (first on ties).
+static int argmax_f(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+// Whether a JSON array of integers equals ids[0..n).
+static int json_ids_eq(json_t *a, const int32_t *ids, int n) {
+    if (!json_is_array(a) || (int)json_array_size(a) != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (json_integer_value(json_array_get(a, (size_t)i)) != ids[i]) return 0;
+    return 1;
+}
+
+// Checks one fixture against itself; tol_last is the storage precision of the last logits.
+static void check_fixture(const ref_file *f, const char *tag, float tol_last) {
+    char name[160], why[256];
+    for (int i = 0; i < f->n_prompts; i++) {
+        const ref_prompt *p = &f->p[i];
+        int ok = p->n_tok > 0;
+        for (int j = 0; j < p->n_tok; j++) ok = ok && p->tok[j] >= 0 && p->tok[j] < f->n_vocab;
+        snprintf(name, sizeof name, "%s %s: prompt ids in vocab", tag, p->name);
+        CHECK(name, ok, "n_tok %d", p->n_tok);
+
+        why[0] = 0;
+        snprintf(name, sizeof name, "%s %s: prompt rows well formed", tag, p->name);
+        CHECK(name, rows_ok(p->pos, p->n_pos, f->top_k, f->n_vocab, why, sizeof why), "%s", why);
+        snprintf(name, sizeof name, "%s %s: greedy rows well formed", tag, p->name);
+        CHECK(name, rows_ok(p->gen_row, p->n_gen, f->top_k, f->n_vocab, why, sizeof why), "%s",
+              why);
+
+        if (p->n_last) {
+            const ref_row *lr = &p->pos[p->n_pos - 1];
+            int am = argmax_f(p->last, p->n_last);
+            // Stored full logits agree with the stored top-k (up to storage precision), and the
+            // argmax agrees unless the margin is below that precision.
+            float worst = 0;
+            for (int j = 0; j < f->top_k; j++) {
+                float d = fabsf(p->last[lr->top_id[j]] - lr->top_logit[j]);
+                float lim = tol_last * (1.0f + fabsf(lr->top_logit[j]));
+                if (d / lim > worst) worst = d / lim;
+            }
+            snprintf(name, sizeof name, "%s %s: last logits match top-k", tag, p->name);
+            CHECK(name, worst <= 1.0f, "worst diff %.3g of tolerance", worst);
+            snprintf(name, sizeof name, "%s %s: argmax of last logits", tag, p->name);
+            CHECK(name,
+                  am == lr->argmax ||
+                      lr->margin <= 2 * tol_last * (1.0f + fabsf(lr->top_logit[0])),
+                  "argmax %d, stored %d (margin %g)", am, lr->argmax, lr->margin);
+            int n_above = 0; // no id outside the stored top-k beats the k-th stored logit
+            for (int v = 0; v < p->n_last; v++)
+                if (p->last[v] > lr->top_logit[f->top_k - 1] +
+                                     tol_last * (1.0f + fabsf(lr->top_logit[0])))
+                    n_above++;
+            snprintf(name, sizeof name, "%s %s: top-k is the top of the last logits", tag,
+                     p->name);
+            CHECK(name, n_above <= f->top_k, "%d ids above the k-th logit", n_above);
+        }
+        if (p->n_gen) {
+            ok = 1;
+            int bad = -1;
+            for (int j = 0; j < p->n_gen && ok; j++)
+                if (p->gen[j] != p->gen_row[j].argmax) ok = 0, bad = j;
+            snprintf(name, sizeof name, "%s %s: greedy ids are the argmax", tag, p->name);
+            CHECK(name, ok, "step %d: id %d, argmax %d", bad, p->gen[bad],
+                  p->gen_row[bad].argmax);
+            snprintf(name, sizeof name, "%s %s: greedy step 0 = last prompt argmax", tag, p->name);
+            CHECK(name, p->n_pos && p->gen[0] == p->pos[p->n_pos - 1].argmax &&
+                            p->gen_row[0].top_logit[0] == p->pos[p->n_pos - 1].top_logit[0],
+                  "gen[0] %d", p->gen[0]);
+            snprintf(name, sizeof name, "%s %s: eos_at is the first EOS", tag, p->name);
+            ok = p->eos_at < 0 || p->gen[p->eos_at] == 2;
+            for (int j = 0; j < (p->eos_at < 0 ? p->n_gen : p->eos_at); j++)
+                ok = ok && p->gen[j] != 2;
+            CHECK(name, ok, "eos_at %d", p->eos_at);
+        }
+    }
+}
+
+// Whether a JSON text equals raw bytes; JSON holds U+FFFD where the bytes end mid-character
+// (a 64-token path can stop inside a UTF-8 sequence), so only the prefix before it must match.
+static int text_eq(const char *json, const char *raw) {
+    if (!json) return 0;
+    const char *r = strstr(json, "\xEF\xBF\xBD");
+    if (!r) return strcmp(json, raw) == 0;
+    size_t n = (size_t)(r - json);
+    return strncmp(json, raw, n) == 0 && (unsigned char)raw[n] >= 0x80;
+}
+
+// Checks a JSONL prompt list against the fixture it was written with.
+static void check_jsonl(const ref_file *f, const char *path, const char *tag) {
+    char name[160];
+    FILE *fp = fopen(path, "r");
+    CHECK(tag, fp != NULL, "cannot open %s", path);
+    if (!fp) return;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, bad = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        const ref_prompt *p = n < f->n_prompts ? &f->p[n] : NULL;
+        const char *id = json_string_value(json_object_get(o, "id"));
+        const char *txt = json_string_value(json_object_get(o, "text"));
+        if (!txt) txt = json_string_value(json_object_get(o, "rendered"));
+        if (!o || !p || !id || strcmp(id, p->name) || !txt || strcmp(txt, p->text) ||
+            !json_ids_eq(json_object_get(o, "ref_tokens"), p->tok, p->n_tok) ||
+            !json_ids_eq(json_object_get(o, "ref_greedy_tokens"), p->gen, p->n_gen) ||
+            json_integer_value(json_object_get(o, "ref_eos_at")) != p->eos_at ||
+            !text_eq(json_string_value(json_object_get(o, "ref_greedy_text")), p->gen_text))
+            bad++;
+        json_decref(o);
+        n++;
+    }
+    free(line);
+    fclose(fp);
+    snprintf(name, sizeof name, "%s: JSONL matches fixture", tag);
+    CHECK(name, n == f->n_prompts && bad == 0, "%d lines for %d prompts, %d differ", n,
+          f->n_prompts, bad);
+}
+
+// Loads a fixture or records a failure.
+static ref_file *load(const char *file) {
+    char path[512], err[512] = "", name[160];
+    ref_file *f = ref_load(ref_path(path, sizeof path, file), err, sizeof err);
+    snprintf(name, sizeof name, "load %s", file);
+    CHECK(name, f != NULL, "%s", err);
+    return f;
+}
+
+// stories260K from llama.cpp: BOS rules and the documented greedy story.
+static void test_stories(void) {
+    char path[512];
+    ref_file *f = load("ref_stories260k_llamacpp.bin.gz");
+    if (!f) return;
+    CHECK("stories header", f->version == 1 && f->n_vocab == 512 && f->top_k == 16 &&
+                                f->logits_type == 0 && f->n_prompts >= 11 &&
+                                strstr(f->source, "llama.cpp") != NULL,
+          "v%d vocab %d k %d type %d n %d", f->version, f->n_vocab, f->top_k, f->logits_type,
+          f->n_prompts);
+    int bos_ok = 1;
+    for (int i = 0; i < f->n_prompts; i++) bos_ok = bos_ok && f->p[i].tok[0] == 1;
+    CHECK("stories prompts start with BOS 1", bos_ok, "a prompt lacks BOS");
+    const ref_prompt *b = ref_find(f, "bos");
+    // data/README.md section 3.8: greedy from BOS is BOS, 403 ▁Once, 407 ▁upon, 261 ▁a, 378 ▁time
+    static const int32_t want[] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
+    CHECK("stories bos: 200-token story begins as documented",
+          b && b->n_tok == 1 && b->n_gen == 200 && memcmp(b->gen, want, sizeof want) == 0 &&
+              strncmp(b->gen_text, " Once upon a time, there was a little girl named Lily.", 54) ==
+                  0,
+          "%s", b ? b->gen_text : "missing");
+    const ref_prompt *s = ref_find(f, "story_0");
+    static const int32_t once[] = {1, 403, 407, 261, 378};
+    CHECK("stories story_0 ids", s && s->n_tok == 5 && memcmp(s->tok, once, sizeof once) == 0 &&
+                                     strcmp(s->text, "Once upon a time") == 0,
+          "story_0");
+    check_fixture(f, "stories", 1e-7f);
+    check_jsonl(f, ref_path(path, sizeof path, "ref_stories260k_prompts.jsonl"), "stories");
+    ref_free(f);
+}
+
+// SmolLM2 from llama.cpp: no BOS on raw text, ChatML prompts, f16 last logits.
+static void test_smollm2(void) {
+    char path[512];
+    ref_file *f = load("ref_smollm2_llamacpp.bin.gz");
+    if (!f) return;
+    CHECK("smollm2 header", f->version == 1 && f->n_vocab == 49152 && f->top_k == 16 &&
+                                f->logits_type == 1 && f->n_prompts >= 10 &&
+                                strcmp(f->model, "SmolLM2-135M-Instruct.Q4_1.gguf") == 0,
+          "v%d vocab %d k %d type %d n %d model %s", f->version, f->n_vocab, f->top_k,
+          f->logits_type, f->n_prompts, f->model);
+    int n_chat = 0, n_raw = 0, ok = 1;
+    for (int i = 0; i < f->n_prompts; i++) {
+        const ref_prompt *p = &f->p[i];
+        if (strncmp(p->text, "<|im_start|>", 12) == 0) {
+            n_chat++; // <|im_start|> is id 1 and the template ends with "assistant\n"
+            ok = ok && p->tok[0] == 1 && p->n_tok >= 3 && p->tok[p->n_tok - 1] == 198;
+        } else {
+            n_raw++;
+            ok = ok && p->tok[0] != 1; // add_bos_token is false
+        }
+        ok = ok && p->n_pos == p->n_tok && p->n_last == f->n_vocab && p->n_gen == 64;
+    }
+    CHECK("smollm2 prompt mix", ok && n_chat >= 4 && n_raw >= 4, "chat %d raw %d ok %d", n_chat,
+          n_raw, ok);
+    const ref_prompt *c = ref_find(f, "raw_capital");
+    static const int32_t cap[] = {504, 3575, 282, 4649, 314};
+    CHECK("smollm2 raw_capital", c && c->n_tok == 5 && memcmp(c->tok, cap, sizeof cap) == 0 &&
+                                     strncmp(c->gen_text, " Paris.", 7) == 0,
+          "%s", c ? c->gen_text : "missing");
+    check_fixture(f, "smollm2", 1.0f / 1024); // f16 storage: relative step 2^-10
+    check_jsonl(f, ref_path(path, sizeof path, "ref_smollm2_prompts.jsonl"), "smollm2");
+    ref_free(f);
+}
+
+// Corrupt input is an error with a message, never a crash.
+static void test_corrupt(void) {
+    char src[512], dst[512], err[512];
+    const char *tmp = getenv("TMP");
+    snprintf(dst, sizeof dst, "%s/ref_trunc.bin.gz", tmp && *tmp ? tmp : "/tmp");
+    gzFile in = gzopen(ref_path(src, sizeof src, "ref_stories260k_llamacpp.bin.gz"), "rb");
+    gzFile out = gzopen(dst, "wb");
+    char buf[4096];
+    int n = in ? gzread(in, buf, sizeof buf) : 0;
+    if (out && n > 0) gzwrite(out, buf, (unsigned)n); // the first 4 KiB only
+    if (in) gzclose(in);
+    if (out) gzclose(out);
+    err[0] = 0;
+    ref_file *f = ref_load(dst, err, sizeof err);
+    CHECK("ref_load rejects a truncated file", f == NULL && strstr(err, "truncated") != NULL,
+          "err '%s'", err);
+    ref_free(f);
+    out = gzopen(dst, "wb");
+    if (out) {
+        gzwrite(out, "GGUFxxxxxxxxxxxxxxxxxxxxxxxx", 28);
+        gzclose(out);
+    }
+    err[0] = 0;
+    f = ref_load(dst, err, sizeof err);
+    CHECK("ref_load rejects a bad magic", f == NULL && strstr(err, "magic") != NULL, "err '%s'",
+          err);
+    ref_free(f);
+    remove(dst);
+    err[0] = 0;
+    CHECK("ref_load reports a missing file",
+          ref_load("tests/data/no-such-ref.bin.gz", err, sizeof err) == NULL &&
+              strstr(err, "cannot open") != NULL,
+          "err '%s'", err);
+    ref_free(NULL);
+}
+
+int main(void) {
+    test_stories();
+    test_smollm2();
+    test_corrupt();
+    UNIT_DONE();
+}
