@@ -73,7 +73,7 @@ typedef struct hass_cuda_llama_cfg {
     int n_layer, n_embd, n_head, n_kv_head, n_ff, n_vocab;
     int n_ctx;       // KV entries per layer
     int max_tok;     // most tokens per forward (tree size)
-    int rope_layout; // HASS_ROPE_ADJACENT or HASS_ROPE_HALF
+    int rope_layout; // HASS_ROPE_PAIRS or HASS_ROPE_HALF
     int tied;        // LM head = token embedding
     float rope_theta, norm_eps;
 } hass_cuda_llama_cfg;

@@ -13,32 +13,17 @@
 
 #include <string.h>
 
+#include "half.h"
 #include "hass.h"
 
 #define HASS_TOPK_MAX 16 // largest k of hass_*_topk and of top-k sampling
 
 // RoPE pair layouts.
-enum hass_rope_layout {
-    HASS_ROPE_ADJACENT = 0, // pairs (2i, 2i+1): llama.cpp / GGUF LLaMA
-    HASS_ROPE_HALF = 1,     // pairs (i, i + head_dim/2): Hugging Face rotate_half
-};
+typedef enum hass_rope_mode {
+    HASS_ROPE_PAIRS = 0, // pairs (2i, 2i+1): llama.cpp / GGUF LLaMA (see model.h)
+    HASS_ROPE_HALF = 1,  // pairs (i, i + head_dim/2): Hugging Face rotate_half
+} hass_rope_mode;
 
-// bf16 bits -> float.
-static inline float hass_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-// float -> bf16 bits, round to nearest even; NaN -> quiet NaN with the sign kept.
-static inline uint16_t hass_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
 
 // y = x / sqrt(mean(x^2) + eps) * w, row by row.
 void hass_cpu_rmsnorm(float *y,       // (n_rows, dim)

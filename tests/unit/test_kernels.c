@@ -486,7 +486,7 @@ static void cpu_forward(const hass_cuda_llama *m, uint16_t **w, float **nw, floa
 static void test_llama(void) {
     hass_cuda_llama_cfg cfg = {.n_layer = 2, .n_embd = 64, .n_head = 4, .n_kv_head = 2,
                                .n_ff = 96, .n_vocab = 50, .n_ctx = 64, .max_tok = 16,
-                               .rope_layout = HASS_ROPE_ADJACENT, .tied = 0,
+                               .rope_layout = HASS_ROPE_PAIRS, .tied = 0,
                                .rope_theta = 10000.f, .norm_eps = 1e-5f};
     hass_err err;
     hass_cuda_llama *m = hass_cuda_llama_new(&cfg, &err);

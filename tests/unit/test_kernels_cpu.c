@@ -20,14 +20,14 @@ static void test_rope(void) {
     float x[8] = {1, 0, 1, 0, 0.5f, -2, 3, 4}, y[8];
     memcpy(y, x, sizeof x);
     int32_t p0 = 0, p1 = 1;
-    hass_cpu_rope(y, &p0, 1, 8, 2, 4, 10000.f, HASS_ROPE_ADJACENT);
+    hass_cpu_rope(y, &p0, 1, 8, 2, 4, 10000.f, HASS_ROPE_PAIRS);
     CHECK("rope pos 0 identity", !memcmp(x, y, sizeof x), "changed");
-    hass_cpu_rope(y, &p1, 1, 8, 1, 2, 10000.f, HASS_ROPE_ADJACENT);
+    hass_cpu_rope(y, &p1, 1, 8, 1, 2, 10000.f, HASS_ROPE_PAIRS);
     CHECK("rope angle 1", fabsf(y[0] - cosf(1)) < 1e-6f && fabsf(y[1] - sinf(1)) < 1e-6f,
           "(%g, %g)", y[0], y[1]);
     // head_dim 4: adjacent rotates (0,1) by 1 and (2,3) by 1/100; half rotates (0,2) and (1,3)
     float a[4] = {1, 0, 1, 0}, b[4] = {1, 1, 0, 0};
-    hass_cpu_rope(a, &p1, 1, 4, 1, 4, 10000.f, HASS_ROPE_ADJACENT);
+    hass_cpu_rope(a, &p1, 1, 4, 1, 4, 10000.f, HASS_ROPE_PAIRS);
     hass_cpu_rope(b, &p1, 1, 4, 1, 4, 10000.f, HASS_ROPE_HALF);
     CHECK("rope layouts pair differently",
           fabsf(a[0] - b[0]) < 1e-6f && fabsf(a[1] - b[2]) < 1e-6f && fabsf(a[2] - b[1]) < 1e-6f &&
