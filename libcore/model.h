@@ -20,11 +20,8 @@
 #define HASS_MODEL_H
 
 #include "hass.h"
+#include "ops.h" // hass_rope_mode: HASS_ROPE_PAIRS, HASS_ROPE_HALF
 
-typedef enum hass_rope_mode {
-    HASS_ROPE_PAIRS = 0, // rotate (x[2i], x[2i+1]) with freq theta^(-2i/D)
-    HASS_ROPE_HALF = 1,  // rotate (x[i], x[i+D/2]) with freq theta^(-2i/D) (HF rotate_half)
-} hass_rope_mode;
 
 typedef enum hass_arch {
     HASS_ARCH_LLAMA = 0, // LLaMA-2/3, SmolLM2, TinyLlama, stories
