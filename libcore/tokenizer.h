@@ -1,6 +1,6 @@
 // tokenizer.h: LLaMA-family tokenizers: SentencePiece-style BPE with byte fallback (LLaMA-2,
 // stories260K, Phi-3) and byte-level BPE with the pre-tokenizers of GPT-2, LLaMA-3, SmolLM2,
-// StarCoder, Refact, MPT and Falcon.
+// StarCoder, Refact, MPT, Falcon, DeepSeek-Coder, DeepSeek-LLM (and Qwen2, untested).
 //
 // Sources (hass_tokenizer_load picks by path):
 //   - a GGUF file (model or vocab-only): tokenizer.ggml.{model,pre,tokens,scores,token_type,

@@ -144,7 +144,7 @@ int main(void) {
           hass_utf8_decode((const unsigned char *)"\xED\xA0\x80", 3, &cp) < 0 &&
           hass_utf8_decode((const unsigned char *)"\xF0\x9F\xA6\x99", 4, &cp) == 4 && cp == 0x1F999, "decode");
 
-    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon", "deepseek-coder"};
+    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon", "deepseek-coder", "deepseek-llm"};
     for (size_t i = 0; i < sizeof gguf_vocabs / sizeof *gguf_vocabs; i++) {
         hass_tokenizer *t = load_vocab(gguf_vocabs[i]);
         if (!t) { CHECK(gguf_vocabs[i], 0, "load failed: %s", hass_errmsg()); continue; }
