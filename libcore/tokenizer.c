@@ -169,18 +169,21 @@ static hass_tokenizer *tok_new(int kind, hass_err *err) {
     return t;
 }
 
+// realloc the array at *pp to n bytes; 0 on failure (*pp unchanged).
+static int grow(void *pp, size_t n) {
+    void **p = pp, *q = realloc(*p, n ? n : 1);
+    if (!q) return 0;
+    *p = q;
+    return 1;
+}
+
 // Grow the per-token arrays to n entries (new entries: empty, UNUSED).
 static hass_err tok_resize(hass_tokenizer *t, int32_t n) {
     if (n <= t->n_vocab) return HASS_OK;
-    uint64_t *to = realloc(t->text_off, n * sizeof *to);
-    if (to) t->text_off = to;
-    uint32_t *tl = realloc(t->text_len, n * sizeof *tl);
-    if (tl) t->text_len = tl;
-    float *sc = realloc(t->score, n * sizeof *sc);
-    if (sc) t->score = sc;
-    uint8_t *ty = realloc(t->type, n);
-    if (ty) t->type = ty;
-    if (!to || !tl || !sc || !ty) return hass_seterr(HASS_ENOMEM, "tokenizer: out of memory");
+    size_t m = (size_t)n;
+    if (!grow(&t->text_off, m * sizeof *t->text_off) || !grow(&t->text_len, m * sizeof *t->text_len) ||
+        !grow(&t->score, m * sizeof *t->score) || !grow(&t->type, m))
+        return hass_seterr(HASS_ENOMEM, "tokenizer: out of memory");
     for (int32_t i = t->n_vocab; i < n; i++) {
         t->text_off[i] = 0; t->text_len[i] = 0; t->score[i] = 0; t->type[i] = HASS_TOKEN_UNUSED;
     }
@@ -972,17 +975,12 @@ static int ws_reserve(enc_ws *w, size_t n) {
     if (n <= w->cap_sym) return !w->oom;
     size_t c = w->cap_sym ? w->cap_sym : 256;
     while (c < n) c *= 2;
-    int32_t *a = realloc(w->sid, c * sizeof *a);
-    if (a) w->sid = a;
-    int32_t *b = realloc(w->prev, c * sizeof *b);
-    if (b) w->prev = b;
-    int32_t *d = realloc(w->next, c * sizeof *d);
-    if (d) w->next = d;
-    int32_t *e = realloc(w->start, c * sizeof *e);
-    if (e) w->start = e;
-    heap_ent *h = realloc(w->heap, 3 * c * sizeof *h);
-    if (h) w->heap = h;
-    if (!a || !b || !d || !e || !h) { w->oom = 1; return 0; }
+    if (!grow(&w->sid, c * sizeof *w->sid) || !grow(&w->prev, c * sizeof *w->prev) ||
+        !grow(&w->next, c * sizeof *w->next) || !grow(&w->start, c * sizeof *w->start) ||
+        !grow(&w->heap, 3 * c * sizeof *w->heap)) {
+        w->oom = 1;
+        return 0;
+    }
     w->cap_sym = c;
     return 1;
 }
