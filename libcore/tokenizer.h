@@ -104,7 +104,13 @@ uint32_t hass_tokenizer_fingerprint(const hass_tokenizer *t);
 // ids may be NULL when n_max is 0. On allocation failure returns INT64_MIN.
 int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
                               int parse_special, int32_t *ids, int64_t n_max);
-// Same into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
+// Same, and offs[k] (n_max entries; may be NULL) gets the byte offset in text where token k
+// starts: BOS 0, EOS len, a special token its match, the SentencePiece dummy prefix the
+// character after it. Use it to map byte spans (e.g. hass_chat_render_spans) to token masks.
+int64_t hass_tokenizer_encode_offsets(const hass_tokenizer *t, const char *text, size_t len,
+                                      int add_bos, int parse_special, int32_t *ids, int64_t *offs,
+                                      int64_t n_max);
+// Same as hass_tokenizer_encode into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
 hass_err hass_tokenizer_encode_alloc(const hass_tokenizer *t, const char *text, size_t len,
                                      int add_bos, int parse_special, int32_t **ids, int64_t *n);
 
