@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
 
     hass_cuda_llama_cfg cfg = {.n_layer = n_layer, .n_embd = 4096, .n_head = 32, .n_kv_head = 32,
                                .n_ff = 11008, .n_vocab = 32000, .n_ctx = n_past + 128,
-                               .max_tok = 64, .rope_layout = HASS_ROPE_ADJACENT,
+                               .max_tok = 64, .rope_layout = HASS_ROPE_PAIRS,
                                .rope_theta = 10000.f, .norm_eps = 1e-5f};
     hass_err err;
     hass_cuda_llama *m = hass_cuda_llama_new(&cfg, &err);
