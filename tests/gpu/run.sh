@@ -54,8 +54,10 @@ case "\$*" in
   *--modversion*jansson*) echo 2.14 ;;
   *--modversion*) echo 1.2.13 ;;
   *--cflags*) echo "-I$SR/usr/include" ;;
-  *--libs*jansson*) echo "-L$SR/usr/lib/x86_64-linux-gnu -ljansson" ;;
-  *--libs*) echo "-L$SR/usr/lib/x86_64-linux-gnu -lz" ;;
+  *--libs*) l="-L$SR/usr/lib/x86_64-linux-gnu"
+            case "\$*" in *jansson*) l="\$l -ljansson" ;; esac
+            case "\$*" in *zlib*) l="\$l -lz" ;; esac
+            echo "\$l" ;;
 esac
 SHIM
     chmod +x /tmp/hass-shim/pkg-config
