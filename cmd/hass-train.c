@@ -625,8 +625,8 @@ static int train_loop(run *r) {
             if (e) {
                 hass_progress_end(&pg, hass_train_step(r->t));
                 if (e == HASS_ERANGE && access(r->path_state, F_OK) == 0)
-                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s (step <= %lld) is kept",
-                                       hass_errmsg(), r->path_state, (long long)hass_train_step(r->t));
+                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s is kept",
+                                       hass_errmsg(), r->path_state);
                 else if (e == HASS_ERANGE)
                     rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped before the first checkpoint (none written)",
                                        hass_errmsg());
