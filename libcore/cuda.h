@@ -63,6 +63,10 @@ hass_err hass_cuda_kv_compact(float *d_k_cache, float *d_v_cache, const int32_t 
 // Helpers without a twin: float -> bf16 (hass_f32_to_bf16 per value) and deterministic noise
 // fills offset + scale*uniform(-1, 1) (synthetic weights made on the device, never copied).
 hass_err hass_cuda_to_bf16(uint16_t *d_y, const float *d_x, size_t n);
+// Fused variants for the forward: the output also (or only) as bf16 for the next matmul.
+hass_err hass_cuda_rmsnorm_bf16(float *d_y, uint16_t *d_yb, const float *d_x, const float *d_w,
+                                int n_rows, int dim, float eps);
+hass_err hass_cuda_swiglu_bf16(uint16_t *d_yb, const float *d_gu, int n_tok, int n_ff);
 hass_err hass_cuda_fill_bf16(uint16_t *d_w, size_t n, uint32_t seed, float scale, float offset);
 hass_err hass_cuda_fill_f32(float *d_w, size_t n, uint32_t seed, float scale, float offset);
 #endif

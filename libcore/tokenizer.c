@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@ enum {
     PRE_DIGITS_GPT2, // \p{N} isolated, then GPT-2 (starcoder, refact, smollm, command-r)
     PRE_FALCON,      // [\p{P}$+<=>^~|`]+ isolated, then GPT-2, then [0-9]{3} isolated
     PRE_QWEN2,       // LLaMA-3 with \p{N} (single digits)
+    PRE_DEEPSEEK_CODER, // [\r\n], \s?\p{L}+, \s?\p{P}+, [一-龥ࠀ-一가-퟿]+, \p{N}: each isolated
 };
 
 static const struct { const char *name; int pre; } pre_names[] = {
@@ -28,7 +30,7 @@ static const struct { const char *name; int pre; } pre_names[] = {
     {"llama-bpe", PRE_LLAMA3},    {"llama3", PRE_LLAMA3},       {"llama-v3", PRE_LLAMA3},
     {"smollm", PRE_DIGITS_GPT2},  {"starcoder", PRE_DIGITS_GPT2}, {"refact", PRE_DIGITS_GPT2},
     {"command-r", PRE_DIGITS_GPT2}, {"codeshell", PRE_DIGITS_GPT2}, {"falcon", PRE_FALCON},
-    {"qwen2", PRE_QWEN2},         {"stablelm2", PRE_QWEN2},     {"deepseek-r1-qwen", PRE_QWEN2},
+    {"qwen2", PRE_QWEN2},         {"deepseek-coder", PRE_DEEPSEEK_CODER},         {"stablelm2", PRE_QWEN2},     {"deepseek-r1-qwen", PRE_QWEN2},
 };
 
 typedef struct merge_slot {
@@ -96,31 +98,31 @@ static uint32_t table_cap(uint64_t n) {
     return c;
 }
 
+static uint32_t gpt2_b2u[256]; // GPT-2 bytes_to_unicode: byte -> codepoint
+static int16_t gpt2_u2b[324];  // its inverse for codepoints < 324, -1 elsewhere
+static pthread_once_t gpt2_once = PTHREAD_ONCE_INIT;
+
+// Fill the GPT-2 byte <-> unicode tables (once per process).
+static void gpt2_init(void) {
+    int n = 0;
+    for (int i = 0; i < 324; i++) gpt2_u2b[i] = -1;
+    for (int c = 0; c < 256; c++) {
+        int printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE);
+        gpt2_b2u[c] = printable ? (uint32_t)c : (uint32_t)(256 + n++);
+        gpt2_u2b[gpt2_b2u[c]] = (int16_t)c;
+    }
+}
+
 // GPT-2 bytes_to_unicode: byte -> codepoint.
 static uint32_t gpt2_byte_cp(int b) {
-    static uint32_t tab[256];
-    static int ready;
-    if (!ready) {
-        int n = 0;
-        for (int c = 0; c < 256; c++) {
-            int printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE);
-            tab[c] = printable ? (uint32_t)c : (uint32_t)(256 + n++);
-        }
-        ready = 1;
-    }
-    return tab[b];
+    pthread_once(&gpt2_once, gpt2_init);
+    return gpt2_b2u[b];
 }
 
 // GPT-2 unicode_to_bytes: codepoint -> byte, -1 if cp is not a mapped byte.
 static int gpt2_cp_byte(uint32_t cp) {
-    static int16_t inv[324];
-    static int ready;
-    if (!ready) {
-        for (int i = 0; i < 324; i++) inv[i] = -1;
-        for (int b = 0; b < 256; b++) inv[gpt2_byte_cp(b)] = (int16_t)b;
-        ready = 1;
-    }
-    return cp < 324 ? inv[cp] : -1;
+    pthread_once(&gpt2_once, gpt2_init);
+    return cp < 324 ? gpt2_u2b[cp] : -1;
 }
 
 // New empty tokenizer of a kind.
@@ -256,9 +258,9 @@ static size_t decode_token(const hass_tokenizer *t, int32_t id, char *buf) {
     return o;
 }
 
-// Compare special ids by text length, longest first.
-static const hass_tokenizer *sort_tok;
-static int cmp_special(const void *a, const void *b) {
+// Compare special ids by text length, longest first (qsort_r with the tokenizer).
+static int cmp_special(const void *a, const void *b, void *arg) {
+    const hass_tokenizer *sort_tok = arg;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     if (sort_tok->text_len[x] != sort_tok->text_len[y])
         return sort_tok->text_len[x] > sort_tok->text_len[y] ? -1 : 1;
@@ -384,8 +386,7 @@ static hass_err tok_finish(hass_tokenizer *t) {
             t->special_first[(unsigned char)tok_str(t, id)[0]] = 1;
         }
     }
-    sort_tok = t;
-    qsort(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special);
+    qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
     // end-of-generation tokens
     free(t->eog);
     t->eog = calloc((size_t)n, 1);
@@ -431,7 +432,7 @@ hass_err hass_tokenizer_set_pre(hass_tokenizer *t, const char *name) {
         return HASS_OK;
     }
     return hass_seterr(HASS_EINVAL, "tokenizer: unknown pre-tokenizer '%s' (known: default, gpt-2, "
-                       "llama-bpe, smollm, starcoder, refact, mpt, falcon, qwen2)", name);
+                       "llama-bpe, smollm, starcoder, refact, mpt, falcon, qwen2, deepseek-coder)", name);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1203,15 +1204,45 @@ static int32_t match_isolate(const enc_ws *w, int32_t pos, int32_t end, int kind
 #undef IS_D3
 }
 
+// Length of a DeepSeek-Coder isolating match at pos (0 if none): kind 3 [\r\n], 4 \s?\p{L}+,
+// 5 \s?\p{P}+, 6 [\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+.
+static int32_t iso_len(const enc_ws *w, int32_t pos, int32_t end, int kind) {
+    uint32_t c = w->cp[pos];
+    int32_t p = pos;
+    switch (kind) {
+    case 3: return c == '\r' || c == '\n';
+    case 4:
+    case 5: {
+        unsigned want = kind == 4 ? HASS_UF_L : HASS_UF_P;
+        if ((w->fl[p] & HASS_UF_SPACE) && (FL(p + 1) & want)) p++;
+        while (FL(p) & want) p++;
+        return p - pos;
+    }
+    default:
+        while (p < end && ((w->cp[p] >= 0x0800 && w->cp[p] <= 0x9FA5) || (w->cp[p] >= 0xAC00 && w->cp[p] <= 0xD7FF))) p++;
+        return p - pos;
+    }
+}
+
+// Isolating stage over DeepSeek-Coder's rules: end of the match at pos, or of the gap before
+// the next match.
+static int32_t match_iso(const enc_ws *w, int32_t pos, int32_t end, int kind) {
+    int32_t l = iso_len(w, pos, end, kind);
+    if (l > 0) return pos + l;
+    while (pos < end && iso_len(w, pos, end, kind) == 0) pos++;
+    return pos;
+}
+
 // Run pre-tokenizer stage `stage` over codepoints [a, b), then BPE each final piece.
 static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int stage, int32_t a, int32_t b) {
-    static const int stages[][4] = {
+    static const int stages[][6] = {
         [PRE_SPM] = {-1},
         [PRE_GPT2] = {1, -1},
         [PRE_LLAMA3] = {2, -1},
         [PRE_DIGITS_GPT2] = {10, 1, -1},
         [PRE_FALCON] = {11, 1, 12, -1},
         [PRE_QWEN2] = {3, -1},
+        [PRE_DEEPSEEK_CODER] = {13, 14, 15, 16, 10, -1},
     };
     int s = stages[t->pre][stage];
     if (s < 0) {
@@ -1224,6 +1255,7 @@ static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int 
         case 1: e = match_gpt2(w, pos, b); break;
         case 2: e = match_llama3(w, pos, b, 3); break;
         case 3: e = match_llama3(w, pos, b, 1); break;
+        case 13: case 14: case 15: case 16: e = match_iso(w, pos, b, s - 10); break;
         default: e = match_isolate(w, pos, b, s - 10); break;
         }
         if (e <= pos) e = pos + 1;

@@ -6,6 +6,7 @@
 // K/V/fc backward runs once per copy at the end: the same sum as S separate backwards.
 #include "train.h"
 
+#include "safetensors.h"
 #include "train_ops.h"
 
 #include <math.h>
@@ -494,4 +495,136 @@ hass_err hass_train_update(hass_train *t, hass_train_stats *st) {
         st->n_clipped = n_clip;
     }
     return HASS_OK;
+}
+
+// ---- weights on disk ---------------------------------------------------------------------------
+
+// PyTorch default init from a counter-based stream.
+void hass_train_init_weights(hass_train *t, uint64_t seed) {
+    uint64_t key = mix64(seed ^ 0x696e6974ull), ctr = 0;
+    for (int i = 0; i < HASS_TPARAMS_N; i++) {
+        float *p;
+        int r, c;
+        if (!hass_tparams_tensor(&t->w, &t->dm, i, &p, &r, &c)) continue;
+        if (i == HASS_TPARAMS_N - 1) { // norm
+            for (int k = 0; k < c; k++) p[k] = 1.0f;
+            continue;
+        }
+        double bound = 1.0 / sqrt(i == 1 ? 2.0 * t->dm.n_embd : (double)c); // fc.bias: fan_in 2H
+        for (size_t k = 0; k < (size_t)r * c; k++) {
+            double u = (double)(mix64(key + (++ctr) * 0x9E3779B97F4A7C15ull) >> 40) * (1.0 / 16777216.0);
+            p[k] = (float)((2.0 * u - 1.0) * bound);
+        }
+    }
+    for (int k = 1; k < 4; k++) memset(t->buf[k], 0, t->n_par * sizeof(float));
+    t->step = 0;
+}
+
+// Fill a safetensors entry for an F32 tensor.
+static void st_entry(hass_st_tensor *e, const char *name, const float *p, int rows, int cols) {
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    e->dtype = HASS_ST_F32;
+    e->data = p;
+    e->n_dims = rows == 1 ? 1 : 2;
+    e->shape[0] = rows == 1 ? cols : rows;
+    e->shape[1] = cols;
+    e->n_bytes = (uint64_t)rows * cols * sizeof(float);
+}
+
+// Save weights + AdamW state + step.
+hass_err hass_train_save_state(hass_train *t, const char *path, const char *const *meta) {
+    static const char *pre[3] = {"weight.", "adam_m.", "adam_v."};
+    hass_st_tensor ents[3 * HASS_TPARAMS_N];
+    char names[3 * HASS_TPARAMS_N][96];
+    hass_tparams views[3];
+    hass_tparams_view(&views[0], &t->dm, t->buf[0]);
+    hass_tparams_view(&views[1], &t->dm, t->buf[2]);
+    hass_tparams_view(&views[2], &t->dm, t->buf[3]);
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < HASS_TPARAMS_N; i++) {
+            float *p;
+            int r, c;
+            const char *nm = hass_tparams_tensor(&views[k], &t->dm, i, &p, &r, &c);
+            if (!nm) continue;
+            snprintf(names[n], sizeof names[n], "%s%s", pre[k], nm);
+            st_entry(&ents[n], names[n], p, r, c);
+            n++;
+        }
+    const char *all[64];
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)t->step);
+    int m = 0;
+    all[m++] = "hass.state_version", all[m++] = "1";
+    all[m++] = "hass.step", all[m++] = step;
+    for (int i = 0; meta && meta[i] && meta[i + 1] && m < 62; i += 2) all[m++] = meta[i], all[m++] = meta[i + 1];
+    all[m] = NULL;
+    return hass_st_write(path, ents, n, all);
+}
+
+// Load weights (and optionally the optimiser state) from a state or head file.
+hass_err hass_train_load(hass_train *t, const hass_st *st, int with_optimizer) {
+    static const char *pre[3] = {"weight.", "adam_m.", "adam_v."};
+    float *bufs[3] = {t->buf[0], t->buf[2], t->buf[3]};
+    int is_state = hass_st_find(st, "weight.fc.weight") != NULL;
+    if (with_optimizer && !is_state)
+        return hass_seterr(HASS_EFORMAT, "%s: not a training state (no weight.fc.weight)", hass_st_path(st));
+    for (int k = 0; k < (with_optimizer ? 3 : 1); k++) {
+        hass_tparams v;
+        hass_tparams_view(&v, &t->dm, bufs[k]);
+        for (int i = 0; i < HASS_TPARAMS_N; i++) {
+            float *p;
+            int r, c;
+            const char *nm = hass_tparams_tensor(&v, &t->dm, i, &p, &r, &c);
+            if (!nm) continue;
+            char full[96];
+            snprintf(full, sizeof full, "%s%s", is_state ? pre[k] : "", nm);
+            const hass_st_tensor *e = hass_st_find(st, full);
+            if (!e)
+                return hass_seterr(HASS_EFORMAT, "%s: tensor '%s' missing", hass_st_path(st), full);
+            if ((e->dtype != HASS_ST_F32 && e->dtype != HASS_ST_BF16 && e->dtype != HASS_ST_F16) ||
+                e->n_bytes != (uint64_t)r * c * (uint64_t)hass_st_dtype_size(e->dtype))
+                goto shape;
+            int64_t want0 = r == 1 ? c : r;
+            if (e->shape[0] != want0 || (r != 1 && (e->n_dims != 2 || e->shape[1] != c))) goto shape;
+            if (e->dtype == HASS_ST_F32) {
+                memcpy(p, e->data, e->n_bytes);
+            } else {
+                const uint8_t *b = e->data;
+                for (size_t q = 0; q < (size_t)r * c; q++) {
+                    uint16_t h = (uint16_t)(b[2 * q] | b[2 * q + 1] << 8);
+                    p[q] = e->dtype == HASS_ST_F16 ? hass_f16_to_f32(h) : hass_bf16_to_f32(h);
+                }
+            }
+            continue;
+        shape:
+            return hass_seterr(HASS_EFORMAT, "%s: tensor '%s' is %s [%lld%s%lld], expected [%d, %d] for this "
+                               "target", hass_st_path(st), full, hass_st_dtype_name(e->dtype),
+                               (long long)e->shape[0], e->n_dims > 1 ? ", " : "",
+                               e->n_dims > 1 ? (long long)e->shape[1] : 0LL, r, c);
+        }
+    }
+    if (with_optimizer) {
+        const char *s = hass_st_meta(st, "hass.step");
+        int64_t step = 0;
+        if (!s || hass_parse_i64(s, 0, INT64_MAX, &step))
+            return hass_seterr(HASS_EFORMAT, "%s: metadata hass.step missing or bad", hass_st_path(st));
+        t->step = step;
+    }
+    return HASS_OK;
+}
+
+// Write the EAGLE-layout head.
+hass_err hass_train_export(hass_train *t, const char *path, const float *embed, const char *const *meta) {
+    hass_st_tensor ents[HASS_TPARAMS_N + 1];
+    int n = 0;
+    st_entry(&ents[n++], "embed_tokens.weight", embed, t->dm.n_vocab, t->dm.n_embd);
+    for (int i = 0; i < HASS_TPARAMS_N; i++) {
+        float *p;
+        int r, c;
+        const char *nm = hass_tparams_tensor(&t->w, &t->dm, i, &p, &r, &c);
+        if (nm) st_entry(&ents[n++], nm, p, r, c);
+    }
+    return hass_st_write(path, ents, n, meta);
 }
