@@ -257,20 +257,21 @@ static void plot(const char *dir) {
     fclose(o);
     FILE *g = fopen(gp, "w");
     if (!g) return;
-    fprintf(g, "set terminal png size 1000,420\nset output '%s/curves.png'\nset multiplot layout 1,2\n"
+    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
+               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
                "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
                "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
                "with linespoints title 'held-out'\n"
                "set title 'held-out accuracy'\nset yrange [0:1]\n"
                "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
                "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", dir, tsv, tsv);
+               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
     fclose(g);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
         return;
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
     if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
 }
 
