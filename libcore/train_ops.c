@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 // Work (multiply-adds or elements) below which an op runs on one thread: a parallel region
 // costs microseconds on an idle machine but up to a time slice when the cores are shared.
@@ -30,15 +33,22 @@ static inline void axpyf(float *y, float a, const float *x, int n) {
 
 // ---- linear ----------------------------------------------------------------------------------
 
-// y = x W^T + b, one output row per thread iteration.
+// Rows of x per block: a block of x stays in cache while every weight row streams past once.
+#define ROW_BLOCK 64
+
+// y = x W^T + b: per block of rows, threads over output features (each weight row is read once
+// per block, not once per row); each y element is one dotf, so the result does not depend on
+// the blocking or the thread count.
 void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float *b, int n,
                           int n_in, int n_out) {
-#pragma omp parallel for schedule(static) if ((long)n * n_out * n_in > PAR_MIN_MACS)
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * n_in;
-        float *yr = y + (size_t)r * n_out;
-        for (int o = 0; o < n_out; o++)
-            yr[o] = dotf(xr, w + (size_t)o * n_in, n_in) + (b ? b[o] : 0.f);
+    for (int r0 = 0; r0 < n; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < n ? r0 + ROW_BLOCK : n;
+#pragma omp parallel for schedule(static) if ((long)(r1 - r0) * n_out * n_in > PAR_MIN_MACS)
+        for (int o = 0; o < n_out; o++) {
+            const float *wo = w + (size_t)o * n_in;
+            float bo = b ? b[o] : 0.f;
+            for (int r = r0; r < r1; r++) y[(size_t)r * n_out + o] = dotf(x + (size_t)r * n_in, wo, n_in) + bo;
+        }
     }
 }
 
@@ -47,13 +57,25 @@ void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float 
 void hass_tops_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, int n, int n_in, int n_out) {
     int big = (long)n * n_out * n_in > PAR_MIN_MACS;
-    if (dx) {
+    if (dx) { // threads over rows; each thread streams the weights once per block of its rows
+        int nt = 1;
+#ifdef _OPENMP
+        nt = big ? omp_get_max_threads() : 1;
+#endif
+        int per = (n + nt - 1) / nt;
 #pragma omp parallel for schedule(static) if (big)
-        for (int r = 0; r < n; r++) {
-            const float *dyr = dy + (size_t)r * n_out;
-            float *dxr = dx + (size_t)r * n_in;
-            for (int o = 0; o < n_out; o++)
-                if (dyr[o] != 0.f) axpyf(dxr, dyr[o], w + (size_t)o * n_in, n_in);
+        for (int t = 0; t < nt; t++) {
+            int ra = t * per, rb = ra + per < n ? ra + per : n;
+            for (int r0 = ra; r0 < rb; r0 += ROW_BLOCK) {
+                int r1 = r0 + ROW_BLOCK < rb ? r0 + ROW_BLOCK : rb;
+                for (int o = 0; o < n_out; o++) {
+                    const float *wo = w + (size_t)o * n_in;
+                    for (int r = r0; r < r1; r++) {
+                        float g = dy[(size_t)r * n_out + o];
+                        if (g != 0.f) axpyf(dx + (size_t)r * n_in, g, wo, n_in);
+                    }
+                }
+            }
         }
     }
     if (dw || db) {
