@@ -20,7 +20,7 @@ static void usage(void) {
            "      --vocab-fp HEX    vocabulary fingerprint for the binary header (default:\n"
            "                        the input's, else 0 = unknown)\n"
            "  -l, --list            print the header and one line per frame (or record)\n"
-           "  -t, --test            check the inputs (framing, CRC, JSON); write nothing\n"
+           "      --test            check the inputs (framing, CRC, JSON); write nothing\n"
            "  -o, --output FILE     write to FILE instead of stdout\n"
            "  -f, --force           write binary to a terminal\n"
            "      --buffered        do not flush after each record\n"
@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     const char *outpath = "-";
     int bin = 0, list = 0, test = 0, force = 0, buffered = 0, c;
     uint32_t fp = 0;
-    while ((c = getopt_long(argc, argv, "lto:fvqhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "lo:fvqhV", opts, NULL)) != -1) {
         switch (c) {
         case O_BIN: bin = 1; break;
         case O_FP: {

@@ -63,8 +63,9 @@ extern "C" hass_err hass_cuda_rope(float *d_x, const int32_t *d_pos, int n_tok, 
     return HASS_OK;
 }
 
-// y = silu(gate) * up over rows of gate|up.
-__global__ void k_swiglu(float *y,        // (n_tok, n_ff)
+// y = silu(gate) * up over rows of gate|up, in float (y) and/or bf16 (yb).
+__global__ void k_swiglu(float *y,        // (n_tok, n_ff) or NULL
+                         uint16_t *yb,    // (n_tok, n_ff) bf16 or NULL
                          const float *gu, // (n_tok, 2*n_ff)
                          int n_tok, int n_ff) {
     size_t n = (size_t)n_tok * n_ff;
@@ -72,7 +73,9 @@ __global__ void k_swiglu(float *y,        // (n_tok, n_ff)
          i += (size_t)gridDim.x * blockDim.x) {
         size_t r = i / n_ff, c = i % n_ff;
         float g = gu[r * 2 * n_ff + c], u = gu[r * 2 * n_ff + n_ff + c];
-        y[i] = g / (1.0f + expf(-g)) * u;
+        float v = g / (1.0f + expf(-g)) * u;
+        if (y) y[i] = v;
+        if (yb) yb[i] = f32_to_bf16(v);
     }
 }
 
@@ -81,7 +84,17 @@ extern "C" hass_err hass_cuda_swiglu(float *d_y, const float *d_gu, int n_tok, i
     size_t n = (size_t)n_tok * n_ff;
     if (n == 0) return HASS_OK;
     int blocks = (int)(CEIL_DIV(n, 256) < 4096 ? CEIL_DIV(n, 256) : 4096);
-    k_swiglu<<<blocks, 256, 0, hass_cuda_stream>>>(d_y, d_gu, n_tok, n_ff);
+    k_swiglu<<<blocks, 256, 0, hass_cuda_stream>>>(d_y, NULL, d_gu, n_tok, n_ff);
+    HASS_CUDA_LAUNCHED();
+    return HASS_OK;
+}
+
+// SwiGLU with the output in bf16 only (the down projection's input).
+extern "C" hass_err hass_cuda_swiglu_bf16(uint16_t *d_yb, const float *d_gu, int n_tok, int n_ff) {
+    size_t n = (size_t)n_tok * n_ff;
+    if (n == 0) return HASS_OK;
+    int blocks = (int)(CEIL_DIV(n, 256) < 4096 ? CEIL_DIV(n, 256) : 4096);
+    k_swiglu<<<blocks, 256, 0, hass_cuda_stream>>>(NULL, d_yb, d_gu, n_tok, n_ff);
     HASS_CUDA_LAUNCHED();
     return HASS_OK;
 }

@@ -178,10 +178,10 @@ extern "C" hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int 
     for (int l = 0; l < c->n_layer && !e; l++) {
         hass_cuda_layer *L = &m->layers[l];
         float *kc = m->k_cache + l * lstride, *vc = m->v_cache + l * lstride;
-        e = hass_cuda_rmsnorm(m->h, m->x, L->attn_norm, n, E, c->norm_eps);
-        if (!e) e = hass_cuda_matmul(m->cublas, m->qkv, m->h, L->wqkv, m->xb, n, E, m->qkv_dim, 0.f);
-        if (!e) e = hass_cuda_rope(m->qkv, m->pos, n, m->qkv_dim, c->n_head, hd, c->rope_theta, c->rope_layout);
-        if (!e) e = hass_cuda_rope(m->qkv + m->q_dim, m->pos, n, m->qkv_dim, c->n_kv_head, hd, c->rope_theta, c->rope_layout);
+        e = hass_cuda_rmsnorm_bf16(NULL, m->xb, m->x, L->attn_norm, n, E, c->norm_eps);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->qkv, m->xb, L->wqkv, n, E, m->qkv_dim, 0.f, 0);
+        // Q and K heads are adjacent in a qkv row: one RoPE call over n_head + n_kv_head heads
+        if (!e) e = hass_cuda_rope(m->qkv, m->pos, n, m->qkv_dim, c->n_head + c->n_kv_head, hd, c->rope_theta, c->rope_layout);
         if (e) break;
         size_t row = (size_t)m->kv_dim * 4, src = (size_t)m->qkv_dim * 4;
         HASS_CUDA_CHECK(cudaMemcpy2DAsync(kc + (size_t)n_past * m->kv_dim, row, m->qkv + m->q_dim,
@@ -192,13 +192,13 @@ extern "C" hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int 
         e = hass_cuda_attention(m->att, m->qkv, kc, vc, use_mask ? m->mask : NULL, n_past, n,
                                 m->qkv_dim, c->n_head, c->n_kv_head, hd);
         if (!e) e = hass_cuda_matmul(m->cublas, m->x, m->att, L->wo, m->xb, n, m->q_dim, E, 1.f);
-        if (!e) e = hass_cuda_rmsnorm(m->h, m->x, L->ffn_norm, n, E, c->norm_eps);
-        if (!e) e = hass_cuda_matmul(m->cublas, m->gu, m->h, L->w_gu, m->xb, n, E, 2 * F, 0.f);
-        if (!e) e = hass_cuda_swiglu(m->ff, m->gu, n, F);
-        if (!e) e = hass_cuda_matmul(m->cublas, m->x, m->ff, L->w_down, m->xb, n, F, E, 1.f);
+        if (!e) e = hass_cuda_rmsnorm_bf16(NULL, m->xb, m->x, L->ffn_norm, n, E, c->norm_eps);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->gu, m->xb, L->w_gu, n, E, 2 * F, 0.f, 0);
+        if (!e) e = hass_cuda_swiglu_bf16(m->xb, m->gu, n, F);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->x, m->xb, L->w_down, n, F, E, 1.f, 0);
     }
-    if (!e) e = hass_cuda_rmsnorm(m->h, m->x, m->out_norm, n, E, c->norm_eps);
-    if (!e) e = hass_cuda_matmul(m->cublas, m->logits, m->h, m->lm_head, m->xb, n, E, c->n_vocab, 0.f);
+    if (!e) e = hass_cuda_rmsnorm_bf16(m->h, m->xb, m->x, m->out_norm, n, E, c->norm_eps);
+    if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->logits, m->xb, m->lm_head, n, E, c->n_vocab, 0.f, 0);
     return e;
 }
 

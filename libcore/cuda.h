@@ -63,6 +63,10 @@ hass_err hass_cuda_kv_compact(float *d_k_cache, float *d_v_cache, const int32_t 
 // Helpers without a twin: float -> bf16 (hass_f32_to_bf16 per value) and deterministic noise
 // fills offset + scale*uniform(-1, 1) (synthetic weights made on the device, never copied).
 hass_err hass_cuda_to_bf16(uint16_t *d_y, const float *d_x, size_t n);
+// Fused variants for the forward: the output also (or only) as bf16 for the next matmul.
+hass_err hass_cuda_rmsnorm_bf16(float *d_y, uint16_t *d_yb, const float *d_x, const float *d_w,
+                                int n_rows, int dim, float eps);
+hass_err hass_cuda_swiglu_bf16(uint16_t *d_yb, const float *d_gu, int n_tok, int n_ff);
 hass_err hass_cuda_fill_bf16(uint16_t *d_w, size_t n, uint32_t seed, float scale, float offset);
 hass_err hass_cuda_fill_f32(float *d_w, size_t n, uint32_t seed, float scale, float offset);
 #endif
@@ -128,6 +132,11 @@ hass_err hass_cuda_llama_set_input(hass_cuda_llama *m, const int32_t *tok, const
 // read m->mask (else causal). Capturable as a CUDA graph.
 hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int n, int use_mask);
 void hass_cuda_llama_free(hass_cuda_llama *m);
+// Upload a loaded model (libcore/model.h) as a GPU stack (libcore/cuda_model.c): weights
+// dequantized to bf16 on the host; HASS_EUNSUP for q/k/v biases or RoPE scaling.
+struct hass_model;
+hass_cuda_llama *hass_cuda_llama_from_model(const struct hass_model *m, int n_ctx, int max_tok,
+                                            hass_err *err);
 #endif
 
 #endif

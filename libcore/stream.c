@@ -326,9 +326,11 @@ static hass_err filter_one(hass_stream_reader *r, hass_stream_writer *w, hass_st
         st->n_in++;
         if (r->mode == HASS_STREAM_BIN && w->bin && !w->started && !w->vocab_fp)
             w->vocab_fp = r->hdr.vocab_fp; // carry the input's fingerprint over
-        int upstream_error = json_object_get(in, "error") != NULL;
+        const json_t *uerr = json_object_get(in, "error");
+        int upstream_error = uerr && !json_is_null(uerr);
         if (upstream_error) note_failure(st, 1); // failed upstream: forwarded, still counted
-        if (upstream_error || hass_stream_is_passthrough(in)) {
+        const char *type = json_string_value(json_object_get(in, "type"));
+        if (upstream_error || hass_stream_is_passthrough(in) || (type && !strcmp(type, "delta"))) {
             e = hass_stream_write(w, in);
             json_decref(in);
             if (e) return e;

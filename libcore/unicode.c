@@ -1,6 +1,7 @@
 // unicode.c: UTF-8 codec and category lookup over the generated range table.
 #include "unicode.h"
 
+
 // Category group of a codepoint (binary search over the range starts).
 int hass_unicode_cat(uint32_t cp) {
     if (cp > 0x10FFFF) return HASS_UCAT_C;
@@ -23,12 +24,8 @@ int hass_unicode_is_space(uint32_t cp) {
     }
 }
 
-static unsigned char ascii_flags[128];
-static int ascii_ready;
-
-// HASS_UF_* flags of a codepoint (ASCII from a small table).
-unsigned hass_unicode_flags(uint32_t cp) {
-    if (cp < 128 && ascii_ready) return ascii_flags[cp];
+// Flags of a codepoint from the tables.
+static unsigned flags_slow(uint32_t cp) {
     unsigned f = 0;
     switch (hass_unicode_cat(cp)) {
     case HASS_UCAT_L: f = HASS_UF_L; break;
@@ -39,23 +36,25 @@ unsigned hass_unicode_flags(uint32_t cp) {
     default: break;
     }
     if (hass_unicode_is_space(cp)) f |= HASS_UF_SPACE;
-    if (cp < 128 && !ascii_ready) {
-        // filled on first use; benign race: every thread writes the same values
-        for (uint32_t c = 0; c < 128; c++) {
-            unsigned g = 0;
-            switch (hass_unicode_cat(c)) {
-            case HASS_UCAT_L: g = HASS_UF_L; break;
-            case HASS_UCAT_N: g = HASS_UF_N; break;
-            case HASS_UCAT_P: g = HASS_UF_P; break;
-            case HASS_UCAT_S: g = HASS_UF_S; break;
-            default: break;
-            }
-            if (hass_unicode_is_space(c)) g |= HASS_UF_SPACE;
-            ascii_flags[c] = (unsigned char)g;
-        }
-        ascii_ready = 1;
-    }
     return f;
+}
+
+// HASS_UF_* flags of ASCII (what flags_slow gives for 0..127, written out for speed).
+static const unsigned char ascii_flags[128] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 32, 32, 32, 32, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    32, 4, 4, 4, 8, 4, 4, 4, 4, 4, 4, 8, 4, 4, 4, 4,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 8, 8, 8, 4,
+    4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 8, 4,
+    8, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 8, 4, 8, 0,
+};
+
+// HASS_UF_* flags of a codepoint (ASCII from a small table).
+unsigned hass_unicode_flags(uint32_t cp) {
+    if (cp < 128) return ascii_flags[cp];
+    return flags_slow(cp);
 }
 
 // Decode one UTF-8 sequence; -1 for invalid/truncated/overlong/surrogate.

@@ -169,6 +169,7 @@ def build(model_key, out_dir):
                     "ref_eos_at": e.eos_at,
                     "ref_greedy_text": e.gen_text.decode("utf-8", errors="replace"),
                     "ref_full_text": e.full_text.decode("utf-8", errors="replace"),
+                    "ref_greedy_margins": [round(x, 4) for x in gm],
                     "ref_min_margin": round(min(gm), 5),
                     "ref_min_margin_step": int(np.argmin(gm))})
         jrecs.append(rec)

@@ -105,6 +105,14 @@ static void test_rmsnorm(void) {
         char name[64];
         snprintf(name, sizeof name, "cuda rmsnorm %dx%d", rows, dim);
         CHECK_CLOSE(name, g, y, n, 1e-5, 1e-5);
+        // fused bf16 output: within one bf16 step of the rounded twin
+        uint16_t *hb = malloc(n * 2), *db = up(NULL, n * 2);
+        if (!g_dev_fail && hass_cuda_rmsnorm_bf16(dy, db, dx, dw, rows, dim, 1e-5f)) g_dev_fail = 1;
+        down(hb, db, n * 2);
+        for (size_t i = 0; i < n; i++) g[i] = hass_bf16_to_f32(hb[i]);
+        snprintf(name, sizeof name, "cuda rmsnorm_bf16 %dx%d", rows, dim);
+        CHECK_CLOSE(name, g, y, n, 1e-6, 8e-3);
+        hass_cuda_free(db), free(hb);
         hass_cuda_free(dx), hass_cuda_free(dw), hass_cuda_free(dy);
         free(x), free(w), free(y), free(g);
     }
@@ -224,6 +232,13 @@ static void test_swiglu_add(void) {
         char name[64];
         snprintf(name, sizeof name, "cuda swiglu %dx%d", nt, ff);
         CHECK_CLOSE(name, g, y, n, 1e-6, 1e-5);
+        uint16_t *hb = malloc(n * 2), *db = up(NULL, n * 2);
+        if (!g_dev_fail && hass_cuda_swiglu_bf16(db, dgu, nt, ff)) g_dev_fail = 1;
+        down(hb, db, n * 2);
+        for (size_t i = 0; i < n; i++) g[i] = hass_bf16_to_f32(hb[i]);
+        snprintf(name, sizeof name, "cuda swiglu_bf16 %dx%d", nt, ff);
+        CHECK_CLOSE(name, g, y, n, 1e-6, 8e-3);
+        hass_cuda_free(db), free(hb);
         hass_cpu_add(y, a, n);
         if (!g_dev_fail && hass_cuda_add(dy, da, n)) g_dev_fail = 1;
         down(g, dy, n * 4);

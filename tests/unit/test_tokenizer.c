@@ -129,13 +129,22 @@ int main(void) {
           hass_unicode_cat(0x17B6) == HASS_UCAT_M && hass_unicode_cat(0x1F999) == HASS_UCAT_S, "cat");
     CHECK("unicode white space", hass_unicode_is_space(0x3000) && hass_unicode_is_space('\t') &&
           !hass_unicode_is_space(0x200B) && !hass_unicode_is_space('x'), "space");
+    int ascii_ok = 1;
+    for (uint32_t c = 0; c < 128; c++) {
+        int g = hass_unicode_cat(c);
+        unsigned want = (g == HASS_UCAT_L ? HASS_UF_L : g == HASS_UCAT_N ? HASS_UF_N : g == HASS_UCAT_P ? HASS_UF_P
+                         : g == HASS_UCAT_S ? HASS_UF_S : g == HASS_UCAT_M ? HASS_UF_M : 0) |
+                        (hass_unicode_is_space(c) ? HASS_UF_SPACE : 0);
+        ascii_ok &= hass_unicode_flags(c) == want;
+    }
+    CHECK("unicode ASCII fast table agrees with the range table", ascii_ok, "mismatch");
     uint32_t cp;
     CHECK("utf8 rejects overlong and surrogates",
           hass_utf8_decode((const unsigned char *)"\xC0\xAF", 2, &cp) < 0 &&
           hass_utf8_decode((const unsigned char *)"\xED\xA0\x80", 3, &cp) < 0 &&
           hass_utf8_decode((const unsigned char *)"\xF0\x9F\xA6\x99", 4, &cp) == 4 && cp == 0x1F999, "decode");
 
-    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon"};
+    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon", "deepseek-coder", "deepseek-llm"};
     for (size_t i = 0; i < sizeof gguf_vocabs / sizeof *gguf_vocabs; i++) {
         hass_tokenizer *t = load_vocab(gguf_vocabs[i]);
         if (!t) { CHECK(gguf_vocabs[i], 0, "load failed: %s", hass_errmsg()); continue; }
@@ -200,6 +209,12 @@ int main(void) {
         uint32_t fp = hass_tokenizer_fingerprint(spm);
         hass_tokenizer *tiny = NULL;
         char p[512];
+        hass_tokenizer *pm = hass_tokenizer_load(unit_data(p, sizeof p, "tokenizer/llama2/tokenizer.model"), &e);
+        CHECK("SentencePiece tokenizer.model (protobuf) loads the LLaMA-2 vocabulary",
+              pm && hass_tokenizer_n_vocab(pm) == 32000 && hass_tokenizer_fingerprint(pm) == fp &&
+              hass_tokenizer_bos(pm) == 1 && hass_tokenizer_eos(pm) == 2, "%s", pm ? "fingerprint differs" : hass_errmsg());
+        if (pm) run_vectors("llama-spm", pm); // the same 46 cases through the protobuf vocabulary
+        hass_tokenizer_free(pm);
         tiny = hass_tokenizer_load(unit_data(p, sizeof p, "models/llama-2-tiny-random/llama-2-tiny-random.gguf"), &e);
         CHECK("same LLaMA-2 vocab, same fingerprint", tiny && hass_tokenizer_fingerprint(tiny) == fp, "%08x", fp);
         hass_tokenizer_free(tiny);

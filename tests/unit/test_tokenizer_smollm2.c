@@ -18,12 +18,52 @@ static int gz_line(gzFile f, char **buf, size_t *cap) {
     }
 }
 
+// detok(encode(x)) == x over every fixture text with another tokenizer; returns texts that agree.
+static int round_trips(const hass_tokenizer *t, int *n_text, char *first, size_t n_first) {
+    gzFile f = gzopen("tests/data/tok_smollm2.jsonl.gz", "rb");
+    char *line = NULL;
+    size_t cap = 0;
+    int ok = 0;
+    *n_text = 0;
+    while (f && gz_line(f, &line, &cap)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        const char *text = json_string_value(json_object_get(rec, "text"));
+        size_t tl = json_string_length(json_object_get(rec, "text"));
+        int32_t *ids;
+        int64_t n;
+        char *back = NULL;
+        size_t bl = 0;
+        if (text && !hass_tokenizer_encode_alloc(t, text, tl, HASS_BOS_MODEL, 0, &ids, &n)) {
+            (*n_text)++;
+            if (!hass_tokenizer_decode(t, ids, n, 0, &back, &bl) && bl == tl && !memcmp(back, text, tl)) ok++;
+            else if (!first[0]) snprintf(first, n_first, "%s", json_string_value(json_object_get(rec, "src")));
+            free(ids);
+        }
+        free(back);
+        json_decref(rec);
+    }
+    if (f) gzclose(f);
+    free(line);
+    return ok;
+}
+
 int main(void) {
+    hass_err e;
+    // the same texts round trip through the LLaMA-2 SentencePiece vocabulary (one dummy-prefix
+    // space removed at the start) and through GPT-2's byte-level BPE
+    const char *others[] = {"tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf", "tokenizer/llama.cpp/ggml-vocab-gpt-2.gguf"};
+    for (int k = 0; k < 2; k++) {
+        char p[512], nm[160], first2[300] = "";
+        hass_tokenizer *o = hass_tokenizer_load(unit_data(p, sizeof p, others[k]), &e);
+        int nt = 0, ok = o ? round_trips(o, &nt, first2, sizeof first2) : 0;
+        snprintf(nm, sizeof nm, "%s: detok(tokenize(x)) == x on MT-bench, HumanEval, ShareGPT", strrchr(others[k], '/') + 1);
+        CHECK(nm, o && nt == 1252 && ok == nt, "%d/%d; first: %s", ok, nt, first2);
+        hass_tokenizer_free(o);
+    }
     const char *models = getenv("HASS_MODELS") ? getenv("HASS_MODELS") : "models";
     char mp[512];
     snprintf(mp, sizeof mp, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", models);
-    if (!unit_exists(mp)) { SKIP("smollm2 vocabulary", "model not fetched"); return 0; }
-    hass_err e;
+    if (!unit_exists(mp)) { SKIP("smollm2 vocabulary", "model not fetched"); UNIT_DONE(); }
     hass_tokenizer *t = hass_tokenizer_load(mp, &e);
     CHECK("smollm2 loads", t && hass_tokenizer_n_vocab(t) == 49152 && !strcmp(hass_tokenizer_pre(t), "smollm") &&
           hass_tokenizer_eos(t) == 2 && !hass_tokenizer_add_bos(t), "%s", t ? hass_tokenizer_pre(t) : hass_errmsg());
