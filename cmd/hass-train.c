@@ -257,20 +257,21 @@ static void plot(const char *dir) {
     fclose(o);
     FILE *g = fopen(gp, "w");
     if (!g) return;
-    fprintf(g, "set terminal png size 1000,420\nset output '%s/curves.png'\nset multiplot layout 1,2\n"
+    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
+               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
                "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
                "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
                "with linespoints title 'held-out'\n"
                "set title 'held-out accuracy'\nset yrange [0:1]\n"
                "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
                "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", dir, tsv, tsv);
+               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
     fclose(g);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
         return;
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
     if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
 }
 
@@ -607,9 +608,9 @@ static int train_loop(run *r) {
     if (!(r->log = fopen(r->path_log, "a"))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->path_log, strerror(errno));
     int64_t per_epoch = (r->n_train + r->a.batch - 1) / r->a.batch, done_run = 0;
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)r->n_train), idx[1024];
-    hass_progress pg;
-    hass_progress_init(&pg, "steps", r->o.total, r->a.progress);
+    hass_progress pg; // counts the steps of this run (a rate over resumed steps would be wrong)
     int64_t step_start = hass_train_step(r->t);
+    hass_progress_init(&pg, "steps", r->o.total - step_start, r->a.progress);
     double t0 = hass_now();
     int rc = 0;
     for (int64_t ep = epoch0; ep < r->a.epochs && !rc; ep++) {
@@ -623,7 +624,7 @@ static int train_loop(run *r) {
             if (!e) e = hass_train_batch(r->t, r->E, r->W, r->seqs, n, 1, &st);
             if (!e) e = hass_train_update(r->t, &st);
             if (e) {
-                hass_progress_end(&pg, hass_train_step(r->t));
+                hass_progress_end(&pg, hass_train_step(r->t) - step_start);
                 if (e == HASS_ERANGE && access(r->path_state, F_OK) == 0)
                     rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s is kept",
                                        hass_errmsg(), r->path_state);
@@ -655,7 +656,7 @@ static int train_loop(run *r) {
                 HASS_INFO("step %lld/%lld loss %.4f lr %.3g (eta %.0fs)", (long long)step, (long long)r->o.total,
                           st.loss, st.lr, eta);
             }
-            hass_progress_update(&pg, step);
+            hass_progress_update(&pg, step - step_start);
             int last = bi + 1 == per_epoch;
             int stop = r->a.stop_after && done_run >= r->a.stop_after;
             if (last) {
@@ -674,7 +675,7 @@ static int train_loop(run *r) {
             }
             if (last) plot(r->a.out);
             if (stop) {
-                hass_progress_end(&pg, step);
+                hass_progress_end(&pg, step - step_start);
                 note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
                           (long long)step);
                 free(perm);
@@ -682,7 +683,7 @@ static int train_loop(run *r) {
             }
         }
     }
-    if (!rc) hass_progress_end(&pg, hass_train_step(r->t));
+    if (!rc) hass_progress_end(&pg, hass_train_step(r->t) - step_start);
     free(perm);
     if (!rc) note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
     return rc;
