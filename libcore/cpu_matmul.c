@@ -17,6 +17,23 @@
 #define HASS_X86 1
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+// fp16 rounding with the F16C instructions (round to nearest even, like the C version).
+__attribute__((target("f16c"))) static float f16_round_hw(float x) {
+    return _cvtsh_ss(_cvtss_sh(x, 0));
+}
+#endif
+
+// fp16 rounding in C.
+static float f16_round_c(float x) { return hass_f16_to_f32(hass_f32_to_f16(x)); }
+
+float hass_f16_round(float x) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("f16c")) return f16_round_hw(x);
+#endif
+    return f16_round_c(x);
+}
+
 // Little-endian u16 at p (block headers are not aligned).
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -72,17 +89,50 @@ void hass_quant_row(const hass_wmat *w, int r, float *out) {
 // ----------------------------------------------------------------------------
 // activation quantization (portable, shared by every kernel path)
 
-size_t hass_quant_qrow_bytes(int n_in) { return (size_t)(n_in / 32) * 40; }
+// Offsets in a quantized activation row of nb blocks (np = ceil(nb / 2) pairs): qs (np * 64
+// bytes, zero padded), d (nb floats), s (nb floats: d * sum(q) rounded to fp16, llama.cpp's
+// Q8_1 s, used by Q4_1), se (nb floats: d * sum(q) exactly, for the Q4_0/Q8_0 corrections), then
+// for the AVX-512 kernel dx16 (per pair 16 floats: d of the first block x8, of the second x8)
+// and sx4 (per pair [se_a, s_a, se_b, s_b]).
+typedef struct qlayout {
+    size_t d, s, se, dx16, sx4, total;
+} qlayout;
+
+// Layout of a quantized row of n_in values.
+static qlayout qrow_layout(int n_in) {
+    size_t nb = (size_t)(n_in / 32), np = (nb + 1) / 2;
+    qlayout l;
+    l.d = np * 64;
+    l.s = l.d + nb * 4;
+    l.se = l.s + nb * 4;
+    l.dx16 = (l.se + nb * 4 + 63) / 64 * 64;
+    l.sx4 = l.dx16 + np * 64;
+    l.total = (l.sx4 + np * 16 + 63) / 64 * 64;
+    return l;
+}
+
+size_t hass_quant_qrow_bytes(int n_in) { return qrow_layout(n_in).total; }
+
+const float *hass_quant_qrow_d(const void *q, int n_in) {
+    return (const float *)((const uint8_t *)q + qrow_layout(n_in).d);
+}
+
+const float *hass_quant_qrow_s(const void *q, int n_in) {
+    return (const float *)((const uint8_t *)q + qrow_layout(n_in).s);
+}
 
 size_t hass_matmul_scratch_bytes(int n_in, int n) {
     return hass_quant_qrow_bytes(n_in) * (size_t)(n > 0 ? n : 1) + 64;
 }
 
-// Quantize one row: qs, then d[], then s[].
+// Quantize one row: qs, then d[], then s[]. As llama.cpp's quantize_row_q8_1: d = max|x| / 127,
+// q = round(x / d) (ties to even), and the stored d and s = d * sum(q) rounded to fp16.
 static void quant_row(const float *x, int n_in, uint8_t *q) {
-    int nb = n_in / 32;
+    int nb = n_in / 32, np = (nb + 1) / 2;
+    qlayout l = qrow_layout(n_in);
     int8_t *qs = (int8_t *)q;
-    float *d = (float *)(q + (size_t)nb * 32), *s = d + nb;
+    float *d = (float *)(q + l.d), *s = (float *)(q + l.s), *se = (float *)(q + l.se);
+    float *dx16 = (float *)(q + l.dx16), *sx4 = (float *)(q + l.sx4);
     for (int b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
         float amax = 0.f;
@@ -90,7 +140,7 @@ static void quant_row(const float *x, int n_in, uint8_t *q) {
             float a = fabsf(xb[k]);
             if (a > amax) amax = a;
         }
-        float db = amax / 127.f, id = db > 0.f ? 127.f / amax : 0.f;
+        float db = amax / 127.f, id = db != 0.f ? 1.0f / db : 0.f;
         int sum = 0;
         for (int k = 0; k < 32; k++) {
             long v = lrintf(xb[k] * id);
@@ -99,8 +149,21 @@ static void quant_row(const float *x, int n_in, uint8_t *q) {
             qs[b * 32 + k] = (int8_t)v;
             sum += (int)v;
         }
-        d[b] = db;
-        s[b] = db * (float)sum;
+        d[b] = hass_f16_round(db);
+        s[b] = hass_f16_round(db * (float)sum);
+        se[b] = d[b] * (float)sum; // exact: 11-bit mantissa times |sum| < 2^12
+    }
+    if (nb % 2) memset(qs + (size_t)nb * 32, 0, 32);
+    for (int p = 0; p < np; p++) {
+        float da = d[2 * p], dbb = 2 * p + 1 < nb ? d[2 * p + 1] : 0.f;
+        for (int k = 0; k < 8; k++) {
+            dx16[p * 16 + k] = da;
+            dx16[p * 16 + 8 + k] = dbb;
+        }
+        sx4[p * 4 + 0] = se[2 * p];
+        sx4[p * 4 + 1] = s[2 * p];
+        sx4[p * 4 + 2] = 2 * p + 1 < nb ? se[2 * p + 1] : 0.f;
+        sx4[p * 4 + 3] = 2 * p + 1 < nb ? s[2 * p + 1] : 0.f;
     }
 }
 
@@ -123,7 +186,8 @@ static void kq_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t 
     for (int r = 0; r < R; r++) {
         const uint8_t *xr = x + r * xs;
         const int8_t *qs = (const int8_t *)xr;
-        const float *dx = (const float *)(xr + (size_t)nb * 32), *sx = dx + nb;
+        qlayout ql = qrow_layout(n_in);
+        const float *dx = (const float *)(xr + ql.d), *sx = (const float *)(xr + ql.s);
         float acc = 0.f;
         const uint8_t *p = w;
         for (int b = 0; b < nb; b++) {
@@ -186,22 +250,27 @@ T_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// AVX2: quantized weights, one block per step, maddubs for the integer dot.
-T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
-                           int R, float *out, size_t os) {
+// AVX2: quantized weights, one block per step, maddubs for the integer dot. R is a
+// compile-time constant in each instance (kq_avx2_1..4), so the accumulators stay in registers;
+// the arithmetic of one row is the same in every instance.
+T_AVX2 static inline __attribute__((always_inline)) void
+kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+          float *out, size_t os) {
     int nb = n_in / 32;
+    qlayout ql = qrow_layout(n_in);
     const __m256i ones = _mm256_set1_epi16(1);
     const __m128i m4 = _mm_set1_epi8(15);
     __m256 acc[4];
     float accm[4];
     const int8_t *qs[4];
     const float *dx[4], *sx[4];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm256_setzero_ps();
         accm[r] = 0.f;
         qs[r] = (const int8_t *)(x + r * xs);
-        dx[r] = (const float *)(x + r * xs + (size_t)nb * 32);
-        sx[r] = dx[r] + nb;
+        dx[r] = (const float *)(x + r * xs + ql.d);
+        sx[r] = (const float *)(x + r * xs + (type == HASS_GGML_Q4_1 ? ql.s : ql.se));
     }
     size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
     for (int b = 0; b < nb; b++) {
@@ -210,6 +279,7 @@ T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
         if (type == HASS_GGML_Q8_0) {
             __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
             __m256i aw = _mm256_sign_epi8(wv, wv);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
                 __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
@@ -222,6 +292,7 @@ T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
             __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
             __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
             __m256i wv = _mm256_set_m128i(hi, lo);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
                 __m256i p16 = _mm256_maddubs_epi16(wv, xv);
@@ -231,7 +302,19 @@ T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
             }
         }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) out[r * os] = hsum256(acc[r]) + accm[r];
+}
+
+// AVX2 quantized kernel for any R <= 4 (dispatches to a constant-R instance).
+T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os) {
+    switch (R) {
+    case 4: kq_avx2_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kq_avx2_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kq_avx2_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kq_avx2_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
 }
 
 // Load 8 weights of a float-type row as floats.
@@ -262,37 +345,42 @@ T_AVX2 static void kf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
 }
 
 // AVX-512 VNNI: quantized weights, two blocks per step (64 int8 products per vpdpbusd).
-// Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * sum(q);
-// Q4_0 nibbles are unsigned and corrected with -8 * d * sum(q); Q4_1 adds m * d_x * sum(q).
-T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
-                               size_t xs, int R, float *out, size_t os) {
-    int nb = n_in / 32;
+// Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * s_x; Q4_0
+// nibbles are unsigned and corrected with -8 * d * s_x; Q4_1 adds m * s_x. The block scales of
+// a pair come as one fp16 vector [d_a, m_a, d_b, m_b]; the correction terms accumulate in a
+// 4-lane vector against the row's [0, s_a, 0, s_b]. R is a compile-time constant per instance.
+T_AVX512 static inline __attribute__((always_inline)) void
+kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+            float *out, size_t os) {
+    int nb = n_in / 32, np = (nb + 1) / 2;
+    qlayout ql = qrow_layout(n_in);
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    const __m512i idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx1 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m128 mq8 = _mm_set_ps(1.f, -128.f, 1.f, -128.f), mq40 = _mm_set_ps(1.f, -8.f, 1.f, -8.f);
+    const int cl = type == HASS_GGML_Q4_1 ? 1 : 0; // lanes cl and cl + 2 hold the correction
     __m512 acc[4];
-    float accm[4];
-    const int8_t *qs[4];
-    const float *dx[4], *sx[4];
+    __m128 accm[4];
+    const uint8_t *xr[4];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm512_setzero_ps();
-        accm[r] = 0.f;
-        qs[r] = (const int8_t *)(x + r * xs);
-        dx[r] = (const float *)(x + r * xs + (size_t)nb * 32);
-        sx[r] = dx[r] + nb;
+        accm[r] = _mm_setzero_ps();
+        xr[r] = x + r * xs;
     }
     size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
-    for (int b = 0; b < nb; b += 2) {
-        int two = b + 1 < nb;
+    for (int pi = 0; pi < np; pi++) {
+        int b = 2 * pi, two = b + 1 < nb;
         const uint8_t *pa = w + b * bs, *pb = pa + bs;
-        float da = _cvtsh_ss(rd16(pa)), db = two ? _cvtsh_ss(rd16(pb)) : 0.f;
-        float ma, mb;
         __m512i wv;
+        __m128 dm;
         if (type == HASS_GGML_Q8_0) {
             __m256i a = _mm256_loadu_si256((const __m256i *)(pa + 2));
             __m256i c = two ? _mm256_loadu_si256((const __m256i *)(pb + 2)) : _mm256_set1_epi8((char)0x80);
             wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), x80);
-            ma = -128.f * da;
-            mb = -128.f * db;
+            uint32_t ha = rd16(pa), hb = two ? rd16(pb) : 0;
+            dm = _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi32(0, 0, (int)(hb | hb << 16), (int)(ha | ha << 16))), mq8);
         } else {
             size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
             __m128i qa = _mm_loadu_si128((const __m128i *)(pa + qo));
@@ -303,31 +391,44 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
             wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // loA loB hiA hiB
             wv = _mm512_shuffle_i64x2(wv, wv, _MM_SHUFFLE(3, 1, 2, 0)); // loA hiA loB hiB
             if (type == HASS_GGML_Q4_0) {
-                ma = -8.f * da;
-                mb = -8.f * db;
+                uint32_t ha = rd16(pa), hb = two ? rd16(pb) : 0;
+                dm = _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi32(0, 0, (int)(hb | hb << 16), (int)(ha | ha << 16))), mq40);
             } else {
-                ma = _cvtsh_ss(rd16(pa + 2));
-                mb = two ? _cvtsh_ss(rd16(pb + 2)) : 0.f;
+                uint32_t ua, ub = 0;
+                memcpy(&ua, pa, 4);
+                if (two) memcpy(&ub, pb, 4);
+                dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)ub, (int)ua)); // d_a m_a d_b m_b
             }
         }
-        __m512 dwv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(da), _mm512_set1_ps(db));
+        // dm: Q4_1 [d_a, m_a, d_b, m_b]; Q8_0/Q4_0 [-k d_a, d_a, -k d_b, d_b]
+        __m512 dwv = _mm512_permutexvar_ps(cl ? idx : idx1, _mm512_castps128_ps512(dm));
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
-            __m512i xv;
-            __m512 dxv;
-            if (two) {
-                xv = _mm512_loadu_si512((const void *)(qs[r] + b * 32));
-                dxv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dx[r][b]), _mm512_set1_ps(dx[r][b + 1]));
-            } else {
-                xv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qs[r] + b * 32)));
-                dxv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dx[r][b]), _mm512_setzero_ps());
-            }
+            __m512i xv = _mm512_loadu_si512((const void *)(xr[r] + (size_t)pi * 64));
+            __m512 dxv = _mm512_load_ps((const float *)(xr[r] + ql.dx16) + pi * 16);
             __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv, dxv), acc[r]);
-            accm[r] = fmaf(ma, sx[r][b], accm[r]);
-            if (two) accm[r] = fmaf(mb, sx[r][b + 1], accm[r]);
+            accm[r] = _mm_fmadd_ps(dm, _mm_load_ps((const float *)(xr[r] + ql.sx4) + pi * 4), accm[r]);
         }
     }
-    for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]) + accm[r];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        __m128 m = accm[r];
+        float corr = cl ? _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3))
+                        : _mm_cvtss_f32(m) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 2));
+        out[r * os] = _mm512_reduce_add_ps(acc[r]) + corr;
+    }
+}
+
+// AVX-512 quantized kernel for any R <= 4 (dispatches to a constant-R instance).
+T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                               size_t xs, int R, float *out, size_t os) {
+    switch (R) {
+    case 4: kq_avx512_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kq_avx512_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kq_avx512_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kq_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
 }
 
 // Load 16 weights of a float-type row as floats.
@@ -409,7 +510,7 @@ static row_kernel pick(int type) {
 // ----------------------------------------------------------------------------
 // threaded driver
 
-enum { MM_CHUNK = 16, MM_XBLOCK = 32, MM_MAXJOBS = 8 };
+enum { MM_CHUNK = 16, MM_MAXJOBS = 8 };
 
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
                  int n_threads) {
@@ -444,16 +545,14 @@ void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, voi
         int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = jobs[j].y;
-        for (int i0 = 0; i0 < n; i0 += MM_XBLOCK) {
-            int i1 = i0 + MM_XBLOCK < n ? i0 + MM_XBLOCK : n;
-            for (int r = r0; r < r1; r++) {
-                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-                for (int i = i0; i < i1; i += 4) {
-                    int R = i1 - i < 4 ? i1 - i : 4;
-                    kern[j](w->type, n_in, wr, xb + (size_t)i * xs, xs, R,
-                            y + (size_t)i * w->n_out + r, (size_t)w->n_out);
-                }
-            }
+        // a chunk of MM_CHUNK weight rows stays in L1 while each group of 4 activation rows
+        // passes over it
+        for (int i = 0; i < n; i += 4) {
+            int R = n - i < 4 ? n - i : 4;
+            for (int r = r0; r < r1; r++)
+                kern[j](w->type, n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                        xb + (size_t)i * xs, xs, R, y + (size_t)i * w->n_out + r,
+                        (size_t)w->n_out);
         }
     }
 }

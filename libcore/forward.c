@@ -214,6 +214,33 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
 }
 #endif
 
+// o += p * v over D values (mul then add, no fma: the same values as the C loop).
+typedef void (*axpy_fn)(float *o, float p, const float *v, int D);
+
+// Portable axpy.
+static void axpy_c(float *o, float p, const float *v, int D) {
+    for (int d = 0; d < D; d++) o[d] += p * v[d];
+}
+
+#ifdef HASS_X86
+// AVX2 axpy, scalar tail.
+__attribute__((target("avx2"))) static void axpy_avx2(float *o, float p, const float *v, int D) {
+    __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= D; d += 8)
+        _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_loadu_ps(o + d), _mm256_mul_ps(pv, _mm256_loadu_ps(v + d))));
+    for (; d < D; d++) o[d] += p * v[d];
+}
+#endif
+
+// The axpy for the current kernel path.
+static axpy_fn pick_axpy(void) {
+#ifdef HASS_X86
+    if (strcmp(hass_kernel_path(), "c")) return axpy_avx2;
+#endif
+    return axpy_c;
+}
+
 // The dot product for the current kernel path.
 static dot_fn pick_dot(void) {
 #ifdef HASS_X86
@@ -232,6 +259,7 @@ static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const 
     int base = kv->base, qd = H * D;
     float scale = 1.0f / sqrtf((float)D);
     dot_fn dot = pick_dot();
+    axpy_fn axpy = pick_axpy();
     (void)layer;
 #pragma omp parallel for num_threads(m->n_threads) schedule(static)
     for (int task = 0; task < n * H; task++) {
@@ -250,22 +278,26 @@ static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const 
             s[cnt++] = dot(qv, kc + (size_t)(base + bl[j]) * kvd + (size_t)g * D, D) * scale;
         float mx = -INFINITY;
         for (int t = 0; t < cnt; t++) mx = s[t] > mx ? s[t] : mx;
-        float sum = 0.f;
+        double sum = 0.0;
         for (int t = 0; t < cnt; t++) {
             s[t] = expf(s[t] - mx);
             sum += s[t];
         }
+        float inv = (float)(1.0 / sum);
         float *o = kv->att + (size_t)i * qd + (size_t)h * D;
         for (int d = 0; d < D; d++) o[d] = 0.f;
         for (int t = 0; t < cnt; t++) {
             int e = t < base ? t : base + bl[t - base];
             const float *vv = vc + (size_t)e * kvd + (size_t)g * D;
-            float p = s[t];
-            for (int d = 0; d < D; d++) o[d] += p * vv[d];
+            axpy(o, hass_f16_round(s[t] * inv), vv, D); // llama.cpp: f16 V times f16 probs
         }
-        float inv = 1.0f / sum;
-        for (int d = 0; d < D; d++) o[d] *= inv;
     }
+}
+
+// Round n values to fp16 in place (the KV cache and the attention queries hold fp16 values,
+// as llama.cpp's default f16 cache does).
+static void round_f16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = hass_f16_round(x[i]);
 }
 
 // x += y elementwise over n values.
@@ -330,6 +362,9 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
             }
         rope(kv->q, n, qd, H, D, c->rope_mode, kv->cs);
         rope(kb, n, kvd, Hkv, D, c->rope_mode, kv->cs);
+        round_f16(kv->q, (size_t)n * qd);
+        round_f16(kb, (size_t)n * kvd);
+        round_f16(vb, (size_t)n * kvd);
         attention(m, kv, l, n, kc, vc);
         hass_mm_job o = {&L->wo, kv->tmp};
         mm(m, kv, kv->att, n, &o, 1);

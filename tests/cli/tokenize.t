@@ -90,3 +90,7 @@ $ hass-tokenize -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --chat | hass-de
 # name: the EXAMPLES of man/hass-tokenize.1 and man/hass-detok.1 run and succeed
 $ for m in man/hass-tokenize.1 man/hass-detok.1; do sed -n '/^\.EX$/,/^\.EE$/p' $m | sed '/^\.E[XE]$/d' | bash -e || echo "FAILED $m"; done | grep -c '"tokens"\|"back"\|"kind"\|"text"'
 > 5
+
+# name: a SentencePiece tokenizer.model gives the ids of the same vocabulary's GGUF
+$ echo '{"text":" Hello world"}' | hass-tokenize -m $HASS_DATA/tokenizer/llama2/tokenizer.model
+> {"text":" Hello world","tokens":[1,29871,15043,3186]}

@@ -84,7 +84,7 @@ int main(void) {
                 size_t qb = hass_quant_qrow_bytes(n_in);
                 for (int i = 0; i < NMAX; i++) {
                     const int8_t *qs = (const int8_t *)((uint8_t *)q + i * qb);
-                    const float *d = (const float *)((uint8_t *)q + i * qb + (size_t)n_in);
+                    const float *d = hass_quant_qrow_d((uint8_t *)q + i * qb, n_in);
                     for (int k = 0; k < n_in; k++) xq[i * n_in + k] = d[k / 32] * qs[k];
                 }
             }
@@ -94,6 +94,20 @@ int main(void) {
                 for (int i = 0; i < NMAX; i++) {
                     double s = 0;
                     for (int k = 0; k < n_in; k++) s += (double)deq[k] * xq[i * n_in + k];
+                    if (type == HASS_GGML_Q4_1) {
+                        // the m term uses llama.cpp's fp16-rounded s = d * sum(q) of the row
+                        size_t qb = hass_quant_qrow_bytes(n_in);
+                        const uint8_t *qr = (const uint8_t *)q + i * qb;
+                        const float *dq = hass_quant_qrow_d(qr, n_in), *sq = hass_quant_qrow_s(qr, n_in);
+                        const uint8_t *blk = w + r * rb;
+                        for (int b = 0; b < n_in / 32; b++, blk += 20) {
+                            int sum = 0;
+                            for (int k = 0; k < 32; k++) sum += ((const int8_t *)qr)[b * 32 + k];
+                            uint16_t mh;
+                            memcpy(&mh, blk + 2, 2);
+                            s += (double)hass_f16_to_f32(mh) * ((double)sq[b] - (double)dq[b] * sum);
+                        }
+                    }
                     ref[i * NOUT + r] = s;
                     if (fabs(s) > scale) scale = fabs(s);
                 }

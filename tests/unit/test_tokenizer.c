@@ -144,7 +144,7 @@ int main(void) {
           hass_utf8_decode((const unsigned char *)"\xED\xA0\x80", 3, &cp) < 0 &&
           hass_utf8_decode((const unsigned char *)"\xF0\x9F\xA6\x99", 4, &cp) == 4 && cp == 0x1F999, "decode");
 
-    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon", "deepseek-coder"};
+    const char *gguf_vocabs[] = {"llama-spm", "phi-3", "gpt-2", "mpt", "starcoder", "refact", "falcon", "deepseek-coder", "deepseek-llm"};
     for (size_t i = 0; i < sizeof gguf_vocabs / sizeof *gguf_vocabs; i++) {
         hass_tokenizer *t = load_vocab(gguf_vocabs[i]);
         if (!t) { CHECK(gguf_vocabs[i], 0, "load failed: %s", hass_errmsg()); continue; }
@@ -209,6 +209,12 @@ int main(void) {
         uint32_t fp = hass_tokenizer_fingerprint(spm);
         hass_tokenizer *tiny = NULL;
         char p[512];
+        hass_tokenizer *pm = hass_tokenizer_load(unit_data(p, sizeof p, "tokenizer/llama2/tokenizer.model"), &e);
+        CHECK("SentencePiece tokenizer.model (protobuf) loads the LLaMA-2 vocabulary",
+              pm && hass_tokenizer_n_vocab(pm) == 32000 && hass_tokenizer_fingerprint(pm) == fp &&
+              hass_tokenizer_bos(pm) == 1 && hass_tokenizer_eos(pm) == 2, "%s", pm ? "fingerprint differs" : hass_errmsg());
+        if (pm) run_vectors("llama-spm", pm); // the same 46 cases through the protobuf vocabulary
+        hass_tokenizer_free(pm);
         tiny = hass_tokenizer_load(unit_data(p, sizeof p, "models/llama-2-tiny-random/llama-2-tiny-random.gguf"), &e);
         CHECK("same LLaMA-2 vocab, same fingerprint", tiny && hass_tokenizer_fingerprint(tiny) == fp, "%08x", fp);
         hass_tokenizer_free(tiny);
