@@ -249,6 +249,11 @@ hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
                          const char *where, int64_t index, int stream, hass_stream_writer *w,
                          json_t **out) {
     *out = NULL;
+    const char *type = json_string_value(json_object_get(in, "type"));
+    if (type && !strcmp(type, "delta")) { // a streaming delta of an earlier stage: forward it
+        *out = json_incref((json_t *)in);
+        return HASS_OK;
+    }
     int32_t *ids = NULL;
     int64_t n = 0;
     hass_err e = hass_jsonl_get_ids(in, "tokens", g->n_vocab, &ids, &n);

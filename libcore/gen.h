@@ -101,7 +101,8 @@ uint64_t hass_gen_record_seed(uint64_t seed, const json_t *rec, int64_t index);
 // keys plus "generated", "finish", "stop" when a stop string matched, "margins" when asked, and
 // "timing"). With
 // stream set, {"id":..,"type":"delta","tokens":[..]} records go out through w as tokens are
-// accepted. On failure *out is the error record (input keys, "finish":"error", "error") and the
+// accepted. Delta records of an earlier stage are returned unchanged. On failure *out is the
+// error record (input keys, "finish":"error", "error") and the
 // code says why.
 hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
                          const char *where, int64_t index, int stream, hass_stream_writer *w,
