@@ -35,10 +35,14 @@ run_step() {
   return $rc
 }
 
-# test data: $HASS_DATA, else ../shared/data, else .dev/data (filled by tests/gpu/prepare.sh)
-if [ -z "${HASS_DATA:-}" ] && [ ! -d ../shared/data ] && [ -d .dev/data ]; then
-  export HASS_DATA=$ROOT/.dev/data
+# test data: $HASS_DATA, else ../shared/data, else shared/data in the checkout, else .dev/data
+# (filled by tests/gpu/prepare.sh)
+if [ -z "${HASS_DATA:-}" ] && [ ! -d ../shared/data ]; then
+  if [ -d shared/data ]; then export HASS_DATA=$ROOT/shared/data
+  elif [ -d .dev/data ]; then export HASS_DATA=$ROOT/.dev/data
+  fi
 fi
+say "test data: ${HASS_DATA:-../shared/data}"
 say "hass GPU run $(date -u +%FT%TZ) rev $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 run_step nvidia-smi 30 nvidia-smi
 head -15 "$OUT/nvidia-smi.log"
