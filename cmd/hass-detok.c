@@ -1,8 +1,13 @@
-// hass-detok: adds "text" to JSONL records from their generated tokens.
-// This version parses its flags and refuses work: the tokenizer arrives in the next change.
+// hass-detok: adds "text" to JSONL records from their tokens ("generated" or "tokens"), UTF-8
+// safe across token boundaries; --stream prints text live from hass-verify --stream deltas.
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "stream.h"
+#include "tokenizer.h"
 
 static const char *PROG = "hass-detok";
 
@@ -10,30 +15,198 @@ static const char *PROG = "hass-detok";
 static void usage(void) {
     printf("usage: %s -m MODEL [OPTIONS] [FILE...]\n"
            "\n"
-           "Turn the tokens of each JSONL record into text.\n"
+           "Turn the token ids of each JSONL record into text: reads \"generated\" when present,\n"
+           "else \"tokens\" (or --field), adds \"text\" (or --text-key); other keys are kept.\n"
+           "Records {\"type\":\"delta\",\"id\":..,\"tokens\":[..]} (hass-verify --stream) are decoded\n"
+           "incrementally per id: each gets the text that became complete UTF-8 with it.\n"
            "\n"
-           "  -m, --model FILE      target model (GGUF)\n"
+           "  -m, --model PATH      GGUF, HF folder, tokenizer.json or encoder.json folder\n"
+           "      --field KEY       read ids from KEY (default: \"generated\", else \"tokens\")\n"
+           "      --text-key KEY    write the text to KEY (default \"text\")\n"
+           "      --keep-special    keep the text of special tokens (<|im_end|>, </s>, ...)\n"
+           "      --stream          print plain text to stdout as soon as it is valid UTF-8\n"
+           "                        (deltas live, a newline after each finished record)\n"
+           "  -o, --output FILE     write here instead of stdout\n"
+           "      --bin             write binary frames (man hass-format)\n"
+           "      --buffered        do not flush after each record\n"
+           "  -f, --force           binary output to a terminal\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
-           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed input, 4 no device.\n",
+           "SentencePiece models: the dummy-prefix space in front of the first text token of a\n"
+           "sequence is removed, so detok(tokenize(x)) == x.\n"
+           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 some record was malformed.\n",
            PROG);
+}
+
+// Incremental state of one stream id.
+typedef struct live {
+    char *id;      // record id as JSON text
+    hass_detok d;  // pending bytes
+} live;
+
+typedef struct ctx {
+    hass_tokenizer *t;
+    const char *field, *text_key;
+    int keep_special, stream;
+    FILE *out;     // --stream text output
+    live *lv;
+    int n_lv, cap_lv;
+} ctx;
+
+// State for a record id (created on first use); NULL on allocation failure.
+static live *live_get(ctx *c, const json_t *rec, int create) {
+    char *id = json_dumps(json_object_get(rec, "id") ? json_object_get(rec, "id") : json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!id) return NULL;
+    for (int i = 0; i < c->n_lv; i++)
+        if (!strcmp(c->lv[i].id, id)) { free(id); return &c->lv[i]; }
+    if (!create) { free(id); return NULL; }
+    if (c->n_lv == c->cap_lv) {
+        int cap = c->cap_lv ? 2 * c->cap_lv : 8;
+        live *p = realloc(c->lv, (size_t)cap * sizeof *p);
+        if (!p) { free(id); return NULL; }
+        c->lv = p;
+        c->cap_lv = cap;
+    }
+    live *l = &c->lv[c->n_lv++];
+    l->id = id;
+    hass_detok_init(&l->d, c->t, c->keep_special);
+    return l;
+}
+
+// Drop the state of an id.
+static void live_drop(ctx *c, live *l) {
+    free(l->id);
+    *l = c->lv[--c->n_lv];
+}
+
+// Decode one record.
+static hass_err detok_record(void *vc, const json_t *in, const char *where, hass_stream_writer *w, json_t **out) {
+    ctx *c = vc;
+    (void)where;
+    (void)w;
+    const char *type = json_string_value(json_object_get(in, "type"));
+    int delta = type && !strcmp(type, "delta");
+    const char *key = c->field ? c->field : json_object_get(in, "generated") ? "generated" : "tokens";
+    if (delta && !c->field) key = "tokens";
+    int32_t *ids;
+    int64_t n;
+    hass_err e = hass_jsonl_get_ids(in, key, hass_tokenizer_n_vocab(c->t), &ids, &n);
+    if (e) return e;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    live *l = live_get(c, in, delta);
+    if (delta) {
+        if (!l) { free(ids); return hass_seterr(HASS_ENOMEM, "out of memory"); }
+        for (int64_t i = 0; i < n && !e; i++) e = hass_detok_push(&l->d, ids[i], &buf, &len, &cap);
+        if (!e && !buf && !(buf = calloc(1, 1))) e = hass_seterr(HASS_ENOMEM, "out of memory");
+    } else if (l && c->stream) {
+        // the final record after deltas: print what is still pending
+        e = hass_detok_flush(&l->d, &buf, &len, &cap);
+        live_drop(c, l);
+    } else {
+        if (l) live_drop(c, l);
+        e = hass_tokenizer_decode(c->t, ids, n, c->keep_special, &buf, &len);
+    }
+    free(ids);
+    if (e) { free(buf); return e; }
+    if (c->stream) {
+        if (fwrite(buf, 1, len, c->out) != len || (!delta && fputc('\n', c->out) == EOF) || fflush(c->out)) {
+            free(buf);
+            return hass_seterr(HASS_EIO, "write failed: %s", strerror(errno));
+        }
+        free(buf);
+        return HASS_OK; // nothing goes through the record writer
+    }
+    *out = json_deep_copy(in);
+    json_object_set_new(*out, c->text_key, json_stringn(buf, len));
+    free(buf);
+    return HASS_OK;
+}
+
+// Run every record of every input through detok_record. Like hass_stream_filter, but delta
+// records reach detok_record too (the filter forwards them unchanged). Returns HASS_OK unless
+// reading or writing had to stop; per-record failures count in st.
+static hass_err run_inputs(char **paths, int n_paths, ctx *c, hass_stream_writer *w, hass_stream_stats *st) {
+    static char *std_in[] = {"-"};
+    if (n_paths == 0) paths = std_in, n_paths = 1;
+    memset(st, 0, sizeof *st);
+    char where[600];
+    for (int i = 0; i < n_paths; i++) {
+        int is_stdin = !strcmp(paths[i], "-");
+        FILE *f = is_stdin ? stdin : fopen(paths[i], "rb");
+        if (!f) {
+            HASS_ERROR("%s: %s", paths[i], strerror(errno));
+            st->n_failed++;
+            st->exit_code = st->exit_code ? st->exit_code : HASS_EXIT_RUNTIME;
+            continue;
+        }
+        hass_stream_reader r;
+        hass_stream_reader_init(&r, f, is_stdin ? "<stdin>" : paths[i], hass_tokenizer_fingerprint(c->t));
+        hass_err stop = HASS_OK;
+        for (;;) {
+            json_t *in = NULL, *out = NULL;
+            hass_err e = hass_stream_read(&r, &in);
+            if (!e && !in) break;
+            st->n_in++;
+            if (e) {
+                HASS_ERROR("%s", hass_errmsg());
+                out = hass_stream_error_record(&r, NULL, hass_errmsg());
+            } else if (json_object_get(in, "error") || hass_stream_is_passthrough(in)) {
+                if (json_object_get(in, "error")) e = HASS_EINVAL; // failed upstream: forwarded, counted
+                out = json_incref(in);
+            } else if ((e = detok_record(c, in, hass_stream_where(&r, where, sizeof where), w, &out))) {
+                hass_errprefix("%s", where);
+                HASS_ERROR("%s", hass_errmsg());
+                out = hass_stream_error_record(&r, in, hass_errmsg());
+            } else {
+                st->n_ok++;
+            }
+            if (e) {
+                st->n_failed++;
+                int code = e == HASS_EFORMAT || e == HASS_ERANGE || e == HASS_EVOCAB || e == HASS_EVERSION ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME;
+                if (!st->exit_code) st->exit_code = code;
+            }
+            json_decref(in);
+            hass_err we = out ? hass_stream_write(w, out) : HASS_OK;
+            json_decref(out);
+            if (we) { stop = we; break; }
+            if (r.fatal) { if (e == HASS_EIO) stop = e; break; }
+        }
+        hass_stream_reader_free(&r);
+        if (!is_stdin) fclose(f);
+        if (stop) return stop;
+    }
+    return HASS_OK;
 }
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
+    enum { O_FIELD = 256, O_TKEY, O_KEEP, O_STREAM, O_BIN, O_BUF };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"verbose", no_argument, 0, 'v'},     {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
-    const char *model = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:vqhV", opts, NULL)) != -1) {
-        switch (c) {
+        {"model", required_argument, 0, 'm'},    {"field", required_argument, 0, O_FIELD},
+        {"text-key", required_argument, 0, O_TKEY}, {"keep-special", no_argument, 0, O_KEEP},
+        {"stream", no_argument, 0, O_STREAM},    {"output", required_argument, 0, 'o'},
+        {"bin", no_argument, 0, O_BIN},          {"buffered", no_argument, 0, O_BUF},
+        {"force", no_argument, 0, 'f'},          {"verbose", no_argument, 0, 'v'},
+        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+    const char *model = NULL, *outpath = "-";
+    ctx c = {.text_key = "text"};
+    int bin = 0, buffered = 0, force = 0, ch;
+    while ((ch = getopt_long(argc, argv, "m:o:fvqhV", opts, NULL)) != -1) {
+        switch (ch) {
         case 'm': model = optarg; break;
+        case O_FIELD: c.field = optarg; break;
+        case O_TKEY: c.text_key = optarg; break;
+        case O_KEEP: c.keep_special = 1; break;
+        case O_STREAM: c.stream = 1; break;
+        case 'o': outpath = optarg; break;
+        case O_BIN: bin = 1; break;
+        case O_BUF: buffered = 1; break;
+        case 'f': force = 1; break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -42,5 +215,36 @@ int main(int argc, char **argv) {
         }
     }
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
-    return hass_cli_fail(HASS_EXIT_RUNTIME, "detokenization is not built yet in this version");
+    if (c.stream && bin) return hass_cli_usage_error(PROG, "--stream prints text; it excludes --bin");
+    hass_err e;
+    c.t = hass_tokenizer_load(model, &e);
+    if (!c.t) return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    FILE *out = hass_cli_open_out(outpath);
+    if (!out) { hass_tokenizer_free(c.t); return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg()); }
+    if (hass_stream_refuse_tty(out, bin, force)) {
+        hass_tokenizer_free(c.t);
+        return hass_cli_fail(HASS_EXIT_USAGE, "stdout is a terminal; pipe it, use -o or -f");
+    }
+    c.out = out;
+    // --stream: records go nowhere (error records too: their messages are on stderr)
+    FILE *sink = c.stream ? fopen("/dev/null", "wb") : out;
+    if (!sink) { hass_tokenizer_free(c.t); return hass_cli_fail(HASS_EXIT_RUNTIME, "/dev/null: %s", strerror(errno)); }
+    hass_stream_writer w;
+    hass_stream_writer_init(&w, sink, outpath, bin, !buffered, hass_tokenizer_fingerprint(c.t));
+    hass_stream_stats st;
+    e = run_inputs(argv + optind, argc - optind, &c, &w, &st);
+    if (!e) e = hass_stream_writer_end(&w);
+    int epipe = w.epipe;
+    hass_stream_writer_free(&w);
+    for (int i = 0; i < c.n_lv; i++) free(c.lv[i].id);
+    free(c.lv);
+    hass_tokenizer_free(c.t);
+    if (sink != out) fclose(sink);
+    if (out != stdout && fclose(out) != 0 && !e) e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
+    if (e) {
+        if (epipe) return HASS_EXIT_RUNTIME;
+        return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    }
+    if (st.n_failed) HASS_WARN("%lld of %lld records failed", (long long)st.n_failed, (long long)st.n_in);
+    return st.exit_code;
 }

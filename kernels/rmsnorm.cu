@@ -1,13 +1,13 @@
 // rmsnorm.cu: RMSNorm over rows; CPU twin hass_cpu_rmsnorm in libcore/ops_cpu.c.
 #include "common.cuh"
 
-// One block per row: y = x / sqrt(mean(x^2) + eps) * w.
-__global__ void k_rmsnorm(float *y,       // (n_rows, dim)
+// One block per row: y = x / sqrt(mean(x^2) + eps) * w, in float (y) and/or bf16 (yb).
+__global__ void k_rmsnorm(float *y,       // (n_rows, dim) or NULL
+                          uint16_t *yb,   // (n_rows, dim) bf16 or NULL
                           const float *x, // (n_rows, dim)
                           const float *w, // (dim)
                           int dim, float eps) {
     const float *xr = x + (size_t)blockIdx.x * dim;
-    float *yr = y + (size_t)blockIdx.x * dim;
     float s = 0.f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i] * xr[i];
     __shared__ float part[32];
@@ -21,7 +21,11 @@ __global__ void k_rmsnorm(float *y,       // (n_rows, dim)
     }
     __syncthreads();
     float scale = rsqrtf(part[0] / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i] * scale * w[i];
+        if (y) y[(size_t)blockIdx.x * dim + i] = v;
+        if (yb) yb[(size_t)blockIdx.x * dim + i] = f32_to_bf16(v);
+    }
 }
 
 // Host launcher: same parameters as hass_cpu_rmsnorm, device pointers.
@@ -31,7 +35,17 @@ extern "C" hass_err hass_cuda_rmsnorm(float *d_y,       // (n_rows, dim)
                                       int n_rows, int dim, float eps) {
     if (n_rows <= 0) return HASS_OK;
     int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
-    k_rmsnorm<<<n_rows, threads>>>(d_y, d_x, d_w, dim, eps);
+    k_rmsnorm<<<n_rows, threads, 0, hass_cuda_stream>>>(d_y, NULL, d_x, d_w, dim, eps);
+    HASS_CUDA_CHECK(cudaGetLastError());
+    return HASS_OK;
+}
+
+// RMSNorm with a bf16 copy of the output (the next matmul's input): d_y may be NULL.
+extern "C" hass_err hass_cuda_rmsnorm_bf16(float *d_y, uint16_t *d_yb, const float *d_x,
+                                           const float *d_w, int n_rows, int dim, float eps) {
+    if (n_rows <= 0) return HASS_OK;
+    int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
+    k_rmsnorm<<<n_rows, threads, 0, hass_cuda_stream>>>(d_y, d_yb, d_x, d_w, dim, eps);
     HASS_CUDA_CHECK(cudaGetLastError());
     return HASS_OK;
 }

@@ -9,6 +9,7 @@
 #ifndef HASS_SAFETENSORS_H
 #define HASS_SAFETENSORS_H
 
+#include "half.h" // hass_bf16_to_f32, hass_f32_to_bf16, hass_f16_to_f32, hass_f32_to_f16
 #include "hass.h"
 
 #define HASS_ST_MAX_DIMS 8
@@ -56,12 +57,5 @@ const char *hass_st_dtype_name(hass_st_dtype t);
 // included) the old file at path is left intact and the temporary file is removed.
 hass_err hass_st_write(const char *path, const hass_st_tensor *tensors, int n_tensors,
                        const char *const *meta);
-
-// bf16 <-> f32 helpers (round to nearest even; NaN stays NaN).
-uint16_t hass_f32_to_bf16(float f);
-float hass_bf16_to_f32(uint16_t h);
-// f16 -> f32 (IEEE half).
-float hass_f16_to_f32(uint16_t h);
-uint16_t hass_f32_to_f16(float f);
 
 #endif

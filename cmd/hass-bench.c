@@ -1,0 +1,188 @@
+// hass-bench: time the CPU engine: prefill of a P-token prompt, decoding of G tokens, and the
+// cost of one forward over N block tokens after a committed context (the verify cost curve).
+// A benchmark, not a test: results (medians over --reps runs) go to stdout as JSONL.
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "forward.h"
+
+static const char *PROG = "hass-bench";
+
+// Full help on stdout.
+static void usage(void) {
+    printf("usage: %s -m MODEL [OPTIONS]\n"
+           "\n"
+           "Time prefill, decode and the N-token forward cost of the CPU engine; one JSON\n"
+           "object per measurement on stdout (medians over --reps runs).\n"
+           "\n"
+           "  -m, --model FILE      target model (GGUF file or HF directory)\n"
+           "  -t, --threads N       kernel threads (default: all cores)\n"
+           "  -p, --prompt N        prefill length (default 512; 0 skips)\n"
+           "  -g, --gen N           decode length (default 128; 0 skips)\n"
+           "  -c, --context N       committed context before each curve forward (default 128)\n"
+           "      --curve LIST      block sizes of the forward cost curve (default\n"
+           "                        1,2,4,8,16,32,64; 'none' skips)\n"
+           "  -r, --reps N          repetitions, the median is reported (default 5)\n"
+           "      --seed N          seed of the random prompt ids (default 1)\n"
+           "  -v, --verbose         more messages on stderr\n"
+           "  -q, --quiet           fewer messages on stderr\n"
+           "  -h, --help            this help\n"
+           "  -V, --version         version and build (cpu-only or cuda)\n"
+           "\n"
+           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed model file.\n",
+           PROG);
+}
+
+// Process CPU seconds (all threads): on a shared machine a steadier measure than wall time.
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Median of n doubles (sorts in place).
+static double median(double *x, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
+            double t = x[j];
+            x[j] = x[j - 1];
+            x[j - 1] = t;
+        }
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+int main(int argc, char **argv) {
+    hass_log_set_prog(PROG);
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"threads", required_argument, 0, 't'},
+        {"prompt", required_argument, 0, 'p'}, {"gen", required_argument, 0, 'g'},
+        {"context", required_argument, 0, 'c'}, {"curve", required_argument, 0, 'C'},
+        {"reps", required_argument, 0, 'r'},   {"seed", required_argument, 0, 'S'},
+        {"verbose", no_argument, 0, 'v'},      {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *curve = "1,2,4,8,16,32,64";
+    int64_t threads = 0, n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "m:t:p:g:c:r:vqhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 't': if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc; break;
+        case 'p': if ((rc = hass_cli_int(PROG, "--prompt", optarg, 0, 1 << 20, &n_prompt))) return rc; break;
+        case 'g': if ((rc = hass_cli_int(PROG, "--gen", optarg, 0, 1 << 20, &n_gen))) return rc; break;
+        case 'c': if ((rc = hass_cli_int(PROG, "--context", optarg, 0, 1 << 20, &n_ctx0))) return rc; break;
+        case 'C': curve = optarg; break;
+        case 'r': if ((rc = hass_cli_int(PROG, "--reps", optarg, 1, 1000, &reps))) return rc; break;
+        case 'S': if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc; break;
+        case 'v': hass_verbosity++; break;
+        case 'q': hass_verbosity--; break;
+        case 'h': usage(); return 0;
+        case 'V': hass_cli_version(stdout, PROG); return 0;
+        default: return hass_cli_usage_error(PROG, "unknown option");
+        }
+    }
+    if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    if (optind < argc) return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    int sizes[64], n_sizes = 0;
+    if (strcmp(curve, "none")) {
+        char *dup = strdup(curve), *save = NULL;
+        for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            int64_t v;
+            if (n_sizes == 64) return hass_cli_usage_error(PROG, "--curve: at most 64 sizes");
+            if ((rc = hass_cli_int(PROG, "--curve", tok, 1, 4096, &v))) return rc;
+            sizes[n_sizes++] = (int)v;
+        }
+        free(dup);
+    }
+    hass_err e;
+    hass_model *m = hass_model_load(model, (int)threads, &e);
+    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    const hass_model_cfg *cfg = hass_model_config(m);
+    int V = cfg->n_vocab, max_n = (int)n_prompt;
+    for (int i = 0; i < n_sizes; i++) max_n = sizes[i] > max_n ? sizes[i] : max_n;
+    int need = (int)(n_prompt + n_gen);
+    for (int i = 0; i < n_sizes; i++) need = (int)n_ctx0 + sizes[i] > need ? (int)n_ctx0 + sizes[i] : need;
+    hass_kv *kv = hass_kv_new(m, need + 1, &e);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(max_n > n_ctx0 ? max_n : n_ctx0) + 4);
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    double *t = malloc(sizeof(double) * (size_t)reps), *tc = malloc(sizeof(double) * (size_t)reps);
+    if (!kv || !tok || !logits || !t || !tc) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    int n_tok = max_n > n_ctx0 ? max_n : (int)n_ctx0;
+    for (int i = 0; i < n_tok; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((s >> 33) % (uint64_t)V);
+    }
+    if ((e = hass_kv_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    const char *name = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d}\n",
+           name, hass_model_threads(m), hass_kernel_path(), (int)reps);
+    int last;
+    // warm-up (page in the weights)
+    hass_kv_truncate(kv, 0);
+    last = 0;
+    if ((e = hass_forward_rows(m, kv, tok, NULL, 1, NULL, &last, 1, logits, NULL))) goto fail;
+    if (n_prompt > 0) {
+        for (int r = 0; r < reps; r++) {
+            hass_kv_truncate(kv, 0);
+            last = (int)n_prompt - 1;
+            double t0 = hass_now(), c0 = cpu_now();
+            if ((e = hass_forward_rows(m, kv, tok, NULL, (int)n_prompt, NULL, &last, 1, logits, NULL))) goto fail;
+            t[r] = hass_now() - t0;
+            tc[r] = cpu_now() - c0;
+        }
+        double md = median(t, (int)reps), mc = median(tc, (int)reps);
+        printf("{\"bench\":\"prefill\",\"n\":%d,\"ms\":%.3f,\"tok_s\":%.2f,\"cpu_ms\":%.3f}\n",
+               (int)n_prompt, md * 1e3, n_prompt / md, mc * 1e3);
+    }
+    if (n_gen > 0) {
+        for (int r = 0; r < reps; r++) {
+            hass_kv_truncate(kv, 0);
+            int32_t cur = tok[0];
+            double t0 = hass_now(), c0 = cpu_now();
+            for (int i = 0; i < n_gen; i++) {
+                int zero = 0;
+                if ((e = hass_forward_rows(m, kv, &cur, NULL, 1, NULL, &zero, 1, logits, NULL))) goto fail;
+                cur = hass_argmax(logits, V);
+            }
+            t[r] = hass_now() - t0;
+            tc[r] = cpu_now() - c0;
+        }
+        double md = median(t, (int)reps), mc = median(tc, (int)reps);
+        printf("{\"bench\":\"decode\",\"n\":%d,\"ms_per_token\":%.3f,\"tok_s\":%.2f,"
+               "\"cpu_ms_per_token\":%.3f}\n", (int)n_gen, md * 1e3 / n_gen, n_gen / md,
+               mc * 1e3 / n_gen);
+    }
+    if (n_sizes) {
+        float *lg = malloc(sizeof(float) * (size_t)V * (size_t)max_n);
+        hass_kv_truncate(kv, 0);
+        if (n_ctx0 > 0 && (e = hass_forward(m, kv, tok, NULL, (int)n_ctx0, NULL, NULL, NULL))) goto fail;
+        for (int k = 0; k < n_sizes; k++) {
+            int n = sizes[k];
+            for (int r = 0; r < reps; r++) {
+                hass_kv_truncate(kv, (int)n_ctx0);
+                double t0 = hass_now(), c0 = cpu_now();
+                if ((e = hass_forward(m, kv, tok, NULL, n, NULL, lg, NULL))) goto fail;
+                t[r] = hass_now() - t0;
+                tc[r] = cpu_now() - c0;
+            }
+            double md = median(t, (int)reps), mc = median(tc, (int)reps);
+            printf("{\"bench\":\"forward\",\"n\":%d,\"context\":%d,\"ms\":%.3f,\"tok_s\":%.2f,"
+                   "\"cpu_ms\":%.3f}\n", n, (int)n_ctx0, md * 1e3, n / md, mc * 1e3);
+            fflush(stdout);
+        }
+        free(lg);
+    }
+    free(tok);
+    free(logits);
+    free(t);
+    free(tc);
+    hass_kv_free(kv);
+    hass_model_free(m);
+    return 0;
+fail:
+    return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+}

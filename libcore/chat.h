@@ -1,0 +1,52 @@
+// chat.h: chat templates rendered natively (no Jinja engine): llama-2-chat, llama-3 (instruct),
+// ChatML (SmolLM2, Qwen) and vicuna (FastChat vicuna_v1.1). Each renders exactly what the real
+// Jinja template renders (tests/data/chat_renderings.jsonl, made by tests/gen/gen_chat.py).
+//
+// Template names: "llama-2-chat" (alias "llama2"), "llama-3" ("llama3", "llama-3-instruct"),
+// "chatml" ("smollm2"), "vicuna". NULL or "auto" detects the template from the model's template
+// string (GGUF tokenizer.chat_template or tokenizer_config.json): <|im_start|> -> chatml,
+// <|start_header_id|> -> llama-3, [INST] -> llama-2-chat, USER:/ASSISTANT: -> vicuna.
+// ChatML takes its default system message (if any) from the model's template string.
+#ifndef HASS_CHAT_H
+#define HASS_CHAT_H
+
+#include <jansson.h>
+
+#include "hass.h"
+#include "tokenizer.h"
+
+// Canonical name of a template name or alias, NULL if unknown.
+const char *hass_chat_canonical(const char *name);
+// Template name detected from a Jinja template string, NULL if none matches.
+const char *hass_chat_detect(const char *tmpl);
+// Known template names, comma-separated (for messages and --help).
+const char *hass_chat_names(void);
+
+// Render messages (JSON array of {"role", "content"} objects) with a template (name, alias, or
+// NULL/"auto" for the model's). add_generation_prompt appends the assistant header where the
+// template has one. *out is malloc'd, NUL-terminated. Errors: HASS_EINVAL for an unknown name
+// or a model without a recognisable template; HASS_EFORMAT for bad messages or roles that do
+// not alternate (llama-2-chat), with a message saying which message and why.
+hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, const json_t *messages,
+                          int add_generation_prompt, char **out);
+
+// Byte range of one assistant turn in a rendering: the message's content (as the template
+// writes it: trimmed for llama-3 and llama-2-chat) through the end-of-turn marker that follows it
+// (<|im_end|>, <|eot_id|>, " </s>", "</s>"). For training loss masks.
+typedef struct hass_chat_span {
+    size_t start, end;   // [start, end) in the rendered text
+    int64_t message;     // index into messages
+} hass_chat_span;
+
+// hass_chat_render, and *spans (malloc'd, *n_spans entries; NULL when none) gets the assistant
+// turns' byte ranges.
+hass_err hass_chat_render_spans(const hass_tokenizer *t, const char *template_name, const json_t *messages,
+                                int add_generation_prompt, char **out, hass_chat_span **spans,
+                                int64_t *n_spans);
+
+// Loss mask from spans: mask[k] = 1 when token k's bytes [offs[k], offs[k+1]) (the last token
+// ends at text_len) overlap an assistant span, else 0. offs from hass_tokenizer_encode_offsets.
+void hass_chat_span_mask(const hass_chat_span *spans, int64_t n_spans, const int64_t *offs, int64_t n_tok,
+                         size_t text_len, uint8_t *mask);
+
+#endif

@@ -1,0 +1,565 @@
+// cpu_matmul.c: quantized and float matmul kernels (portable C, AVX2+FMA, AVX-512 VNNI), picked
+// at run time, threaded with OpenMP over output rows.
+//
+// Batch invariance: every output y[i, r] is computed by one call of a row kernel whose per-row
+// arithmetic (block order, vector lanes, final horizontal sum) does not depend on how many
+// activation rows are processed together, on the tiling or on the thread count.
+#include "quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HASS_X86 1
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+// fp16 rounding with the F16C instructions (round to nearest even, like the C version).
+__attribute__((target("f16c"))) static float f16_round_hw(float x) {
+    return _cvtsh_ss(_cvtss_sh(x, 0));
+}
+#endif
+
+// fp16 rounding in C.
+static float f16_round_c(float x) { return hass_f16_to_f32(hass_f32_to_f16(x)); }
+
+float hass_f16_round(float x) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("f16c")) return f16_round_hw(x);
+#endif
+    return f16_round_c(x);
+}
+
+// Little-endian u16 at p (block headers are not aligned).
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+int hass_quant_supported(int type) {
+    return type == HASS_GGML_F32 || type == HASS_GGML_F16 || type == HASS_GGML_BF16 ||
+           type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+}
+
+int hass_quant_is_q(int type) {
+    return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+}
+
+// Dequantize one weight row to floats.
+void hass_quant_row(const hass_wmat *w, int r, float *out) {
+    const uint8_t *p = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    int n = w->n_in;
+    switch (w->type) {
+    case HASS_GGML_F32: memcpy(out, p, (size_t)n * 4); break;
+    case HASS_GGML_F16:
+        for (int i = 0; i < n; i++) out[i] = hass_f16_to_f32(rd16(p + 2 * i));
+        break;
+    case HASS_GGML_BF16:
+        for (int i = 0; i < n; i++) out[i] = hass_bf16_to_f32(rd16(p + 2 * i));
+        break;
+    case HASS_GGML_Q8_0:
+        for (int b = 0; b < n / 32; b++, p += 34) {
+            float d = hass_f16_to_f32(rd16(p));
+            for (int k = 0; k < 32; k++) out[b * 32 + k] = d * (float)(int8_t)p[2 + k];
+        }
+        break;
+    case HASS_GGML_Q4_0:
+        for (int b = 0; b < n / 32; b++, p += 18) {
+            float d = hass_f16_to_f32(rd16(p));
+            for (int k = 0; k < 16; k++) {
+                out[b * 32 + k] = d * (float)((p[2 + k] & 15) - 8);
+                out[b * 32 + k + 16] = d * (float)((p[2 + k] >> 4) - 8);
+            }
+        }
+        break;
+    case HASS_GGML_Q4_1:
+        for (int b = 0; b < n / 32; b++, p += 20) {
+            float d = hass_f16_to_f32(rd16(p)), m = hass_f16_to_f32(rd16(p + 2));
+            for (int k = 0; k < 16; k++) {
+                out[b * 32 + k] = d * (float)(p[4 + k] & 15) + m;
+                out[b * 32 + k + 16] = d * (float)(p[4 + k] >> 4) + m;
+            }
+        }
+        break;
+    default: memset(out, 0, (size_t)n * 4); break;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// activation quantization (portable, shared by every kernel path)
+
+// Offsets in a quantized activation row of nb blocks (np = ceil(nb / 2) pairs): qs (np * 64
+// bytes, zero padded), d (nb floats), s (nb floats: d * sum(q) rounded to fp16, llama.cpp's
+// Q8_1 s, used by Q4_1), se (nb floats: d * sum(q) exactly, for the Q4_0/Q8_0 corrections), then
+// for the AVX-512 kernel dx16 (per pair 16 floats: d of the first block x8, of the second x8)
+// and sx4 (per pair [se_a, s_a, se_b, s_b]).
+typedef struct qlayout {
+    size_t d, s, se, dx16, sx4, total;
+} qlayout;
+
+// Layout of a quantized row of n_in values.
+static qlayout qrow_layout(int n_in) {
+    size_t nb = (size_t)(n_in / 32), np = (nb + 1) / 2;
+    qlayout l;
+    l.d = np * 64;
+    l.s = l.d + nb * 4;
+    l.se = l.s + nb * 4;
+    l.dx16 = (l.se + nb * 4 + 63) / 64 * 64;
+    l.sx4 = l.dx16 + np * 64;
+    l.total = (l.sx4 + np * 16 + 63) / 64 * 64;
+    return l;
+}
+
+size_t hass_quant_qrow_bytes(int n_in) { return qrow_layout(n_in).total; }
+
+const float *hass_quant_qrow_d(const void *q, int n_in) {
+    return (const float *)((const uint8_t *)q + qrow_layout(n_in).d);
+}
+
+const float *hass_quant_qrow_s(const void *q, int n_in) {
+    return (const float *)((const uint8_t *)q + qrow_layout(n_in).s);
+}
+
+size_t hass_matmul_scratch_bytes(int n_in, int n) {
+    return hass_quant_qrow_bytes(n_in) * (size_t)(n > 0 ? n : 1) + 64;
+}
+
+// Quantize one row: qs, then d[], then s[]. As llama.cpp's quantize_row_q8_1: d = max|x| / 127,
+// q = round(x / d) (ties to even), and the stored d and s = d * sum(q) rounded to fp16.
+static void quant_row(const float *x, int n_in, uint8_t *q) {
+    int nb = n_in / 32, np = (nb + 1) / 2;
+    qlayout l = qrow_layout(n_in);
+    int8_t *qs = (int8_t *)q;
+    float *d = (float *)(q + l.d), *s = (float *)(q + l.s), *se = (float *)(q + l.se);
+    float *dx16 = (float *)(q + l.dx16), *sx4 = (float *)(q + l.sx4);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0.f;
+        for (int k = 0; k < 32; k++) {
+            float a = fabsf(xb[k]);
+            if (a > amax) amax = a;
+        }
+        float db = amax / 127.f, id = db != 0.f ? 1.0f / db : 0.f;
+        int sum = 0;
+        for (int k = 0; k < 32; k++) {
+            long v = lrintf(xb[k] * id);
+            if (v > 127) v = 127;
+            if (v < -127) v = -127;
+            qs[b * 32 + k] = (int8_t)v;
+            sum += (int)v;
+        }
+        d[b] = hass_f16_round(db);
+        s[b] = hass_f16_round(db * (float)sum);
+        se[b] = d[b] * (float)sum; // exact: 11-bit mantissa times |sum| < 2^12
+    }
+    if (nb % 2) memset(qs + (size_t)nb * 32, 0, 32);
+    for (int p = 0; p < np; p++) {
+        float da = d[2 * p], dbb = 2 * p + 1 < nb ? d[2 * p + 1] : 0.f;
+        for (int k = 0; k < 8; k++) {
+            dx16[p * 16 + k] = da;
+            dx16[p * 16 + 8 + k] = dbb;
+        }
+        sx4[p * 4 + 0] = se[2 * p];
+        sx4[p * 4 + 1] = s[2 * p];
+        sx4[p * 4 + 2] = 2 * p + 1 < nb ? se[2 * p + 1] : 0.f;
+        sx4[p * 4 + 3] = 2 * p + 1 < nb ? s[2 * p + 1] : 0.f;
+    }
+}
+
+void hass_quant_rows(const float *x, int n, int n_in, void *q) {
+    size_t rb = hass_quant_qrow_bytes(n_in);
+    for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
+}
+
+// ----------------------------------------------------------------------------
+// row kernels. Signature: dot one weight row `w` (n_in values of `type`) with R activation rows
+// (R <= 8 for the quantized AVX-512 kernel, <= 4 otherwise) starting at x (stride xs bytes;
+// quantized rows or floats), writing out[r * os].
+
+typedef void (*row_kernel)(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os);
+
+// Portable: quantized weights x 8-bit activations, integer dot per block, float sum in order.
+static void kq_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                 float *out, size_t os) {
+    int nb = n_in / 32;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xr = x + r * xs;
+        const int8_t *qs = (const int8_t *)xr;
+        qlayout ql = qrow_layout(n_in);
+        const float *dx = (const float *)(xr + ql.d), *sx = (const float *)(xr + ql.s);
+        float acc = 0.f;
+        const uint8_t *p = w;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *q = qs + b * 32;
+            int isum = 0;
+            if (type == HASS_GGML_Q8_0) {
+                for (int k = 0; k < 32; k++) isum += (int8_t)p[2 + k] * q[k];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                p += 34;
+            } else if (type == HASS_GGML_Q4_0) {
+                for (int k = 0; k < 16; k++)
+                    isum += ((p[2 + k] & 15) - 8) * q[k] + ((p[2 + k] >> 4) - 8) * q[k + 16];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                p += 18;
+            } else { // Q4_1
+                for (int k = 0; k < 16; k++) isum += (p[4 + k] & 15) * q[k] + (p[4 + k] >> 4) * q[k + 16];
+                acc += hass_f16_to_f32(rd16(p)) * dx[b] * (float)isum;
+                acc += hass_f16_to_f32(rd16(p + 2)) * sx[b];
+                p += 20;
+            }
+        }
+        out[r * os] = acc;
+    }
+}
+
+// Weight element i of a float-type row.
+static inline float wf(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) {
+        float f;
+        memcpy(&f, w + 4 * i, 4);
+        return f;
+    }
+    uint16_t h = rd16(w + 2 * i);
+    return type == HASS_GGML_F16 ? hass_f16_to_f32(h) : hass_bf16_to_f32(h);
+}
+
+// Portable: float-type weights x float activations, 4 partial sums in fixed order.
+static void kf_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                 float *out, size_t os) {
+    for (int r = 0; r < R; r++) {
+        const float *xr = (const float *)(x + r * xs);
+        float a[4] = {0, 0, 0, 0};
+        int i = 0;
+        for (; i + 4 <= n_in; i += 4)
+            for (int k = 0; k < 4; k++) a[k] += wf(type, w, i + k) * xr[i + k];
+        for (; i < n_in; i++) a[0] += wf(type, w, i) * xr[i];
+        out[r * os] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+}
+
+#ifdef HASS_X86
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// Sum of 8 lanes in a fixed order.
+T_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// AVX2: quantized weights, one block per step, maddubs for the integer dot. R is a
+// compile-time constant in each instance (kq_avx2_1..4), so the accumulators stay in registers;
+// the arithmetic of one row is the same in every instance.
+T_AVX2 static inline __attribute__((always_inline)) void
+kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+          float *out, size_t os) {
+    int nb = n_in / 32;
+    qlayout ql = qrow_layout(n_in);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m256 acc[4];
+    float accm[4];
+    const int8_t *qs[4];
+    const float *dx[4], *sx[4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm256_setzero_ps();
+        accm[r] = 0.f;
+        qs[r] = (const int8_t *)(x + r * xs);
+        dx[r] = (const float *)(x + r * xs + ql.d);
+        sx[r] = (const float *)(x + r * xs + (type == HASS_GGML_Q4_1 ? ql.s : ql.se));
+    }
+    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = w + b * bs;
+        float dw = _cvtsh_ss(rd16(p));
+        if (type == HASS_GGML_Q8_0) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2));
+            __m256i aw = _mm256_sign_epi8(wv, wv);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
+                __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[r][b]), acc[r]);
+            }
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            float mw = type == HASS_GGML_Q4_0 ? -8.f * dw : _cvtsh_ss(rd16(p + 2));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
+            __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            __m256i wv = _mm256_set_m128i(hi, lo);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(qs[r] + b * 32));
+                __m256i p16 = _mm256_maddubs_epi16(wv, xv);
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[r] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * dx[r][b]), acc[r]);
+                accm[r] = fmaf(mw, sx[r][b], accm[r]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) out[r * os] = hsum256(acc[r]) + accm[r];
+}
+
+// AVX2 quantized kernel for any R <= 4 (dispatches to a constant-R instance).
+T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os) {
+    switch (R) {
+    case 4: kq_avx2_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kq_avx2_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kq_avx2_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kq_avx2_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
+}
+
+// Load 8 weights of a float-type row as floats.
+T_AVX2 static inline __m256 ldw8(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) return _mm256_loadu_ps((const float *)(w + 4 * i));
+    __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * i));
+    if (type == HASS_GGML_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// AVX2: float-type weights x float activations, 8 lanes, scalar tail.
+T_AVX2 static void kf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                           int R, float *out, size_t os) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n_in; i += 8) {
+        __m256 wv = ldw8(type, w, i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)(x + r * xs) + i), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        float s = hsum256(acc[r]);
+        const float *xr = (const float *)(x + r * xs);
+        for (int j = i; j < n_in; j++) s += wf(type, w, j) * xr[j];
+        out[r * os] = s;
+    }
+}
+
+// AVX-512 VNNI: quantized weights, two blocks per step (64 int8 products per vpdpbusd).
+// Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * s_x; Q4_0
+// nibbles are unsigned and corrected with -8 * d * s_x; Q4_1 adds m * s_x. The block scales of
+// a pair come as one fp16 vector [d_a, m_a, d_b, m_b]; the correction terms accumulate in a
+// 4-lane vector against the row's [0, s_a, 0, s_b]. R is a compile-time constant per instance.
+T_AVX512 static inline __attribute__((always_inline)) void
+kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+            float *out, size_t os) {
+    int nb = n_in / 32, np = (nb + 1) / 2;
+    qlayout ql = qrow_layout(n_in);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    const __m512i idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx1 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m128 mq8 = _mm_set_ps(1.f, -128.f, 1.f, -128.f), mq40 = _mm_set_ps(1.f, -8.f, 1.f, -8.f);
+    const int cl = type == HASS_GGML_Q4_1 ? 1 : 0; // lanes cl and cl + 2 hold the correction
+    __m512 acc[8];
+    __m128 accm[8];
+    const uint8_t *xr[8];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm_setzero_ps();
+        xr[r] = x + r * xs;
+    }
+    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    for (int pi = 0; pi < np; pi++) {
+        int b = 2 * pi, two = b + 1 < nb;
+        const uint8_t *pa = w + b * bs, *pb = pa + bs;
+        __m512i wv;
+        __m128 dm;
+        if (type == HASS_GGML_Q8_0) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(pa + 2));
+            __m256i c = two ? _mm256_loadu_si256((const __m256i *)(pb + 2)) : _mm256_set1_epi8((char)0x80);
+            wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), x80);
+            uint32_t ha = rd16(pa), hb = two ? rd16(pb) : 0;
+            dm = _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi32(0, 0, (int)(hb | hb << 16), (int)(ha | ha << 16))), mq8);
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            __m128i qa = _mm_loadu_si128((const __m128i *)(pa + qo));
+            __m128i qb = two ? _mm_loadu_si128((const __m128i *)(pb + qo)) : _mm_setzero_si128();
+            __m256i q = _mm256_set_m128i(qb, qa);
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // loA loB hiA hiB
+            wv = _mm512_shuffle_i64x2(wv, wv, _MM_SHUFFLE(3, 1, 2, 0)); // loA hiA loB hiB
+            if (type == HASS_GGML_Q4_0) {
+                uint32_t ha = rd16(pa), hb = two ? rd16(pb) : 0;
+                dm = _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi32(0, 0, (int)(hb | hb << 16), (int)(ha | ha << 16))), mq40);
+            } else {
+                uint32_t ua, ub = 0;
+                memcpy(&ua, pa, 4);
+                if (two) memcpy(&ub, pb, 4);
+                dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)ub, (int)ua)); // d_a m_a d_b m_b
+            }
+        }
+        // dm: Q4_1 [d_a, m_a, d_b, m_b]; Q8_0/Q4_0 [-k d_a, d_a, -k d_b, d_b]
+        __m512 dwv = _mm512_permutexvar_ps(cl ? idx : idx1, _mm512_castps128_ps512(dm));
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            __m512i xv = _mm512_loadu_si512((const void *)(xr[r] + (size_t)pi * 64));
+            __m512 dxv = _mm512_load_ps((const float *)(xr[r] + ql.dx16) + pi * 16);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv, dxv), acc[r]);
+            accm[r] = _mm_fmadd_ps(dm, _mm_load_ps((const float *)(xr[r] + ql.sx4) + pi * 4), accm[r]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        __m128 m = accm[r];
+        float corr = cl ? _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3))
+                        : _mm_cvtss_f32(m) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 2));
+        out[r * os] = _mm512_reduce_add_ps(acc[r]) + corr;
+    }
+}
+
+// AVX-512 quantized kernel for any R <= 8 (dispatches to a constant-R instance).
+T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                               size_t xs, int R, float *out, size_t os) {
+    switch (R) {
+    case 8: kq_avx512_r(type, n_in, w, x, xs, 8, out, os); break;
+    case 7: kq_avx512_r(type, n_in, w, x, xs, 7, out, os); break;
+    case 6: kq_avx512_r(type, n_in, w, x, xs, 6, out, os); break;
+    case 5: kq_avx512_r(type, n_in, w, x, xs, 5, out, os); break;
+    case 4: kq_avx512_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kq_avx512_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kq_avx512_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kq_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
+}
+
+// Load 16 weights of a float-type row as floats.
+T_AVX512 static inline __m512 ldw16(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) return _mm512_loadu_ps((const float *)(w + 4 * i));
+    __m256i h = _mm256_loadu_si256((const __m256i *)(w + 2 * i));
+    if (type == HASS_GGML_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// AVX-512: float-type weights x float activations, 16 lanes, scalar tail.
+T_AVX512 static void kf_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                               size_t xs, int R, float *out, size_t os) {
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n_in; i += 16) {
+        __m512 wv = ldw16(type, w, i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps((const float *)(x + r * xs) + i), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        float s = _mm512_reduce_add_ps(acc[r]);
+        const float *xr = (const float *)(x + r * xs);
+        for (int j = i; j < n_in; j++) s += wf(type, w, j) * xr[j];
+        out[r * os] = s;
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// dispatch
+
+static int g_path = -1; // 0 c, 1 avx2, 2 avx512
+
+// Pick the best path the CPU has (HASS_KERNELS may force a lower one).
+static int kernel_path(void) {
+    int p = g_path;
+    if (p >= 0) return p;
+    p = 0;
+#ifdef HASS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) p = 1;
+    if (p == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        p = 2;
+#endif
+    const char *e = getenv("HASS_KERNELS");
+    if (e && !strcmp(e, "c")) p = 0;
+    else if (e && !strcmp(e, "avx2") && p > 1) p = 1;
+    g_path = p;
+    return p;
+}
+
+int hass_kernel_set_path(int p) {
+    g_path = -1;
+    int best = kernel_path();
+    g_path = p < best ? (p < 0 ? 0 : p) : best;
+    return g_path;
+}
+
+const char *hass_kernel_path(void) {
+    static const char *names[] = {"c", "avx2", "avx512"};
+    return names[kernel_path()];
+}
+
+// Row kernel for a weight type on the current path.
+static row_kernel pick(int type) {
+    int q = hass_quant_is_q(type);
+    switch (kernel_path()) {
+#ifdef HASS_X86
+    case 2: return q ? kq_avx512 : kf_avx512;
+    case 1: return q ? kq_avx2 : kf_avx2;
+#endif
+    default: return q ? kq_c : kf_c;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// threaded driver
+
+enum { MM_CHUNK = 16, MM_MAXJOBS = 8 };
+
+void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
+                 int n_threads) {
+    HASS_ASSERT(n_jobs >= 1 && n_jobs <= MM_MAXJOBS);
+    int n_in = jobs[0].w->n_in, isq = hass_quant_is_q(jobs[0].w->type);
+    const uint8_t *xb;
+    size_t xs;
+    if (n_threads < 1) n_threads = 1;
+    if (isq) {
+        size_t rb = hass_quant_qrow_bytes(n_in);
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n > 8)
+        for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
+        xb = q;
+        xs = rb;
+    } else {
+        xb = (const uint8_t *)x;
+        xs = (size_t)n_in * sizeof(float);
+    }
+    int first[MM_MAXJOBS + 1];
+    row_kernel kern[MM_MAXJOBS];
+    first[0] = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
+        kern[j] = pick(jobs[j].w->type);
+    }
+    int n_chunks = first[n_jobs];
+    // activation rows per kernel call: 8 for the quantized AVX-512 kernel, else 4
+    int G = isq && kernel_path() == 2 ? 8 : 4;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int c = 0; c < n_chunks; c++) {
+        int j = 0;
+        while (c >= first[j + 1]) j++;
+        const hass_wmat *w = jobs[j].w;
+        int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
+        if (r1 > w->n_out) r1 = w->n_out;
+        float *y = jobs[j].y;
+        // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
+        // passes over it
+        for (int i = 0; i < n; i += G) {
+            int R = n - i < G ? n - i : G;
+            for (int r = r0; r < r1; r++)
+                kern[j](w->type, n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                        xb + (size_t)i * xs, xs, R, y + (size_t)i * w->n_out + r,
+                        (size_t)w->n_out);
+        }
+    }
+}

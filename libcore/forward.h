@@ -1,0 +1,86 @@
+// forward.h: the target forward pass over a block of tokens, and the per-sequence KV cache.
+//
+// One call serves prefill, single-token decode and a draft tree: the caller passes n tokens,
+// their positions and an attention mask over the block; every block row also sees all the
+// committed entries of the cache. The block's K/V are appended to the cache, and an accepted
+// tree path can then be compacted in place (hass_kv_commit).
+//
+// Cache lengths: `len` is the number of entries; `base` is len at the start of the most recent
+// hass_forward (the committed length L0 that block indices are relative to). hass_forward
+// appends n entries (len = base + n). hass_kv_commit(kv, idx, n_keep) moves entries
+// base + idx[j] to base + j and sets len = base + n_keep; for plain decoding no commit is
+// needed (the whole block stays). The entries kept must have been computed at positions
+// base + j for the cache to stay consistent (true for an accepted tree path: depth j at base + j).
+//
+// Batch invariance: the logits and features of a row are bit-identical whether the row is
+// computed alone, inside a causal prefill block or inside a tree block, for any thread count
+// (fixed reduction order everywhere; attention reduces over the visible keys in cache order).
+//
+// Threads: one model may serve several caches, but calls on the same model must not overlap
+// (the kernels use the model's thread team). A cache holds its own scratch, grown on demand to
+// the largest block seen (no allocation once a block size has been seen).
+#ifndef HASS_FORWARD_H
+#define HASS_FORWARD_H
+
+#include "model.h"
+
+typedef struct hass_kv hass_kv;
+
+// A cache for one sequence of up to n_ctx entries (<= 0: the model's training context).
+hass_kv *hass_kv_new(const hass_model *m, int n_ctx, hass_err *err);
+// Free; NULL is a no-op.
+void hass_kv_free(hass_kv *kv);
+// Number of entries.
+int hass_kv_len(const hass_kv *kv);
+// Capacity in entries.
+int hass_kv_capacity(const hass_kv *kv);
+// The committed length the last block was appended after (see the top of this file).
+int hass_kv_base(const hass_kv *kv);
+// Drop entries beyond n (n <= len); also sets base = n. Truncate(0) restarts the sequence.
+void hass_kv_truncate(hass_kv *kv, int n);
+// Keep block entries idx[0..n_keep) (strictly ascending, each < len - base) as the entries after
+// base: KV compaction of an accepted tree path, in place. len = base + n_keep afterwards.
+hass_err hass_kv_commit(hass_kv *kv, const int *idx, int n_keep);
+// Reserve scratch for blocks of up to n rows now (so that later calls never allocate).
+hass_err hass_kv_reserve(hass_kv *kv, int n);
+
+// Forward n tokens at positions pos[] (NULL: base, base+1, ...; base = len before the call),
+// appended to the cache. mask (n, n) row-major: mask[i*n + j] != 0 when block row i may attend
+// block row j (NULL: causal, j <= i); a row should see itself. Every row sees all the entries
+// already in the cache. logits (n, V) and feats (n, C) (the post-final-norm hidden state, the
+// HASS feature) are each optional (NULL). HASS_ERANGE when the cache would overflow or a token
+// id is outside the vocabulary; nothing is appended then.
+hass_err hass_forward(hass_model *m, hass_kv *kv, const int32_t *tok, const int32_t *pos,
+                      int n, const uint8_t *mask,
+                      float *logits,  // (n, V) or NULL
+                      float *feats);  // (n, C) or NULL
+// Same, computing logits only for block rows rows[0..n_rows) (e.g. the last row of a prefill):
+// logits (n_rows, V), row r of it for block row rows[r]. feats (n, C) is for all rows.
+hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const int32_t *pos,
+                           int n, const uint8_t *mask, const int *rows, int n_rows,
+                           float *logits,  // (n_rows, V) or NULL
+                           float *feats);  // (n, C) or NULL
+
+// ----------------------------------------------------------------------------
+// plain decoding (the autoregressive baseline)
+
+typedef struct hass_sample_cfg {
+    float temperature;  // 0: greedy (argmax, lowest id on ties)
+    float top_p;        // 1: off
+    int top_k;          // 0: off
+    uint64_t seed;      // the sampler's stream
+} hass_sample_cfg;
+
+// Index of the largest value (lowest index on ties).
+int hass_argmax(const float *x, int n);
+// Draw a token from logits (V) with temperature/top-k/top-p; *rng is a splitmix64 state that
+// advances. Greedy when temperature == 0. scratch holds at least 2*V floats (NULL: allocated).
+int hass_sample(const float *logits, int n_vocab, const hass_sample_cfg *sc, uint64_t *rng,
+                float *scratch);
+// Prefill prompt[0..n_prompt) then generate up to n_new tokens into out (stops after eos_id
+// when eos_id >= 0); returns the count generated or a negative hass_err. kv is reset first.
+// margins (n_new) gets top1 - top2 logit of every step when not NULL (near-tie diagnostics).
+int hass_generate(hass_model *m, hass_kv *kv, const int32_t *prompt, int n_prompt, int n_new,
+                  const hass_sample_cfg *sc, int eos_id, int32_t *out, float *margins);
+
+#endif

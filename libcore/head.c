@@ -1,0 +1,450 @@
+// head.c: draft head config + weights: load with shape and identity checks, random init, save.
+#include "head.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "safetensors.h"
+#include "sample.h"
+
+// Tensor names of the EAGLE layout.
+#define T_FC_W "fc.weight"
+#define T_FC_B "fc.bias"
+#define T_Q "layers.0.self_attn.q_proj.weight"
+#define T_K "layers.0.self_attn.k_proj.weight"
+#define T_V "layers.0.self_attn.v_proj.weight"
+#define T_O "layers.0.self_attn.o_proj.weight"
+#define T_GATE "layers.0.mlp.gate_proj.weight"
+#define T_UP "layers.0.mlp.up_proj.weight"
+#define T_DOWN "layers.0.mlp.down_proj.weight"
+#define T_NORM "layers.0.post_attention_layernorm.weight"
+#define T_EMBED "embed_tokens.weight"
+
+// One weight slot: its name, shape and where it goes.
+typedef struct slot {
+    const char *name;
+    int64_t rows, cols; // cols 0 = a vector
+    float **dst;
+} slot;
+
+// Fill the slot table of h (fc bias last, optional).
+static int slots_of(hass_head *h, slot *s) {
+    int64_t C = h->n_embd, Q = (int64_t)h->n_head * h->head_dim,
+            KV = (int64_t)h->n_head_kv * h->head_dim, F = h->n_ff;
+    int n = 0;
+    s[n++] = (slot){T_FC_W, C, 2 * C, &h->fc_w};
+    s[n++] = (slot){T_Q, Q, C, &h->wq};
+    s[n++] = (slot){T_K, KV, C, &h->wk};
+    s[n++] = (slot){T_V, KV, C, &h->wv};
+    s[n++] = (slot){T_O, C, Q, &h->wo};
+    s[n++] = (slot){T_GATE, F, C, &h->w_gate};
+    s[n++] = (slot){T_UP, F, C, &h->w_up};
+    s[n++] = (slot){T_DOWN, C, F, &h->w_down};
+    s[n++] = (slot){T_NORM, C, 0, &h->post_norm};
+    if (h->has_bias) s[n++] = (slot){T_FC_B, C, 0, &h->fc_b};
+    return n;
+}
+
+// Elements of a slot.
+static int64_t slot_n(const slot *s) { return s->rows * (s->cols ? s->cols : 1); }
+
+// Allocate the weights of h (config already set) and point the slots into one buffer.
+static hass_err alloc_weights(hass_head *h, const char *where) {
+    slot s[10];
+    int n = slots_of(h, s);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)slot_n(&s[i]);
+    h->data = malloc(sizeof(float) * total);
+    if (!h->data) return hass_seterr(HASS_ENOMEM, "%s: out of memory for %zu weights", where, total);
+    h->n_params = total;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        *s[i].dst = h->data + off;
+        off += (size_t)slot_n(&s[i]);
+    }
+    return HASS_OK;
+}
+
+// Free a head.
+void hass_head_free(hass_head *h) {
+    if (!h) return;
+    free(h->data);
+    free(h);
+}
+
+// Integer field of a JSON object; def when absent; -1 when present but not a positive integer.
+static int64_t jint(json_t *o, const char *k, int64_t def) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return def;
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) return -1;
+    return json_integer_value(v);
+}
+
+// Real field of a JSON object; def when absent; NAN when not a number.
+static double jreal(json_t *o, const char *k, double def) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return def;
+    if (!json_is_number(v)) return NAN;
+    return json_number_value(v);
+}
+
+// Parse config.json into h's configuration fields.
+static hass_err parse_config(hass_head *h, const char *path) {
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o) {
+        FILE *f = fopen(path, "rb");
+        if (!f) return hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
+        fclose(f);
+        return hass_seterr(HASS_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    }
+    hass_err e = HASS_OK;
+    if (!json_is_object(o)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: not a JSON object", path);
+        goto out;
+    }
+    int64_t C = jint(o, "hidden_size", 0), F = jint(o, "intermediate_size", 0),
+            H = jint(o, "num_attention_heads", 0), V = jint(o, "vocab_size", 0);
+    int64_t Hkv = jint(o, "num_key_value_heads", H);
+    static const char *req[] = {"hidden_size", "intermediate_size", "num_attention_heads",
+                                "vocab_size"};
+    int64_t vals[] = {C, F, H, V};
+    for (int i = 0; i < 4; i++) {
+        if (vals[i] <= 0) {
+            e = hass_seterr(HASS_EFORMAT, "%s: \"%s\" %s", path, req[i],
+                            vals[i] == 0 ? "missing" : "must be a positive integer");
+            goto out;
+        }
+    }
+    if (Hkv <= 0 || H % Hkv) {
+        e = hass_seterr(HASS_EFORMAT, "%s: num_key_value_heads %lld must divide num_attention_heads %lld",
+                        path, (long long)Hkv, (long long)H);
+        goto out;
+    }
+    int64_t D = jint(o, "head_dim", C / H);
+    if (D <= 0 || D % 2 || (!json_object_get(o, "head_dim") && C % H)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: head_dim %lld must be a positive even number", path,
+                        (long long)D);
+        goto out;
+    }
+    if (C > (1 << 16) || F > (1 << 18) || V > (1 << 22) || H > 1024 || D > 1024) {
+        e = hass_seterr(HASS_ERANGE, "%s: dimensions beyond the supported limits", path);
+        goto out;
+    }
+    double theta = jreal(o, "rope_theta", 10000.0), eps = jreal(o, "rms_norm_eps", 1e-6);
+    if (!(theta > 0) || !(eps > 0)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: rope_theta and rms_norm_eps must be positive numbers", path);
+        goto out;
+    }
+    json_t *b = json_object_get(o, "bias");
+    if (b && !json_is_boolean(b)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: \"bias\" must be true or false", path);
+        goto out;
+    }
+    json_t *rs = json_object_get(o, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        e = hass_seterr(HASS_EUNSUP, "%s: rope_scaling in a draft head is not supported", path);
+        goto out;
+    }
+    h->n_embd = (int)C;
+    h->n_ff = (int)F;
+    h->n_head = (int)H;
+    h->n_head_kv = (int)Hkv;
+    h->head_dim = (int)D;
+    h->n_vocab = (int)V;
+    h->rope_theta = (float)theta;
+    h->norm_eps = (float)eps;
+    h->has_bias = b ? json_is_true(b) : -1; // -1: decide from the tensors
+out:
+    json_decref(o);
+    return e;
+}
+
+// Copy a tensor into f32 dst, converting F16/BF16.
+static hass_err load_tensor(const hass_st_tensor *t, float *dst, int64_t n, const char *path) {
+    switch (t->dtype) {
+    case HASS_ST_F32: memcpy(dst, t->data, sizeof(float) * (size_t)n); break;
+    case HASS_ST_F16: {
+        const uint16_t *s = t->data;
+        for (int64_t i = 0; i < n; i++) dst[i] = hass_f16_to_f32(s[i]);
+        break;
+    }
+    case HASS_ST_BF16: {
+        const uint16_t *s = t->data;
+        for (int64_t i = 0; i < n; i++) dst[i] = hass_bf16_to_f32(s[i]);
+        break;
+    }
+    default:
+        return hass_seterr(HASS_EUNSUP, "%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)",
+                           path, t->name, hass_st_dtype_name(t->dtype));
+    }
+    return HASS_OK;
+}
+
+// Whether t has exactly the shape (rows) or (rows, cols).
+static int shape_is(const hass_st_tensor *t, int64_t rows, int64_t cols) {
+    if (cols == 0) return t->n_dims == 1 && t->shape[0] == rows;
+    return t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols;
+}
+
+// "[a, b]" text of a tensor's shape.
+static const char *shape_str(const hass_st_tensor *t, char *buf, size_t n) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int d = 0; d < t->n_dims && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+// Parse a "%08x" fingerprint; 0 on anything else.
+static uint32_t parse_fp(const char *s) {
+    if (!s) return 0;
+    char *end;
+    unsigned long v = strtoul(s, &end, 16);
+    return (*s && !*end) ? (uint32_t)v : 0;
+}
+
+// Read our hass.* metadata keys.
+static void read_meta(hass_head *h, const hass_st *st) {
+    const char *tf = hass_st_meta(st, "hass.target_fingerprint");
+    const char *kf = hass_st_meta(st, "hass.tokenizer_fingerprint");
+    const char *nc = hass_st_meta(st, "hass.n_ctx_train");
+    const char *rc = hass_st_meta(st, "hass.recipe");
+    const char *am = hass_st_meta(st, "hass.attn_mask");
+    h->has_meta = tf || kf || nc || rc || am;
+    h->target_fp = parse_fp(tf);
+    h->tok_fp = parse_fp(kf);
+    h->n_ctx_train = nc ? atoi(nc) : 0;
+    snprintf(h->recipe, sizeof h->recipe, "%s", rc ? rc : "");
+    snprintf(h->attn_mask, sizeof h->attn_mask, "%s", am ? am : "");
+}
+
+// Load and check a head (see head.h).
+hass_head *hass_head_load(const char *path, const hass_head_target *tg, hass_err *err) {
+    hass_head *h = calloc(1, sizeof(*h));
+    hass_st *st = NULL;
+    hass_err e = HASS_OK;
+    char cfg[4096], stp[4096];
+    if (!h) {
+        e = hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        snprintf(stp, sizeof stp, "%s/model.safetensors", path);
+    } else {
+        snprintf(stp, sizeof stp, "%s", path);
+        snprintf(cfg, sizeof cfg, "%s", path);
+        char *slash = strrchr(cfg, '/');
+        if (slash) snprintf(slash + 1, sizeof cfg - (size_t)(slash + 1 - cfg), "config.json");
+        else snprintf(cfg, sizeof cfg, "config.json");
+    }
+    if ((e = parse_config(h, cfg))) goto fail;
+    st = hass_st_open(stp, &e);
+    if (!st) goto fail;
+    read_meta(h, st);
+    // against the target: dimensions first, then identity
+    if (tg) {
+        if (h->n_embd != tg->n_embd || h->n_vocab != tg->n_vocab) {
+            e = hass_seterr(HASS_EVOCAB,
+                            "%s: head is for hidden size %d and vocabulary %d, the target has %d and %d",
+                            path, h->n_embd, h->n_vocab, tg->n_embd, tg->n_vocab);
+            goto fail;
+        }
+        if (h->target_fp && tg->fingerprint && h->target_fp != tg->fingerprint) {
+            e = hass_seterr(HASS_EVOCAB,
+                            "%s: head was made for target %08x, this target is %08x (train a head "
+                            "for this model, or pass the model it was made for)",
+                            path, h->target_fp, tg->fingerprint);
+            goto fail;
+        }
+        if (h->tok_fp && tg->tok_fingerprint && h->tok_fp != tg->tok_fingerprint) {
+            e = hass_seterr(HASS_EVOCAB, "%s: head was made for tokenizer %08x, this target's is %08x",
+                            path, h->tok_fp, tg->tok_fingerprint);
+            goto fail;
+        }
+    }
+    const hass_st_tensor *tb = hass_st_find(st, T_FC_B);
+    if (h->has_bias < 0) h->has_bias = tb != NULL;
+    else if (h->has_bias != (tb != NULL)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: config.json says \"bias\": %s but %s is %s", cfg,
+                        h->has_bias ? "true" : "false", T_FC_B, tb ? "present" : "missing");
+        goto fail;
+    }
+    if ((e = alloc_weights(h, path))) goto fail;
+    slot s[10];
+    int n = slots_of(h, s);
+    char b1[96];
+    for (int i = 0; i < n; i++) {
+        const hass_st_tensor *t = hass_st_find(st, s[i].name);
+        if (!t) {
+            e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' missing", stp, s[i].name);
+            goto fail;
+        }
+        if (!shape_is(t, s[i].rows, s[i].cols)) {
+            if (s[i].cols)
+                e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' has shape %s, expected [%lld, %lld]",
+                                stp, s[i].name, shape_str(t, b1, sizeof b1),
+                                (long long)s[i].rows, (long long)s[i].cols);
+            else
+                e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' has shape %s, expected [%lld]", stp,
+                                s[i].name, shape_str(t, b1, sizeof b1), (long long)s[i].rows);
+            goto fail;
+        }
+        if ((e = load_tensor(t, *s[i].dst, slot_n(&s[i]), stp))) goto fail;
+    }
+    const hass_st_tensor *te = hass_st_find(st, T_EMBED);
+    if (te && !shape_is(te, h->n_vocab, h->n_embd)) {
+        e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' has shape %s, expected [%d, %d]", stp, T_EMBED,
+                        shape_str(te, b1, sizeof b1), h->n_vocab, h->n_embd);
+        goto fail;
+    }
+    for (int64_t i = 0; i < hass_st_n_tensors(st); i++) {
+        const char *nm = hass_st_tensor_at(st, i)->name;
+        int known = !strcmp(nm, T_EMBED);
+        for (int j = 0; j < n; j++) known |= !strcmp(nm, s[j].name);
+        if (!known) HASS_WARN("%s: ignoring unknown tensor '%s'", stp, nm);
+    }
+    if (!h->has_meta) HASS_INFO("%s: no hass metadata (public head): target identity not checked", path);
+    hass_st_free(st);
+    return h;
+fail:
+    hass_st_free(st);
+    hass_head_free(h);
+    if (err) *err = e;
+    return NULL;
+}
+
+// Random head with PyTorch-default-like init.
+hass_head *hass_head_random(const hass_head_target *tg, int with_bias, uint64_t seed,
+                            hass_err *err) {
+    if (tg->n_embd <= 0 || tg->n_vocab <= 0 || tg->n_head <= 0 || tg->n_head_kv <= 0 ||
+        tg->head_dim <= 0 || tg->n_ff <= 0 || tg->n_head % tg->n_head_kv) {
+        if (err) *err = hass_seterr(HASS_EINVAL, "head: bad target dimensions for a random head");
+        return NULL;
+    }
+    hass_head *h = calloc(1, sizeof(*h));
+    if (!h) {
+        if (err) *err = hass_seterr(HASS_ENOMEM, "head: out of memory");
+        return NULL;
+    }
+    h->n_embd = tg->n_embd;
+    h->n_vocab = tg->n_vocab;
+    h->n_head = tg->n_head;
+    h->n_head_kv = tg->n_head_kv;
+    h->head_dim = tg->head_dim;
+    h->n_ff = tg->n_ff;
+    h->rope_theta = tg->rope_theta > 0 ? tg->rope_theta : 10000.f;
+    h->norm_eps = tg->norm_eps > 0 ? tg->norm_eps : 1e-5f;
+    h->has_bias = with_bias != 0;
+    h->has_meta = 1;
+    h->target_fp = tg->fingerprint;
+    h->tok_fp = tg->tok_fingerprint;
+    h->n_ctx_train = tg->n_ctx_train;
+    snprintf(h->recipe, sizeof h->recipe, "random seed=%llu", (unsigned long long)seed);
+    snprintf(h->attn_mask, sizeof h->attn_mask, "correct");
+    hass_err e = alloc_weights(h, "head");
+    if (e) {
+        hass_head_free(h);
+        if (err) *err = e;
+        return NULL;
+    }
+    hass_rng rng;
+    hass_rng_seed(&rng, seed);
+    slot s[10];
+    int n = slots_of(h, s);
+    for (int i = 0; i < n; i++) {
+        int64_t m = slot_n(&s[i]);
+        float *d = *s[i].dst;
+        if (s[i].dst == &h->post_norm) {
+            for (int64_t k = 0; k < m; k++) d[k] = 1.f;
+            continue;
+        }
+        // fan_in: the column count of the weight (fc bias uses fc's fan_in 2C)
+        int64_t fan_in = s[i].cols ? s[i].cols : 2 * (int64_t)h->n_embd;
+        double bound = 1.0 / sqrt((double)fan_in);
+        for (int64_t k = 0; k < m; k++) d[k] = (float)((2.0 * hass_rng_uniform(&rng) - 1.0) * bound);
+    }
+    return h;
+}
+
+// Save config.json and model.safetensors.
+hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return hass_seterr(HASS_EIO, "%s: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *o = json_object();
+    json_object_set_new(o, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+    json_object_set_new(o, "model_type", json_string("llama"));
+    json_object_set_new(o, "hidden_size", json_integer(h->n_embd));
+    json_object_set_new(o, "intermediate_size", json_integer(h->n_ff));
+    json_object_set_new(o, "num_attention_heads", json_integer(h->n_head));
+    json_object_set_new(o, "num_key_value_heads", json_integer(h->n_head_kv));
+    json_object_set_new(o, "head_dim", json_integer(h->head_dim));
+    json_object_set_new(o, "num_hidden_layers", json_integer(1));
+    json_object_set_new(o, "vocab_size", json_integer(h->n_vocab));
+    json_object_set_new(o, "rms_norm_eps", json_real(h->norm_eps));
+    json_object_set_new(o, "rope_theta", json_real(h->rope_theta));
+    json_object_set_new(o, "max_position_embeddings", json_integer(h->n_ctx_train > 0 ? h->n_ctx_train : 2048));
+    json_object_set_new(o, "hidden_act", json_string("silu"));
+    json_object_set_new(o, "bias", json_boolean(h->has_bias));
+    json_object_set_new(o, "torch_dtype", json_string("float32"));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    if (rc != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return hass_seterr(HASS_EIO, "%s: cannot write", path);
+    }
+    slot s[10];
+    int n = slots_of((hass_head *)h, s);
+    hass_st_tensor t[11];
+    int nt = 0;
+    for (int i = 0; i < n; i++) {
+        hass_st_tensor *x = &t[nt++];
+        memset(x, 0, sizeof *x);
+        x->name = s[i].name;
+        x->dtype = HASS_ST_F32;
+        x->n_dims = s[i].cols ? 2 : 1;
+        x->shape[0] = s[i].rows;
+        x->shape[1] = s[i].cols;
+        x->data = *s[i].dst;
+        x->n_bytes = sizeof(float) * (uint64_t)slot_n(&s[i]);
+    }
+    if (embed) {
+        hass_st_tensor *x = &t[nt++];
+        memset(x, 0, sizeof *x);
+        x->name = T_EMBED;
+        x->dtype = HASS_ST_F32;
+        x->n_dims = 2;
+        x->shape[0] = h->n_vocab;
+        x->shape[1] = h->n_embd;
+        x->data = embed;
+        x->n_bytes = sizeof(float) * (uint64_t)h->n_vocab * h->n_embd;
+    }
+    char tf[16], kf[16], nc[24];
+    snprintf(tf, sizeof tf, "%08x", h->target_fp);
+    snprintf(kf, sizeof kf, "%08x", h->tok_fp);
+    snprintf(nc, sizeof nc, "%d", h->n_ctx_train);
+    const char *meta[] = {"format", "pt",
+                          "hass.target_fingerprint", tf,
+                          "hass.tokenizer_fingerprint", kf,
+                          "hass.n_ctx_train", nc,
+                          "hass.recipe", h->recipe,
+                          "hass.attn_mask", h->attn_mask[0] ? h->attn_mask : "correct",
+                          NULL};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    return hass_st_write(path, t, nt, meta);
+}

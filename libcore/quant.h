@@ -1,0 +1,51 @@
+// quant.h: internal to libcore: weight-block formats, fp16/bf16 conversion, 8-bit activation
+// quantization and the CPU matmul kernels behind hass_matmul (cpu_matmul.c).
+//
+// Block formats (ggml's, little-endian): Q4_0 {f16 d; u8 qs[16]} value (nibble - 8) * d;
+// Q4_1 {f16 d; f16 m; u8 qs[16]} value nibble * d + m; Q8_0 {f16 d; i8 qs[32]} value q * d.
+// In Q4 blocks byte k holds element k (low nibble) and element k + 16 (high nibble).
+//
+// Activations for quantized weights are quantized per row in blocks of 32 exactly like llama.cpp's
+// Q8_0/Q8_1: q = round(x / d), d = max|x| / 127, with the block's d and s = d * sum(q) rounded
+// to fp16 (kept as floats). The Q4_1 kernels use that s for the m term (as llama.cpp does); Q4_0
+// and Q8_0 corrections use d * sum(q) exactly. A quantized row (hass_quant_qrow_bytes) also holds
+// the scales laid out for the AVX-512 kernel (cpu_matmul.c, qrow_layout).
+#ifndef HASS_QUANT_H
+#define HASS_QUANT_H
+
+#include "gguf.h"
+#include "model.h"
+#include "safetensors.h" // hass_f16_to_f32, hass_f32_to_f16, hass_bf16_to_f32
+
+// x rounded to the nearest fp16 value (as a float).
+float hass_f16_round(float x);
+// Whether a ggml type is one hass_matmul handles (F32, F16, BF16, Q8_0, Q4_0, Q4_1).
+int hass_quant_supported(int type);
+// Whether the type's matmul quantizes activations to 8 bits.
+int hass_quant_is_q(int type);
+// Dequantize row r of w into out (w->n_in floats).
+void hass_quant_row(const hass_wmat *w, int r, float *out); // (n_in)
+// Bytes of one quantized activation row of n_in values.
+size_t hass_quant_qrow_bytes(int n_in);
+// The block scales d (nb floats) of a quantized activation row.
+const float *hass_quant_qrow_d(const void *q, int n_in);
+// The llama.cpp-style s = fp16(d * sum(q)) (nb floats) of a quantized activation row.
+const float *hass_quant_qrow_s(const void *q, int n_in);
+// Quantize n rows of x (n, n_in) into q (n rows of hass_quant_qrow_bytes(n_in)).
+void hass_quant_rows(const float *x, int n, int n_in, void *q);
+
+// Force a kernel path for tests and benchmarks: 0 portable C, 1 AVX2, 2 AVX-512 (capped at what
+// the CPU has, HASS_KERNELS still applies); returns the path now in use.
+int hass_kernel_set_path(int p);
+
+// One output of a multi-matmul: y (n, w->n_out) = x W^T.
+typedef struct hass_mm_job {
+    const hass_wmat *w;
+    float *y; // (n, w->n_out)
+} hass_mm_job;
+// Run several matmuls that share the input x (n, n_in) in one parallel region; all weights must
+// have the same n_in and agree on hass_quant_is_q. q: scratch of hass_matmul_scratch_bytes.
+void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
+                 int n_threads);
+
+#endif

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: `make bench`. The CPU engine (hass-bench) beside llama.cpp (llama-cpp-python,
+# when importable) on the same GGUF with the same thread count, in the same run, interleaved
+# (ours, peer, ours, peer) so that machine noise hits both; medians over REPS repetitions.
+# Prints a markdown table (stdout) for docs/PERF.md; raw JSONL is kept in $OUT.
+# Environment: BUILD (build), MODEL (models/SmolLM2-135M-Instruct.Q4_1.gguf), THREADS (all
+# cores), REPS (5), PROMPT (512), GEN (128), CONTEXT (128), CURVE (1,2,4,8,16,32,64),
+# ROUNDS (2: each side runs twice, the better median of each is reported), OUT (a temp dir).
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+THREADS=${THREADS:-$(nproc)}
+REPS=${REPS:-5}
+PROMPT=${PROMPT:-512}
+GEN=${GEN:-128}
+CONTEXT=${CONTEXT:-128}
+CURVE=${CURVE:-1,2,4,8,16,32,64}
+ROUNDS=${ROUNDS:-2}
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/hass-bench.XXXXXX")}
+mkdir -p "$OUT"
+if [ ! -e "$MODEL" ]; then
+  echo "bench: $MODEL not found (make models)" >&2
+  exit 1
+fi
+peer=0
+if python3 -c 'import llama_cpp' 2>/dev/null; then peer=1; else
+  echo "bench: llama_cpp (llama-cpp-python) not importable: no peer column" >&2
+fi
+args=(-m "$MODEL" -t "$THREADS" -p "$PROMPT" -g "$GEN" -c "$CONTEXT" --curve "$CURVE" -r "$REPS")
+for r in $(seq 1 "$ROUNDS"); do
+  echo "bench: round $r/$ROUNDS: hass-bench" >&2
+  "$BUILD/bin/hass-bench" -q "${args[@]}" > "$OUT/hass.$r.jsonl"
+  if [ $peer = 1 ]; then
+    echo "bench: round $r/$ROUNDS: llama.cpp" >&2
+    python3 scripts/bench_llamacpp.py "${args[@]}" > "$OUT/peer.$r.jsonl"
+  fi
+done
+python3 - "$OUT" "$ROUNDS" "$peer" <<'PY'
+import json, sys, os, platform
+out, rounds, peer = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+def load(side):
+    best = {}
+    for r in range(1, rounds + 1):
+        for l in open(os.path.join(out, "%s.%d.jsonl" % (side, r))):
+            j = json.loads(l)
+            k = (j["bench"], j.get("n"))
+            if j["bench"] == "config": best[k] = j; continue
+            if k not in best or j["tok_s"] > best[k]["tok_s"]: best[k] = j
+    return best
+h = load("hass"); p = load("peer") if peer else {}
+cfg = h[("config", None)]
+cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
+print("Machine: %s, %d logical CPUs; threads %d; kernels %s; %d reps per median, best of %d rounds"
+      % (cpu[0] if cpu else platform.processor(), os.cpu_count(), cfg["threads"], cfg["kernels"],
+         cfg["reps"], rounds))
+print("Load average at the end: %s" % open("/proc/loadavg").read().split()[:3])
+print()
+print("| measurement | hass tok/s | llama.cpp tok/s | ratio | hass ms | llama.cpp ms | hass CPU ms | llama.cpp CPU ms |")
+print("|---|---|---|---|---|---|---|---|")
+for key in sorted(h, key=lambda k: ({"prefill": 0, "decode": 1, "forward": 2}.get(k[0], 9), k[1] or 0)):
+    if key[0] == "config": continue
+    a = h[key]; b = p.get(key)
+    name = {"prefill": "prefill %d tokens" % key[1], "decode": "decode %d tokens" % key[1],
+            "forward": "forward N=%d (after %d)" % (key[1], a.get("context", 0))}[key[0]]
+    ms = lambda j: j.get("ms", j.get("ms_per_token"))
+    cpu = lambda j: "%.2f" % j.get("cpu_ms", j.get("cpu_ms_per_token")) if j else "-"
+    print("| %s | %.1f | %s | %s | %.2f | %s | %s | %s |" % (name, a["tok_s"], "%.1f" % b["tok_s"] if b else "-",
+          "%.2f" % (a["tok_s"] / b["tok_s"]) if b else "-", ms(a), "%.2f" % ms(b) if b else "-", cpu(a), cpu(b)))
+print()
+print("(decode ms is per token; forward ms is one call over N tokens with logits for all N rows;")
+print("CPU ms is process CPU time over all threads, steadier than wall time on a shared machine)")
+PY
+echo "bench: raw results in $OUT" >&2

@@ -1,0 +1,178 @@
+// test_forward_ref.c: our forward pass against llama.cpp (llama-cpp-python 0.3.36) on the same
+// GGUF files: full last-position logits, the top-16 logits at every prompt position, and greedy
+// 64-token continuations (fixtures: tests/data/ref_*_llamacpp.bin.gz, made by
+// tests/gen/gen_ref_llamacpp.py); and against a numpy f64 forward on the dequantized weights
+// (tests/data/ref_*_f32.bin.gz, tests/gen/gen_ref_numpy.py).
+//
+// Tolerance. Both llama.cpp and we quantize activations to 8 bits per 32-block for the Q4_1/Q8_0
+// dot products (we copy its rounding: fp16 block scales, fp16 KV cache and fp16 attention
+// probabilities), but the float summation orders differ, and in SmolLM2 an 8-bit rounding that
+// flips on one element of a block moves that element by d = max|x|/127, which then grows over 30
+// layers. Measured: our own AVX2 and AVX-512 paths, which differ ONLY in float summation order,
+// give last-position logits up to 0.77 apart on a 5-token prompt (about 0.2 of the logits'
+// standard deviation), the same size as the distance to llama.cpp (0.6 to 1.3, 0.18 to 0.38 std).
+// So for SmolLM2 Q4_1 we require: max |diff| over all V logits of the last position <= 0.5 std;
+// the argmax equal at every prompt position whose reference margin (top1 - top2) exceeds
+// NEAR_TIE; greedy continuations that may diverge only at a near-tie (reference margin below
+// NEAR_TIE, printed with both margins). Identical 64-token greedy paths on 9 of 10 prompts are
+// not reachable at this noise floor for SmolLM2 (our two kernel paths disagree with each other
+// as often); that count is printed, and required (>= 90%) for stories260K, which is F32
+// throughout and agrees with llama.cpp to 1e-3 of the logit std (measured 6e-4) and with the
+// numpy f64 forward to 3e-3 (measured 1.5e-3: our KV cache and attention probabilities are
+// fp16 like llama.cpp's). Against the f64 forward SmolLM2 measures 0.22 of the std (llama.cpp:
+// 0.37), within the same 0.5 bound.
+#include "forward.h"
+#include "ref.h"
+#include "unit.h"
+
+#define NEAR_TIE 0.5f
+
+// Standard deviation of n values.
+static double stddev(const float *x, int n) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        s += x[i];
+        s2 += (double)x[i] * x[i];
+    }
+    double m = s / n;
+    return sqrt(s2 / n - m * m);
+}
+
+// Model path: $HASS_MODELS/<file> or $HASS_DATA/<file>.
+static const char *model_path(char *buf, size_t n, const char *file, int in_data) {
+    const char *d = getenv("HASS_MODELS");
+    if (in_data) snprintf(buf, n, "%s/%s", unit_data_dir(), file);
+    else snprintf(buf, n, "%s/%s", d && *d ? d : "models", file);
+    return buf;
+}
+
+// Compare one fixture against the model; tag names the checks.
+static void run(const char *tag, const char *fixture, const char *model, double rel_tol,
+                int need_90, int do_greedy) {
+    char buf[1024], fbuf[1024], err[512], name[256];
+    if (!unit_exists(model)) {
+        snprintf(name, sizeof name, "forward_ref_%s", tag);
+        SKIP(name, "model file not present");
+        return;
+    }
+    ref_file *rf = ref_load(ref_path(fbuf, sizeof fbuf, fixture), err, sizeof err);
+    snprintf(name, sizeof name, "forward_ref_%s_fixture_loads", tag);
+    CHECK(name, rf != NULL, "%s", err);
+    if (!rf) return;
+    hass_err e;
+    hass_model *m = hass_model_load(model, 1, &e); // one thread: steady on a shared machine
+    snprintf(name, sizeof name, "forward_ref_%s_model_loads", tag);
+    CHECK(name, m != NULL, "%s", hass_errmsg());
+    if (!m) {
+        ref_free(rf);
+        return;
+    }
+    int V = hass_model_config(m)->n_vocab;
+    snprintf(name, sizeof name, "forward_ref_%s_vocab", tag);
+    CHECK(name, V == rf->n_vocab, "model vocab %d, fixture %d", V, rf->n_vocab);
+    hass_kv *kv = hass_kv_new(m, 1024, &e);
+    int max_tok = 0;
+    for (int i = 0; i < rf->n_prompts; i++)
+        if (rf->p[i].n_tok > max_tok) max_tok = rf->p[i].n_tok;
+    float *lg = malloc((size_t)max_tok * V * sizeof(float));
+    float *l1 = malloc((size_t)V * sizeof(float));
+    int n_gen_prompts = 0, n_gen_same = 0, gen_bad = 0, argmax_bad = 0, n_rows = 0;
+    double worst_rel = 0;
+    for (int pi = 0; pi < rf->n_prompts && V == rf->n_vocab; pi++) {
+        const ref_prompt *p = &rf->p[pi];
+        hass_kv_truncate(kv, 0);
+        e = hass_forward(m, kv, p->tok, NULL, p->n_tok, NULL, lg, NULL);
+        if (e) {
+            snprintf(name, sizeof name, "forward_ref_%s_%s_forward", tag, p->name);
+            CHECK(name, 0, "%s", hass_errmsg());
+            continue;
+        }
+        // full logits of the last position
+        if (p->n_last == V) {
+            const float *ours = lg + (size_t)(p->n_tok - 1) * V;
+            double md = 0;
+            for (int j = 0; j < V; j++) {
+                double d = fabs(ours[j] - p->last[j]);
+                if (d > md) md = d;
+            }
+            double sd = stddev(p->last, V), rel = md / sd;
+            if (rel > worst_rel) worst_rel = rel;
+            printf("# %s %s: last-position max|diff| %.4f, logit std %.3f, rel %.4f\n", tag,
+                   p->name, md, sd, rel);
+            snprintf(name, sizeof name, "forward_ref_%s_%s_last_logits", tag, p->name);
+            CHECK(name, rel <= rel_tol, "max |diff| %.4f is %.4f of the logit std %.3f (tol %.4f)",
+                  md, rel, sd, rel_tol);
+        }
+        // argmax at every prompt position (near-ties excepted) and top-k logits
+        for (int t = 0; t < p->n_pos; t++) {
+            const float *ours = lg + (size_t)t * V;
+            const ref_row *r = &p->pos[t];
+            int a = hass_argmax(ours, V);
+            n_rows++;
+            if (a != r->argmax && r->margin > NEAR_TIE) {
+                argmax_bad++;
+                printf("# %s %s pos %d: argmax %d, reference %d (margin %.3f)\n", tag, p->name, t,
+                       a, r->argmax, r->margin);
+            }
+        }
+        // greedy continuation from the prompt
+        if (do_greedy && p->n_gen > 0) {
+            int limit = p->eos_at >= 0 ? p->eos_at + 1 : p->n_gen, same = 1;
+            int32_t t = (int32_t)hass_argmax(lg + (size_t)(p->n_tok - 1) * V, V);
+            float our_margin = 0;
+            for (int s = 0; s < limit; s++) {
+                if (s > 0) {
+                    if ((e = hass_forward(m, kv, &t, NULL, 1, NULL, l1, NULL))) break;
+                    t = hass_argmax(l1, V);
+                    float second = -INFINITY;
+                    for (int j = 0; j < V; j++)
+                        if (j != t && l1[j] > second) second = l1[j];
+                    our_margin = l1[t] - second;
+                }
+                if (t != p->gen[s]) {
+                    same = 0;
+                    printf("# %s %s: greedy diverges at step %d: ours %d, reference %d; "
+                           "reference margin %.4f, ours %.4f\n", tag, p->name, s, t, p->gen[s],
+                           p->gen_row[s].margin, our_margin);
+                    if (p->gen_row[s].margin > NEAR_TIE) gen_bad++;
+                    break;
+                }
+            }
+            n_gen_prompts++;
+            n_gen_same += same;
+        }
+    }
+    printf("# %s: worst last-position rel diff %.4f; greedy identical on %d of %d prompts\n",
+           tag, worst_rel, n_gen_same, n_gen_prompts);
+    snprintf(name, sizeof name, "forward_ref_%s_argmax_all_positions", tag);
+    CHECK(name, argmax_bad == 0, "%d of %d positions disagree beyond a near-tie", argmax_bad,
+          n_rows);
+    snprintf(name, sizeof name, "forward_ref_%s_greedy_90pct", tag);
+    if (need_90 && do_greedy)
+        CHECK(name, n_gen_prompts >= 10 && n_gen_same * 10 >= n_gen_prompts * 9,
+              "greedy identical on %d of %d prompts", n_gen_same, n_gen_prompts);
+    snprintf(name, sizeof name, "forward_ref_%s_greedy_divergence_near_tie", tag);
+    if (do_greedy)
+        CHECK(name, gen_bad == 0, "%d divergences at steps with reference margin > %.2f", gen_bad,
+          NEAR_TIE);
+    free(lg);
+    free(l1);
+    hass_kv_free(kv);
+    hass_model_free(m);
+    ref_free(rf);
+    (void)buf;
+}
+
+int main(void) {
+    char b1[1024], b2[1024];
+    model_path(b1, sizeof b1, "models/stories260K/stories260K-v3-f32.gguf", 1);
+    model_path(b2, sizeof b2, "SmolLM2-135M-Instruct.Q4_1.gguf", 0);
+    run("stories260k", "ref_stories260k_llamacpp.bin.gz", b1, 1e-3, 1, 1);
+    // our KV cache and attention probabilities are fp16 (as llama.cpp's): 3e-3 of the std vs f64
+    run("stories260k_f64", "ref_stories260k_f32.bin.gz", b1, 3e-3, 1, 1);
+    run("smollm2", "ref_smollm2_llamacpp.bin.gz", b2, 0.5, 0, 1);
+    // numpy f64 forward on the dequantized weights (no activation quantization): logits and
+    // prompt-position argmax only (the greedy paths are the llama.cpp comparison's job)
+    run("smollm2_f64", "ref_smollm2_f32.bin.gz", b2, 0.5, 0, 0);
+    UNIT_DONE();
+}

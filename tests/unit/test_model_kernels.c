@@ -1,0 +1,143 @@
+// test_model_kernels.c: the CPU matmul kernels (portable C, AVX2, AVX-512) against a plain
+// double-precision reference on random weights of every supported type, and batch invariance
+// (a row's output is bit-identical for any block size and thread count).
+#include "quant.h"
+#include "unit.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 42;
+// Uniform in [-1, 1).
+static float frand(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) & 0xffffff) / 8388608.f - 1.f;
+}
+
+// Fill a weight matrix of a type with random blocks.
+static void fill(int type, uint8_t *p, int n_in, int n_out) {
+    size_t rb = hass_ggml_row_bytes(type, n_in);
+    for (int r = 0; r < n_out; r++) {
+        uint8_t *q = p + r * rb;
+        if (type == HASS_GGML_F32) {
+            for (int i = 0; i < n_in; i++) ((float *)q)[i] = frand();
+        } else if (type == HASS_GGML_F16 || type == HASS_GGML_BF16) {
+            for (int i = 0; i < n_in; i++) {
+                float f = frand();
+                uint16_t h;
+                if (type == HASS_GGML_F16) {
+                    h = hass_f32_to_f16(f);
+                } else {
+                    uint32_t u;
+                    memcpy(&u, &f, 4);
+                    h = (uint16_t)(u >> 16);
+                }
+                memcpy(q + 2 * i, &h, 2);
+            }
+        } else {
+            int bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+            for (int b = 0; b < n_in / 32; b++) {
+                uint8_t *blk = q + b * bs;
+                uint16_t d = hass_f32_to_f16(0.01f + 0.05f * (frand() + 1.f));
+                uint16_t m = hass_f32_to_f16(0.3f * frand());
+                memcpy(blk, &d, 2);
+                int off = 2;
+                if (type == HASS_GGML_Q4_1) { memcpy(blk + 2, &m, 2); off = 4; }
+                int nq = type == HASS_GGML_Q8_0 ? 32 : 16;
+                for (int k = 0; k < nq; k++) blk[off + k] = (uint8_t)(rng = rng * 6364136223846793005ull + 1, rng >> 33);
+            }
+        }
+    }
+}
+
+int main(void) {
+    const int types[] = {HASS_GGML_F32, HASS_GGML_F16, HASS_GGML_BF16, HASS_GGML_Q8_0,
+                         HASS_GGML_Q4_0, HASS_GGML_Q4_1};
+    const int n_ins[] = {576, 96};  // even and odd block counts
+    enum { NOUT = 37, NMAX = 13 };
+    int best = hass_kernel_set_path(2);
+    char name[128];
+    // f16 round trip
+    int f16ok = 1;
+    for (int i = 0; i < 1000; i++) {
+        float f = frand() * 100.f;
+        float g = hass_f16_to_f32(hass_f32_to_f16(f));
+        if (fabsf(f - g) > fabsf(f) * 1e-3f) f16ok = 0;
+    }
+    CHECK("kernels_f16_roundtrip", f16ok, "f16 conversion error above 1e-3 relative");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        for (size_t ni = 0; ni < 2; ni++) {
+            int type = types[ti], n_in = n_ins[ni];
+            size_t rb = hass_ggml_row_bytes(type, n_in);
+            uint8_t *w = malloc(rb * NOUT);
+            float *x = malloc(sizeof(float) * NMAX * n_in), *deq = malloc(sizeof(float) * n_in);
+            float *y = malloc(sizeof(float) * NMAX * NOUT), *y1 = malloc(sizeof(float) * NOUT);
+            double *ref = malloc(sizeof(double) * NMAX * NOUT);
+            void *q = malloc(hass_matmul_scratch_bytes(n_in, NMAX));
+            float *xq = malloc(sizeof(float) * NMAX * n_in);
+            fill(type, w, n_in, NOUT);
+            for (int i = 0; i < NMAX * n_in; i++) x[i] = frand() * (i % 7 == 0 ? 4.f : 1.f);
+            hass_wmat wm = {type, n_in, NOUT, rb, w};
+            // reference: dequantized weights x (quantized, for Q types) activations in double
+            memcpy(xq, x, sizeof(float) * NMAX * n_in);
+            if (hass_quant_is_q(type)) {
+                hass_quant_rows(x, NMAX, n_in, q);
+                size_t qb = hass_quant_qrow_bytes(n_in);
+                for (int i = 0; i < NMAX; i++) {
+                    const int8_t *qs = (const int8_t *)((uint8_t *)q + i * qb);
+                    const float *d = hass_quant_qrow_d((uint8_t *)q + i * qb, n_in);
+                    for (int k = 0; k < n_in; k++) xq[i * n_in + k] = d[k / 32] * qs[k];
+                }
+            }
+            double scale = 0;
+            for (int r = 0; r < NOUT; r++) {
+                hass_quant_row(&wm, r, deq);
+                for (int i = 0; i < NMAX; i++) {
+                    double s = 0;
+                    for (int k = 0; k < n_in; k++) s += (double)deq[k] * xq[i * n_in + k];
+                    if (type == HASS_GGML_Q4_1) {
+                        // the m term uses llama.cpp's fp16-rounded s = d * sum(q) of the row
+                        size_t qb = hass_quant_qrow_bytes(n_in);
+                        const uint8_t *qr = (const uint8_t *)q + i * qb;
+                        const float *dq = hass_quant_qrow_d(qr, n_in), *sq = hass_quant_qrow_s(qr, n_in);
+                        const uint8_t *blk = w + r * rb;
+                        for (int b = 0; b < n_in / 32; b++, blk += 20) {
+                            int sum = 0;
+                            for (int k = 0; k < 32; k++) sum += ((const int8_t *)qr)[b * 32 + k];
+                            uint16_t mh;
+                            memcpy(&mh, blk + 2, 2);
+                            s += (double)hass_f16_to_f32(mh) * ((double)sq[b] - (double)dq[b] * sum);
+                        }
+                    }
+                    ref[i * NOUT + r] = s;
+                    if (fabs(s) > scale) scale = fabs(s);
+                }
+            }
+            for (int path = 0; path <= best; path++) {
+                hass_kernel_set_path(path);
+                hass_mm_job job = {&wm, y};
+                hass_mm_run(&job, 1, x, NMAX, q, 2);
+                double err = 0;
+                for (int i = 0; i < NMAX * NOUT; i++) {
+                    double e = fabs(y[i] - ref[i]);
+                    if (e > err) err = e;
+                }
+                snprintf(name, sizeof name, "kernels_%s_%s_n%d_vs_reference", hass_kernel_path(),
+                         hass_ggml_type_name(type), n_in);
+                CHECK(name, err <= 1e-5 * scale + 1e-6, "max abs err %g (scale %g)", err, scale);
+                // batch invariance: each row alone, one thread, equals its row in the block
+                int same = 1;
+                for (int i = 0; i < NMAX; i++) {
+                    hass_mm_job j1 = {&wm, y1};
+                    hass_mm_run(&j1, 1, x + i * n_in, 1, q, 1);
+                    if (memcmp(y1, y + i * NOUT, sizeof(float) * NOUT)) same = 0;
+                }
+                snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", hass_kernel_path(),
+                         hass_ggml_type_name(type), n_in);
+                CHECK(name, same, "a row computed alone differs from the same row in a block of %d", NMAX);
+            }
+            hass_kernel_set_path(2);
+            free(w); free(x); free(deq); free(y); free(y1); free(ref); free(q); free(xq);
+        }
+    }
+    UNIT_DONE();
+}

@@ -1,0 +1,270 @@
+// test_model_load.c: model loading. Bad input (truncated file, wrong magic, a tensor shape that
+// disagrees with the config, an unsupported dtype, a missing tensor, an unknown architecture)
+// gives a clear error naming the file and the tensor, never a crash. An HF safetensors directory
+// (sharded, rotate-half Q/K layout) converted from stories260K gives the GGUF model's logits.
+#include "forward.h"
+#include "gguf.h"
+#include "safetensors.h"
+#include "unit.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static unsigned char *g_buf;
+static size_t g_n;
+
+// Read a whole file.
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz);
+    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+// Write bytes to a file.
+static void spit(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(b, 1, n, f);
+        fclose(f);
+    }
+}
+
+// Offset just past the first occurrence of a string in the header, or 0.
+static size_t after(const unsigned char *b, size_t n, const char *s) {
+    size_t k = strlen(s);
+    for (size_t i = 0; i + k < n && i < 20000; i++)
+        if (!memcmp(b + i, s, k)) return i + k;
+    return 0;
+}
+
+// Load a patched copy; check the error code and that the message names the file and `what`.
+static void expect_fail(const char *name, const char *path, const unsigned char *b, size_t n,
+                        hass_err code, const char *what) {
+    spit(path, b, n);
+    hass_err e = HASS_OK;
+    hass_model *m = hass_model_load(path, 1, &e);
+    const char *msg = hass_errmsg();
+    CHECK(name, !m && e == code && strstr(msg, path) && (!what || strstr(msg, what)),
+          "got %s (%d): '%s', want %s naming '%s'", m ? "a model" : hass_strerror(e), e, msg,
+          hass_strerror(code), what ? what : path);
+    hass_model_free(m);
+}
+
+// Write a float tensor into a safetensors tensor entry (F32, shape rows x cols or vector).
+static hass_st_tensor st_tensor(const char *name, const float *data, int64_t rows, int64_t cols) {
+    hass_st_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.dtype = HASS_ST_F32;
+    t.n_dims = cols ? 2 : 1;
+    t.shape[0] = rows;
+    t.shape[1] = cols;
+    t.data = data;
+    t.n_bytes = (uint64_t)(rows * (cols ? cols : 1)) * 4;
+    return t;
+}
+
+// Convert a pairs-layout (Meta) Q/K weight to HF's rotate-half layout: row h*D + s*D/2 + i of
+// the result is row h*D + 2i + s of the input.
+static float *permute_qk(const float *w, int n_heads, int D, int cols) {
+    float *o = malloc(sizeof(float) * (size_t)n_heads * D * cols);
+    for (int h = 0; h < n_heads; h++)
+        for (int s = 0; s < 2; s++)
+            for (int i = 0; i < D / 2; i++)
+                memcpy(o + ((size_t)h * D + s * D / 2 + i) * cols,
+                       w + ((size_t)h * D + 2 * i + s) * cols, sizeof(float) * cols);
+    return o;
+}
+
+// Build a sharded HF directory from the stories260K GGUF and compare logits with it.
+static void hf_roundtrip(const char *gguf_path, const char *dir) {
+    if (strlen(dir) > 1300) return;
+    hass_err e;
+    hass_model *g = hass_model_load(gguf_path, 1, &e);
+    if (!g) {
+        CHECK("model_hf_source", 0, "%s", hass_errmsg());
+        return;
+    }
+    const hass_model_cfg *c = hass_model_config(g);
+    mkdir(dir, 0755);
+    char p[1400];
+    snprintf(p, sizeof p, "%.1300s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"model_type\": \"llama\", \"vocab_size\": %d, \"hidden_size\": %d, "
+            "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
+            "\"intermediate_size\": %d, \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, "
+            "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", c->n_vocab, c->n_embd,
+            c->n_layer, c->n_head, c->n_head_kv, c->n_ff);
+    fclose(f);
+    // read every GGUF tensor back as floats through the public matmul-free path: dequantize rows
+    int L = c->n_layer, C = c->n_embd, D = c->head_dim;
+    enum { MAXT = 64 };
+    hass_st_tensor ts[MAXT];
+    char names[MAXT][96];
+    float *bufs[MAXT];
+    int nt = 0;
+    hass_gguf *gg = hass_gguf_open(gguf_path, &e);
+    for (int64_t i = 0; gg && i < hass_gguf_n_tensors(gg) && nt < MAXT; i++) {
+        const hass_gguf_tensor *t = hass_gguf_tensor_at(gg, i);
+        int64_t rows = t->n_dims == 2 ? t->ne[1] : t->ne[0], cols = t->n_dims == 2 ? t->ne[0] : 0;
+        const char *hf = NULL;
+        int il = -1;
+        char suffix[64];
+        if (!strcmp(t->name, "token_embd.weight")) hf = "model.embed_tokens.weight";
+        else if (!strcmp(t->name, "output.weight")) hf = "lm_head.weight";
+        else if (!strcmp(t->name, "output_norm.weight")) hf = "model.norm.weight";
+        else if (sscanf(t->name, "blk.%d.%63s", &il, suffix) == 2) {
+            static const char *map[][2] = {
+                {"attn_norm.weight", "input_layernorm.weight"}, {"attn_q.weight", "self_attn.q_proj.weight"},
+                {"attn_k.weight", "self_attn.k_proj.weight"}, {"attn_v.weight", "self_attn.v_proj.weight"},
+                {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+                {"ffn_gate.weight", "mlp.gate_proj.weight"}, {"ffn_up.weight", "mlp.up_proj.weight"},
+                {"ffn_down.weight", "mlp.down_proj.weight"}};
+            for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+                if (!strcmp(suffix, map[k][0])) hf = map[k][1];
+        }
+        if (!hf) continue;
+        if (il >= 0) snprintf(names[nt], sizeof names[nt], "model.layers.%d.%s", il, hf);
+        else snprintf(names[nt], sizeof names[nt], "%s", hf);
+        const float *src = t->data; // stories260K is F32
+        bufs[nt] = NULL;
+        if (strstr(t->name, "attn_q.weight")) src = bufs[nt] = permute_qk(src, c->n_head, D, C);
+        else if (strstr(t->name, "attn_k.weight")) src = bufs[nt] = permute_qk(src, c->n_head_kv, D, C);
+        ts[nt] = st_tensor(names[nt], src, rows, cols);
+        nt++;
+    }
+    // two shards: the first half of the tensors and the rest, with an index
+    int half = nt / 2;
+    snprintf(p, sizeof p, "%.1300s/model-00001-of-00002.safetensors", dir);
+    hass_err e1 = hass_st_write(p, ts, half, NULL);
+    snprintf(p, sizeof p, "%.1300s/model-00002-of-00002.safetensors", dir);
+    hass_err e2 = hass_st_write(p, ts + half, nt - half, NULL);
+    snprintf(p, sizeof p, "%.1300s/model.safetensors.index.json", dir);
+    f = fopen(p, "w");
+    fprintf(f, "{\"metadata\": {}, \"weight_map\": {");
+    for (int i = 0; i < nt; i++)
+        fprintf(f, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "", ts[i].name,
+                i < half ? 1 : 2);
+    fprintf(f, "}}\n");
+    fclose(f);
+    CHECK("model_hf_written", !e1 && !e2 && nt == 3 + 9 * L,
+          "wrote %d tensors (%s)", nt, hass_errmsg());
+    hass_model *h = hass_model_load(dir, 1, &e);
+    CHECK("model_hf_loads", h != NULL, "%s", hass_errmsg());
+    if (h) {
+        const hass_model_cfg *hc = hass_model_config(h);
+        CHECK("model_hf_rope_half", hc->rope_mode == HASS_ROPE_HALF && !hc->tied, "rope %d tied %d",
+              hc->rope_mode, hc->tied);
+        int V = c->n_vocab;
+        int32_t tok[8] = {1, 403, 407, 261, 378, 432, 383, 286};
+        float *a = malloc(sizeof(float) * 8 * V), *b = malloc(sizeof(float) * 8 * V);
+        hass_kv *ka = hass_kv_new(g, 16, &e), *kb = hass_kv_new(h, 16, &e);
+        hass_err ea = hass_forward(g, ka, tok, NULL, 8, NULL, a, NULL);
+        hass_err eb = hass_forward(h, kb, tok, NULL, 8, NULL, b, NULL);
+        double md = 0;
+        for (int i = 0; i < 8 * V; i++) md = fmax(md, fabs(a[i] - b[i]));
+        CHECK("model_hf_logits_match_gguf", !ea && !eb && md < 1e-3, "max |diff| %g", md);
+        free(a);
+        free(b);
+        hass_kv_free(ka);
+        hass_kv_free(kb);
+    }
+    hass_model_free(h);
+    // a directory without config.json
+    snprintf(p, sizeof p, "%.1300s/config.json", dir);
+    unlink(p);
+    h = hass_model_load(dir, 1, &e);
+    CHECK("model_hf_no_config", !h && e != HASS_OK && strstr(hass_errmsg(), "config.json"), "%s",
+          hass_errmsg());
+    hass_model_free(h);
+    for (int i = 0; i < nt; i++) free(bufs[i]);
+    hass_gguf_free(gg);
+    hass_model_free(g);
+}
+
+int main(void) {
+    char src[1024], path[1200], dir[1024];
+    unit_data(src, sizeof src, "models/stories260K/stories260K-v3-f32.gguf");
+    if (!unit_exists(src) || !(g_buf = slurp(src, &g_n))) {
+        SKIP("model_load", "stories260K not present");
+        UNIT_DONE();
+    }
+    const char *tmp = getenv("TMP");
+    snprintf(dir, sizeof dir, "%.900s/hass-model-load-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    unsigned char *b = malloc(g_n);
+    hass_err e;
+
+    hass_model *m = hass_model_load(src, 1, &e);
+    CHECK("model_load_ok", m && hass_model_config(m)->n_layer == 5 && hass_model_fingerprint(m),
+          "%s", hass_errmsg());
+    hass_model_free(m);
+    m = hass_model_load("/nonexistent/model.gguf", 1, &e);
+    CHECK("model_load_missing_file", !m && e == HASS_EIO && strstr(hass_errmsg(), "/nonexistent"),
+          "%d %s", e, hass_errmsg());
+
+    expect_fail("model_load_truncated", path, g_buf, g_n / 2, HASS_EFORMAT, "truncated");
+    memcpy(b, g_buf, g_n);
+    memcpy(b, "GGUX", 4);
+    expect_fail("model_load_bad_magic", path, b, g_n, HASS_EFORMAT, "magic");
+
+    // shape: blk.0.attn_q.weight [64, 64] -> [64, 63]; layout after the name: u32 n_dims, u64 ne[]
+    memcpy(b, g_buf, g_n);
+    size_t o = after(b, g_n, "blk.0.attn_q.weight");
+    CHECK("model_load_found_attn_q", o > 0, "tensor name not found in the header");
+    if (o) {
+        uint64_t ne1 = 63;
+        memcpy(b + o + 4 + 8, &ne1, 8);
+        expect_fail("model_load_shape_mismatch", path, b, g_n, HASS_EFORMAT, "blk.0.attn_q.weight");
+    }
+    // dtype: blk.0.ffn_up.weight F32 -> Q5_0 (type 6), which the loader does not run
+    memcpy(b, g_buf, g_n);
+    o = after(b, g_n, "blk.0.ffn_up.weight");
+    if (o) {
+        uint32_t t = 6;
+        memcpy(b + o + 4 + 16, &t, 4);
+        expect_fail("model_load_unsupported_dtype", path, b, g_n, HASS_EUNSUP, "blk.0.ffn_up.weight");
+    }
+    // missing: rename blk.0.ffn_up.weight
+    memcpy(b, g_buf, g_n);
+    o = after(b, g_n, "blk.0.ffn_up.weight");
+    if (o) {
+        b[o - strlen(".weight") - 1] = 'q';
+        expect_fail("model_load_missing_tensor", path, b, g_n, HASS_EFORMAT, "'blk.0.ffn_up.weight' is missing");
+    }
+    // architecture: "llama" -> "bloom" in general.architecture's value (u32 type, u64 length)
+    memcpy(b, g_buf, g_n);
+    o = after(b, g_n, "general.architecture");
+    if (o) {
+        memcpy(b + o + 4 + 8, "bloom", 5);
+        expect_fail("model_load_unknown_arch", path, b, g_n, HASS_EUNSUP, "bloom");
+    }
+    // every truncation point of the header and a sample of the data: error, never a crash
+    int ok = 1;
+    for (size_t cut = 0; cut < g_n; cut += cut < 12000 ? 97 : 40013) {
+        spit(path, g_buf, cut);
+        m = hass_model_load(path, 1, &e);
+        if (m || e == HASS_OK) ok = 0;
+        hass_model_free(m);
+    }
+    CHECK("model_load_every_truncation", ok, "a truncated file loaded");
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/hf", dir);
+    hf_roundtrip(src, path);
+    free(b);
+    free(g_buf);
+    UNIT_DONE();
+}
