@@ -126,6 +126,62 @@ static hass_err detok_record(void *vc, const json_t *in, const char *where, hass
     return HASS_OK;
 }
 
+// Run every record of every input through detok_record. Like hass_stream_filter, but delta
+// records reach detok_record too (the filter forwards them unchanged). Returns HASS_OK unless
+// reading or writing had to stop; per-record failures count in st.
+static hass_err run_inputs(char **paths, int n_paths, ctx *c, hass_stream_writer *w, hass_stream_stats *st) {
+    static char *std_in[] = {"-"};
+    if (n_paths == 0) paths = std_in, n_paths = 1;
+    memset(st, 0, sizeof *st);
+    char where[600];
+    for (int i = 0; i < n_paths; i++) {
+        int is_stdin = !strcmp(paths[i], "-");
+        FILE *f = is_stdin ? stdin : fopen(paths[i], "rb");
+        if (!f) {
+            HASS_ERROR("%s: %s", paths[i], strerror(errno));
+            st->n_failed++;
+            st->exit_code = st->exit_code ? st->exit_code : HASS_EXIT_RUNTIME;
+            continue;
+        }
+        hass_stream_reader r;
+        hass_stream_reader_init(&r, f, is_stdin ? "<stdin>" : paths[i], hass_tokenizer_fingerprint(c->t));
+        hass_err stop = HASS_OK;
+        for (;;) {
+            json_t *in = NULL, *out = NULL;
+            hass_err e = hass_stream_read(&r, &in);
+            if (!e && !in) break;
+            st->n_in++;
+            if (e) {
+                HASS_ERROR("%s", hass_errmsg());
+                out = hass_stream_error_record(&r, NULL, hass_errmsg());
+            } else if (json_object_get(in, "error") || hass_stream_is_passthrough(in)) {
+                if (json_object_get(in, "error")) e = HASS_EINVAL; // failed upstream: forwarded, counted
+                out = json_incref(in);
+            } else if ((e = detok_record(c, in, hass_stream_where(&r, where, sizeof where), w, &out))) {
+                hass_errprefix("%s", where);
+                HASS_ERROR("%s", hass_errmsg());
+                out = hass_stream_error_record(&r, in, hass_errmsg());
+            } else {
+                st->n_ok++;
+            }
+            if (e) {
+                st->n_failed++;
+                int code = e == HASS_EFORMAT || e == HASS_ERANGE || e == HASS_EVOCAB || e == HASS_EVERSION ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME;
+                if (!st->exit_code) st->exit_code = code;
+            }
+            json_decref(in);
+            hass_err we = out ? hass_stream_write(w, out) : HASS_OK;
+            json_decref(out);
+            if (we) { stop = we; break; }
+            if (r.fatal) { if (e == HASS_EIO) stop = e; break; }
+        }
+        hass_stream_reader_free(&r);
+        if (!is_stdin) fclose(f);
+        if (stop) return stop;
+    }
+    return HASS_OK;
+}
+
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     enum { O_FIELD = 256, O_TKEY, O_KEEP, O_STREAM, O_BIN, O_BUF };
@@ -176,8 +232,7 @@ int main(int argc, char **argv) {
     hass_stream_writer w;
     hass_stream_writer_init(&w, sink, outpath, bin, !buffered, hass_tokenizer_fingerprint(c.t));
     hass_stream_stats st;
-    e = hass_stream_filter((const char *const *)argv + optind, argc - optind, hass_tokenizer_fingerprint(c.t), &w,
-                           detok_record, &c, &st);
+    e = run_inputs(argv + optind, argc - optind, &c, &w, &st);
     if (!e) e = hass_stream_writer_end(&w);
     int epipe = w.epipe;
     hass_stream_writer_free(&w);

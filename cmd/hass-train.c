@@ -18,9 +18,14 @@
 #endif
 
 #include "cli.h"
-#include "gguf.h"
+#include "chat.h"
+#include "convo.h"
+#include "forward.h"
+#include "head.h"
+#include "model.h"
 #include "safetensors.h"
 #include "shard.h"
+#include "tokenizer.h"
 #include "train.h"
 
 static const char *PROG = "hass-train";
@@ -28,9 +33,18 @@ static const char *PROG = "hass-train";
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL -o DIR [OPTIONS] SHARD...\n"
+           "       %s -m MODEL --features SHARD [--template NAME] [--dtype f16|bf16] FILE...\n"
            "\n"
-           "Train a HASS draft head for MODEL on feature shards (docs/TRAINING.md).\n"
+           "Train a HASS draft head for MODEL on feature shards (docs/TRAINING.md). With\n"
+           "--features, make a shard instead: render the conversations of FILE (ShareGPT JSON or\n"
+           "JSONL of messages) with the chat template, tokenize, mark the assistant tokens and\n"
+           "store the target's post-norm features of every position.\n"
            "\n"
+           "      --features SHARD   write a feature shard from conversation files\n"
+           "      --template NAME    chat template: auto (the model's, default), chatml, llama-3,\n"
+           "                         llama-2-chat, vicuna\n"
+           "      --dtype T          feature storage: bf16 (default) or f16\n"
+           "      --limit N          use at most N conversations\n"
            "  -m, --model FILE       target model (GGUF); its embedding and LM head stay frozen\n"
            "  -o, --out DIR          output folder (state, head, config, log, plot)\n"
            "      --stage N          1: top-K weight 0, lr 3e-5 (default); 2: top-K weight 1, lr 1e-5\n"
@@ -65,7 +79,7 @@ static void usage(void) {
            "\n"
            "Exit status: 0 ok, 1 runtime failure (I/O, disk full, loss not finite), 2 usage,\n"
            "3 malformed input (corrupt shard, shard for another target).\n",
-           PROG);
+           PROG, PROG);
 }
 
 // A plain note on stderr at the default verbosity (sizes, plan, results).
@@ -81,7 +95,8 @@ static void note(const char *fmt, ...) {
 }
 
 typedef struct {
-    const char *model, *out, *init;
+    const char *model, *out, *init, *features, *tmpl, *dtype;
+    int64_t limit;
     int stage, resume, progress;
     int64_t epochs, batch, max_len, ckpt_every, stop_after, threads, topk, align;
     double lr, topk_w, v_w, p_w, noise, warmup_frac, clip, wd, test_frac;
@@ -127,24 +142,9 @@ static void recipe(char *buf, size_t n, const args *a, const hass_train_opts *o,
              (unsigned long long)o->seed, a->stage);
 }
 
-// Read an integer from the GGUF metadata of the model's architecture (def when absent).
-static int64_t arch_int(const hass_gguf *g, const char *arch, const char *key, int64_t def) {
-    char k[128];
-    int64_t v;
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    return hass_gguf_get_i64(g, k, &v) ? def : v;
-}
-
-static float arch_f32(const hass_gguf *g, const char *arch, const char *key, float def) {
-    char k[128];
-    float v;
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    return hass_gguf_get_f32(g, k, &v) ? def : v;
-}
-
 // Write text to path atomically (tmp + fsync + rename).
 static hass_err write_atomic(const char *path, const char *text) {
-    char tmp[4200];
+    char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return hass_seterr(HASS_EIO, "%s: %s", tmp, strerror(errno));
@@ -156,20 +156,6 @@ static hass_err write_atomic(const char *path, const char *text) {
         return e;
     }
     return HASS_OK;
-}
-
-// config.json of the head (LLaMA-style fields plus "bias", as EAGLE reads it).
-static hass_err write_config(const char *path, const hass_train_dims *dm) {
-    char buf[1024];
-    snprintf(buf, sizeof buf,
-             "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
-             "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_attention_heads\": %d,\n"
-             "  \"num_key_value_heads\": %d,\n  \"num_hidden_layers\": 1,\n  \"vocab_size\": %d,\n"
-             "  \"rms_norm_eps\": %g,\n  \"rope_theta\": %g,\n  \"hidden_act\": \"silu\",\n"
-             "  \"max_position_embeddings\": 2048,\n  \"bias\": %s,\n  \"torch_dtype\": \"float32\"\n}\n",
-             dm->n_embd, dm->n_ff, dm->n_head, dm->n_head_kv, dm->n_vocab, dm->norm_eps,
-             dm->rope_theta, dm->fc_bias ? "true" : "false");
-    return write_atomic(path, buf);
 }
 
 // Keep only the log lines of steps <= step (resume), atomically.
@@ -273,25 +259,28 @@ static void plot(const char *dir) {
     fclose(o);
     FILE *g = fopen(gp, "w");
     if (!g) return;
-    fprintf(g, "set terminal png size 1000,420\nset output '%s/curves.png'\nset multiplot layout 1,2\n"
+    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
+               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
                "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
                "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
                "with linespoints title 'held-out'\n"
                "set title 'held-out accuracy'\nset yrange [0:1]\n"
                "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
                "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", dir, tsv, tsv);
+               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
     fclose(g);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
         return;
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
     if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
 }
 
 typedef struct {
     args a;
+    hass_model *m;
+    hass_head_target tg;
     hass_train_dims dm;
     hass_train_opts o;
     hass_train *t;
@@ -308,7 +297,7 @@ typedef struct {
     uint8_t **mask;
     float **feat;
     int n_ctx;
-    char path_state[4200], path_model[4200], path_cfg[4200], path_log[4200];
+    char path_state[4200], path_model[4200], path_log[4200];
     FILE *log;
 } run;
 
@@ -360,6 +349,48 @@ static hass_err evaluate(run *r, int64_t epoch) {
     return log_line(r->log, r->path_log, j);
 }
 
+// Point a hass_head's weights at the trainer's (w -> h) or copy a head into the trainer.
+static void head_view(run *r, hass_head *h) {
+    hass_tparams *w = hass_train_weights(r->t);
+    memset(h, 0, sizeof *h);
+    h->n_embd = r->dm.n_embd, h->n_vocab = r->dm.n_vocab, h->n_head = r->dm.n_head;
+    h->n_head_kv = r->dm.n_head_kv, h->head_dim = r->dm.n_embd / r->dm.n_head, h->n_ff = r->dm.n_ff;
+    h->rope_theta = r->dm.rope_theta, h->norm_eps = r->dm.norm_eps, h->has_bias = 1, h->has_meta = 1;
+    h->target_fp = r->tg.fingerprint, h->tok_fp = r->tg.tok_fingerprint, h->n_ctx_train = r->n_ctx;
+    snprintf(h->recipe, sizeof h->recipe, "hass-train stage %d: S %d, v_w %g, p_w %g, topk %d w %g, lr %g, %lld steps, seed %llu",
+             r->a.stage, r->o.n_align, r->o.v_w, r->o.p_w, r->o.topk, r->o.topk_w, r->o.lr,
+             (long long)hass_train_step(r->t), (unsigned long long)r->o.seed);
+    snprintf(h->attn_mask, sizeof h->attn_mask, "%s", r->o.leaky ? "leaky" : "correct");
+    h->fc_w = w->fc_w, h->fc_b = w->fc_b, h->wq = w->wq, h->wk = w->wk, h->wv = w->wv, h->wo = w->wo;
+    h->w_gate = w->w_gate, h->w_up = w->w_up, h->w_down = w->w_down, h->post_norm = w->norm;
+}
+
+// Copy the weights of a loaded or random head into the trainer (a head without fc bias gets 0).
+static void head_copy_in(run *r, const hass_head *h) {
+    hass_head v;
+    head_view(r, &v);
+    size_t H = (size_t)r->dm.n_embd, hd = H, q = H, kv = (size_t)r->dm.n_head_kv * (H / r->dm.n_head), I = (size_t)r->dm.n_ff;
+    (void)hd;
+    memcpy(v.fc_w, h->fc_w, sizeof(float) * H * 2 * H);
+    if (h->fc_b) memcpy(v.fc_b, h->fc_b, sizeof(float) * H);
+    else memset(v.fc_b, 0, sizeof(float) * H);
+    memcpy(v.wq, h->wq, sizeof(float) * q * H);
+    memcpy(v.wk, h->wk, sizeof(float) * kv * H);
+    memcpy(v.wv, h->wv, sizeof(float) * kv * H);
+    memcpy(v.wo, h->wo, sizeof(float) * H * q);
+    memcpy(v.w_gate, h->w_gate, sizeof(float) * I * H);
+    memcpy(v.w_up, h->w_up, sizeof(float) * I * H);
+    memcpy(v.w_down, h->w_down, sizeof(float) * H * I);
+    memcpy(v.post_norm, h->post_norm, sizeof(float) * H);
+}
+
+// Write the head (config.json + model.safetensors with embed_tokens.weight) into OUT.
+static hass_err export_head(run *r) {
+    hass_head h;
+    head_view(r, &h);
+    return hass_head_save(&h, r->a.out, r->E);
+}
+
 // Save the training state (and with head=1 the head + config) for position (epoch, batch).
 static hass_err checkpoint(run *r, int64_t epoch, int64_t next_batch, int head) {
     char se[32], sb[32], fp[16], seed[32];
@@ -371,19 +402,13 @@ static hass_err checkpoint(run *r, int64_t epoch, int64_t next_batch, int head) 
                           "hass.seed", seed, NULL};
     hass_err e = hass_train_save_state(r->t, r->path_state, meta);
     if (e || !head) return e;
-    char step[32];
-    snprintf(step, sizeof step, "%lld", (long long)hass_train_step(r->t));
-    const char *hmeta[] = {"format", "pt", "hass.attn_mask", r->o.leaky ? "leaky" : "masked", "hass.recipe",
-                           r->rec, "hass.target_fp", fp, "hass.step", step, "hass.trainer", "hass-train " HASS_VERSION,
-                           NULL};
-    if ((e = hass_train_export(r->t, r->path_model, r->E, hmeta))) return e;
-    return write_config(r->path_cfg, &r->dm);
+    return export_head(r);
 }
 
 // Parse the command line into a; returns -1 to go on, else an exit code.
 static int parse(int argc, char **argv, args *a) {
     enum { O_STAGE = 256, O_INIT, O_RESUME, O_MAXLEN, O_LR, O_TOPKW, O_TOPK, O_VW, O_PW, O_ALIGN, O_NOISE,
-           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_THREADS, O_PROG, O_NOPROG };
+           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_THREADS, O_PROG, O_NOPROG, O_FEAT, O_TMPL, O_DTYPE, O_LIMIT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
         {"stage", required_argument, 0, O_STAGE}, {"init", required_argument, 0, O_INIT},
@@ -397,6 +422,8 @@ static int parse(int argc, char **argv, args *a) {
         {"clip", required_argument, 0, O_CLIP}, {"wd", required_argument, 0, O_WD},
         {"test-frac", required_argument, 0, O_TEST}, {"ckpt-every", required_argument, 0, O_CKPT},
         {"stop-after", required_argument, 0, O_STOP}, {"threads", required_argument, 0, O_THREADS},
+        {"features", required_argument, 0, O_FEAT}, {"template", required_argument, 0, O_TMPL},
+        {"dtype", required_argument, 0, O_DTYPE}, {"limit", required_argument, 0, O_LIMIT},
         {"seed", required_argument, 0, 's'}, {"progress", no_argument, 0, O_PROG},
         {"no-progress", no_argument, 0, O_NOPROG}, {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
@@ -430,6 +457,10 @@ static int parse(int argc, char **argv, args *a) {
         case O_STOP: rc = hass_cli_int(PROG, "--stop-after", optarg, 1, INT64_MAX, &a->stop_after); break;
         case O_THREADS: rc = hass_cli_int(PROG, "--threads", optarg, 1, 4096, &a->threads); break;
         case 's': rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &iv); a->seed = (uint64_t)iv; break;
+        case O_FEAT: a->features = optarg; break;
+        case O_TMPL: a->tmpl = optarg; break;
+        case O_DTYPE: a->dtype = optarg; break;
+        case O_LIMIT: rc = hass_cli_int(PROG, "--limit", optarg, 1, INT64_MAX, &a->limit); break;
         case O_PROG: a->progress = 1; break;
         case O_NOPROG: a->progress = 0; break;
         case 'v': hass_verbosity++; break;
@@ -441,36 +472,49 @@ static int parse(int argc, char **argv, args *a) {
     }
     if (rc) return rc;
     if (!a->model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    if (a->dtype && strcmp(a->dtype, "f16") && strcmp(a->dtype, "bf16"))
+        return hass_cli_usage_error(PROG, "--dtype: f16 or bf16, not '%s'", a->dtype);
+    if (a->tmpl && strcmp(a->tmpl, "auto") && !hass_chat_canonical(a->tmpl))
+        return hass_cli_usage_error(PROG, "--template: unknown '%s' (%s, or auto)", a->tmpl, hass_chat_names());
+    if (a->features) {
+        if (optind >= argc) return hass_cli_usage_error(PROG, "no conversation files given");
+        return -1;
+    }
     if (!a->out) return hass_cli_usage_error(PROG, "-o DIR is required");
     if (optind >= argc) return hass_cli_usage_error(PROG, "no feature shards given");
     if (a->resume && a->init) return hass_cli_usage_error(PROG, "--resume and --init exclude each other");
     return -1;
 }
 
+// Load the target model, its f32 embedding/head and identity; returns an exit code or -1.
+static int load_target(run *r) {
+    hass_err e;
+    if (!(r->m = hass_model_load(r->a.model, (int)r->a.threads, &e)))
+        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    const hass_model_cfg *c = hass_model_config(r->m);
+    if (c->head_dim * c->n_head != c->n_embd || c->qkv_bias)
+        return hass_cli_fail(HASS_EXIT_INPUT, "%s: head_dim %d x %d heads != n_embd %d or q/k/v bias: not supported "
+                             "for training", r->a.model, c->head_dim, c->n_head, c->n_embd);
+    if ((e = hass_shard_target_mats(r->m, &r->E, &r->W))) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    r->dm = (hass_train_dims){.n_embd = c->n_embd, .n_head = c->n_head, .n_head_kv = c->n_head_kv, .n_ff = c->n_ff,
+                              .n_vocab = c->n_vocab, .fc_bias = 1, .rope_theta = c->rope_theta,
+                              .norm_eps = c->norm_eps};
+    r->fp = hass_model_fingerprint(r->m);
+    hass_tokenizer *tk = hass_tokenizer_load(r->a.model, &e);
+    r->tg = (hass_head_target){c->n_embd, c->n_vocab, c->n_head, c->n_head_kv, c->head_dim, c->n_ff,
+                               c->rope_theta, c->norm_eps, (int)r->a.max_len, r->fp,
+                               tk ? hass_tokenizer_fingerprint(tk) : 0};
+    if (!tk) HASS_WARN("no tokenizer in %s (%s): the head records no tokenizer fingerprint", r->a.model, hass_errmsg());
+    hass_tokenizer_free(tk);
+    return -1;
+}
+
 // Open the model and shards, set up the trainer; returns an exit code or -1 to go on.
 static int setup(run *r, int argc, char **argv) {
     hass_err e;
-    hass_gguf *g = hass_gguf_open(r->a.model, &e);
-    if (!g) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    const char *arch = NULL;
-    uint64_t al;
-    if (hass_gguf_get_str(g, "general.architecture", &arch, &al) || al != 5 || strncmp(arch, "llama", 5)) {
-        hass_gguf_free(g);
-        return hass_cli_fail(HASS_EXIT_INPUT, "%s: not a llama-architecture model", r->a.model);
-    }
-    int V = 0, H = 0;
-    if ((e = hass_shard_target_mats(g, &r->E, &r->W, &V, &H))) {
-        hass_gguf_free(g);
-        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    }
-    int nh = (int)arch_int(g, "llama", "attention.head_count", 0);
-    r->dm = (hass_train_dims){.n_embd = H, .n_head = nh,
-                              .n_head_kv = (int)arch_int(g, "llama", "attention.head_count_kv", nh),
-                              .n_ff = (int)arch_int(g, "llama", "feed_forward_length", 0), .n_vocab = V,
-                              .fc_bias = 1, .rope_theta = arch_f32(g, "llama", "rope.freq_base", 10000.f),
-                              .norm_eps = arch_f32(g, "llama", "attention.layer_norm_rms_epsilon", 1e-5f)};
-    r->fp = hass_shard_target_fp(g);
-    hass_gguf_free(g);
+    int rc = load_target(r);
+    if (rc >= 0) return rc;
+    int H = r->dm.n_embd, V = r->dm.n_vocab, nh = r->dm.n_head;
     r->n_sh = argc - optind;
     r->sh = calloc((size_t)r->n_sh, sizeof *r->sh);
     int max_rec = 1;
@@ -557,21 +601,18 @@ static int train_loop(run *r) {
         note("resuming at step %lld (epoch %lld, batch %lld)", (long long)hass_train_step(r->t),
                   (long long)epoch0, (long long)batch0);
     } else {
-        hass_train_init_weights(r->t, r->o.seed);
-        if (r->a.init) {
-            hass_st *st = hass_st_open(r->a.init, &e);
-            if (st) e = hass_train_load(r->t, st, 0);
-            hass_st_free(st);
-            if (e) return hass_cli_fail(hass_exit_code(e), "--init: %s", hass_errmsg());
-        }
+        hass_head *h = r->a.init ? hass_head_load(r->a.init, &r->tg, &e) : hass_head_random(&r->tg, 1, r->o.seed, &e);
+        if (!h) return hass_cli_fail(hass_exit_code(e), "%s%s", r->a.init ? "--init: " : "", hass_errmsg());
+        head_copy_in(r, h);
+        hass_head_free(h);
         unlink(r->path_log);
     }
     if (!(r->log = fopen(r->path_log, "a"))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->path_log, strerror(errno));
     int64_t per_epoch = (r->n_train + r->a.batch - 1) / r->a.batch, done_run = 0;
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)r->n_train), idx[1024];
-    hass_progress pg;
-    hass_progress_init(&pg, "steps", r->o.total, r->a.progress);
+    hass_progress pg; // counts the steps of this run (a rate over resumed steps would be wrong)
     int64_t step_start = hass_train_step(r->t);
+    hass_progress_init(&pg, "steps", r->o.total - step_start, r->a.progress);
     double t0 = hass_now();
     int rc = 0;
     for (int64_t ep = epoch0; ep < r->a.epochs && !rc; ep++) {
@@ -585,10 +626,10 @@ static int train_loop(run *r) {
             if (!e) e = hass_train_batch(r->t, r->E, r->W, r->seqs, n, 1, &st);
             if (!e) e = hass_train_update(r->t, &st);
             if (e) {
-                hass_progress_end(&pg, hass_train_step(r->t));
+                hass_progress_end(&pg, hass_train_step(r->t) - step_start);
                 if (e == HASS_ERANGE && access(r->path_state, F_OK) == 0)
-                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s (step <= %lld) is kept",
-                                       hass_errmsg(), r->path_state, (long long)hass_train_step(r->t));
+                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s is kept",
+                                       hass_errmsg(), r->path_state);
                 else if (e == HASS_ERANGE)
                     rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped before the first checkpoint (none written)",
                                        hass_errmsg());
@@ -617,7 +658,7 @@ static int train_loop(run *r) {
                 HASS_INFO("step %lld/%lld loss %.4f lr %.3g (eta %.0fs)", (long long)step, (long long)r->o.total,
                           st.loss, st.lr, eta);
             }
-            hass_progress_update(&pg, step);
+            hass_progress_update(&pg, step - step_start);
             int last = bi + 1 == per_epoch;
             int stop = r->a.stop_after && done_run >= r->a.stop_after;
             if (last) {
@@ -636,7 +677,7 @@ static int train_loop(run *r) {
             }
             if (last) plot(r->a.out);
             if (stop) {
-                hass_progress_end(&pg, step);
+                hass_progress_end(&pg, step - step_start);
                 note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
                           (long long)step);
                 free(perm);
@@ -644,9 +685,150 @@ static int train_loop(run *r) {
             }
         }
     }
-    if (!rc) hass_progress_end(&pg, hass_train_step(r->t));
+    if (!rc) hass_progress_end(&pg, hass_train_step(r->t) - step_start);
     free(perm);
     if (!rc) note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
+    return rc;
+}
+
+// ---- --features: conversations -> feature shard ------------------------------------------------
+
+typedef struct {
+    int32_t *ids;
+    uint8_t *mask;
+    int n;
+} fconv;
+
+typedef struct {
+    const args *a;
+    const hass_tokenizer *tk;
+    const char *file;
+    fconv *v;
+    int64_t n, cap, n_rejected, n_seen;
+    int64_t n_masked, n_trunc;
+    hass_err err;
+} fctx;
+
+// Renderer for hass_convo_render: the chat template named in args (NULL/auto: the model's).
+static hass_err render_chat(void *p, const json_t *messages, int add_generation_prompt, char **out) {
+    const fctx *c = p;
+    return hass_chat_render(c->tk, c->a->tmpl, messages, add_generation_prompt, out);
+}
+
+// Per record: normalise, render, tokenize, mark, truncate, keep.
+static int feat_record(void *p, int64_t idx, json_t *rec) {
+    fctx *c = p;
+    if (c->a->limit && c->n >= c->a->limit) return 0;
+    c->n_seen++;
+    const char *why = NULL;
+    json_t *msgs = hass_convo_messages(rec, &why);
+    if (!msgs) {
+        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, why);
+        c->n_rejected++;
+        return 0;
+    }
+    char *text = NULL;
+    size_t len = 0, *spans = NULL;
+    int n_spans = 0;
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    int64_t n = 0;
+    hass_err e = hass_convo_render(render_chat, c, msgs, &text, &len, &spans, &n_spans);
+    if (!e) e = hass_convo_tokens(c->tk, text, len, spans, n_spans, &ids, &mask, &n);
+    json_decref(msgs);
+    free(text), free(spans);
+    if (e || n < 2) {
+        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, e ? hass_errmsg() : "too short");
+        free(ids), free(mask);
+        c->n_rejected++;
+        return 0;
+    }
+    if (n > c->a->max_len) n = c->a->max_len, c->n_trunc++;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        fconv *nv = realloc(c->v, sizeof(fconv) * (size_t)c->cap);
+        if (!nv) return c->err = hass_seterr(HASS_ENOMEM, "out of memory after %lld conversations", (long long)c->n);
+        c->v = nv;
+    }
+    for (int64_t i = 0; i < n; i++) c->n_masked += mask[i];
+    c->v[c->n++] = (fconv){ids, mask, (int)n};
+    return 0;
+}
+
+// Make a feature shard from conversation files; returns the exit code.
+static int run_features(const args *a, int argc, char **argv) {
+    hass_err e;
+    hass_model *m = hass_model_load(a->model, (int)a->threads, &e);
+    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    hass_tokenizer *tk = hass_tokenizer_load(a->model, &e);
+    if (!tk) {
+        hass_model_free(m);
+        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    }
+    int rc = 0;
+    const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
+                                                         : hass_chat_detect(hass_tokenizer_chat_template(tk));
+    if (!tn) {
+        rc = a->tmpl && strcmp(a->tmpl, "auto")
+                 ? hass_cli_fail(HASS_EXIT_USAGE, "--template: unknown '%s' (%s)", a->tmpl, hass_chat_names())
+                 : hass_cli_fail(HASS_EXIT_INPUT, "%s: no chat template recognised in the model; name one with "
+                                 "--template (%s)", a->model, hass_chat_names());
+        goto out0;
+    }
+    note("chat template: %s", tn);
+    const hass_model_cfg *cfg = hass_model_config(m);
+    fctx c = {.a = a, .tk = tk};
+    for (int i = optind; i < argc && !rc; i++) {
+        c.file = argv[i];
+        if ((e = hass_convo_read(argv[i], feat_record, &c)) || (e = c.err))
+            rc = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    }
+    int64_t n_tok = 0, max_n = 1;
+    uint64_t bytes = 64;
+    for (int64_t i = 0; i < c.n; i++) {
+        n_tok += c.v[i].n;
+        if (c.v[i].n > max_n) max_n = c.v[i].n;
+        bytes += 8 + 4 * (uint64_t)c.v[i].n + (((uint64_t)c.v[i].n + 3) & ~3ull) + 2ull * c.v[i].n * cfg->n_embd;
+    }
+    if (!rc && c.n == 0) rc = hass_cli_fail(HASS_EXIT_INPUT, "no usable conversation (%lld rejected)", (long long)c.n_rejected);
+    if (rc) goto out;
+    note("features: %lld conversations (%lld skipped, %lld truncated to %lld), %lld positions, %lld in the loss "
+         "mask; shard %s: %.1f MiB (%s, width %d)", (long long)c.n, (long long)c.n_rejected, (long long)c.n_trunc,
+         (long long)a->max_len, (long long)n_tok, (long long)c.n_masked, a->features, (double)bytes / 1048576.0,
+         a->dtype ? a->dtype : "bf16", cfg->n_embd);
+    hass_kv *kv = hass_kv_new(m, (int)max_n, &e);
+    float *feats = kv ? malloc(sizeof(float) * (size_t)max_n * cfg->n_embd) : NULL;
+    hass_shard_writer *w = feats ? hass_shard_writer_open(a->features, a->dtype && !strcmp(a->dtype, "f16") ?
+                                                          HASS_SHARD_F16 : HASS_SHARD_BF16, cfg->n_embd,
+                                                          cfg->n_vocab, hass_model_fingerprint(m), &e) : NULL;
+    if (!w) {
+        rc = hass_cli_fail(hass_exit_code(e), "%s", feats || !kv ? hass_errmsg() : "out of memory");
+        hass_kv_free(kv), free(feats);
+        goto out;
+    }
+    hass_progress pg;
+    hass_progress_init(&pg, "positions", n_tok, a->progress);
+    int64_t done = 0;
+    for (int64_t i = 0; i < c.n && !rc; i++) {
+        hass_kv_truncate(kv, 0);
+        e = hass_forward(m, kv, c.v[i].ids, NULL, c.v[i].n, NULL, NULL, feats);
+        if (!e) e = hass_shard_writer_add(w, c.v[i].n, c.v[i].ids, c.v[i].mask, feats);
+        if (e) rc = hass_cli_fail(hass_exit_code(e), "conversation %lld: %s", (long long)i, hass_errmsg());
+        done += c.v[i].n;
+        hass_progress_update(&pg, done);
+    }
+    hass_progress_end(&pg, done);
+    if (rc) hass_shard_writer_abort(w);
+    else if ((e = hass_shard_writer_close(w))) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    hass_kv_free(kv);
+    free(feats);
+    if (!rc) note("wrote %s (target fingerprint %08x)", a->features, hass_model_fingerprint(m));
+out:
+    for (int64_t i = 0; i < c.n; i++) free(c.v[i].ids), free(c.v[i].mask);
+    free(c.v);
+out0:
+    hass_tokenizer_free(tk);
+    hass_model_free(m);
     return rc;
 }
 
@@ -663,9 +845,9 @@ int main(int argc, char **argv) {
 #ifdef _OPENMP
     if (r.a.threads) omp_set_num_threads((int)r.a.threads);
 #endif
+    if (r.a.features) return run_features(&r.a, argc, argv);
     snprintf(r.path_state, sizeof r.path_state, "%s/state.safetensors", r.a.out);
     snprintf(r.path_model, sizeof r.path_model, "%s/model.safetensors", r.a.out);
-    snprintf(r.path_cfg, sizeof r.path_cfg, "%s/config.json", r.a.out);
     snprintf(r.path_log, sizeof r.path_log, "%s/log.jsonl", r.a.out);
     rc = setup(&r, argc, argv);
     if (rc < 0) rc = train_loop(&r);
@@ -675,5 +857,6 @@ int main(int argc, char **argv) {
     for (int64_t b = 0; r.feat && b < r.a.batch; b++) free(r.ids[b]), free(r.mask[b]), free(r.feat[b]);
     free(r.sh), free(r.refs), free(r.seqs), free(r.ids), free(r.mask), free(r.feat);
     if (r.E) hass_shard_mats_free(r.E, r.W);
+    hass_model_free(r.m);
     return rc;
 }

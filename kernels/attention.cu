@@ -273,8 +273,8 @@ extern "C" hass_err hass_cuda_attention(float *d_out, const float *d_q, const fl
     }
     int rows = n < ATTN_QB ? n : ATTN_QB, n_all = n_past + n;
     int blocks = n_head * CEIL_DIV(n, ATTN_QB);
-    // enough blocks for 2 per SM, each split at least 64 keys
-    int n_split = CEIL_DIV(2 * n_sm, blocks);
+    // about one wave of resident blocks (2 per SM), each split at least 64 keys
+    int n_split = 2 * n_sm / blocks;
     if (n_split > CEIL_DIV(n_all, 64)) n_split = CEIL_DIV(n_all, 64);
     if (n_split < 1) n_split = 1;
     for (;;) { // more splits when one split's scores do not fit in shared memory

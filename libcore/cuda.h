@@ -132,6 +132,11 @@ hass_err hass_cuda_llama_set_input(hass_cuda_llama *m, const int32_t *tok, const
 // read m->mask (else causal). Capturable as a CUDA graph.
 hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int n, int use_mask);
 void hass_cuda_llama_free(hass_cuda_llama *m);
+// Upload a loaded model (libcore/model.h) as a GPU stack (libcore/cuda_model.c): weights
+// dequantized to bf16 on the host; HASS_EUNSUP for q/k/v biases or RoPE scaling.
+struct hass_model;
+hass_cuda_llama *hass_cuda_llama_from_model(const struct hass_model *m, int n_ctx, int max_tok,
+                                            hass_err *err);
 #endif
 
 #endif

@@ -2,6 +2,7 @@
 // target fingerprint and the target's frozen matrices as f32.
 #include "shard.h"
 
+#include "quant.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -340,74 +341,28 @@ hass_err hass_shard_writer_close(hass_shard_writer *w) {
 
 // ---- target side -----------------------------------------------------------------------------
 
-// crc32 of the vocabulary size, width and the stored embedding and final-norm bytes.
-uint32_t hass_shard_target_fp(const hass_gguf *g) {
-    const hass_gguf_tensor *te = hass_gguf_find_tensor(g, "token_embd.weight");
-    const hass_gguf_tensor *tn = hass_gguf_find_tensor(g, "output_norm.weight");
-    uLong c = crc32(0L, Z_NULL, 0);
-    uint8_t dims[16] = {0};
-    if (te) wr64(dims, (uint64_t)te->ne[0]), wr64(dims + 8, (uint64_t)te->ne[1]);
-    c = crc32(c, dims, sizeof dims);
-    if (te) c = crc_more(c, te->data, te->n_bytes);
-    if (tn) c = crc_more(c, tn->data, tn->n_bytes);
-    return c ? (uint32_t)c : 1u;
-}
-
-// Dequantise a 2-D GGUF tensor (ne[0] = cols) into a new f32 array.
-static hass_err tensor_f32(const hass_gguf_tensor *t, float **out) {
-    int64_t cols = t->ne[0], rows = t->ne[1];
-    size_t n = (size_t)cols * (size_t)rows;
+// Dequantise all rows of w into a new (n_out, n_in) f32 array.
+static hass_err wmat_f32(const hass_wmat *w, float **out) {
+    size_t n = (size_t)w->n_out * (size_t)w->n_in;
     float *x = malloc(n * sizeof(float));
-    if (!x) return hass_seterr(HASS_ENOMEM, "%s: out of memory (%zu floats)", t->name, n);
-    const uint8_t *p = t->data;
-    switch (t->type) {
-    case HASS_GGML_F32: memcpy(x, p, n * 4); break;
-    case HASS_GGML_F16:
-    case HASS_GGML_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t v = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            x[i] = t->type == HASS_GGML_F16 ? hass_f16_to_f32(v) : hass_bf16_to_f32(v);
-        }
-        break;
-    case HASS_GGML_Q8_0: // blocks of 32: f16 scale, 32 x i8
-        if (cols % 32) {
-            free(x);
-            return hass_seterr(HASS_EFORMAT, "%s: Q8_0 row of %lld", t->name, (long long)cols);
-        }
-        for (size_t b = 0; b < n / 32; b++) {
-            const uint8_t *blk = p + b * 34;
-            float d = hass_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-            for (int j = 0; j < 32; j++) x[b * 32 + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        break;
-    default:
-        free(x);
-        return hass_seterr(HASS_EUNSUP, "%s: type %s not supported for training (F32, F16, BF16, Q8_0)",
-                           t->name, hass_ggml_type_name(t->type));
-    }
+    if (!x) return hass_seterr(HASS_ENOMEM, "out of memory for a (%d, %d) f32 matrix", w->n_out, w->n_in);
+    for (int r = 0; r < w->n_out; r++) hass_quant_row(w, r, x + (size_t)r * w->n_in);
     *out = x;
     return HASS_OK;
 }
 
-// Embedding and head as f32 (head = embedding when tied).
-hass_err hass_shard_target_mats(const hass_gguf *g, float **embed, float **head, int *n_vocab,
-                                int *n_embd) {
-    const hass_gguf_tensor *te = hass_gguf_find_tensor(g, "token_embd.weight");
-    const hass_gguf_tensor *to = hass_gguf_find_tensor(g, "output.weight");
-    if (!te || te->n_dims != 2)
-        return hass_seterr(HASS_EFORMAT, "%s: no 2-D token_embd.weight", hass_gguf_path(g));
-    if (to && (to->n_dims != 2 || to->ne[0] != te->ne[0] || to->ne[1] != te->ne[1]))
-        return hass_seterr(HASS_EFORMAT, "%s: output.weight shape differs from token_embd.weight",
-                           hass_gguf_path(g));
-    hass_err e = tensor_f32(te, embed);
+// Embedding and head as f32 (one array when tied).
+hass_err hass_shard_target_mats(const hass_model *m, float **embed, float **head) {
+    const hass_wmat *we = hass_model_embed_w(m), *wh = hass_model_lm_head_w(m);
+    hass_err e = wmat_f32(we, embed);
     if (e) return e;
     *head = *embed;
-    if (to && (e = tensor_f32(to, head))) {
-        free(*embed);
-        return e;
+    if (wh->data != we->data || wh->type != we->type) {
+        if ((e = wmat_f32(wh, head))) {
+            free(*embed);
+            return e;
+        }
     }
-    *n_embd = (int)te->ne[0];
-    *n_vocab = (int)te->ne[1];
     return HASS_OK;
 }
 

@@ -8,14 +8,14 @@
 //     u32 reserved[2]=0 | u32 crc32(bytes 0..59)
 //   n_seq records: u32 n (positions, 1..HASS_SHARD_MAX_LEN) | u32 crc32(payload) | payload:
 //     i32 ids[n] | u8 mask[n] | zero pad to a multiple of 4 | u16 feat[n * n_embd]
-// target_fp ties the shard to one target model (hass_shard_target_fp); a reader refuses
+// target_fp ties the shard to one target model (hass_model_fingerprint); a reader refuses
 // another target's shards. Writers go through a temporary file and rename, so a shard on disk
 // is always complete.
 #ifndef HASS_SHARD_H
 #define HASS_SHARD_H
 
-#include "gguf.h"
 #include "hass.h"
+#include "model.h"
 
 #define HASS_SHARD_VERSION 1
 #define HASS_SHARD_MAX_LEN (1 << 20) // positions per record
@@ -61,15 +61,11 @@ hass_err hass_shard_writer_close(hass_shard_writer *w);
 // Drop an unfinished shard (removes the temporary file); NULL is a no-op.
 void hass_shard_writer_abort(hass_shard_writer *w);
 
-// Fingerprint of a target model: crc32 over its vocabulary size, width, and the stored bytes of
-// token_embd.weight and output_norm.weight. Nonzero.
-uint32_t hass_shard_target_fp(const hass_gguf *g);
-
 // The target's frozen matrices for training, dequantised to f32: the token embedding and the LM
-// head (output.weight, or the embedding when tied). *head may equal *embed; free both with
-// hass_shard_mats_free. Types: F32, F16, BF16, Q8_0.
-hass_err hass_shard_target_mats(const hass_gguf *g, float **embed, float **head, int *n_vocab,
-                                int *n_embd);
+// head (the embedding when tied: then *head == *embed). Free both with hass_shard_mats_free.
+hass_err hass_shard_target_mats(const hass_model *m,
+                                float **embed, // (V, C)
+                                float **head); // (V, C)
 void hass_shard_mats_free(float *embed, float *head);
 
 #endif

@@ -22,7 +22,37 @@ enum {
     PRE_FALCON,      // [\p{P}$+<=>^~|`]+ isolated, then GPT-2, then [0-9]{3} isolated
     PRE_QWEN2,       // LLaMA-3 with \p{N} (single digits)
     PRE_DEEPSEEK_CODER, // [\r\n], \s?\p{L}+, \s?\p{P}+, [一-龥ࠀ-一가-퟿]+, \p{N}: each isolated
+    PRE_DEEPSEEK_LLM,   // [\r\n], \s?[Latin/Greek/... letters]+, \s?[ASCII/fullwidth punct]+,
+                        // \s+$, [一-龥ࠀ-一가-퟿]+, \p{N}+: each isolated
 };
+
+// The letter class of DeepSeek-LLM's second rule (llama.cpp llama-vocab.cpp), as ranges.
+static const uint32_t ds_letters[][2] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA},
+    {0x1BC, 0x1BF}, {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377},
+    {0x37B, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C},
+    {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+    {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF},
+    {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D},
+    {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B},
+    {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE},
+    {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC},
+    {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
+    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128},
+    {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149},
+    {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE},
+    {0x2CF2, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787},
+    {0xA78B, 0xA78E}, {0xAB70, 0xABBF}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A},
+    {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+
+// Whether cp is in a sorted-or-not list of ranges.
+static int in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (cp >= r[i][0] && cp <= r[i][1]) return 1;
+    return 0;
+}
 
 static const struct { const char *name; int pre; } pre_names[] = {
     {"default", PRE_SPM},         {"gpt-2", PRE_GPT2},          {"gpt2", PRE_GPT2},
@@ -30,7 +60,8 @@ static const struct { const char *name; int pre; } pre_names[] = {
     {"llama-bpe", PRE_LLAMA3},    {"llama3", PRE_LLAMA3},       {"llama-v3", PRE_LLAMA3},
     {"smollm", PRE_DIGITS_GPT2},  {"starcoder", PRE_DIGITS_GPT2}, {"refact", PRE_DIGITS_GPT2},
     {"command-r", PRE_DIGITS_GPT2}, {"codeshell", PRE_DIGITS_GPT2}, {"falcon", PRE_FALCON},
-    {"qwen2", PRE_QWEN2},         {"deepseek-coder", PRE_DEEPSEEK_CODER},         {"stablelm2", PRE_QWEN2},     {"deepseek-r1-qwen", PRE_QWEN2},
+    {"qwen2", PRE_QWEN2},         {"deepseek-coder", PRE_DEEPSEEK_CODER},
+    {"deepseek-llm", PRE_DEEPSEEK_LLM},         {"stablelm2", PRE_QWEN2},     {"deepseek-r1-qwen", PRE_QWEN2},
 };
 
 typedef struct merge_slot {
@@ -138,18 +169,21 @@ static hass_tokenizer *tok_new(int kind, hass_err *err) {
     return t;
 }
 
+// realloc the array at *pp to n bytes; 0 on failure (*pp unchanged).
+static int grow(void *pp, size_t n) {
+    void **p = pp, *q = realloc(*p, n ? n : 1);
+    if (!q) return 0;
+    *p = q;
+    return 1;
+}
+
 // Grow the per-token arrays to n entries (new entries: empty, UNUSED).
 static hass_err tok_resize(hass_tokenizer *t, int32_t n) {
     if (n <= t->n_vocab) return HASS_OK;
-    uint64_t *to = realloc(t->text_off, n * sizeof *to);
-    if (to) t->text_off = to;
-    uint32_t *tl = realloc(t->text_len, n * sizeof *tl);
-    if (tl) t->text_len = tl;
-    float *sc = realloc(t->score, n * sizeof *sc);
-    if (sc) t->score = sc;
-    uint8_t *ty = realloc(t->type, n);
-    if (ty) t->type = ty;
-    if (!to || !tl || !sc || !ty) return hass_seterr(HASS_ENOMEM, "tokenizer: out of memory");
+    size_t m = (size_t)n;
+    if (!grow(&t->text_off, m * sizeof *t->text_off) || !grow(&t->text_len, m * sizeof *t->text_len) ||
+        !grow(&t->score, m * sizeof *t->score) || !grow(&t->type, m))
+        return hass_seterr(HASS_ENOMEM, "tokenizer: out of memory");
     for (int32_t i = t->n_vocab; i < n; i++) {
         t->text_off[i] = 0; t->text_len[i] = 0; t->score[i] = 0; t->type[i] = HASS_TOKEN_UNUSED;
     }
@@ -432,7 +466,7 @@ hass_err hass_tokenizer_set_pre(hass_tokenizer *t, const char *name) {
         return HASS_OK;
     }
     return hass_seterr(HASS_EINVAL, "tokenizer: unknown pre-tokenizer '%s' (known: default, gpt-2, "
-                       "llama-bpe, smollm, starcoder, refact, mpt, falcon, qwen2, deepseek-coder)", name);
+                       "llama-bpe, smollm, starcoder, refact, mpt, falcon, qwen2, deepseek-coder, deepseek-llm)", name);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -821,6 +855,115 @@ static hass_tokenizer *load_tokenizer_json(const char *path, hass_err *err) {
     return t;
 }
 
+// ----------------------------------------------------------------------------------------------
+// SentencePiece tokenizer.model (protobuf ModelProto; BPE models only)
+
+typedef struct pb {
+    const uint8_t *p, *end;
+} pb;
+
+// Read a varint; 0 on truncation.
+static int pb_varint(pb *b, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && b->p < b->end; shift += 7) {
+        uint8_t c = *b->p++;
+        *v |= (uint64_t)(c & 0x7F) << shift;
+        if (!(c & 0x80)) return 1;
+    }
+    return 0;
+}
+
+// Read a field key and, for length-delimited fields, its bounds; skip nothing. 0 at the end or
+// on malformed input (*bad set).
+static int pb_field(pb *b, uint32_t *field, uint32_t *wire, pb *sub, uint64_t *val, int *bad) {
+    uint64_t k;
+    if (b->p >= b->end) return 0;
+    if (!pb_varint(b, &k)) { *bad = 1; return 0; }
+    *field = (uint32_t)(k >> 3);
+    *wire = (uint32_t)(k & 7);
+    switch (*wire) {
+    case 0: if (!pb_varint(b, val)) { *bad = 1; return 0; } return 1;
+    case 1: if (b->end - b->p < 8) { *bad = 1; return 0; } memcpy(val, b->p, 8); b->p += 8; return 1;
+    case 5: {
+        if (b->end - b->p < 4) { *bad = 1; return 0; }
+        uint32_t u;
+        memcpy(&u, b->p, 4);
+        *val = u;
+        b->p += 4;
+        return 1;
+    }
+    case 2: {
+        uint64_t n;
+        if (!pb_varint(b, &n) || n > (uint64_t)(b->end - b->p)) { *bad = 1; return 0; }
+        sub->p = b->p;
+        sub->end = b->p + n;
+        b->p += n;
+        return 1;
+    }
+    default: *bad = 1; return 0;
+    }
+}
+
+// Load a SentencePiece BPE tokenizer.model.
+static hass_tokenizer *load_spm_model(const char *path, hass_err *err) {
+    char *data;
+    size_t n;
+    hass_err e = read_file(path, &data, &n);
+    if (e) { *err = e; return NULL; }
+    hass_tokenizer *t = tok_new(HASS_TOK_SPM, err);
+    if (!t) { free(data); return NULL; }
+    pb b = {(const uint8_t *)data, (const uint8_t *)data + n}, sub;
+    uint32_t field, wire;
+    uint64_t val;
+    int bad = 0, model_type = 2, add_prefix = 1;
+    int64_t ids[4] = {0, 1, 2, -1}; // unk, bos, eos, pad
+    int32_t n_tok = 0;
+    while (!e && pb_field(&b, &field, &wire, &sub, &val, &bad)) {
+        if (field == 1 && wire == 2) { // SentencePiece
+            pb s = sub, x;
+            const char *piece = "";
+            size_t plen = 0;
+            float score = 0;
+            int type = HASS_TOKEN_NORMAL;
+            while (pb_field(&s, &field, &wire, &x, &val, &bad)) {
+                if (field == 1 && wire == 2) { piece = (const char *)x.p; plen = (size_t)(x.end - x.p); }
+                else if (field == 2 && wire == 5) { uint32_t u = (uint32_t)val; memcpy(&score, &u, 4); }
+                else if (field == 3 && wire == 0) type = (int)val;
+            }
+            if (!(e = tok_resize(t, n_tok + 1)) && !(e = tok_set_text(t, n_tok, piece, plen))) {
+                t->score[n_tok] = score;
+                t->type[n_tok] = (uint8_t)(type >= 1 && type <= 6 ? type : HASS_TOKEN_NORMAL);
+                n_tok++;
+            }
+        } else if (field == 2 && wire == 2) { // TrainerSpec
+            pb s = sub, x;
+            while (pb_field(&s, &field, &wire, &x, &val, &bad)) {
+                if (wire != 0) continue;
+                if (field == 3) model_type = (int)val;
+                else if (field >= 40 && field <= 43) ids[field - 40] = (int64_t)(int32_t)(uint32_t)val;
+            }
+        } else if (field == 3 && wire == 2) { // NormalizerSpec
+            pb s = sub, x;
+            while (pb_field(&s, &field, &wire, &x, &val, &bad))
+                if (field == 3 && wire == 0) add_prefix = val != 0;
+        }
+    }
+    free(data);
+    if (!e && (bad || n_tok == 0)) e = hass_seterr(HASS_EFORMAT, "%s: not a SentencePiece model (bad protobuf)", path);
+    if (!e && model_type != 2)
+        e = hass_seterr(HASS_EUNSUP, "%s: SentencePiece model type %d is not supported (BPE only)", path, model_type);
+    if (!e) {
+        t->add_space_prefix = add_prefix;
+        t->unk = ids[0] >= 0 && ids[0] < n_tok ? (int32_t)ids[0] : -1;
+        t->bos = ids[1] >= 0 && ids[1] < n_tok ? (int32_t)ids[1] : -1;
+        t->eos = ids[2] >= 0 && ids[2] < n_tok ? (int32_t)ids[2] : -1;
+        t->pad = ids[3] >= 0 && ids[3] < n_tok ? (int32_t)ids[3] : -1;
+        e = tok_finish(t);
+    }
+    if (e) { hass_tokenizer_free(t); *err = e; return NULL; }
+    return t;
+}
+
 hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
     struct stat st;
     if (stat(path, &st)) {
@@ -833,7 +976,9 @@ hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
         if (!stat(p, &st)) return load_tokenizer_json(p, err);
         snprintf(p, sizeof p, "%s/encoder.json", path);
         if (!stat(p, &st)) return load_encoder_json(path, err);
-        *err = hass_seterr(HASS_EFORMAT, "%s: folder has neither tokenizer.json nor encoder.json + vocab.bpe", path);
+        snprintf(p, sizeof p, "%s/tokenizer.model", path);
+        if (!stat(p, &st)) return hass_tokenizer_load(p, err);
+        *err = hass_seterr(HASS_EFORMAT, "%s: folder has no tokenizer.json, encoder.json + vocab.bpe or tokenizer.model", path);
         return NULL;
     }
     FILE *f = fopen(path, "rb");
@@ -846,6 +991,15 @@ hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
         if (!g) return NULL;
         hass_tokenizer *t = hass_tokenizer_from_gguf(g, err);
         hass_gguf_free(g);
+        return t;
+    }
+    if (r >= 1 && magic[0] == 0x0A) { // protobuf field 1, length-delimited: SentencePiece ModelProto
+        hass_tokenizer *t = load_spm_model(path, err);
+        snprintf(p, sizeof p, "%s", path);
+        char *slash = strrchr(p, '/');
+        snprintf(slash ? slash + 1 : p, sizeof p - (size_t)(slash ? slash + 1 - p : 0), "tokenizer_config.json");
+        struct stat cst;
+        if (t && !stat(p, &cst) && (*err = hass_tokenizer_apply_config(t, p))) { hass_tokenizer_free(t); return NULL; }
         return t;
     }
     const char *base = strrchr(path, '/');
@@ -931,6 +1085,9 @@ typedef struct enc_ws {
     char *buf;         // (n_bytes * 3 + 4) SPM text with U+2581
     int32_t *out;      // caller's ids
     int64_t n_out, n_max;
+    int64_t *offs;     // caller's byte offsets of the ids (NULL: not wanted)
+    size_t run_off;    // byte offset of the current text run in the whole text
+    int32_t *bmap;     // (cap_buf) SPM: offset in the run of each byte of buf
     size_t cap_sym;    // room in sid/prev/next/start (heap: 3x)
     size_t cap_buf;    // room in buf
     int oom;           // an allocation failed
@@ -941,24 +1098,22 @@ static int ws_reserve(enc_ws *w, size_t n) {
     if (n <= w->cap_sym) return !w->oom;
     size_t c = w->cap_sym ? w->cap_sym : 256;
     while (c < n) c *= 2;
-    int32_t *a = realloc(w->sid, c * sizeof *a);
-    if (a) w->sid = a;
-    int32_t *b = realloc(w->prev, c * sizeof *b);
-    if (b) w->prev = b;
-    int32_t *d = realloc(w->next, c * sizeof *d);
-    if (d) w->next = d;
-    int32_t *e = realloc(w->start, c * sizeof *e);
-    if (e) w->start = e;
-    heap_ent *h = realloc(w->heap, 3 * c * sizeof *h);
-    if (h) w->heap = h;
-    if (!a || !b || !d || !e || !h) { w->oom = 1; return 0; }
+    if (!grow(&w->sid, c * sizeof *w->sid) || !grow(&w->prev, c * sizeof *w->prev) ||
+        !grow(&w->next, c * sizeof *w->next) || !grow(&w->start, c * sizeof *w->start) ||
+        !grow(&w->heap, 3 * c * sizeof *w->heap)) {
+        w->oom = 1;
+        return 0;
+    }
     w->cap_sym = c;
     return 1;
 }
 
-// Append one id (counted even past n_max).
-static void emit(enc_ws *w, int32_t id) {
-    if (w->n_out < w->n_max) w->out[w->n_out] = id;
+// Append one id starting at byte off of the text (counted even past n_max).
+static void emit(enc_ws *w, int32_t id, size_t off) {
+    if (w->n_out < w->n_max) {
+        w->out[w->n_out] = id;
+        if (w->offs) w->offs[w->n_out] = (int64_t)off;
+    }
     w->n_out++;
 }
 
@@ -1004,11 +1159,11 @@ static void bpe_try(const hass_tokenizer *t, enc_ws *w, int32_t l, int32_t r) {
 }
 
 // Byte-level BPE of one pre-tokenized piece (raw bytes p[0..n)).
-static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p, int32_t n) {
+static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p, int32_t n, size_t off) {
     if (n <= 0) return;
     if (t->ignore_merges || n == 1) {
         int32_t id = piece_lookup(t, p, (size_t)n);
-        if (id >= 0) { emit(w, id); return; }
+        if (id >= 0) { emit(w, id, off); return; }
     }
     if (!ws_reserve(w, (size_t)n)) return;
     for (int32_t i = 0; i < n; i++) {
@@ -1032,8 +1187,8 @@ static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p,
         if (w->next[l] >= 0) bpe_try(t, w, l, w->next[l]);
     }
     for (int32_t i = 0; i >= 0; i = w->next[i]) {
-        if (w->sid[i] >= 0) emit(w, w->sid[i]);
-        else if (t->unk >= 0) emit(w, t->unk);
+        if (w->sid[i] >= 0) emit(w, w->sid[i], off + (size_t)i);
+        else if (t->unk >= 0) emit(w, t->unk, off + (size_t)i);
     }
 }
 
@@ -1085,13 +1240,14 @@ static void spm_run(const hass_tokenizer *t, enc_ws *w, int32_t n) {
         int32_t id = str_lookup(t, s, (size_t)w->sid[i]);
         if (spm_mergeable(t, id) || (id >= 0 && w->sid[i] > 0 && t->type[id] != HASS_TOKEN_CONTROL &&
                                      t->type[id] != HASS_TOKEN_BYTE && t->type[id] != HASS_TOKEN_UNKNOWN)) {
-            emit(w, id);
+            emit(w, id, w->run_off + (size_t)w->bmap[w->start[i]]);
             continue;
         }
         for (int32_t k = 0; k < w->sid[i]; k++) { // byte fallback
             int32_t b = t->byte_id[(unsigned char)s[k]];
-            if (b >= 0) emit(w, b);
-            else if (t->unk >= 0) emit(w, t->unk);
+            size_t o = w->run_off + (size_t)w->bmap[w->start[i] + k];
+            if (b >= 0) emit(w, b, o);
+            else if (t->unk >= 0) emit(w, t->unk, o);
         }
     }
 }
@@ -1204,9 +1360,14 @@ static int32_t match_isolate(const enc_ws *w, int32_t pos, int32_t end, int kind
 #undef IS_D3
 }
 
-// Length of a DeepSeek-Coder isolating match at pos (0 if none): kind 3 [\r\n], 4 \s?\p{L}+,
-// 5 \s?\p{P}+, 6 [\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+.
+// Length of a DeepSeek isolating match at pos (0 if none): kind 3 [\r\n], 4 \s?\p{L}+,
+// 5 \s?\p{P}+, 6 [\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+, 7 \s?[ds_letters]+,
+// 8 \s?[!-/:-~！-／：-～‘-‟　-。]+, 9 \s+$, 11 \p{N}+.
 static int32_t iso_len(const enc_ws *w, int32_t pos, int32_t end, int kind) {
+    static const uint32_t ds_punct[][2] = {{0x21, 0x2F}, {0x3A, 0x7E}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E},
+                                           {0x2018, 0x201F}, {0x3000, 0x3002}};
+#define DS_L(i) ((i) < end && in_ranges(w->cp[i], ds_letters, sizeof ds_letters / sizeof *ds_letters))
+#define DS_P(i) ((i) < end && in_ranges(w->cp[i], ds_punct, sizeof ds_punct / sizeof *ds_punct))
     uint32_t c = w->cp[pos];
     int32_t p = pos;
     switch (kind) {
@@ -1218,10 +1379,26 @@ static int32_t iso_len(const enc_ws *w, int32_t pos, int32_t end, int kind) {
         while (FL(p) & want) p++;
         return p - pos;
     }
+    case 7:
+        if ((w->fl[p] & HASS_UF_SPACE) && DS_L(p + 1)) p++;
+        while (DS_L(p)) p++;
+        return p - pos;
+    case 8:
+        if ((w->fl[p] & HASS_UF_SPACE) && DS_P(p + 1)) p++;
+        while (DS_P(p)) p++;
+        return p - pos;
+    case 9:
+        while (FL(p) & HASS_UF_SPACE) p++;
+        return p == end ? p - pos : 0;
+    case 11:
+        while (FL(p) & HASS_UF_N) p++;
+        return p - pos;
     default:
         while (p < end && ((w->cp[p] >= 0x0800 && w->cp[p] <= 0x9FA5) || (w->cp[p] >= 0xAC00 && w->cp[p] <= 0xD7FF))) p++;
         return p - pos;
     }
+#undef DS_L
+#undef DS_P
 }
 
 // Isolating stage over DeepSeek-Coder's rules: end of the match at pos, or of the gap before
@@ -1235,18 +1412,19 @@ static int32_t match_iso(const enc_ws *w, int32_t pos, int32_t end, int kind) {
 
 // Run pre-tokenizer stage `stage` over codepoints [a, b), then BPE each final piece.
 static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int stage, int32_t a, int32_t b) {
-    static const int stages[][6] = {
+    static const int stages[][7] = {
         [PRE_SPM] = {-1},
         [PRE_GPT2] = {1, -1},
         [PRE_LLAMA3] = {2, -1},
         [PRE_DIGITS_GPT2] = {10, 1, -1},
         [PRE_FALCON] = {11, 1, 12, -1},
         [PRE_QWEN2] = {3, -1},
-        [PRE_DEEPSEEK_CODER] = {13, 14, 15, 16, 10, -1},
+        [PRE_DEEPSEEK_CODER] = {23, 24, 25, 26, 10, -1},
+        [PRE_DEEPSEEK_LLM] = {23, 27, 28, 29, 26, 31, -1},
     };
     int s = stages[t->pre][stage];
     if (s < 0) {
-        bpe_word(t, w, (const unsigned char *)text + w->off[a], (int32_t)(w->off[b] - w->off[a]));
+        bpe_word(t, w, (const unsigned char *)text + w->off[a], (int32_t)(w->off[b] - w->off[a]), w->run_off + w->off[a]);
         return;
     }
     for (int32_t pos = a; pos < b;) {
@@ -1255,8 +1433,7 @@ static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int 
         case 1: e = match_gpt2(w, pos, b); break;
         case 2: e = match_llama3(w, pos, b, 3); break;
         case 3: e = match_llama3(w, pos, b, 1); break;
-        case 13: case 14: case 15: case 16: e = match_iso(w, pos, b, s - 10); break;
-        default: e = match_isolate(w, pos, b, s - 10); break;
+        default: e = s >= 20 ? match_iso(w, pos, b, s - 20) : match_isolate(w, pos, b, s - 10); break;
         }
         if (e <= pos) e = pos + 1;
         if (e > b) e = b;
@@ -1270,15 +1447,23 @@ static void encode_run(const hass_tokenizer *t, enc_ws *w, const char *s, size_t
     if (t->kind == HASS_TOK_SPM) {
         int32_t o = 0;
         if (3 * n + 4 > w->cap_buf) {
-            char *b = realloc(w->buf, 3 * n + 4);
-            if (!b) { w->oom = 1; return; }
-            w->buf = b;
+            if (!grow(&w->buf, 3 * n + 4) || !grow(&w->bmap, (3 * n + 4) * sizeof *w->bmap)) { w->oom = 1; return; }
             w->cap_buf = 3 * n + 4;
         }
-        if (space_prefix) { memcpy(w->buf, "\xE2\x96\x81", 3); o = 3; }
+        if (space_prefix) { // the dummy prefix belongs to the first character
+            memcpy(w->buf, "\xE2\x96\x81", 3);
+            w->bmap[0] = w->bmap[1] = w->bmap[2] = 0;
+            o = 3;
+        }
         for (size_t i = 0; i < n; i++) {
-            if (s[i] == ' ') { memcpy(w->buf + o, "\xE2\x96\x81", 3); o += 3; }
-            else w->buf[o++] = s[i];
+            if (s[i] == ' ') {
+                memcpy(w->buf + o, "\xE2\x96\x81", 3);
+                w->bmap[o] = w->bmap[o + 1] = w->bmap[o + 2] = (int32_t)i;
+                o += 3;
+            } else {
+                w->bmap[o] = (int32_t)i;
+                w->buf[o++] = s[i];
+            }
         }
         spm_run(t, w, o);
         return;
@@ -1315,6 +1500,11 @@ static int32_t special_at(const hass_tokenizer *t, const char *s, size_t n, int 
 
 int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
                               int parse_special, int32_t *ids, int64_t n_max) {
+    return hass_tokenizer_encode_offsets(t, text, len, add_bos, parse_special, ids, NULL, n_max);
+}
+
+int64_t hass_tokenizer_encode_offsets(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
+                                      int parse_special, int32_t *ids, int64_t *offs, int64_t n_max) {
     if (len > (size_t)INT32_MAX / 4) return INT64_MIN;
     enc_ws w = {0};
     size_t nb = t->kind == HASS_TOK_BPE ? len + 1 : 1;
@@ -1322,32 +1512,34 @@ int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t 
     w.off = malloc((nb + 1) * sizeof *w.off);
     w.fl = malloc(nb);
     w.out = ids;
+    w.offs = offs;
     w.n_max = ids ? n_max : 0;
     int64_t ret = INT64_MIN;
     if (!w.cp || !w.off || !w.fl) goto out;
     int bos = add_bos == HASS_BOS_ALWAYS || (add_bos == HASS_BOS_MODEL && t->add_bos);
-    if (bos && t->bos >= 0) emit(&w, t->bos);
+    if (bos && t->bos >= 0) emit(&w, t->bos, 0);
     int prev_special = 1; // SPM: a run after the start or a special token gets the dummy prefix
     size_t run = 0;
     for (size_t i = 0; i <= len;) {
         int32_t sp = i < len && t->n_special ? special_at(t, text + i, len - i, parse_special) : -1;
         if (i < len && sp < 0) { i++; continue; }
         if (i > run) {
+            w.run_off = run;
             encode_run(t, &w, text + run, i - run, t->add_space_prefix && prev_special);
             prev_special = 0;
         }
         if (sp < 0) break;
-        emit(&w, sp);
+        emit(&w, sp, i);
         prev_special = 1;
         i += t->text_len[sp];
         run = i;
     }
-    if (bos && t->add_eos && add_bos == HASS_BOS_MODEL && t->eos >= 0) emit(&w, t->eos);
+    if (bos && t->add_eos && add_bos == HASS_BOS_MODEL && t->eos >= 0) emit(&w, t->eos, len);
     if (w.oom) goto out;
     ret = w.n_out <= n_max || (!ids && n_max == 0 && w.n_out == 0) ? w.n_out : -w.n_out;
 out:
     free(w.cp); free(w.off); free(w.fl); free(w.sid); free(w.prev); free(w.next); free(w.start);
-    free(w.heap); free(w.buf);
+    free(w.heap); free(w.buf); free(w.bmap);
     return ret;
 }
 
@@ -1357,7 +1549,13 @@ hass_err hass_tokenizer_encode_alloc(const hass_tokenizer *t, const char *text, 
     int32_t *buf = malloc((size_t)cap * sizeof *buf);
     if (!buf) return hass_seterr(HASS_ENOMEM, "tokenize: out of memory");
     int64_t r = hass_tokenizer_encode(t, text, len, add_bos, parse_special, buf, cap);
-    if (r == INT64_MIN || r < 0) { // r < 0 cannot happen: at most one id per byte plus BOS/EOS
+    if (r < 0 && r != INT64_MIN) { // more ids than bytes (dummy prefixes after many specials)
+        cap = -r;
+        free(buf);
+        buf = malloc((size_t)cap * sizeof *buf);
+        r = buf ? hass_tokenizer_encode(t, text, len, add_bos, parse_special, buf, cap) : INT64_MIN;
+    }
+    if (r < 0) {
         free(buf);
         return hass_seterr(HASS_ENOMEM, "tokenize: out of memory");
     }

@@ -1,6 +1,6 @@
 // tokenizer.h: LLaMA-family tokenizers: SentencePiece-style BPE with byte fallback (LLaMA-2,
 // stories260K, Phi-3) and byte-level BPE with the pre-tokenizers of GPT-2, LLaMA-3, SmolLM2,
-// StarCoder, Refact, MPT and Falcon.
+// StarCoder, Refact, MPT, Falcon, DeepSeek-Coder, DeepSeek-LLM (and Qwen2, untested).
 //
 // Sources (hass_tokenizer_load picks by path):
 //   - a GGUF file (model or vocab-only): tokenizer.ggml.{model,pre,tokens,scores,token_type,
@@ -9,7 +9,9 @@
 //   - a Hugging Face tokenizer.json (model.type BPE; byte-level or SentencePiece-style with
 //     byte_fallback), plus tokenizer_config.json beside it for BOS/EOS and the chat template;
 //   - a folder holding tokenizer.json, or GPT-2-style encoder.json + vocab.bpe (plus an optional
-//     tokenizer_config.json whose added_tokens_decoder gives the special tokens, as for LLaMA-3).
+//     tokenizer_config.json whose added_tokens_decoder gives the special tokens, as for LLaMA-3);
+//   - a SentencePiece tokenizer.model (protobuf ModelProto, BPE type: LLaMA-2), or a folder
+//     holding only that.
 //
 // Encoding follows llama.cpp (whose vectors come from the HF tokenizers): special/control tokens
 // are recognised in text only when parse_special is set; user-defined (non-special added) tokens
@@ -54,8 +56,9 @@ enum {
     HASS_BOS_ALWAYS = 2, // add BOS whenever the vocabulary has one
 };
 
-// Load from a GGUF file, a tokenizer.json, or a folder (tokenizer.json or encoder.json+vocab.bpe,
-// each with an optional tokenizer_config.json). NULL with *err and a message on failure.
+// Load from a GGUF file, a tokenizer.json, a SentencePiece tokenizer.model, or a folder
+// (tokenizer.json, encoder.json+vocab.bpe, or tokenizer.model; each with an optional
+// tokenizer_config.json). NULL with *err and a message on failure.
 hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err);
 // Load from an open GGUF (tokenizer.ggml.* keys); the result does not borrow from g.
 hass_tokenizer *hass_tokenizer_from_gguf(const hass_gguf *g, hass_err *err);
@@ -101,7 +104,13 @@ uint32_t hass_tokenizer_fingerprint(const hass_tokenizer *t);
 // ids may be NULL when n_max is 0. On allocation failure returns INT64_MIN.
 int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
                               int parse_special, int32_t *ids, int64_t n_max);
-// Same into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
+// Same, and offs[k] (n_max entries; may be NULL) gets the byte offset in text where token k
+// starts: BOS 0, EOS len, a special token its match, the SentencePiece dummy prefix the
+// character after it. Use it to map byte spans (e.g. hass_chat_render_spans) to token masks.
+int64_t hass_tokenizer_encode_offsets(const hass_tokenizer *t, const char *text, size_t len,
+                                      int add_bos, int parse_special, int32_t *ids, int64_t *offs,
+                                      int64_t n_max);
+// Same as hass_tokenizer_encode into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
 hass_err hass_tokenizer_encode_alloc(const hass_tokenizer *t, const char *text, size_t len,
                                      int add_bos, int parse_special, int32_t **ids, int64_t *n);
 

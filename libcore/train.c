@@ -479,7 +479,7 @@ hass_err hass_train_update(hass_train *t, hass_train_stats *st) {
     float bc1 = (float)(1.0 - pow(o->beta1, tt));
     float sbc2 = (float)sqrt(1.0 - pow(o->beta2, tt));
     float step_size = lr / bc1, decay = 1.f - lr * o->wd;
-#pragma omp parallel for schedule(static) if (t->n_par > 100000)
+#pragma omp parallel for schedule(static) if (t->n_par > 1000000)
     for (size_t i = 0; i < t->n_par; i++) {
         float gi = g[i];
         if (o->clip > 0) gi = gi > o->clip ? o->clip : gi < -o->clip ? -o->clip : gi;
@@ -498,27 +498,6 @@ hass_err hass_train_update(hass_train *t, hass_train_stats *st) {
 }
 
 // ---- weights on disk ---------------------------------------------------------------------------
-
-// PyTorch default init from a counter-based stream.
-void hass_train_init_weights(hass_train *t, uint64_t seed) {
-    uint64_t key = mix64(seed ^ 0x696e6974ull), ctr = 0;
-    for (int i = 0; i < HASS_TPARAMS_N; i++) {
-        float *p;
-        int r, c;
-        if (!hass_tparams_tensor(&t->w, &t->dm, i, &p, &r, &c)) continue;
-        if (i == HASS_TPARAMS_N - 1) { // norm
-            for (int k = 0; k < c; k++) p[k] = 1.0f;
-            continue;
-        }
-        double bound = 1.0 / sqrt(i == 1 ? 2.0 * t->dm.n_embd : (double)c); // fc.bias: fan_in 2H
-        for (size_t k = 0; k < (size_t)r * c; k++) {
-            double u = (double)(mix64(key + (++ctr) * 0x9E3779B97F4A7C15ull) >> 40) * (1.0 / 16777216.0);
-            p[k] = (float)((2.0 * u - 1.0) * bound);
-        }
-    }
-    for (int k = 1; k < 4; k++) memset(t->buf[k], 0, t->n_par * sizeof(float));
-    t->step = 0;
-}
 
 // Fill a safetensors entry for an F32 tensor.
 static void st_entry(hass_st_tensor *e, const char *name, const float *p, int rows, int cols) {
@@ -563,12 +542,11 @@ hass_err hass_train_save_state(hass_train *t, const char *path, const char *cons
     return hass_st_write(path, ents, n, all);
 }
 
-// Load weights (and optionally the optimiser state) from a state or head file.
+// Load weights (and optionally the optimiser state) from a state file.
 hass_err hass_train_load(hass_train *t, const hass_st *st, int with_optimizer) {
     static const char *pre[3] = {"weight.", "adam_m.", "adam_v."};
     float *bufs[3] = {t->buf[0], t->buf[2], t->buf[3]};
-    int is_state = hass_st_find(st, "weight.fc.weight") != NULL;
-    if (with_optimizer && !is_state)
+    if (!hass_st_find(st, "weight.fc.weight"))
         return hass_seterr(HASS_EFORMAT, "%s: not a training state (no weight.fc.weight)", hass_st_path(st));
     for (int k = 0; k < (with_optimizer ? 3 : 1); k++) {
         hass_tparams v;
@@ -579,7 +557,7 @@ hass_err hass_train_load(hass_train *t, const hass_st *st, int with_optimizer) {
             const char *nm = hass_tparams_tensor(&v, &t->dm, i, &p, &r, &c);
             if (!nm) continue;
             char full[96];
-            snprintf(full, sizeof full, "%s%s", is_state ? pre[k] : "", nm);
+            snprintf(full, sizeof full, "%s%s", pre[k], nm);
             const hass_st_tensor *e = hass_st_find(st, full);
             if (!e)
                 return hass_seterr(HASS_EFORMAT, "%s: tensor '%s' missing", hass_st_path(st), full);
@@ -613,18 +591,4 @@ hass_err hass_train_load(hass_train *t, const hass_st *st, int with_optimizer) {
         t->step = step;
     }
     return HASS_OK;
-}
-
-// Write the EAGLE-layout head.
-hass_err hass_train_export(hass_train *t, const char *path, const float *embed, const char *const *meta) {
-    hass_st_tensor ents[HASS_TPARAMS_N + 1];
-    int n = 0;
-    st_entry(&ents[n++], "embed_tokens.weight", embed, t->dm.n_vocab, t->dm.n_embd);
-    for (int i = 0; i < HASS_TPARAMS_N; i++) {
-        float *p;
-        int r, c;
-        const char *nm = hass_tparams_tensor(&t->w, &t->dm, i, &p, &r, &c);
-        if (nm) st_entry(&ents[n++], nm, p, r, c);
-    }
-    return hass_st_write(path, ents, n, meta);
 }

@@ -153,21 +153,12 @@ hass_err hass_train_update(hass_train *t, hass_train_stats *st);
 
 struct hass_st;
 
-// PyTorch default init (SPEC-HASS section 2): weights and fc bias ~ U(-1/sqrt(fan_in),
-// 1/sqrt(fan_in)), norm weight 1; from a counter-based stream of seed. Zeroes the AdamW state
-// and the step.
-void hass_train_init_weights(hass_train *t, uint64_t seed);
 // Write the full training state (weights, AdamW m and v, step; names "weight.<t>", "adam_m.<t>",
 // "adam_v.<t>", F32) atomically to path, with extra metadata pairs (key, value, ..., NULL).
 hass_err hass_train_save_state(hass_train *t, const char *path, const char *const *meta);
-// Load weights from an open safetensors file: a state file ("weight.<t>") or a head in the EAGLE
-// layout ("<t>"); with_optimizer also loads m, v and the step (state files only). Shapes must
-// match the trainer's dims (HASS_EFORMAT naming the tensor otherwise).
+// Load a state written by hass_train_save_state from an open safetensors file: weights, and with
+// with_optimizer also m, v and the step. Shapes must match the trainer's dims (HASS_EFORMAT
+// naming the tensor otherwise). Heads in the EAGLE layout load through head.h.
 hass_err hass_train_load(hass_train *t, const struct hass_st *st, int with_optimizer);
-// Write the head in the EAGLE/HASS layout (embed_tokens.weight plus the trained tensors, F32)
-// atomically, with metadata pairs (key, value, ..., NULL).
-hass_err hass_train_export(hass_train *t, const char *path,
-                           const float *embed, // (V, H)
-                           const char *const *meta);
 
 #endif

@@ -55,3 +55,12 @@ $ hass-detok -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf
 $ hass-detok
 = 2
 ! -m MODEL is required
+
+# name: binary frames from hass-tokenize --bin decode the same; the vocabulary fingerprint travels
+$ echo '{"id":"a","text":"Once upon a time"}' | hass-tokenize -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --bin | hass-detok -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --text-key back
+> {"id":"a","text":"Once upon a time","tokens":[1,403,407,261,378],"back":"Once upon a time"}
+
+# name: ids from another vocabulary are refused by fingerprint, exit 3
+$ echo '{"text":"Once"}' | hass-tokenize -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --bin | hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-gpt-2.gguf
+= 3
+! fingerprint 457d0f7d differs from the model's 0c657cbe

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Tiny feature shards for the hass-train end-to-end tests, written independently of the C
-writer from the format in docs/TRAINING.md, for the stories260K target.
+"""A tiny feature shard written independently of the C writer, from the layout in
+docs/TRAINING.md, for stories260K; test_train_shard reads it back (format cross-check).
 
-    python3 tests/gen/gen_train_shard.py   # writes tests/data/train_tiny.shard, train_nan.shard
+    python3 tests/gen/gen_train_shard.py   # writes tests/data/train_tiny.shard
 
 The features are synthetic but learnable: f_t = rmsnorm(E[x_t] + 0.5 E[x_{t-1}]) * g, with E the
 target's embedding and g its final norm, so a draft head can predict f_{t+1} from (f_t, x_{t+1}).
-Real features come from the engine. train_nan.shard has a NaN feature in record 2.
+Real features come from the engine (hass-train --features). The header's target fingerprint
+here is our own crc32 (not the engine's hass_model_fingerprint), so hass-train refuses this shard
+for training; readers that skip the check (want_fp 0) accept it.
 Needs numpy and gguf (pip install gguf); tests never run this.
 """
 import struct
@@ -62,13 +64,6 @@ def main():
         f = x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5) * g
         recs.append((ids, mask, f))
     write("tests/data/train_tiny.shard", recs, H, V, fp)
-    bad = []
-    for i, (ids, mask, f) in enumerate(recs):
-        f = f.copy()
-        if i == 2:  # the last training record (test split: records 3..5)
-            f[3, 7] = np.nan
-        bad.append((ids, mask, f))
-    write("tests/data/train_nan.shard", bad, H, V, fp)
 
 
 if __name__ == "__main__":

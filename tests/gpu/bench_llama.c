@@ -126,15 +126,16 @@ static double time_matmul(hass_cuda_llama *m, const uint16_t *w, int n, int in, 
 
 // Print usage to f.
 static void usage(FILE *f) {
-    fprintf(f, "usage: bench_llama [--layers N] [--past N] [--reps N]\n"
+    fprintf(f, "usage: bench_llama [--layers N] [--past N] [--reps N] [--attn-only]\n"
                "GPU benchmark of a LLaMA-2-7B-shaped stack on synthetic bf16 weights.\n");
 }
 
 int main(int argc, char **argv) {
-    int n_layer = 32, n_past = 512;
+    int n_layer = 32, n_past = 512, attn_only = 0;
     static const struct option opts[] = {{"layers", required_argument, 0, 'l'},
                                          {"past", required_argument, 0, 'p'},
                                          {"reps", required_argument, 0, 'r'},
+                                         {"attn-only", no_argument, 0, 'a'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -152,6 +153,7 @@ int main(int argc, char **argv) {
             else if (c == 'p') n_past = (int)v;
             else g_reps = (int)v;
             break;
+        case 'a': attn_only = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -174,7 +176,7 @@ int main(int argc, char **argv) {
 
     hass_cuda_llama_cfg cfg = {.n_layer = n_layer, .n_embd = 4096, .n_head = 32, .n_kv_head = 32,
                                .n_ff = 11008, .n_vocab = 32000, .n_ctx = n_past + 128,
-                               .max_tok = 64, .rope_layout = HASS_ROPE_ADJACENT,
+                               .max_tok = 64, .rope_layout = HASS_ROPE_PAIRS,
                                .rope_theta = 10000.f, .norm_eps = 1e-5f};
     hass_err err;
     hass_cuda_llama *m = hass_cuda_llama_new(&cfg, &err);
@@ -187,6 +189,19 @@ int main(int argc, char **argv) {
     printf("model llama2-7b-shape layers %d weights_read_GB %.3f past %d\n", n_layer,
            (double)m->weight_bytes / 1e9, n_past);
     printf("decode_floor_ms %.3f\n", floor_s * 1e3);
+
+    if (attn_only) { // two calls of a 60-token tree attention (for a profiler), then stop
+        int32_t tk[64], ps[64];
+        uint8_t mk[64 * 64];
+        uint32_t sd = 7;
+        make_tree(mk, ps, tk, 60, n_past, 32000, &sd);
+        TRY(hass_cuda_h2d(m->mask, mk, 60 * 60));
+        for (int r = 0; r < 2; r++)
+            TRY(hass_cuda_attention(m->att, m->qkv, m->k_cache, m->v_cache, m->mask, n_past, 60,
+                                    m->qkv_dim, 32, 32, 128));
+        TRY(hass_cuda_stream_sync());
+        return 0;
+    }
 
     // GEMV kernel vs cuBLAS at small n, on the layer-0 matrices and the LM head
     const struct { const char *what; const uint16_t *w; int in, out; } mats[] = {

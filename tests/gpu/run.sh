@@ -6,9 +6,12 @@
 #
 #   bash tests/gpu/run.sh                 # on the device machine (run tool: carry [".dev"])
 #   QUICK=1 bash tests/gpu/run.sh         # 4 layers instead of 32 in the benchmark
+# Real models for the GPU-vs-CPU greedy check: stories260K from $HASS_DATA (or shared/data,
+# ../shared/data, .dev/data) and SmolLM2 from models/ or .dev/ when present.
 #
 # Needs nvcc and, when the machine lacks libjansson-dev/zlib1g-dev, the static libraries under
-# .dev/sysroot (Debian's libjansson-dev and zlib1g-dev unpacked with dpkg -x; see docs/GPU.md).
+# .dev/sysroot: run tests/gpu/prepare.sh on the development machine first (it also copies the
+# test data to .dev/data), then carry .dev.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -32,6 +35,14 @@ run_step() {
   return $rc
 }
 
+# test data: $HASS_DATA, else ../shared/data, else shared/data in the checkout, else .dev/data
+# (filled by tests/gpu/prepare.sh)
+if [ -z "${HASS_DATA:-}" ] && [ ! -d ../shared/data ]; then
+  if [ -d shared/data ]; then export HASS_DATA=$ROOT/shared/data
+  elif [ -d .dev/data ]; then export HASS_DATA=$ROOT/.dev/data
+  fi
+fi
+say "test data: ${HASS_DATA:-../shared/data}"
 say "hass GPU run $(date -u +%FT%TZ) rev $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 run_step nvidia-smi 30 nvidia-smi
 head -15 "$OUT/nvidia-smi.log"
@@ -52,8 +63,10 @@ case "\$*" in
   *--modversion*jansson*) echo 2.14 ;;
   *--modversion*) echo 1.2.13 ;;
   *--cflags*) echo "-I$SR/usr/include" ;;
-  *--libs*jansson*) echo "-L$SR/usr/lib/x86_64-linux-gnu -ljansson" ;;
-  *--libs*) echo "-L$SR/usr/lib/x86_64-linux-gnu -lz" ;;
+  *--libs*) l="-L$SR/usr/lib/x86_64-linux-gnu"
+            case "\$*" in *jansson*) l="\$l -ljansson" ;; esac
+            case "\$*" in *zlib*) l="\$l -lz" ;; esac
+            echo "\$l" ;;
 esac
 SHIM
     chmod +x /tmp/hass-shim/pkg-config
@@ -79,34 +92,51 @@ else
   say "step kernels: SKIPPED (no build/tests/test_kernels)"
 fi
 
-run_step suite 200 bash tests/run.sh
-say "  suite: $(tail -1 "$OUT/suite.log")"
-grep -E '^FAIL' "$OUT/suite.log" | head -10 | sed 's/^/  /' | tee -a "$SUM"
+if [ -z "${NO_SUITE:-}" ]; then # NO_SUITE=1: the CPU suite is covered elsewhere; save device time
+  run_step suite 200 bash tests/run.sh
+  say "  suite: $(tail -1 "$OUT/suite.log")"
+  grep -E '^FAIL' "$OUT/suite.log" | head -10 | sed 's/^/  /' | tee -a "$SUM"
+fi
 
-# the benchmark links against the library just built
-if [ -e build/libhass.a ]; then
-  CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
-  run_step bench-build 120 gcc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -DHASS_WITH_CUDA -Ilibcore \
-    tests/gpu/bench_llama.c -o build/bench_llama build/libhass.a -fopenmp -pthread \
+# test programs link against the library just built
+CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
+build_prog() { # build_prog NAME: tests/gpu/NAME.c -> build/NAME
+  rm -f "build/$1"
+  run_step "$1-build" 120 gcc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -DHASS_WITH_CUDA -Ilibcore \
+    $(pkg-config --cflags jansson zlib) "tests/gpu/$1.c" -o "build/$1" build/libhass.a -fopenmp -pthread \
     $(pkg-config --libs jansson zlib) -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" \
-    -lcublas -lcudart -lstdc++ -lm
+    -lcublas -lcudart -lstdc++ -lm && rm -f "$OUT/$1-build.log" # keep $OUT under 8 files
+}
+
+if [ -e build/libhass.a ]; then
+  build_prog bench_llama
   LAYERS=32
   [ -n "${QUICK:-}" ] && LAYERS=4
   if [ -x build/bench_llama ]; then
     run_step bench 240 build/bench_llama --layers "$LAYERS" --past 512 --reps 15
     grep -vE '^matmul' "$OUT/bench.log" | sed 's/^/  /' | tee -a "$SUM"
-    grep -E '^matmul .* n 1 ' "$OUT/bench.log" | sed 's/^/  /' | tee -a "$SUM"
+    grep -E '^matmul .* n (1|64) ' "$OUT/bench.log" | sed 's/^/  /' | tee -a "$SUM"
   fi
-fi
 
-# SmolLM2 on the GPU vs the CPU: needs a --device cuda path in hass-verify (not there yet)
-MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -e "$MODEL" ] || MODEL=.dev/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -x tests/gpu/smollm2.sh ] && [ -e "$MODEL" ]; then
-  run_step smollm2 120 bash tests/gpu/smollm2.sh "$MODEL"
-  tail -5 "$OUT/smollm2.log" | sed 's/^/  /' | tee -a "$SUM"
-else
-  say "step smollm2: SKIPPED (needs tests/gpu/smollm2.sh and the model; no --device cuda path yet)"
+  # real models: greedy tokens on the GPU stack vs the CPU engine
+  build_prog greedy_gpu_cpu
+  : >"$OUT/greedy.log"
+  found=0
+  for m in "${HASS_DATA:-/nonexistent}/models/stories260K/stories260K-v3-f32.gguf" \
+           shared/data/models/stories260K/stories260K-v3-f32.gguf \
+           ../shared/data/models/stories260K/stories260K-v3-f32.gguf \
+           .dev/data/models/stories260K/stories260K-v3-f32.gguf \
+           models/SmolLM2-135M-Instruct.Q4_1.gguf .dev/SmolLM2-135M-Instruct.Q4_1.gguf; do
+    [ -e "$m" ] && [ -x build/greedy_gpu_cpu ] || continue
+    case "$m" in *stories*) [ $((found & 1)) = 1 ] && continue; found=$((found | 1)) ;;
+                 *) [ $((found & 2)) = 2 ] && continue; found=$((found | 2)) ;; esac
+    name=greedy-$(basename "$m" .gguf | cut -c1-12)
+    run_step "$name" 120 build/greedy_gpu_cpu "$m" "Once upon a time" 64
+    cat "$OUT/$name.log" >>"$OUT/greedy.log"; rm -f "$OUT/$name.log"
+    grep -E '^(gpu:|greedy|cpu [0-9])' "$OUT/greedy.log" | tail -3 | cut -c1-160 | sed 's/^/  /' | tee -a "$SUM"
+  done
+  [ $found = 0 ] && say "step greedy: SKIPPED (no stories260K or SmolLM2 GGUF found)"
+  [ $((found & 2)) = 0 ] && say "  (SmolLM2 not found: its 98 MB exceed the device tool's 64 MiB carry limit)"
 fi
 
 say "total $(( $(date +%s) - T0 ))s; logs in $OUT"
