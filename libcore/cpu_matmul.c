@@ -1,5 +1,5 @@
 // cpu_matmul.c: quantized and float matmul kernels (portable C, AVX2+FMA, AVX-512 VNNI), picked
-// at run time, threaded with OpenMP over output rows.
+// at run time, threaded over chunks of output rows by the model's thread team (pool.h).
 //
 // Batch invariance: every output y[i, r] is computed by one call of a row kernel whose per-row
 // arithmetic (block order, vector lanes, final horizontal sum) does not depend on how many
@@ -9,9 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HASS_X86 1
@@ -517,49 +514,69 @@ static row_kernel pick(int type) {
 
 enum { MM_CHUNK = 16, MM_MAXJOBS = 8 };
 
+// A matmul job for the pool: the weight-row chunks of several matmuls sharing one input.
+typedef struct mm_ctx {
+    const hass_mm_job *jobs;
+    int n_jobs, n, n_in, G;
+    const int *first;       // (n_jobs + 1) first chunk of each job
+    row_kernel *kern;       // (n_jobs)
+    const uint8_t *xb;      // input rows (quantized or float)
+    size_t xs;              // input row stride in bytes
+    const float *x;         // float input (for quantization)
+    uint8_t *q;             // quantized rows
+    size_t rb;              // quantized row bytes
+} mm_ctx;
+
+// Quantize input rows [i0, i1).
+static void mm_quant(void *ctx, int k, int i0, int i1) {
+    mm_ctx *c = ctx;
+    (void)k;
+    for (int i = i0; i < i1; i++) quant_row(c->x + (size_t)i * c->n_in, c->n_in, c->q + i * c->rb);
+}
+
+// Compute weight-row chunks [c0, c1) of the jobs for all input rows.
+static void mm_chunks(void *ctx, int k, int c0, int c1) {
+    mm_ctx *c = ctx;
+    (void)k;
+    for (int ch = c0; ch < c1; ch++) {
+        int j = 0;
+        while (ch >= c->first[j + 1]) j++;
+        const hass_wmat *w = c->jobs[j].w;
+        int r0 = (ch - c->first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
+        if (r1 > w->n_out) r1 = w->n_out;
+        float *y = c->jobs[j].y;
+        // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
+        // passes over it
+        for (int i = 0; i < c->n; i += c->G) {
+            int R = c->n - i < c->G ? c->n - i : c->G;
+            for (int r = r0; r < r1; r++)
+                c->kern[j](w->type, c->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
+                           c->xb + (size_t)i * c->xs, c->xs, R, y + (size_t)i * w->n_out + r,
+                           (size_t)w->n_out);
+        }
+    }
+}
+
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
-                 int n_threads) {
+                 hass_pool *pool) {
     HASS_ASSERT(n_jobs >= 1 && n_jobs <= MM_MAXJOBS);
     int n_in = jobs[0].w->n_in, isq = hass_quant_is_q(jobs[0].w->type);
-    const uint8_t *xb;
-    size_t xs;
-    if (n_threads < 1) n_threads = 1;
-    if (isq) {
-        size_t rb = hass_quant_qrow_bytes(n_in);
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n > 8)
-        for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
-        xb = q;
-        xs = rb;
-    } else {
-        xb = (const uint8_t *)x;
-        xs = (size_t)n_in * sizeof(float);
-    }
     int first[MM_MAXJOBS + 1];
     row_kernel kern[MM_MAXJOBS];
+    mm_ctx c = {jobs, n_jobs, n, n_in, isq && kernel_path() == 2 ? 8 : 4, first, kern,
+                NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
+    if (isq) {
+        hass_pool_run(n > 8 ? pool : NULL, n, mm_quant, &c);
+        c.xb = q;
+        c.xs = c.rb;
+    } else {
+        c.xb = (const uint8_t *)x;
+        c.xs = (size_t)n_in * sizeof(float);
+    }
     first[0] = 0;
     for (int j = 0; j < n_jobs; j++) {
         first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
         kern[j] = pick(jobs[j].w->type);
     }
-    int n_chunks = first[n_jobs];
-    // activation rows per kernel call: 8 for the quantized AVX-512 kernel, else 4
-    int G = isq && kernel_path() == 2 ? 8 : 4;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int c = 0; c < n_chunks; c++) {
-        int j = 0;
-        while (c >= first[j + 1]) j++;
-        const hass_wmat *w = jobs[j].w;
-        int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
-        if (r1 > w->n_out) r1 = w->n_out;
-        float *y = jobs[j].y;
-        // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
-        // passes over it
-        for (int i = 0; i < n; i += G) {
-            int R = n - i < G ? n - i : G;
-            for (int r = r0; r < r1; r++)
-                kern[j](w->type, n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
-                        xb + (size_t)i * xs, xs, R, y + (size_t)i * w->n_out + r,
-                        (size_t)w->n_out);
-        }
-    }
+    hass_pool_run(pool, first[n_jobs], mm_chunks, &c);
 }

@@ -10,9 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HASS_X86 1
@@ -165,8 +162,8 @@ static void mm(const hass_model *m, hass_kv *kv, const float *x, int n, hass_mm_
         if (hass_quant_is_q(jobs[j].w->type)) a[na++] = jobs[j];
         else b[nb++] = jobs[j];
     }
-    if (na) hass_mm_run(a, na, x, n, kv->qbuf, m->n_threads);
-    if (nb) hass_mm_run(b, nb, x, n, kv->qbuf, m->n_threads);
+    if (na) hass_mm_run(a, na, x, n, kv->qbuf, m->pool);
+    if (nb) hass_mm_run(b, nb, x, n, kv->qbuf, m->pool);
 }
 
 // Rotate the heads of n rows (row stride `stride` floats, n_heads heads of D) by the angles in cs.
@@ -253,24 +250,26 @@ static dot_fn pick_dot(void) {
 // Attention for every (row, head): softmax over the committed entries [0, base) and the visible
 // block entries, in cache order, over a compacted score array (so that the arithmetic of a row
 // does not depend on which other rows are in the block).
-static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const float *kc,
-                      const float *vc) {
-    const hass_model_cfg *c = &m->cfg;
+typedef struct att_ctx {
+    const hass_model *m;
+    hass_kv *kv;
+    const float *kc, *vc; // (n_ctx, kvd) this layer's cache
+} att_ctx;
+
+// Attention tasks [t0, t1) (task = row * H + head) on thread k.
+static void attention_tasks(void *ctx, int k, int t0, int t1) {
+    att_ctx *a = ctx;
+    const hass_model_cfg *c = &a->m->cfg;
+    hass_kv *kv = a->kv;
+    const float *kc = a->kc, *vc = a->vc;
     int H = c->n_head, D = c->head_dim, kvd = kv->kvd, grp = c->n_head / c->n_head_kv;
     int base = kv->base, qd = H * D;
     float scale = 1.0f / sqrtf((float)D);
     dot_fn dot = pick_dot();
     axpy_fn axpy = pick_axpy();
-    (void)layer;
-#pragma omp parallel for num_threads(m->n_threads) schedule(static)
-    for (int task = 0; task < n * H; task++) {
+    for (int task = t0; task < t1; task++) {
         int i = task / H, h = task % H, g = h / grp;
-#ifdef _OPENMP
-        int tid = omp_get_thread_num();
-#else
-        int tid = 0;
-#endif
-        float *s = kv->scores + (size_t)tid * kv->n_ctx;
+        float *s = kv->scores + (size_t)k * kv->n_ctx;
         const float *qv = kv->q + (size_t)i * qd + (size_t)h * D;
         const int *bl = kv->blist + (size_t)i * kv->n_max;
         int nbl = kv->bcnt[i], cnt = 0;
@@ -293,6 +292,12 @@ static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const 
             axpy(o, hass_f16_round(s[t] * inv), vv, D); // llama.cpp: f16 V times f16 probs
         }
     }
+}
+
+// Attention of the block's n rows over this layer's cache, on the model's thread team.
+static void attention(const hass_model *m, hass_kv *kv, int n, const float *kc, const float *vc) {
+    att_ctx a = {m, kv, kc, vc};
+    hass_pool_run(m->pool, n * m->cfg.n_head, attention_tasks, &a);
 }
 
 // Round n values to fp16 in place (the KV cache and the attention queries hold fp16 values,
@@ -366,7 +371,7 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
         round_f16(kv->q, (size_t)n * qd);
         round_f16(kb, (size_t)n * kvd);
         round_f16(vb, (size_t)n * kvd);
-        attention(m, kv, l, n, kc, vc);
+        attention(m, kv, n, kc, vc);
         hass_mm_job o = {&L->wo, kv->tmp};
         mm(m, kv, kv->att, n, &o, 1);
         add_to(x, kv->tmp, (size_t)n * C);

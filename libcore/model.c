@@ -10,9 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 // A tensor as found in a file, in ggml order: ne[0] is the contiguous dimension.
 typedef struct tsrc {
@@ -528,7 +525,8 @@ hass_model *hass_model_load(const char *path, int n_threads, hass_err *err) {
         *err = hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
         return NULL;
     }
-    hass_model_set_threads(m, n_threads);
+    m->n_threads = n_threads > 0 ? n_threads : all_cores();
+    if (!(m->pool = hass_pool_new(m->n_threads, &e))) goto fail;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         e = hass_seterr(HASS_EIO, "%s: cannot open model: %s", path, strerror(errno));
@@ -562,6 +560,7 @@ fail:
 
 void hass_model_free(hass_model *m) {
     if (!m) return;
+    hass_pool_free(m->pool);
     hass_gguf_free(m->gguf);
 #ifdef HAVE_ST
     for (int i = 0; i < m->n_st; i++) hass_st_free((hass_st *)m->st[i]);
@@ -582,7 +581,17 @@ const hass_wmat *hass_model_lm_head_w(const hass_model *m) { return &m->output; 
 const hass_wmat *hass_model_embed_w(const hass_model *m) { return &m->tok_embd; }
 
 void hass_model_set_threads(hass_model *m, int n_threads) {
-    m->n_threads = n_threads > 0 ? n_threads : all_cores();
+    n_threads = n_threads > 0 ? n_threads : all_cores();
+    if (n_threads == m->n_threads && m->pool) return;
+    hass_err e;
+    hass_pool *p = hass_pool_new(n_threads, &e);
+    if (!p) {
+        HASS_WARN("set_threads: %s; keeping %d threads", hass_errmsg(), m->n_threads);
+        return;
+    }
+    hass_pool_free(m->pool);
+    m->pool = p;
+    m->n_threads = n_threads;
 }
 
 hass_err hass_model_embed(const hass_model *m, const int32_t *tok, int n, float *out) {
@@ -607,7 +616,7 @@ hass_err hass_matmul(const hass_model *m, float *y, const float *x, int n, const
         if (!q) return hass_seterr(HASS_ENOMEM, "matmul: out of memory");
     }
     hass_mm_job job = {w, y};
-    hass_mm_run(&job, 1, x, n, q, m ? m->n_threads : 1);
+    hass_mm_run(&job, 1, x, n, q, m ? m->pool : NULL);
     free(tmp);
     return HASS_OK;
 }

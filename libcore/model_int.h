@@ -4,6 +4,7 @@
 
 #include "gguf.h"
 #include "model.h"
+#include "pool.h"
 
 // One decoder layer's weights (views into the mapped files; vectors are owned f32 copies).
 typedef struct hass_layer {
@@ -20,6 +21,7 @@ struct hass_model {
     hass_model_cfg cfg;
     char *path;                // owned
     int n_threads;
+    hass_pool *pool;           // the kernels' thread team (n_threads)
     hass_gguf *gguf;           // GGUF source, or NULL
     void **st;                 // safetensors shards (hass_st *), or NULL
     int n_st;

@@ -15,6 +15,7 @@
 
 #include "gguf.h"
 #include "model.h"
+#include "pool.h"
 #include "safetensors.h" // hass_f16_to_f32, hass_f32_to_f16, hass_bf16_to_f32
 
 // x rounded to the nearest fp16 value (as a float).
@@ -45,7 +46,8 @@ typedef struct hass_mm_job {
 } hass_mm_job;
 // Run several matmuls that share the input x (n, n_in) in one parallel region; all weights must
 // have the same n_in and agree on hass_quant_is_q. q: scratch of hass_matmul_scratch_bytes.
+// pool: the thread team (NULL: the caller alone).
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
-                 int n_threads);
+                 hass_pool *pool);
 
 #endif

@@ -56,6 +56,9 @@ int main(void) {
     enum { NOUT = 37, NMAX = 13 };
     int best = hass_kernel_set_path(2);
     char name[128];
+    hass_err perr;
+    hass_pool *pool2 = hass_pool_new(2, &perr); // the block runs on 2 threads, single rows on 1
+    CHECK("kernels_pool", pool2 && hass_pool_threads(pool2) == 2, "%s", hass_errmsg());
     // f16 round trip
     int f16ok = 1;
     for (int i = 0; i < 1000; i++) {
@@ -115,7 +118,7 @@ int main(void) {
             for (int path = 0; path <= best; path++) {
                 hass_kernel_set_path(path);
                 hass_mm_job job = {&wm, y};
-                hass_mm_run(&job, 1, x, NMAX, q, 2);
+                hass_mm_run(&job, 1, x, NMAX, q, pool2);
                 double err = 0;
                 for (int i = 0; i < NMAX * NOUT; i++) {
                     double e = fabs(y[i] - ref[i]);
@@ -128,7 +131,7 @@ int main(void) {
                 int same = 1;
                 for (int i = 0; i < NMAX; i++) {
                     hass_mm_job j1 = {&wm, y1};
-                    hass_mm_run(&j1, 1, x + i * n_in, 1, q, 1);
+                    hass_mm_run(&j1, 1, x + i * n_in, 1, q, NULL);
                     if (memcmp(y1, y + i * NOUT, sizeof(float) * NOUT)) same = 0;
                 }
                 snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", hass_kernel_path(),
@@ -139,5 +142,6 @@ int main(void) {
             free(w); free(x); free(deq); free(y); free(y1); free(ref); free(q); free(xq);
         }
     }
+    hass_pool_free(pool2);
     UNIT_DONE();
 }
