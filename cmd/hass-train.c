@@ -18,6 +18,7 @@
 #endif
 
 #include "cli.h"
+#include "chat.h"
 #include "convo.h"
 #include "forward.h"
 #include "head.h"
@@ -32,7 +33,7 @@ static const char *PROG = "hass-train";
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL -o DIR [OPTIONS] SHARD...\n"
-           "       %s -m MODEL --features SHARD [--template chatml] [--dtype f16|bf16] FILE...\n"
+           "       %s -m MODEL --features SHARD [--template NAME] [--dtype f16|bf16] FILE...\n"
            "\n"
            "Train a HASS draft head for MODEL on feature shards (docs/TRAINING.md). With\n"
            "--features, make a shard instead: render the conversations of FILE (ShareGPT JSON or\n"
@@ -40,7 +41,8 @@ static void usage(void) {
            "store the target's post-norm features of every position.\n"
            "\n"
            "      --features SHARD   write a feature shard from conversation files\n"
-           "      --template NAME    chat template: chatml (built in) or auto (the model's)\n"
+           "      --template NAME    chat template: auto (the model's, default), chatml, llama-3,\n"
+           "                         llama-2-chat, vicuna\n"
            "      --dtype T          feature storage: bf16 (default) or f16\n"
            "      --limit N          use at most N conversations\n"
            "  -m, --model FILE       target model (GGUF); its embedding and LM head stay frozen\n"
@@ -472,8 +474,8 @@ static int parse(int argc, char **argv, args *a) {
     if (!a->model) return hass_cli_usage_error(PROG, "-m MODEL is required");
     if (a->dtype && strcmp(a->dtype, "f16") && strcmp(a->dtype, "bf16"))
         return hass_cli_usage_error(PROG, "--dtype: f16 or bf16, not '%s'", a->dtype);
-    if (a->tmpl && strcmp(a->tmpl, "chatml") && strcmp(a->tmpl, "auto"))
-        return hass_cli_usage_error(PROG, "--template: chatml or auto, not '%s'", a->tmpl);
+    if (a->tmpl && strcmp(a->tmpl, "auto") && !hass_chat_canonical(a->tmpl))
+        return hass_cli_usage_error(PROG, "--template: unknown '%s' (%s, or auto)", a->tmpl, hass_chat_names());
     if (a->features) {
         if (optind >= argc) return hass_cli_usage_error(PROG, "no conversation files given");
         return -1;
@@ -707,6 +709,12 @@ typedef struct {
     hass_err err;
 } fctx;
 
+// Renderer for hass_convo_render: the chat template named in args (NULL/auto: the model's).
+static hass_err render_chat(void *p, const json_t *messages, int add_generation_prompt, char **out) {
+    const fctx *c = p;
+    return hass_chat_render(c->tk, c->a->tmpl, messages, add_generation_prompt, out);
+}
+
 // Per record: normalise, render, tokenize, mark, truncate, keep.
 static int feat_record(void *p, int64_t idx, json_t *rec) {
     fctx *c = p;
@@ -725,7 +733,7 @@ static int feat_record(void *p, int64_t idx, json_t *rec) {
     int32_t *ids = NULL;
     uint8_t *mask = NULL;
     int64_t n = 0;
-    hass_err e = hass_convo_render(hass_convo_render_chatml, (void *)c->tk, msgs, &text, &len, &spans, &n_spans);
+    hass_err e = hass_convo_render(render_chat, c, msgs, &text, &len, &spans, &n_spans);
     if (!e) e = hass_convo_tokens(c->tk, text, len, spans, n_spans, &ids, &mask, &n);
     json_decref(msgs);
     free(text), free(spans);
@@ -757,13 +765,17 @@ static int run_features(const args *a, int argc, char **argv) {
         hass_model_free(m);
         return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     }
-    const char *tmpl = hass_tokenizer_chat_template(tk);
     int rc = 0;
-    if ((!a->tmpl || !strcmp(a->tmpl, "auto")) && (!tmpl || !strstr(tmpl, "<|im_start|>"))) {
-        rc = hass_cli_fail(HASS_EXIT_INPUT, "%s: the model's chat template is not ChatML; this build renders ChatML "
-                           "only (--template chatml forces it)", a->model);
+    const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
+                                                         : hass_chat_detect(hass_tokenizer_chat_template(tk));
+    if (!tn) {
+        rc = a->tmpl && strcmp(a->tmpl, "auto")
+                 ? hass_cli_fail(HASS_EXIT_USAGE, "--template: unknown '%s' (%s)", a->tmpl, hass_chat_names())
+                 : hass_cli_fail(HASS_EXIT_INPUT, "%s: no chat template recognised in the model; name one with "
+                                 "--template (%s)", a->model, hass_chat_names());
         goto out0;
     }
+    note("chat template: %s", tn);
     const hass_model_cfg *cfg = hass_model_config(m);
     fctx c = {.a = a, .tk = tk};
     for (int i = optind; i < argc && !rc; i++) {

@@ -48,7 +48,7 @@ class Model:
         self.w = {}
         for t in r.tensors:
             a = dequantize(t.data, t.tensor_type).astype(np.float32)
-            shape = [int(x) for x in reversed(t.shape) if True]
+            shape = [int(x) for x in reversed(t.shape)]
             self.w[t.name] = a.reshape(shape).astype(np.float64)
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
         self.n_vocab = self.out.shape[0]
@@ -134,7 +134,7 @@ def first_diff(a, b):
     return -1
 
 
-def compare(model_key, ref_path, gguf_path, full_names, n_gen, out_path, jsonl_path):
+def compare(model_key, gguf_path, full_names, n_gen, out_path, jsonl_path):
     """Numpy forward of every prompt in a llama.cpp fixture; write the fixture and report."""
     from llama_cpp import Llama
     refs = [json.loads(l) for l in open(jsonl_path)]
@@ -207,14 +207,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=["smollm2", "stories260k", "all"], default="all")
     ap.add_argument("--out", default="tests/data")
+    ap.add_argument("--report", action="store_true", help="only print the greedy-path tables")
+    ap.add_argument("--f32-check", action="store_true",
+                    help="only compare numpy with llama.cpp on the all-F32 copy of SmolLM2")
     a = ap.parse_args()
+    if a.report:
+        report(a.out)
+        return
+    if a.f32_check:
+        f32_check(a.out)
+        return
     from llama_cpp import Llama
     for key in (["stories260k", "smollm2"] if a.model == "all" else [a.model]):
         path = lc.SMOL if key == "smollm2" else lc.STORIES
         full = SMOL_FULL if key == "smollm2" else None
         names = full if full is not None else [r["id"] for r in map(json.loads, open(
             os.path.join(a.out, "ref_%s_prompts.jsonl" % key)))]
-        m, stats = compare(key, None, path, names, lc.N_GEN,
+        m, stats = compare(key, path, names, lc.N_GEN,
                            os.path.join(a.out, "ref_%s_f32.bin.gz" % key),
                            os.path.join(a.out, "ref_%s_prompts.jsonl" % key))
         r0 = json.loads(open(os.path.join(a.out, "ref_%s_prompts.jsonl" % key)).readlines()[1])
@@ -226,6 +235,58 @@ def main():
         print("RoPE check on %s (%s): max|diff| vs llama.cpp f32 KV: adjacent pairs (mode 0) "
               "%.5f, NeoX halves %.5f" % (key, r0["id"], norm, rope_check(m, r0["ref_tokens"],
                                                                         rows)))
+
+
+
+
+def f32_check(out_dir):
+    """numpy vs llama.cpp on the all-F32 copy of SmolLM2 (no activation quantization), f32 and
+    f16 KV cache, every prompt position: validates the numpy forward itself."""
+    from llama_cpp import Llama
+    path = lc.f32_copy()
+    m = Model(lc.SMOL)
+    kw = dict(model_path=path, logits_all=True, n_ctx=1024, n_batch=1024, n_ubatch=1024,
+              n_threads=lc.N_THREADS, n_threads_batch=lc.N_THREADS, verbose=False)
+    l32, l16 = Llama(type_k=0, type_v=0, **kw), Llama(**kw)
+    print("| prompt | n_tok | numpy vs llama.cpp F32 weights, f32 KV | same, f16 KV |")
+    print("|---|---|---|---|")
+    for line in open(os.path.join(out_dir, "ref_smollm2_prompts.jsonl")):
+        r = json.loads(line)
+        t = r["ref_tokens"]
+        lg = m.forward(t, m.new_cache())
+        d = []
+        for llm in (l32, l16):
+            llm.reset()
+            llm.eval(t)
+            d.append(float(np.abs(lg - np.array(llm.scores[:len(t)], np.float64)).max()))
+        print("| %s | %d | %.2e | %.4f |" % (r["id"], len(t), d[0], d[1]))
+
+
+def report(out_dir):
+    """Greedy-path tables of tests/data/README.md section 6, from the committed fixtures."""
+    _, npy = rc.read_fixture(os.path.join(out_dir, "ref_smollm2_f32.bin.gz"))
+    for tag in ("llamacpp", "f32w_llamacpp"):
+        path = os.path.join(out_dir, "ref_smollm2_%s.bin.gz" % tag)
+        if not os.path.exists(path):
+            continue
+        _, ref = rc.read_fixture(path)
+        same = 0
+        print("\nnumpy f64 vs %s greedy paths:" % tag)
+        print("| prompt | first divergence | ids numpy / llama.cpp | margin numpy | "
+              "margin llama.cpp |")
+        print("|---|---|---|---|---|")
+        for a, b in zip(npy, ref):
+            fd = first_diff(a["gen"], b["gen"])
+            if fd < 0:
+                same += 1
+                print("| %s | identical | | %.4f (min) | %.4f (min) |" % (
+                    a["name"], min(r[1] for r in a["gen_row"]),
+                    min(r[1] for r in b["gen_row"])))
+                continue
+            print("| %s | step %d | %d / %d | %.4f | %.4f |" % (
+                a["name"], fd, a["gen"][fd], b["gen"][fd], a["gen_row"][fd][1],
+                b["gen_row"][fd][1]))
+        print("identical: %d of %d" % (same, len(npy)))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@
 // fp16 like llama.cpp's). Against the f64 forward SmolLM2 measures 0.22 of the std (llama.cpp:
 // 0.37), within the same 0.5 bound.
 #include "forward.h"
+#include "sample.h"
 #include "ref.h"
 #include "unit.h"
 
@@ -107,7 +108,7 @@ static void run(const char *tag, const char *fixture, const char *model, double 
         for (int t = 0; t < p->n_pos; t++) {
             const float *ours = lg + (size_t)t * V;
             const ref_row *r = &p->pos[t];
-            int a = hass_argmax(ours, V);
+            int a = hass_sample_argmax(ours, V);
             n_rows++;
             if (a != r->argmax && r->margin > NEAR_TIE) {
                 argmax_bad++;
@@ -118,12 +119,12 @@ static void run(const char *tag, const char *fixture, const char *model, double 
         // greedy continuation from the prompt
         if (do_greedy && p->n_gen > 0) {
             int limit = p->eos_at >= 0 ? p->eos_at + 1 : p->n_gen, same = 1;
-            int32_t t = (int32_t)hass_argmax(lg + (size_t)(p->n_tok - 1) * V, V);
+            int32_t t = (int32_t)hass_sample_argmax(lg + (size_t)(p->n_tok - 1) * V, V);
             float our_margin = 0;
             for (int s = 0; s < limit; s++) {
                 if (s > 0) {
                     if ((e = hass_forward(m, kv, &t, NULL, 1, NULL, l1, NULL))) break;
-                    t = hass_argmax(l1, V);
+                    t = hass_sample_argmax(l1, V);
                     float second = -INFINITY;
                     for (int j = 0; j < V; j++)
                         if (j != t && l1[j] > second) second = l1[j];
