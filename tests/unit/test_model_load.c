@@ -181,6 +181,60 @@ static void hf_roundtrip(const char *gguf_path, const char *dir) {
         hass_kv_free(kb);
     }
     hass_model_free(h);
+    // the same weights as Qwen2 (q/k/v biases, here zero) in one unsharded file: same logits
+    {
+        char qd[1400];
+        snprintf(qd, sizeof qd, "%.1300s-qwen2", dir);
+        mkdir(qd, 0755);
+        snprintf(p, sizeof p, "%.1300s/config.json", qd);
+        f = fopen(p, "w");
+        fprintf(f, "{\"model_type\": \"qwen2\", \"vocab_size\": %d, \"hidden_size\": %d, "
+                "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
+                "\"intermediate_size\": %d, \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, "
+                "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", c->n_vocab, c->n_embd,
+                c->n_layer, c->n_head, c->n_head_kv, c->n_ff);
+        fclose(f);
+        hass_st_tensor all[MAXT + 3 * 8];
+        char bn[3 * 8][96];
+        float *zero = calloc((size_t)c->n_head * D, sizeof(float));
+        int na = 0;
+        for (int i = 0; i < nt; i++) all[na++] = ts[i];
+        for (int il = 0; il < L && il < 8; il++) {
+            static const char *pr[3] = {"q", "k", "v"};
+            for (int k = 0; k < 3; k++) {
+                snprintf(bn[il * 3 + k], sizeof bn[0], "model.layers.%d.self_attn.%s_proj.bias", il, pr[k]);
+                all[na++] = st_tensor(bn[il * 3 + k], zero, k ? (int64_t)c->n_head_kv * D : (int64_t)c->n_head * D, 0);
+            }
+        }
+        snprintf(p, sizeof p, "%.1300s/model.safetensors", qd);
+        e = hass_st_write(p, all, na, NULL);
+        hass_model *q = e ? NULL : hass_model_load(qd, 1, &e);
+        CHECK("model_hf_qwen2_loads", q && hass_model_config(q)->qkv_bias &&
+              hass_model_config(q)->arch == HASS_ARCH_QWEN2, "%s", hass_errmsg());
+        if (q) {
+            int V = c->n_vocab;
+            int32_t tok[4] = {1, 403, 407, 261};
+            float *a = malloc(sizeof(float) * 4 * V), *b = malloc(sizeof(float) * 4 * V);
+            hass_kv *ka = hass_kv_new(g, 8, &e), *kb = hass_kv_new(q, 8, &e);
+            hass_err ea = hass_forward(g, ka, tok, NULL, 4, NULL, a, NULL);
+            hass_err eb = hass_forward(q, kb, tok, NULL, 4, NULL, b, NULL);
+            double md = 0;
+            for (int i = 0; i < 4 * V; i++) md = fmax(md, fabs(a[i] - b[i]));
+            CHECK("model_hf_qwen2_zero_bias_matches", !ea && !eb && md < 1e-3, "max |diff| %g", md);
+            free(a);
+            free(b);
+            hass_kv_free(ka);
+            hass_kv_free(kb);
+        }
+        hass_model_free(q);
+        free(zero);
+        // Qwen2 without its biases is refused, naming the tensor
+        e = hass_st_write(p, ts, nt, NULL);
+        q = e ? NULL : hass_model_load(qd, 1, &e);
+        CHECK("model_hf_qwen2_missing_bias", !q && e == HASS_EFORMAT &&
+              strstr(hass_errmsg(), "model.layers.0.self_attn.q_proj.bias"), "%s", hass_errmsg());
+        hass_model_free(q);
+    }
     // a directory without config.json
     snprintf(p, sizeof p, "%.1300s/config.json", dir);
     unlink(p);
