@@ -1,41 +1,188 @@
-// hass-draft: owns the draft head as its own process; proposes token trees to hass-verify.
-// This version parses its flags and refuses work: the drafter arrives with speculative decoding.
+// hass-draft: the drafter as its own process, and the draft-head tool.
+//   hass-draft -m M -d HEAD [FILE]: copy the token stream (JSONL) to stdout after a
+//     {"type":"draft_channel",...} record that announces a Unix socket; hass-verify connects to
+//     it and asks for trees (the back channel of DESIGN.md section 2, draft_remote.c).
+//   --init-random DIR: a randomly initialised head for a target; --check HEAD: load and print.
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "draft.h"
+#include "draft_remote.h"
+#include "head.h"
+#include "jsonl.h"
+#include "tokenizer.h"
 
 static const char *PROG = "hass-draft";
+
+// What the server thread needs.
+typedef struct server {
+    int lfd;               // listening socket
+    hass_draft *d;         // the drafter
+    hass_tree_cfg max;     // largest tree served
+    atomic_int input_done; // the stream ended: stop waiting for a client that never came
+    hass_err result;       // how serving ended
+    char msg[512];         // its message
+} server;
+
+// Accept one client (or give up once the input is done and nobody came) and serve it.
+static void *serve_thread(void *arg) {
+    server *sv = arg;
+    int waited_after_eof = 0;
+    for (;;) {
+        struct pollfd pf = {sv->lfd, POLLIN, 0};
+        int r = poll(&pf, 1, 200);
+        if (r > 0) break;
+        if (atomic_load(&sv->input_done) && ++waited_after_eof > 50) return NULL; // 10 s
+    }
+    int fd = accept(sv->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    sv->result = hass_remote_serve(fd, sv->d, &sv->max);
+    if (sv->result) snprintf(sv->msg, sizeof sv->msg, "%s", hass_errmsg());
+    close(fd);
+    return NULL;
+}
+
+// The two-process drafter: announce, copy the stream, serve; the exit code.
+static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
+                      const hass_tree_cfg *max, const char *in_path) {
+    hass_err e;
+    hass_draft *d = hass_draft_new(h, m, 0, max, &e);
+    if (!d) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    FILE *in = hass_cli_open_in(in_path);
+    if (!in) {
+        hass_draft_free(d);
+        return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    }
+    server sv = {0};
+    sv.d = d;
+    sv.max = *max;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/hass-draft.%d.sock", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    unlink(a.sun_path);
+    sv.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (sv.lfd < 0 || bind(sv.lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(sv.lfd, 1) != 0) {
+        int err = errno;
+        if (in != stdin) fclose(in);
+        hass_draft_free(d);
+        return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a.sun_path, strerror(err));
+    }
+    hass_head_target tg;
+    hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
+    char tf[16], kf[16];
+    snprintf(tf, sizeof tf, "%08x", tg.fingerprint);
+    snprintf(kf, sizeof kf, "%08x", tg.tok_fingerprint);
+    json_t *ann = json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:i,s:i,s:i}}", "type", "draft_channel",
+                            "proto", 1, "socket", a.sun_path, "target_fp", tf, "tokenizer_fp", kf,
+                            "tree", "total", max->n_total, "depth", max->levels, "topk", max->top_k);
+    hass_err we = hass_jsonl_write(stdout, ann, 1);
+    json_decref(ann);
+    pthread_t th;
+    int started = !we && pthread_create(&th, NULL, serve_thread, &sv) == 0;
+    int rc = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (!we && (n = getline(&line, &cap, in)) > 0) {
+        if (fwrite(line, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
+            rc = HASS_EXIT_RUNTIME; // the reader went away
+            break;
+        }
+    }
+    free(line);
+    if (we) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    fclose(stdout); // the last record is out: hass-verify may finish
+    atomic_store(&sv.input_done, 1);
+    if (started) pthread_join(th, NULL);
+    close(sv.lfd);
+    unlink(a.sun_path);
+    if (in != stdin) fclose(in);
+    hass_draft_free(d);
+    if (sv.result && !rc) rc = hass_cli_fail(hass_exit_code(sv.result), "%s", sv.msg);
+    return rc;
+}
 
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL -d HEAD [OPTIONS] [FILE...]\n"
+           "       %s -m MODEL --init-random DIR [--seed N] [--no-bias]\n"
+           "       %s -m MODEL --check HEAD\n"
            "\n"
-           "Propose draft token trees for each record with a HASS/EAGLE draft head.\n"
+           "Draft heads (HASS/EAGLE layout: config.json + model.safetensors) for a target model.\n"
            "\n"
-           "  -m, --model FILE      target model (GGUF)\n"
-           "  -d, --draft DIR       draft head (config.json + model.safetensors)\n"
+           "  -m, --model FILE      target model (GGUF or Hugging Face directory)\n"
+           "      --init-random DIR write a randomly initialised head for the target into DIR\n"
+           "                        (PyTorch-default init, seeded; records the target's and the\n"
+           "                        tokenizer's fingerprints so another target refuses it)\n"
+           "  -s, --seed N          seed of --init-random (default 0)\n"
+           "      --no-bias         --init-random without fc.bias (like EAGLE's LLaMA-3 heads)\n"
+           "      --check HEAD      load HEAD against the target and print its configuration\n"
+           "  -d, --draft HEAD      run the drafter for HEAD as its own process: copy the JSONL\n"
+           "                        token stream (FILE or stdin) to stdout after a record that\n"
+           "                        announces its back channel; pipe into hass-verify -m MODEL\n"
+           "      --tree-total N    largest tree served (default 60)\n"
+           "      --tree-depth N    (default 6)\n"
+           "      --tree-topk N     (default 10)\n"
+           "      --threads N       CPU threads (default: all cores)\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
-           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed input, 4 no device.\n",
-           PROG);
+           "In-process speculative decoding: hass-verify -m MODEL --draft HEAD.\n"
+           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed input (a head that does\n"
+           "not fit the target).\n",
+           PROG, PROG, PROG);
 }
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
+    enum { O_INIT = 256, O_CHECK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"draft", required_argument, 0, 'd'},
-        {"verbose", no_argument, 0, 'v'},     {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+        {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
+        {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
+        {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
+        {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
+        {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
+        {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *head = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:d:vqhV", opts, NULL)) != -1) {
+    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL;
+    int64_t seed = 0, t_total = 60, t_depth = 6, t_topk = 10, threads = 0;
+    int c, rc, bias = 1;
+    while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd': head = optarg; break;
+        case 'd': serve = optarg; break;
+        case O_CHECK: check = optarg; break;
+        case O_TTOTAL:
+            if ((rc = hass_cli_int(PROG, "--tree-total", optarg, 1, HASS_TREE_MAX_TOTAL, &t_total))) return rc;
+            break;
+        case O_TDEPTH:
+            if ((rc = hass_cli_int(PROG, "--tree-depth", optarg, 1, HASS_TREE_MAX_LEVELS, &t_depth))) return rc;
+            break;
+        case O_TTOPK:
+            if ((rc = hass_cli_int(PROG, "--tree-topk", optarg, 1, HASS_TREE_MAX_TOPK, &t_topk))) return rc;
+            break;
+        case O_THR:
+            if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc;
+            break;
+        case O_INIT: init = optarg; break;
+        case 's':
+            if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc;
+            break;
+        case O_NOBIAS: bias = 0; break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -44,6 +191,45 @@ int main(int argc, char **argv) {
         }
     }
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
-    if (!head) return hass_cli_usage_error(PROG, "-d HEAD is required");
-    return hass_cli_fail(HASS_EXIT_RUNTIME, "the drafter is not built yet in this version");
+    if (!init && !check && !serve)
+        return hass_cli_usage_error(PROG, "nothing to do: -d HEAD, --init-random DIR or --check HEAD");
+    if (!!init + !!check + !!serve > 1)
+        return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
+    if (optind < argc - (serve ? 1 : 0))
+        return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    hass_err e;
+    hass_model *m = hass_model_load(model, (int)threads, &e);
+    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    hass_tokenizer *tok = hass_tokenizer_load(model, &e);
+    if (!tok) {
+        hass_model_free(m);
+        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    }
+    hass_head_target tg;
+    hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
+    hass_head *h = init ? hass_head_random(&tg, bias, (uint64_t)seed, &e)
+                        : hass_head_load(serve ? serve : check, &tg, &e);
+    int code = 0;
+    if (h && serve) {
+        hass_tree_cfg mx = {(int)t_total, (int)t_depth, (int)t_topk};
+        code = run_server(m, tok, h, &mx, optind < argc ? argv[optind] : "-");
+    } else if (!h) {
+        code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    } else if (init) {
+        if ((e = hass_head_save(h, init, NULL))) code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        else HASS_INFO("wrote a random head (seed %lld) to %s", (long long)seed, init);
+    } else {
+        printf("hidden %d vocab %d heads %d/%d head_dim %d ff %d rope_theta %g eps %g bias %s\n",
+               h->n_embd, h->n_vocab, h->n_head, h->n_head_kv, h->head_dim, h->n_ff,
+               (double)h->rope_theta, (double)h->norm_eps, h->has_bias ? "yes" : "no");
+        if (h->has_meta)
+            printf("target %08x tokenizer %08x n_ctx_train %d attn_mask %s recipe %s\n", h->target_fp,
+                   h->tok_fp, h->n_ctx_train, h->attn_mask, h->recipe);
+        else
+            printf("no hass metadata (public head)\n");
+    }
+    hass_head_free(h);
+    hass_tokenizer_free(tok);
+    hass_model_free(m);
+    return code;
 }

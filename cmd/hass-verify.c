@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "draft.h"
+#include "draft_remote.h"
 #include "gen.h"
+#include "head.h"
 #include "gguf.h"
 
 static const char *PROG = "hass-verify";
@@ -21,6 +24,14 @@ static void usage(void) {
            "model and write it back with \"generated\", \"finish\" and \"timing\".\n"
            "\n"
            "  -m, --model FILE      target model (GGUF)\n"
+           "  -d, --draft HEAD      speculative decoding with a HASS/EAGLE draft head (directory\n"
+           "                        with config.json + model.safetensors), in-process\n"
+           "      --tree-total N    tree tokens verified per cycle, root included (default 60)\n"
+           "      --tree-depth N    tree levels below the root (default 6)\n"
+           "      --tree-topk N     children per expanded node and beam width (default 10)\n"
+           "      --tree MODE       fixed (default) or auto: choose total/depth/top-k from the\n"
+           "                        measured verify-cost curve and the acceptance so far\n"
+           "      --metrics FILE    per-cycle/per-request metrics JSONL (see hass-stats(1))\n"
            "  -t, --temp T          temperature; 0 = greedy (default 0)\n"
            "      --top-k K         keep the K most likely tokens (0 = off, default)\n"
            "      --top-p P         keep the smallest set with mass P (1 = off, default)\n"
@@ -63,6 +74,54 @@ static int inspect(const char *path, int json, int full) {
     return fflush(stdout) == 0 ? 0 : hass_cli_fail(HASS_EXIT_RUNTIME, "write failed");
 }
 
+// Speculative decoding state of the run (all owned).
+typedef struct spec_state {
+    hass_head *head;
+    hass_draft *draft;
+    hass_remote *remote; // two-process mode: the back channel to hass-draft
+    hass_spec *spec;
+    FILE *metrics;
+    hass_tree_cfg tc;    // tree flags
+    int tree_auto;
+} spec_state;
+
+// Load the head (checked against the target), the drafter and the decoder; the exit code.
+static int spec_setup(spec_state *sp, hass_model *m, const hass_tokenizer *tok, const char *draft,
+                      const hass_tree_cfg *tc, int tree_auto, const char *metrics, int n_ctx) {
+    hass_err e;
+    if (metrics) {
+        sp->metrics = fopen(metrics, "w");
+        if (!sp->metrics)
+            return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", metrics, strerror(errno));
+    }
+    if (!draft) return 0;
+    hass_head_target tg;
+    hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
+    sp->head = hass_head_load(draft, &tg, &e);
+    if (!sp->head) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    sp->draft = hass_draft_new(sp->head, m, n_ctx, tc, &e);
+    if (!sp->draft) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    hass_drafter dr = hass_drafter_local(sp->draft);
+    hass_spec_cfg sc = {*tc, tree_auto, {0.f, 0, 1.f}, 0, n_ctx};
+    sp->spec = hass_spec_new(m, &dr, &sc, &e);
+    if (!sp->spec) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    hass_tree_cfg cur = hass_spec_current_tree(sp->spec);
+    HASS_INFO("draft head %s: tree %s, total %d, depth %d, top-k %d", draft,
+              tree_auto ? "auto" : "fixed", cur.n_total, cur.levels, cur.top_k);
+    return 0;
+}
+
+// Free the speculative state; non-zero when closing the metrics file failed.
+static int spec_teardown(spec_state *sp) {
+    int bad = sp->metrics && fclose(sp->metrics) != 0;
+    hass_spec_free(sp->spec);
+    hass_remote_free(sp->remote);
+    hass_draft_free(sp->draft);
+    hass_head_free(sp->head);
+    memset(sp, 0, sizeof *sp);
+    return bad;
+}
+
 // What the per-record callback needs.
 typedef struct run_ctx {
     hass_gen *g;
@@ -73,13 +132,68 @@ typedef struct run_ctx {
     double decode_ms;     // summed decode time
     int64_t n_decode;     // summed decode steps
     hass_progress prog;
+    hass_model *m;          // borrowed
+    const hass_tokenizer *tok; // borrowed
+    spec_state *sp;         // speculative state
 } run_ctx;
+
+// A {"type":"draft_channel"} record from hass-draft: check it and connect (two-process mode).
+// The record itself is consumed (no output) unless it fails.
+static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
+    spec_state *sp = c->sp;
+    *out = NULL;
+    if (sp->spec) {
+        HASS_INFO("draft channel ignored: a drafter is already in use");
+        return HASS_OK;
+    }
+    char tf[16], kf[16];
+    snprintf(tf, sizeof tf, "%08x", hass_model_fingerprint(c->m));
+    snprintf(kf, sizeof kf, "%08x", hass_tokenizer_fingerprint(c->tok));
+    const char *rtf = json_string_value(json_object_get(in, "target_fp"));
+    const char *rkf = json_string_value(json_object_get(in, "tokenizer_fp"));
+    const char *path = json_string_value(json_object_get(in, "socket"));
+    if (!path) return hass_seterr(HASS_EFORMAT, "draft channel: \"socket\" missing");
+    if (!rtf || strcmp(rtf, tf) || !rkf || strcmp(rkf, kf))
+        return hass_seterr(HASS_EVOCAB, "draft channel: the drafter runs target %s / tokenizer %s, "
+                                        "this is %s / %s", rtf ? rtf : "?", rkf ? rkf : "?", tf, kf);
+    hass_tree_cfg tc = sp->tc;
+    json_t *tr = json_object_get(in, "tree");
+    int lim[3] = {(int)json_integer_value(json_object_get(tr, "total")),
+                  (int)json_integer_value(json_object_get(tr, "depth")),
+                  (int)json_integer_value(json_object_get(tr, "topk"))};
+    if (lim[0] > 0 && tc.n_total > lim[0]) tc.n_total = lim[0];
+    if (lim[1] > 0 && tc.levels > lim[1]) tc.levels = lim[1];
+    if (lim[2] > 0 && tc.top_k > lim[2]) tc.top_k = lim[2];
+    hass_err e;
+    sp->remote = hass_remote_connect(path, hass_model_config(c->m)->n_embd, 30000, &e);
+    if (!sp->remote) return e;
+    hass_drafter dr = hass_remote_drafter(sp->remote);
+    hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g)};
+    sp->spec = hass_spec_new(c->m, &dr, &sc, &e);
+    if (!sp->spec) return e;
+    hass_gen_set_spec(c->g, sp->spec, sp->metrics);
+    HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", path, tc.n_total, tc.levels,
+              tc.top_k);
+    return HASS_OK;
+}
 
 // Decode one record.
 static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_stream_writer *w,
                           json_t **out) {
     run_ctx *c = ctx;
-    hass_err e = hass_gen_record(c->g, &c->cfg, in, where, c->index++, c->stream, w, out);
+    const char *type = json_string_value(json_object_get(in, "type"));
+    if (type && !strcmp(type, "draft_channel")) return on_channel(c, in, out);
+    hass_err e = hass_gen_record(c->g, &c->cfg, in, where, c->index, c->stream, w, out);
+    if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {
+        // the drafter process is gone: finish this record and the rest by plain decoding
+        HASS_WARN("%s; decoding on without the drafter", hass_errmsg());
+        hass_gen_set_spec(c->g, NULL, c->sp->metrics);
+        json_decref(*out);
+        *out = NULL;
+        e = hass_gen_record(c->g, &c->cfg, in, where, c->index, c->stream, w, out);
+        if (!e) json_object_set_new(*out, "draft", json_string("lost"));
+    }
+    c->index++;
     if (!e) {
         const json_t *t = json_object_get(*out, "timing");
         c->n_tokens += (int64_t)json_array_size(json_object_get(*out, "generated"));
@@ -94,7 +208,7 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     enum { O_TOPK = 256, O_TOPP, O_STOP, O_IGN, O_THR, O_STREAM, O_BIN, O_BUF, O_PROG, O_NOPROG,
-           O_MARGINS };
+           O_MARGINS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_TREE, O_METRICS };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"inspect", required_argument, 0, 'I'},
         {"json", no_argument, 0, 'J'},           {"full", no_argument, 0, 'F'},
@@ -107,6 +221,9 @@ int main(int argc, char **argv) {
         {"force", no_argument, 0, 'f'},          {"buffered", no_argument, 0, O_BUF},
         {"progress", no_argument, 0, O_PROG},    {"no-progress", no_argument, 0, O_NOPROG},
         {"draft", required_argument, 0, 'd'},    {"margins", no_argument, 0, O_MARGINS},
+        {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
+        {"tree-topk", required_argument, 0, O_TTOPK}, {"tree", required_argument, 0, O_TREE},
+        {"metrics", required_argument, 0, O_METRICS},
         {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
@@ -114,6 +231,9 @@ int main(int argc, char **argv) {
     int json = 0, full = 0, c, stream = 0, bin = 0, force = 0, buffered = 0, progress = -1;
     int n_stop = 0, ignore_eos = 0, margins = 0;
     int64_t top_k = 0, seed = 0, max_new = 256, n_ctx = 0, threads = 0;
+    int64_t t_total = 60, t_depth = 6, t_topk = 10;
+    int tree_auto = 0;
+    const char *draft = NULL, *metrics_path = NULL;
     double temp = 0, top_p = 1;
     int rc;
     while ((c = getopt_long(argc, argv, "m:t:s:n:c:o:d:fvqhV", opts, NULL)) != -1) {
@@ -158,9 +278,22 @@ int main(int argc, char **argv) {
         case O_BUF: buffered = 1; break;
         case O_PROG: progress = 1; break;
         case O_NOPROG: progress = 0; break;
-        case 'd':
-            return hass_cli_usage_error(PROG, "--draft: speculative decoding is not built yet "
-                                              "in this version");
+        case 'd': draft = optarg; break;
+        case O_TTOTAL:
+            if ((rc = hass_cli_int(PROG, "--tree-total", optarg, 1, HASS_TREE_MAX_TOTAL, &t_total))) return rc;
+            break;
+        case O_TDEPTH:
+            if ((rc = hass_cli_int(PROG, "--tree-depth", optarg, 1, HASS_TREE_MAX_LEVELS, &t_depth))) return rc;
+            break;
+        case O_TTOPK:
+            if ((rc = hass_cli_int(PROG, "--tree-topk", optarg, 1, HASS_TREE_MAX_TOPK, &t_topk))) return rc;
+            break;
+        case O_TREE:
+            if (!strcmp(optarg, "auto")) tree_auto = 1;
+            else if (!strcmp(optarg, "fixed")) tree_auto = 0;
+            else return hass_cli_usage_error(PROG, "--tree: 'auto' or 'fixed', not '%s'", optarg);
+            break;
+        case O_METRICS: metrics_path = optarg; break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -195,6 +328,24 @@ int main(int argc, char **argv) {
     }
     HASS_INFO("loaded %s in %.0f ms (context %d)", model, 1e3 * (hass_now() - t0),
               hass_gen_ctx(rc_.g));
+    spec_state sp = {0};
+    sp.tc = (hass_tree_cfg){(int)t_total, (int)t_depth, (int)t_topk};
+    sp.tree_auto = tree_auto;
+    rc_.m = m;
+    rc_.tok = tok;
+    rc_.sp = &sp;
+    if (draft || metrics_path) {
+        hass_tree_cfg tc = sp.tc;
+        int src = spec_setup(&sp, m, tok, draft, &tc, tree_auto, metrics_path, hass_gen_ctx(rc_.g));
+        if (src) {
+            spec_teardown(&sp);
+            hass_gen_free(rc_.g);
+            hass_tokenizer_free(tok);
+            hass_model_free(m);
+            return src;
+        }
+        hass_gen_set_spec(rc_.g, sp.spec, sp.metrics);
+    }
     rc_.cfg.sampler.temp = (float)temp;
     rc_.cfg.sampler.top_k = (int)top_k;
     rc_.cfg.sampler.top_p = (float)top_p;
@@ -224,6 +375,7 @@ int main(int argc, char **argv) {
               (long long)st.n_in, (long long)st.n_failed, (long long)rc_.n_tokens,
               rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
+    if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", metrics_path);
     hass_tokenizer_free(tok);
     hass_model_free(m);
     if (e) {

@@ -16,7 +16,69 @@ struct hass_gen {
     float *scratch;             // (V) sampler scratch
     int32_t *out;               // (n_ctx + 1) generated ids
     float *margins;             // (n_ctx + 1) top1 - top2 logit of each step
+    hass_spec *spec;            // borrowed speculative decoder, or NULL
+    FILE *metrics;              // borrowed metrics output, or NULL
+    hass_spec_stats last;       // statistics of the last speculative run
 };
+
+// Use a speculative decoder (see gen.h).
+void hass_gen_set_spec(hass_gen *g, hass_spec *s, FILE *metrics) {
+    g->spec = s;
+    g->metrics = metrics;
+}
+
+// What the speculative emit callback needs.
+typedef struct spec_emit_ctx {
+    hass_gen *g;
+    hass_stop *st;
+    hass_gen_out *out;
+    hass_gen_emit_fn emit;
+    void *ectx;
+    hass_err e;
+} spec_emit_ctx;
+
+// Feed a chunk of accepted tokens through the stop tracker; non-zero ends the generation.
+static int spec_emit(void *ctx, const int32_t *tok, int n, const hass_spec_cycle *cyc) {
+    spec_emit_ctx *c = ctx;
+    for (int i = 0; i < n; i++) {
+        int keep = 0;
+        hass_finish f = hass_stop_push(c->st, tok[i], &keep);
+        if (keep) {
+            c->g->out[c->out->n_tokens++] = tok[i];
+            if (c->emit && (c->e = c->emit(c->ectx, &tok[i], 1))) return 1;
+        }
+        if (f != HASS_FINISH_NONE) {
+            c->out->finish = f;
+            c->out->stop_idx = c->st->stop_idx;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Generation through the speculative decoder; same stop rules as plain decoding.
+static hass_err spec_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
+                         const int32_t *prompt, int n_prompt, hass_gen_emit_fn emit, void *ectx,
+                         hass_gen_out *out) {
+    hass_stop st;
+    hass_stop_init(&st, g->tok, cfg);
+    int cap = cfg->max_new + 1;
+    int32_t *buf = malloc(sizeof(int32_t) * (size_t)cap);
+    if (!buf) return hass_seterr(HASS_ENOMEM, "out of memory");
+    hass_spec_set_seed(g->spec, seed);
+    hass_spec_set_sampler(g->spec, &cfg->sampler);
+    spec_emit_ctx c = {g, &st, out, emit, ectx, HASS_OK};
+    int n = hass_spec_generate(g->spec, prompt, n_prompt, cap, NULL, 0, buf, &g->last, spec_emit, &c);
+    free(buf);
+    hass_stop_free(&st);
+    if (n < 0) return (hass_err)n;
+    if (c.e) return c.e;
+    if (out->finish == HASS_FINISH_NONE) out->finish = HASS_FINISH_LENGTH; // context full
+    out->prefill_ms = g->last.prefill_ms;
+    out->decode_ms = g->last.total_ms - g->last.prefill_ms;
+    out->n_decode = g->last.n_cycles;
+    return HASS_OK;
+}
 
 // Name of a finish reason.
 const char *hass_finish_name(hass_finish f) {
@@ -160,6 +222,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
         if (prompt[i] < 0 || prompt[i] >= g->n_vocab)
             return hass_seterr(HASS_ERANGE, "\"tokens\"[%d] = %d is outside [0, %d)", i,
                                prompt[i], g->n_vocab);
+    if (g->spec && cfg->max_new > 0) return spec_run(g, cfg, seed, prompt, n_prompt, emit, ectx, out);
     hass_rng rng;
     hass_rng_seed(&rng, seed);
     hass_stop st;
@@ -286,6 +349,13 @@ hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
     if (e) {
         *out = error_out(in, where);
         return e;
+    }
+    if (g->metrics) {
+        hass_spec_stats ms = {r.n_tokens, 0, r.prefill_ms, r.prefill_ms + r.decode_ms, NULL};
+        if (g->spec) ms = g->last;
+        ms.n_gen = r.n_tokens; // tokens kept in the output, in both modes
+        if (hass_spec_metrics_write(g->metrics, json_object_get(in, "id"), &ms))
+            HASS_WARN("%s", hass_errmsg());
     }
     json_t *o = json_deep_copy(in);
     hass_jsonl_set_ids(o, "generated", r.tokens, r.n_tokens);

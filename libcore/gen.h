@@ -16,6 +16,7 @@
 #include "forward.h"
 #include "model.h"
 #include "sample.h"
+#include "spec.h"
 #include "stream.h"
 #include "tokenizer.h"
 
@@ -83,6 +84,10 @@ hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass
 void hass_gen_free(hass_gen *g);
 // Capacity of the cache (the longest prompt + generation).
 int hass_gen_ctx(const hass_gen *g);
+// Decode speculatively with s (borrowed; NULL: plain decoding again); its sampler is replaced
+// by each run's. metrics (borrowed, may be NULL): per-cycle and per-request JSONL of every
+// record (hass_spec_metrics_write; plain decoding writes the request records only).
+void hass_gen_set_spec(hass_gen *g, hass_spec *s, FILE *metrics);
 
 // Called with each chunk of accepted tokens as soon as it is known (streaming).
 typedef hass_err (*hass_gen_emit_fn)(void *ctx, const int32_t *ids, int n);

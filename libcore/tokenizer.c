@@ -1654,10 +1654,12 @@ hass_err hass_detok_flush(hass_detok *d, char **buf, size_t *len, size_t *cap) {
     return e;
 }
 
-hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
-                               int keep_special, char **out, size_t *out_len) {
+// Decode ids, from the start of a sequence or as a continuation.
+static hass_err decode_ids(const hass_tokenizer *t, const int32_t *ids, int64_t n, int keep_special, int at_start,
+                           char **out, size_t *out_len) {
     hass_detok d;
     hass_detok_init(&d, t, keep_special);
+    d.at_start = at_start;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     hass_err e = HASS_OK;
@@ -1667,4 +1669,14 @@ hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int6
     *out = buf;
     if (out_len) *out_len = len;
     return HASS_OK;
+}
+
+hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                               int keep_special, char **out, size_t *out_len) {
+    return decode_ids(t, ids, n, keep_special, 1, out, out_len);
+}
+
+hass_err hass_tokenizer_decode_continuation(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                                            int keep_special, char **out, size_t *out_len) {
+    return decode_ids(t, ids, n, keep_special, 0, out, out_len);
 }

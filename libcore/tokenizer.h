@@ -130,7 +130,7 @@ typedef struct hass_detok {
     int n_pending;
 } hass_detok;
 
-// Start a detokenizer over t.
+// Start a detokenizer over t at the start of a sequence (set d->at_start = 0 for a continuation).
 void hass_detok_init(hass_detok *d, const hass_tokenizer *t, int keep_special);
 // Append the text of id to *buf (realloc'd; *len/*cap track it): only complete, valid UTF-8 is
 // appended (invalid bytes become U+FFFD); an unfinished sequence waits in d. HASS_ERANGE for an
@@ -138,8 +138,12 @@ void hass_detok_init(hass_detok *d, const hass_tokenizer *t, int keep_special);
 hass_err hass_detok_push(hass_detok *d, int32_t id, char **buf, size_t *len, size_t *cap);
 // Flush what is pending (an unfinished sequence becomes U+FFFD) and reset to the start state.
 hass_err hass_detok_flush(hass_detok *d, char **buf, size_t *len, size_t *cap);
-// Whole-sequence decode into a malloc'd NUL-terminated string (valid UTF-8).
+// Whole-sequence decode into a malloc'd NUL-terminated string (valid UTF-8); ids start a
+// sequence (the SPM leading-space rule applies).
 hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
                                int keep_special, char **out, size_t *out_len);
+// Same for ids that continue a sequence (generated tokens): no leading space is removed.
+hass_err hass_tokenizer_decode_continuation(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                                            int keep_special, char **out, size_t *out_len);
 
 #endif

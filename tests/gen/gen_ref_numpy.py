@@ -45,6 +45,7 @@ class Model:
         self.hd = self.n_embd // self.n_head
         self.n_rot = f.get("llama.rope.dimension_count", self.hd)
         self.rope = rope
+        self.aq = None   # optional activation quantizer applied to every matmul input
         self.w = {}
         for t in r.tensors:
             a = dequantize(t.data, t.tensor_type).astype(np.float32)
@@ -83,7 +84,7 @@ class Model:
         grp = self.n_head // self.n_kv
         for l in range(self.n_layer):
             b = "blk.%d." % l
-            h = self.rmsnorm(x, w[b + "attn_norm.weight"])
+            h = self.q(self.rmsnorm(x, w[b + "attn_norm.weight"]))
             q = (h @ w[b + "attn_q.weight"].T).reshape(len(toks), self.n_head, self.hd)
             k = (h @ w[b + "attn_k.weight"].T).reshape(len(toks), self.n_kv, self.hd)
             v = (h @ w[b + "attn_v.weight"].T).reshape(len(toks), self.n_kv, self.hd)
@@ -99,13 +100,17 @@ class Model:
                 s = np.exp(s - s.max(axis=1, keepdims=True))
                 s /= s.sum(axis=1, keepdims=True)
                 att[:, hh, :] = s @ V[:, hh // grp, :]
-            x = x + att.reshape(len(toks), -1) @ w[b + "attn_output.weight"].T
-            h = self.rmsnorm(x, w[b + "ffn_norm.weight"])
+            x = x + self.q(att.reshape(len(toks), -1)) @ w[b + "attn_output.weight"].T
+            h = self.q(self.rmsnorm(x, w[b + "ffn_norm.weight"]))
             g = h @ w[b + "ffn_gate.weight"].T
             u = h @ w[b + "ffn_up.weight"].T
-            x = x + (g / (1.0 + np.exp(-g)) * u) @ w[b + "ffn_down.weight"].T
+            x = x + self.q(g / (1.0 + np.exp(-g)) * u) @ w[b + "ffn_down.weight"].T
         cache["n"] = p0 + len(toks)
-        return self.rmsnorm(x, w["output_norm.weight"]) @ self.out.T
+        return self.q(self.rmsnorm(x, w["output_norm.weight"])) @ self.out.T
+
+    def q(self, x):
+        """A matmul input, through the activation quantizer when one is set."""
+        return x if self.aq is None else self.aq(x)
 
     def new_cache(self):
         """Empty KV cache."""
@@ -210,7 +215,12 @@ def main():
     ap.add_argument("--report", action="store_true", help="only print the greedy-path tables")
     ap.add_argument("--f32-check", action="store_true",
                     help="only compare numpy with llama.cpp on the all-F32 copy of SmolLM2")
+    ap.add_argument("--q8-check", action="store_true",
+                    help="only measure the effect of Q8 activation quantization in numpy")
     a = ap.parse_args()
+    if a.q8_check:
+        q8_check(a.out)
+        return
     if a.report:
         report(a.out)
         return
@@ -237,6 +247,42 @@ def main():
                                                                         rows)))
 
 
+
+
+def q8_blocks(ties_even):
+    """Q8 activation quantizer (blocks of 32, d = amax/127 kept as f16, int8 values): ties to
+    even with x*(127/amax) (as ggml's x86 code reads to us) or half away from zero with x/d."""
+    def quant(x):
+        b = x.reshape(-1, 32).astype(np.float32)
+        amax = np.abs(b).max(axis=1, keepdims=True)
+        d = amax / np.float32(127)
+        safe = np.where(amax > 0, amax, 1).astype(np.float32)
+        if ties_even:
+            q = np.rint(b * np.where(amax > 0, np.float32(127) / safe, 0))
+        else:
+            v = b * np.where(amax > 0, np.float32(1) / np.where(d > 0, d, 1), 0)
+            q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+        dh = d.astype(np.float16).astype(np.float64)
+        return (q.astype(np.float64) * dh).reshape(x.shape)
+    return quant
+
+
+def q8_check(out_dir, n_prompts=3):
+    """How much Q8 activation quantization moves SmolLM2's logits, and how chaotic it is: f32
+    activations vs two Q8 emulations that differ only in rounding details."""
+    m = Model(lc.SMOL)
+    print("| prompt | Q8 (ties even) vs f32 | Q8 ties even vs Q8 half away | mean of the latter |")
+    print("|---|---|---|---|")
+    for line in list(open(os.path.join(out_dir, "ref_smollm2_prompts.jsonl")))[:n_prompts]:
+        r = json.loads(line)
+        t = r["ref_tokens"]
+        out = []
+        for aq in (None, q8_blocks(True), q8_blocks(False)):
+            m.aq = aq
+            out.append(m.forward(t, m.new_cache()))
+        m.aq = None
+        a, b = np.abs(out[1] - out[0]), np.abs(out[1] - out[2])
+        print("| %s | %.3f | %.3f | %.3f |" % (r["id"], a.max(), b.max(), b.mean()))
 
 
 def f32_check(out_dir):

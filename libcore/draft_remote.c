@@ -1,0 +1,258 @@
+// draft_remote.c: the drafter as its own process: the back channel between hass-verify (client)
+// and hass-draft (server) over a Unix socket. Frames: u32 magic "HSDC", u32 type, u32 payload
+// length, payload, u32 crc32 (zlib) of the payload; little-endian (the hosts are the same
+// machine); lengths are checked against limits before anything is allocated.
+//   RESET (1): empty                      -> no reply
+//   PUSH  (2): i32 m, i32 C, f32 feats[m*C], i32 tokens[m] -> no reply
+//   TREE  (3): i32 root, total, depth, topk -> TREE_OK (4): i32 n, i32 tok[n], i32 parent[n]
+//                                            or ERR (5): message bytes
+// The client is a hass_drafter, so the decode loop is the same as in-process; every read has a
+// timeout, and a dead peer makes every later call fail at once (never a hang).
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "draft_remote.h"
+
+#define MAGIC 0x43445348u // "HSDC"
+#define MAX_PAYLOAD (64u << 20)
+
+enum { F_RESET = 1, F_PUSH = 2, F_TREE = 3, F_TREE_OK = 4, F_ERR = 5 };
+
+// Write all bytes (EINTR-safe, no SIGPIPE).
+static hass_err write_all(int fd, const void *p, size_t n) {
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return hass_seterr(HASS_EIO, "draft channel: write failed: %s", strerror(errno));
+        b += k;
+        n -= (size_t)k;
+    }
+    return HASS_OK;
+}
+
+// Read exactly n bytes, waiting at most timeout_ms for each chunk (< 0: forever).
+static hass_err read_all(int fd, void *p, size_t n, int timeout_ms) {
+    uint8_t *b = p;
+    while (n) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int r = poll(&pf, 1, timeout_ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return hass_seterr(HASS_EIO, "draft channel: no answer within %d ms", timeout_ms);
+        if (r < 0) return hass_seterr(HASS_EIO, "draft channel: %s", strerror(errno));
+        ssize_t k = read(fd, b, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k == 0) return hass_seterr(HASS_EIO, "draft channel: the other side closed the connection");
+        if (k < 0) return hass_seterr(HASS_EIO, "draft channel: read failed: %s", strerror(errno));
+        b += k;
+        n -= (size_t)k;
+    }
+    return HASS_OK;
+}
+
+// Send one frame of up to three payload parts.
+static hass_err send_frame(int fd, uint32_t type, const void *a, size_t na, const void *b,
+                           size_t nb, const void *c, size_t nc) {
+    uint32_t hdr[3] = {MAGIC, type, (uint32_t)(na + nb + nc)};
+    uLong crc = crc32(0L, Z_NULL, 0);
+    if (na) crc = crc32(crc, a, (uInt)na);
+    if (nb) crc = crc32(crc, b, (uInt)nb);
+    if (nc) crc = crc32(crc, c, (uInt)nc);
+    uint32_t cr = (uint32_t)crc;
+    hass_err e;
+    if ((e = write_all(fd, hdr, sizeof hdr))) return e;
+    if (na && (e = write_all(fd, a, na))) return e;
+    if (nb && (e = write_all(fd, b, nb))) return e;
+    if (nc && (e = write_all(fd, c, nc))) return e;
+    return write_all(fd, &cr, 4);
+}
+
+// Receive one frame into *buf (grown as needed). HASS_EFORMAT on a bad magic, size or CRC.
+static hass_err recv_frame(int fd, uint32_t *type, uint8_t **buf, size_t *cap, uint32_t *len,
+                           int timeout_ms) {
+    uint32_t hdr[3];
+    hass_err e = read_all(fd, hdr, sizeof hdr, timeout_ms);
+    if (e) return e;
+    if (hdr[0] != MAGIC) return hass_seterr(HASS_EFORMAT, "draft channel: bad frame magic %08x", hdr[0]);
+    if (hdr[2] > MAX_PAYLOAD)
+        return hass_seterr(HASS_EFORMAT, "draft channel: frame of %u bytes is over the limit", hdr[2]);
+    if (hdr[2] + 1 > *cap) {
+        uint8_t *p = realloc(*buf, hdr[2] + 1);
+        if (!p) return hass_seterr(HASS_ENOMEM, "draft channel: out of memory");
+        *buf = p;
+        *cap = hdr[2] + 1;
+    }
+    uint32_t cr;
+    if ((e = read_all(fd, *buf, hdr[2], timeout_ms)) || (e = read_all(fd, &cr, 4, timeout_ms))) return e;
+    if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), *buf, hdr[2]) != cr)
+        return hass_seterr(HASS_EFORMAT, "draft channel: CRC mismatch");
+    *type = hdr[1];
+    *len = hdr[2];
+    return HASS_OK;
+}
+
+// ----------------------------------------------------------------------------
+// client
+
+struct hass_remote {
+    int fd;
+    int dead;          // a call failed: every later call fails at once
+    int timeout_ms;
+    int n_embd;        // C of the feature rows
+    uint8_t *buf;
+    size_t cap;
+};
+
+// Mark dead on failure.
+static hass_err chk(hass_remote *r, hass_err e) {
+    if (e) r->dead = 1;
+    return e;
+}
+
+// RESET.
+static hass_err rem_reset(void *ctx) {
+    hass_remote *r = ctx;
+    if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
+    return chk(r, send_frame(r->fd, F_RESET, NULL, 0, NULL, 0, NULL, 0));
+}
+
+// PUSH.
+static hass_err rem_push(void *ctx, const float *f, const int32_t *t, int m) {
+    hass_remote *r = ctx;
+    if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
+    return chk(r, send_frame(r->fd, F_PUSH, &m, 4, f, sizeof(float) * (size_t)m * r->n_embd, t,
+                             sizeof(int32_t) * (size_t)m));
+}
+
+// TREE: ask and load the answer.
+static hass_err rem_tree(void *ctx, int32_t root, hass_tree *t) {
+    hass_remote *r = ctx;
+    if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
+    int32_t q[4] = {root, t->cfg.n_total, t->cfg.levels, t->cfg.top_k};
+    hass_err e = send_frame(r->fd, F_TREE, q, sizeof q, NULL, 0, NULL, 0);
+    uint32_t type = 0, len = 0;
+    if (!e) e = recv_frame(r->fd, &type, &r->buf, &r->cap, &len, r->timeout_ms);
+    if (e) return chk(r, e);
+    if (type == F_ERR) {
+        r->buf[len] = 0;
+        return chk(r, hass_seterr(HASS_EIO, "drafter: %s", (char *)r->buf));
+    }
+    int32_t n;
+    if (type != F_TREE_OK || len < 4 || (memcpy(&n, r->buf, 4), n < 1) || n > t->cfg.n_total ||
+        len != 4 + 8 * (uint32_t)n)
+        return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: bad tree frame (type %u, %u bytes)", type, len));
+    int32_t *tok = (int32_t *)(r->buf + 4), *par = tok + n;
+    if (tok[0] != root)
+        return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: tree root %d, asked for %d", tok[0], root));
+    return chk(r, hass_tree_set(t, n, tok, par));
+}
+
+// Connect to a drafter's socket.
+hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, hass_err *err) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof a.sun_path) {
+        if (err) *err = hass_seterr(HASS_EINVAL, "draft channel: socket path too long: %s", path);
+        return NULL;
+    }
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (err) *err = hass_seterr(HASS_EIO, "draft channel: cannot connect to %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    hass_remote *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(fd);
+        if (err) *err = hass_seterr(HASS_ENOMEM, "draft channel: out of memory");
+        return NULL;
+    }
+    r->fd = fd;
+    r->timeout_ms = timeout_ms;
+    r->n_embd = n_embd;
+    return r;
+}
+
+// The drafter interface over a connection.
+hass_drafter hass_remote_drafter(hass_remote *r) {
+    hass_drafter d = {r, rem_reset, rem_push, rem_tree};
+    return d;
+}
+
+// Whether a call has failed.
+int hass_remote_dead(const hass_remote *r) { return r->dead; }
+
+// Close and free.
+void hass_remote_free(hass_remote *r) {
+    if (!r) return;
+    close(r->fd);
+    free(r->buf);
+    free(r);
+}
+
+// ----------------------------------------------------------------------------
+// server
+
+// Serve one connection with drafter d until the peer closes it (HASS_OK) or a frame is bad.
+hass_err hass_remote_serve(int fd, hass_draft *d, const hass_tree_cfg *max) {
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    hass_tree *t = NULL;
+    hass_err e = HASS_OK;
+    int C = hass_draft_n_embd(d);
+    for (;;) {
+        uint32_t type, len;
+        e = recv_frame(fd, &type, &buf, &cap, &len, -1);
+        if (e) {
+            if (strstr(hass_errmsg(), "closed the connection")) e = HASS_OK;
+            break;
+        }
+        if (type == F_RESET) {
+            hass_draft_reset(d);
+        } else if (type == F_PUSH) {
+            int32_t m;
+            if (len < 4 || (memcpy(&m, buf, 4), m < 0) || len != 4 + (uint32_t)m * (4u * C + 4u)) {
+                e = hass_seterr(HASS_EFORMAT, "draft channel: bad push frame");
+                break;
+            }
+            e = hass_draft_push(d, (const float *)(buf + 4), (const int32_t *)(buf + 4 + (size_t)m * C * 4), m);
+            if (e) break;
+        } else if (type == F_TREE && len == 16) {
+            int32_t q[4];
+            memcpy(q, buf, 16);
+            hass_tree_cfg c = {q[1], q[2], q[3]};
+            if (c.n_total > max->n_total || c.levels > max->levels || c.top_k > max->top_k ||
+                hass_tree_cfg_check(&c)) {
+                e = hass_seterr(HASS_EINVAL, "tree (%d, %d, %d) beyond this drafter's (%d, %d, %d)",
+                                c.n_total, c.levels, c.top_k, max->n_total, max->levels, max->top_k);
+            } else {
+                if (!t || t->cfg.n_total != c.n_total || t->cfg.levels != c.levels || t->cfg.top_k != c.top_k) {
+                    hass_tree_free(t);
+                    t = hass_tree_new(&c, &e);
+                }
+                if (t) e = hass_draft_tree(d, q[0], t);
+            }
+            if (e) {
+                const char *msg = hass_errmsg();
+                if ((e = send_frame(fd, F_ERR, msg, strlen(msg), NULL, 0, NULL, 0))) break;
+                continue;
+            }
+            int32_t n = t->n;
+            if ((e = send_frame(fd, F_TREE_OK, &n, 4, t->tok, 4 * (size_t)n, t->parent, 4 * (size_t)n))) break;
+        } else {
+            e = hass_seterr(HASS_EFORMAT, "draft channel: unknown frame type %u", type);
+            break;
+        }
+    }
+    hass_tree_free(t);
+    free(buf);
+    return e;
+}

@@ -1,0 +1,436 @@
+// spec.c: speculative decode loop: prefill, draft tree, one target tree pass, acceptance, KV
+// compaction, feature feedback; plus the --tree auto budget from a measured cost profile.
+#include "spec.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_AUTO_MAX 64    // candidate budgets for --tree auto
+#define AUTO_EVERY 4     // re-choose every this many cycles
+#define AUTO_EXPLORE 16  // run the largest tree every this many cycles (keeps statistics fresh)
+#define N_CURVE 8        // verify-cost curve points
+
+struct hass_spec {
+    hass_model *m;        // borrowed
+    hass_kv *kv;          // owned
+    hass_drafter dr;      // drafter (valid when has_dr)
+    int has_dr;
+    hass_spec_cfg cfg;
+    int n_ctx, V, C;
+    hass_tree *t_max;     // tree for the fixed/largest configuration
+    hass_tree *t_cur;     // tree for the current auto configuration (may equal t_max)
+    hass_tree *t_root;    // a one-node tree (plain decoding step)
+    hass_tree_cfg cur;    // current budget
+    float *logits;        // (max(n_total, 1), V)
+    float *feats;         // (max(n_ctx, n_total), C)
+    float *gath;          // (levels + 1, C) features of the accepted path
+    float *probs;         // (V)
+    int32_t *nxt;         // (n_ctx) next tokens for the drafter
+    int32_t *pos;         // (n_total) positions of tree nodes
+    hass_rng rng;
+    hass_spec_cycle *cycles;
+    int cap_cycles;
+    // --tree auto state
+    int curve_n;
+    int curve_tok[N_CURVE];
+    double curve_ms[N_CURVE];
+    double lm_row_ms;     // draft cost per LM-head row (measured, then tracked)
+    double reach[HASS_TREE_MAX_LEVELS + 1];                         // cycles that reached depth d-1 with depth d drafted
+    double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // accepted at depth d with sibling rank r
+    int n_cand;
+    hass_tree_cfg cand[N_AUTO_MAX];
+    int cycle_no;         // cycles since hass_spec_new (for exploration)
+};
+
+// Vtable glue of the in-process drafter.
+static hass_err local_reset(void *ctx) { hass_draft_reset(ctx); return HASS_OK; }
+static hass_err local_push(void *ctx, const float *f, const int32_t *t, int m) {
+    return hass_draft_push(ctx, f, t, m);
+}
+static hass_err local_tree(void *ctx, int32_t root, hass_tree *t) { return hass_draft_tree(ctx, root, t); }
+
+// The in-process drafter.
+hass_drafter hass_drafter_local(hass_draft *d) {
+    hass_drafter x = {d, local_reset, local_push, local_tree};
+    return x;
+}
+
+// Free a decoder.
+void hass_spec_free(hass_spec *s) {
+    if (!s) return;
+    hass_kv_free(s->kv);
+    if (s->t_cur != s->t_max) hass_tree_free(s->t_cur);
+    hass_tree_free(s->t_max);
+    hass_tree_free(s->t_root);
+    free(s->logits); free(s->feats); free(s->gath); free(s->probs); free(s->nxt); free(s->pos);
+    free(s->cycles);
+    free(s);
+}
+
+// Median of three numbers.
+static double med3(double a, double b, double c) {
+    if (a > b) { double t = a; a = b; b = t; }
+    if (b > c) b = c;
+    return a > b ? a : b;
+}
+
+// Verify cost of a block of n tokens, interpolated on the measured curve (linear between points).
+static double verify_cost(const hass_spec *s, int n) {
+    if (s->curve_n == 0) return n;
+    for (int i = 0; i < s->curve_n; i++) {
+        if (n <= s->curve_tok[i]) {
+            if (i == 0) return s->curve_ms[0];
+            double f = (double)(n - s->curve_tok[i - 1]) / (s->curve_tok[i] - s->curve_tok[i - 1]);
+            return s->curve_ms[i - 1] + f * (s->curve_ms[i] - s->curve_ms[i - 1]);
+        }
+    }
+    int l = s->curve_n - 1;
+    return s->curve_ms[l] * n / s->curve_tok[l];
+}
+
+// Time target forwards of 1, 2, 4, ... tokens after a short context, and the LM head per row.
+static hass_err measure_curve(hass_spec *s) {
+    enum { CTX = 32 };
+    int nmax = s->cfg.tree.n_total;
+    if (CTX + nmax + 1 > s->n_ctx) return HASS_OK; // context too small to measure: no curve
+    int32_t *tok = malloc(sizeof(int32_t) * (CTX + nmax));
+    if (!tok) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
+    for (int i = 0; i < CTX + nmax; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V);
+    hass_kv_truncate(s->kv, 0);
+    hass_err e = hass_forward(s->m, s->kv, tok, NULL, CTX, NULL, NULL, NULL);
+    if (e) { free(tok); return e; }
+    s->curve_n = 0;
+    for (int n = 1; s->curve_n < N_CURVE; n *= 2) {
+        if (n > nmax) n = nmax;
+        double t[3];
+        for (int r = 0; r < 3; r++) {
+            double t0 = hass_now();
+            e = hass_forward(s->m, s->kv, tok + CTX, NULL, n, NULL, s->logits, NULL);
+            t[r] = (hass_now() - t0) * 1e3;
+            hass_kv_truncate(s->kv, CTX);
+            if (e) { free(tok); return e; }
+        }
+        s->curve_tok[s->curve_n] = n;
+        s->curve_ms[s->curve_n++] = med3(t[0], t[1], t[2]);
+        if (n == nmax) break;
+    }
+    free(tok);
+    double t[3];
+    int k = s->cfg.tree.top_k;
+    for (int r = 0; r < 3; r++) {
+        double t0 = hass_now();
+        e = hass_model_lm_head(s->m, s->feats, k, s->logits);
+        t[r] = (hass_now() - t0) * 1e3 / k;
+        if (e) return e;
+    }
+    s->lm_row_ms = med3(t[0], t[1], t[2]) * 1.3; // + the draft layer and top-k
+    hass_kv_truncate(s->kv, 0);
+    return HASS_OK;
+}
+
+// Candidate budgets for --tree auto (plain decoding first).
+static void make_candidates(hass_spec *s) {
+    const hass_tree_cfg *mx = &s->cfg.tree;
+    static const int ks[] = {1, 2, 3, 4, 6, 8, 10, 16};
+    s->n_cand = 0;
+    s->cand[s->n_cand++] = (hass_tree_cfg){1, 1, 1};
+    for (int L = 1; L <= mx->levels; L++) {
+        for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+            int K = ks[i];
+            if (K > mx->top_k || s->n_cand >= N_AUTO_MAX) continue;
+            int N = 1 + K + (L - 1) * K;
+            if (N > mx->n_total) N = mx->n_total;
+            if (N < L + 1) continue;
+            s->cand[s->n_cand++] = (hass_tree_cfg){N, L, K};
+        }
+    }
+}
+
+// Estimated acceptance rate at depth d with K siblings drafted (Beta(1,1) prior; deeper levels
+// without data borrow the level above).
+static double accept_rate(const hass_spec *s, int d, int K) {
+    double r_prev = 0.5;
+    double r = 0.5;
+    for (int j = 1; j <= d; j++) {
+        double h = 0.0;
+        for (int k = 0; k < K && k < HASS_TREE_MAX_TOPK; k++) h += s->hit[j][k];
+        double n = s->reach[j];
+        r = n > 0 ? (h + r_prev) / (n + 1.0) : r_prev;
+        r_prev = r;
+    }
+    return r;
+}
+
+// Choose the budget with the best expected tokens per millisecond.
+static void choose_tree(hass_spec *s) {
+    double best = -1.0;
+    hass_tree_cfg pick = s->cand[0];
+    for (int i = 0; i < s->n_cand; i++) {
+        const hass_tree_cfg *c = &s->cand[i];
+        double e_acc = 0.0, prod = 1.0;
+        if (c->n_total > 1)
+            for (int d = 1; d <= c->levels; d++) {
+                prod *= accept_rate(s, d, c->top_k);
+                e_acc += prod;
+            }
+        double draft = c->n_total > 1 ? s->lm_row_ms * (1 + (c->levels - 1) * c->top_k) : 0.0;
+        double rate = (e_acc + 1.0) / (draft + verify_cost(s, c->n_total));
+        if (rate > best * (1.0 + 1e-9)) {
+            best = rate;
+            pick = *c;
+        }
+    }
+    if (pick.n_total != s->cur.n_total || pick.levels != s->cur.levels || pick.top_k != s->cur.top_k)
+        HASS_INFO("tree auto: total %d depth %d top-k %d (expected %.1f tokens/s)", pick.n_total,
+                  pick.levels, pick.top_k, best * 1e3);
+    s->cur = pick;
+}
+
+// A decoder (see spec.h).
+hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_cfg *cfg,
+                         hass_err *err) {
+    hass_err e = hass_tree_cfg_check(&cfg->tree);
+    if (e) { if (err) *err = e; return NULL; }
+    hass_spec *s = calloc(1, sizeof(*s));
+    if (!s) { if (err) *err = hass_seterr(HASS_ENOMEM, "spec: out of memory"); return NULL; }
+    const hass_model_cfg *mc = hass_model_config(m);
+    s->m = m;
+    s->cfg = *cfg;
+    s->V = mc->n_vocab;
+    s->C = mc->n_embd;
+    if (dr) { s->dr = *dr; s->has_dr = 1; }
+    s->kv = hass_kv_new(m, cfg->n_ctx, &e);
+    if (!s->kv) goto fail;
+    s->n_ctx = hass_kv_capacity(s->kv);
+    int N = cfg->tree.n_total;
+    hass_tree_cfg one = {1, 1, 1};
+    s->t_max = hass_tree_new(&cfg->tree, &e);
+    s->t_root = hass_tree_new(&one, &e);
+    if (!s->t_max || !s->t_root) goto fail;
+    s->t_cur = s->t_max;
+    s->cur = cfg->tree;
+    int nf = s->n_ctx > N ? s->n_ctx : N;
+    s->logits = malloc(sizeof(float) * (size_t)(N > 64 ? N : 64) * s->V);
+    s->feats = calloc((size_t)nf, sizeof(float) * s->C);
+    s->gath = malloc(sizeof(float) * (size_t)(cfg->tree.levels + 1) * s->C);
+    s->probs = malloc(sizeof(float) * s->V);
+    s->nxt = malloc(sizeof(int32_t) * (size_t)s->n_ctx);
+    s->pos = malloc(sizeof(int32_t) * N);
+    if (!s->logits || !s->feats || !s->gath || !s->probs || !s->nxt || !s->pos) {
+        e = hass_seterr(HASS_ENOMEM, "spec: out of memory");
+        goto fail;
+    }
+    if ((e = hass_kv_reserve(s->kv, N > 64 ? N : 64))) goto fail;
+    if (cfg->tree_auto && s->has_dr) {
+        if ((e = measure_curve(s))) goto fail;
+        make_candidates(s);
+        if (s->curve_n)
+            for (int i = 0; i < s->curve_n; i++)
+                HASS_INFO("tree auto: verify %d tokens %.2f ms", s->curve_tok[i], s->curve_ms[i]);
+    }
+    return s;
+fail:
+    hass_spec_free(s);
+    if (err) *err = e;
+    return NULL;
+}
+
+// Sampler of later calls.
+void hass_spec_set_sampler(hass_spec *s, const hass_sampler *smp) { s->cfg.sampler = *smp; }
+
+// Seed of later calls.
+void hass_spec_set_seed(hass_spec *s, uint64_t seed) { s->cfg.seed = seed; }
+
+// Current budget.
+hass_tree_cfg hass_spec_current_tree(const hass_spec *s) { return s->cur; }
+
+// Measured curve.
+int hass_spec_cost_curve(const hass_spec *s, const int **n_tok, const double **ms) {
+    *n_tok = s->curve_tok;
+    *ms = s->curve_ms;
+    return s->curve_n;
+}
+
+// Whether tok is a stop token.
+static int is_stop(int32_t tok, const int32_t *stop, int n_stop) {
+    for (int i = 0; i < n_stop; i++)
+        if (stop[i] == tok) return 1;
+    return 0;
+}
+
+// Record acceptance statistics of one cycle for --tree auto.
+static void record_accept(hass_spec *s, const hass_tree *t, const hass_accept_result *r) {
+    for (int d = 1; d <= t->max_depth && d <= HASS_TREE_MAX_LEVELS; d++) {
+        if (r->n_acc < d - 1) break;
+        // was any node drafted below the path node at depth d-1?
+        int u = r->path[d - 1];
+        if (t->first_child[u] < 0) break;
+        s->reach[d] += 1.0;
+        if (r->n_acc >= d) {
+            int rank = 0;
+            for (int c = t->first_child[u]; c >= 0 && c != r->path[d]; c = t->next_sibling[c]) rank++;
+            if (rank < HASS_TREE_MAX_TOPK) s->hit[d][rank] += 1.0;
+        }
+    }
+}
+
+// Make sure a tree object for the current budget exists.
+static hass_err cur_tree(hass_spec *s, hass_tree **out) {
+    const hass_tree_cfg *c = &s->cur;
+    if (c->n_total <= 1) { *out = s->t_root; return HASS_OK; }
+    hass_tree *t = s->t_cur;
+    if (t->cfg.n_total != c->n_total || t->cfg.levels != c->levels || t->cfg.top_k != c->top_k) {
+        if (t != s->t_max) hass_tree_free(t);
+        const hass_tree_cfg *mc = &s->cfg.tree;
+        if (mc->n_total == c->n_total && mc->levels == c->levels && mc->top_k == c->top_k) t = s->t_max;
+        else {
+            hass_err e;
+            t = hass_tree_new(c, &e);
+            if (!t) { s->t_cur = s->t_max; return e; }
+        }
+        s->t_cur = t;
+    }
+    *out = t;
+    return HASS_OK;
+}
+
+// The decode loop (see spec.h).
+int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int max_new,
+                       const int32_t *stop_ids, int n_stop, int32_t *out, hass_spec_stats *st,
+                       hass_spec_emit emit, void *ud) {
+    hass_err e;
+    int V = s->V, C = s->C, n_out = 0, n_cyc = 0;
+    double t_start = hass_now();
+    if (n_prompt < 1) return hass_seterr(HASS_EINVAL, "spec: empty prompt");
+    if (n_prompt + 1 > s->n_ctx)
+        return hass_seterr(HASS_ERANGE, "spec: prompt of %d tokens does not fit the context of %d",
+                           n_prompt, s->n_ctx);
+    if (max_new <= 0) return 0;
+    hass_kv_truncate(s->kv, 0);
+    hass_rng_seed(&s->rng, s->cfg.seed);
+    if (s->has_dr && (e = s->dr.reset(s->dr.ctx))) return e;
+    int last = n_prompt - 1;
+    e = hass_forward_rows(s->m, s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits, s->feats);
+    if (e) return e;
+    int32_t root = hass_sample_token(&s->cfg.sampler, s->logits, V, &s->rng, s->probs);
+    double prefill_ms = (hass_now() - t_start) * 1e3;
+    out[n_out++] = root;
+    int stop = is_stop(root, stop_ids, n_stop) || n_out >= max_new;
+    if (emit && emit(ud, &root, 1, NULL)) stop = 1;
+    if (!stop && s->has_dr) {
+        for (int i = 0; i < n_prompt - 1; i++) s->nxt[i] = prompt[i + 1];
+        s->nxt[n_prompt - 1] = root;
+        if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
+    }
+    while (!stop) {
+        int L0 = hass_kv_len(s->kv);
+        if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
+        if (s->cfg.tree_auto && s->has_dr && s->curve_n) {
+            if (s->cycle_no % AUTO_EXPLORE == 0 || s->cycle_no < 2) s->cur = s->cfg.tree;
+            else if (s->cycle_no % AUTO_EVERY == 0 || s->cycle_no % AUTO_EXPLORE == 1) choose_tree(s);
+        } else if (!s->has_dr) {
+            s->cur = (hass_tree_cfg){1, 1, 1};
+        }
+        s->cycle_no++;
+        hass_tree *t = NULL;
+        if ((e = cur_tree(s, &t))) return e;
+        double t0 = hass_now();
+        if (t->cfg.n_total > 1 && L0 + t->cfg.n_total > s->n_ctx) t = s->t_root;
+        if (t == s->t_root) {
+            int32_t par = -1;
+            hass_tree_set(t, 1, &root, &par);
+        } else if ((e = s->dr.tree(s->dr.ctx, root, t))) {
+            return e;
+        }
+        double t1 = hass_now();
+        for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
+        e = hass_forward(s->m, s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
+        if (e) return e;
+        hass_accept_result r;
+        hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
+        if ((e = hass_kv_commit(s->kv, r.path, r.n_acc + 1))) return e;
+        if (s->cfg.tree_auto && t != s->t_root) record_accept(s, t, &r);
+        double t2 = hass_now();
+        // trim at a stop token and at max_new
+        int n_new = 0;
+        for (int j = 0; j < r.n_tokens && n_out + n_new < max_new; j++) {
+            n_new++;
+            if (is_stop(r.tokens[j], stop_ids, n_stop)) { stop = 1; break; }
+        }
+        if (n_out + n_new >= max_new) stop = 1;
+        memcpy(out + n_out, r.tokens, sizeof(int32_t) * (size_t)n_new);
+        n_out += n_new;
+        if (n_cyc >= s->cap_cycles) {
+            int nc = s->cap_cycles ? 2 * s->cap_cycles : 64;
+            hass_spec_cycle *p = realloc(s->cycles, sizeof(*p) * (size_t)nc);
+            if (!p) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
+            s->cycles = p;
+            s->cap_cycles = nc;
+        }
+        hass_spec_cycle *cy = &s->cycles[n_cyc++];
+        cy->n_acc = r.n_acc;
+        cy->tree_n = t->n;
+        cy->tree_depth = t->max_depth;
+        cy->cfg_total = t->cfg.n_total;
+        cy->cfg_levels = t->cfg.levels;
+        cy->cfg_top_k = t->cfg.top_k;
+        cy->draft_ms = (t1 - t0) * 1e3;
+        cy->verify_ms = (t2 - t1) * 1e3;
+        if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
+            double rows = 1 + (t->cfg.levels - 1) * t->cfg.top_k;
+            s->lm_row_ms = 0.8 * s->lm_row_ms + 0.2 * cy->draft_ms / rows;
+        }
+        if (emit && n_new && emit(ud, out + n_out - n_new, n_new, cy)) stop = 1;
+        if (stop) break;
+        if (s->has_dr) {
+            for (int j = 0; j <= r.n_acc; j++)
+                memcpy(s->gath + (size_t)j * C, s->feats + (size_t)r.path[j] * C, sizeof(float) * C);
+            if ((e = s->dr.push(s->dr.ctx, s->gath, r.tokens, r.n_tokens))) return e;
+        }
+        root = r.bonus;
+    }
+    if (st) {
+        st->n_gen = n_out;
+        st->n_cycles = n_cyc;
+        st->prefill_ms = prefill_ms;
+        st->total_ms = (hass_now() - t_start) * 1e3;
+        st->cycles = s->cycles;
+    }
+    return n_out;
+}
+
+// Per-cycle and per-request metrics as JSONL (see spec.h).
+hass_err hass_spec_metrics_write(FILE *f, const void *id_json, const hass_spec_stats *st) {
+    json_t *id = (json_t *)id_json;
+    for (int i = 0; i < st->n_cycles; i++) {
+        const hass_spec_cycle *c = &st->cycles[i];
+        json_t *o = json_object();
+        if (id) json_object_set(o, "id", id);
+        json_object_set_new(o, "type", json_string("cycle"));
+        json_object_set_new(o, "accepted", json_integer(c->n_acc));
+        json_object_set_new(o, "tree", json_integer(c->tree_n));
+        json_object_set_new(o, "depth", json_integer(c->tree_depth));
+        json_object_set_new(o, "budget", json_pack("[iii]", c->cfg_total, c->cfg_levels, c->cfg_top_k));
+        json_object_set_new(o, "draft_ms", json_real(round(c->draft_ms * 1e3) / 1e3));
+        json_object_set_new(o, "verify_ms", json_real(round(c->verify_ms * 1e3) / 1e3));
+        char *line = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        int bad = !line || fprintf(f, "%s\n", line) < 0;
+        free(line);
+        if (bad) return hass_seterr(HASS_EIO, "metrics: write failed");
+    }
+    json_t *o = json_object();
+    if (id) json_object_set(o, "id", id);
+    json_object_set_new(o, "type", json_string("request"));
+    json_object_set_new(o, "generated", json_integer(st->n_gen));
+    json_object_set_new(o, "cycles", json_integer(st->n_cycles));
+    json_object_set_new(o, "prefill_ms", json_real(round(st->prefill_ms * 1e3) / 1e3));
+    json_object_set_new(o, "total_ms", json_real(round(st->total_ms * 1e3) / 1e3));
+    char *line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    int bad = !line || fprintf(f, "%s\n", line) < 0 || fflush(f) != 0;
+    free(line);
+    return bad ? hass_seterr(HASS_EIO, "metrics: write failed") : HASS_OK;
+}

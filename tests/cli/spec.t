@@ -1,0 +1,76 @@
+# spec.t: speculative decoding from the command line: random heads, losslessness against plain
+# decoding, seeds, metrics and hass-stats, and bad input (a head for another target, a head with
+# wrong shapes, bad tree flags, bad metrics).
+
+# name: greedy speculative output equals plain decoding (random head, several prompts)
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 5 && printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300,301,302]}\n{"id":3,"tokens":[1]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 40 --threads 1 $TMP/p.jsonl | jq -c '[.id,.generated]' > $TMP/ar && hass-verify -m $M -n 40 --threads 1 --draft $TMP/h --tree-total 12 --tree-depth 3 --tree-topk 3 $TMP/p.jsonl | jq -c '[.id,.generated]' | cmp - $TMP/ar && wc -l < $TMP/ar
+> 3
+
+# name: --tree auto is lossless too and writes metrics that hass-stats reads
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 $TMP/p.jsonl --metrics $TMP/ar.jsonl | jq -c .generated > $TMP/a && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree auto --tree-total 20 --metrics $TMP/m.jsonl $TMP/p.jsonl | jq -c .generated | cmp - $TMP/a && hass-stats --ar $TMP/ar.jsonl --json $TMP/m.jsonl | jq -c '[.requests, .generated, (.tau >= 1), (.speedup > 0)]'
+> [1,30,true,true]
+
+# name: at T > 0 the same seed gives the same speculative output
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && for s in 4 4; do echo '{"id":1,"tokens":[1,403]}' | hass-verify -m $M -n 16 -t 1.2 --top-p 0.9 -s $s --threads 1 --draft $TMP/h --tree-total 8 --tree-depth 3 --tree-topk 2 | jq -c .generated; done | uniq | wc -l
+> 1
+
+# name: a head made for another target is refused (exit 3, names both)
+$ hass-draft -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --init-random $TMP/h && echo '{"id":1,"tokens":[1]}' | hass-verify -m $HASS_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf --draft $TMP/h
+! head is for hidden size 64 and vocabulary 512, the target has 8 and 32000
+= 3
+
+# name: a head with wrong shapes is refused with the tensor's name (exit 3)
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && sed -i 's/"intermediate_size": 172/"intermediate_size": 100/' $TMP/h/config.json && echo '{"id":1,"tokens":[1]}' | hass-verify -m $M --draft $TMP/h
+! gate_proj.weight' has shape \[172, 64\], expected \[100, 64\]
+= 3
+
+# name: a missing head folder is a runtime error
+$ echo '{"id":1,"tokens":[1]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --draft $TMP/nonexistent
+! nonexistent
+= 1
+
+# name: bad tree flags are usage errors
+$ hass-verify -m x --draft y --tree sometimes
+! --tree: 'auto' or 'fixed'
+= 2
+
+# name: tree total out of range is a usage error
+$ hass-verify -m x --draft y --tree-total 0
+! --tree-total
+= 2
+
+# name: hass-draft needs something to do
+$ hass-draft -m x
+! nothing to do
+= 2
+
+# name: hass-stats reports a malformed record and a file without requests
+$ printf '{"type":"cycle"}\n' | hass-stats
+! "accepted"
+= 3
+
+# name: two processes (hass-draft | hass-verify, back channel) give the in-process output, T = 0
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300,301,302]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree-total 12 --tree-depth 3 --tree-topk 3 $TMP/p.jsonl > $TMP/one && hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | hass-verify -m $M -n 30 --threads 1 --tree-total 12 --tree-depth 3 --tree-topk 3 | jq -c 'del(.timing)' > $TMP/two && jq -c 'del(.timing)' $TMP/one | cmp - $TMP/two && wc -l < $TMP/two
+> 2
+
+# name: two processes at T > 0 with the same seed give the in-process output
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && printf '{"id":1,"tokens":[1,403]}\n{"id":2,"tokens":[1,300]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 24 -t 1.1 --top-k 50 -s 9 --threads 1 --draft $TMP/h --tree-total 8 --tree-depth 2 --tree-topk 3 $TMP/p.jsonl | jq -c .generated > $TMP/one && hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | hass-verify -m $M -n 24 -t 1.1 --top-k 50 -s 9 --threads 1 --tree-total 8 --tree-depth 2 --tree-topk 3 | jq -c .generated | cmp - $TMP/one && echo same
+> same
+
+# name: a drafter for another target is refused in two-process mode (error record, exit 3)
+$ set -o pipefail; hass-draft -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf --init-random $TMP/h && echo '{"id":1,"tokens":[1]}' | hass-draft -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -d $TMP/h | hass-verify -m $HASS_DATA/models/llama-2-tiny-random/llama-2-tiny-random.gguf -n 2 | jq -c '[.type, .id, (.error != null)]'
+> ["draft_channel",null,true]
+> [null,1,false]
+! draft channel: the drafter runs target
+= 3
+
+# name: a missing back channel is an error record; the records are still decoded plainly
+$ set -o pipefail; printf '{"type":"draft_channel","proto":1,"socket":"/nonexistent/sock","target_fp":"67ad6f42","tokenizer_fp":"457d0f7d"}\n{"id":1,"tokens":[1,403,407,261,378]}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 4 | jq -c '[.id, .generated, (.error != null)]'
+> [null,null,true]
+> [1,[432,383,286,261],false]
+! cannot connect to /nonexistent/sock
+= 1
+
+# name: a drafter killed mid-run: the records finish by plain decoding, same tokens, no hang
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && for i in 1 2 3 4 5 6; do echo "{\"id\":$i,\"tokens\":[1,403,407]}"; done > $TMP/p.jsonl && hass-verify -m $M -n 60 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/ar && (hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl & echo $! > $TMP/pid; wait) | hass-verify -m $M -n 60 --threads 1 --tree-total 60 | (read -r first; kill -9 $(cat $TMP/pid); echo "$first"; cat) > $TMP/kout; jq -c .generated $TMP/kout | cmp - $TMP/ar; jq -r '.draft // "ok"' $TMP/kout | sort -u | tr '\n' ' '
+~ ^(lost ok |ok )$

@@ -1,0 +1,365 @@
+// test_spec.c: speculative decoding is lossless.
+//  - T = 0: for stories260K (and SmolLM2 when models/ has it) with random heads and several tree
+//    budgets, every prompt's speculative output equals plain greedy decoding through the same
+//    engine token for token; a failure names the first differing position.
+//  - T > 0: with fixed seeds, the tokens generated after the root follow the target's exact
+//    processed distribution (chi-square), with an oracle drafter that proposes the target's own
+//    top-K (so deep acceptance, rejections and leaf bonuses all happen) and with a random head;
+//    the same test fails when the residual renormalisation or the bonus processor is broken.
+//  - AR through the loop (no drafter) equals plain sampling at T > 0 too; --tree auto stays
+//    lossless; a drafter that fails mid-run gives an error, never a hang.
+#include "chi2.h"
+#include "spec.h"
+#include "unit.h"
+
+static int32_t PROMPTS[4][6] = {{1, 403, 407, 261, 378, 432}, {1, 300}, {1}, {1, 260, 270, 280, 290, 300}};
+static int PROMPT_N[4] = {6, 2, 1, 6};
+
+// Compare spec output with plain greedy; returns the first differing position or -1.
+static int first_diff(const int32_t *a, int na, const int32_t *b, int nb) {
+    int n = na < nb ? na : nb;
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i]) return i;
+    return na == nb ? -1 : n;
+}
+
+// T = 0 losslessness for one model and head over the prompts and tree budgets.
+static void lossless_greedy(const char *label, hass_model *m, const hass_head *h,
+                            const hass_tree_cfg *trees, int n_trees, int32_t (*prompts)[6],
+                            const int *pn, int n_prompts, int n_new, int tree_auto) {
+    hass_err e;
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    int32_t *ref = malloc(sizeof(int32_t) * n_new), *got = malloc(sizeof(int32_t) * n_new);
+    for (int ti = 0; ti < n_trees; ti++) {
+        hass_draft *d = hass_draft_new(h, m, 0, &trees[ti], &e);
+        hass_drafter dr = hass_drafter_local(d);
+        hass_spec_cfg sc = {trees[ti], tree_auto, {0.f, 0, 1.f}, 1, 0};
+        hass_spec *s = d ? hass_spec_new(m, &dr, &sc, &e) : NULL;
+        char name[160];
+        snprintf(name, sizeof name, "%s_greedy_lossless_tree%d_%d_%d%s", label, trees[ti].n_total,
+                 trees[ti].levels, trees[ti].top_k, tree_auto ? "_auto" : "");
+        if (!s) {
+            CHECK(name, 0, "setup: %s", hass_errmsg());
+            hass_draft_free(d);
+            continue;
+        }
+        int ok = 1, cycles = 0, acc = 0;
+        char why[200] = "";
+        for (int p = 0; p < n_prompts && ok; p++) {
+            hass_sample_cfg g = {0.f, 1.f, 0, 0};
+            int nr = hass_generate(m, kv, prompts[p], pn[p], n_new, &g, -1, ref, NULL);
+            hass_spec_stats st;
+            int ng = hass_spec_generate(s, prompts[p], pn[p], n_new, NULL, 0, got, &st, NULL, NULL);
+            int at = first_diff(ref, nr, got, ng);
+            if (nr < 0 || ng < 0 || at >= 0) {
+                ok = 0;
+                snprintf(why, sizeof why, "prompt %d: first difference at position %d (plain %d, spec %d; n %d vs %d) %s",
+                         p, at, at >= 0 && at < nr ? ref[at] : -1, at >= 0 && at < ng ? got[at] : -1,
+                         nr, ng, ng < 0 ? hass_errmsg() : "");
+            }
+            cycles += st.n_cycles;
+            for (int c = 0; c < st.n_cycles; c++) acc += st.cycles[c].n_acc;
+        }
+        CHECK(name, ok, "%s", why);
+        printf("# %s: %d cycles, %d accepted drafts\n", name, cycles, acc);
+        hass_spec_free(s);
+        hass_draft_free(d);
+    }
+    free(ref);
+    free(got);
+    hass_kv_free(kv);
+}
+
+// ---- an oracle drafter: proposes the target's own top-K (tests deep acceptance at T > 0) ----
+typedef struct oracle {
+    hass_model *m;
+    hass_kv *kv;
+    int32_t seq[512];
+    int n;
+    float *lp; // (K, V)
+} oracle;
+
+static hass_err or_reset(void *c) { ((oracle *)c)->n = 1; return HASS_OK; } // seq[0] = BOS kept
+static hass_err or_push(void *c, const float *f, const int32_t *t, int m) {
+    oracle *o = c;
+    for (int i = 0; i < m; i++) o->seq[o->n++] = t[i];
+    return HASS_OK;
+}
+// Target log-probs after seq + extra (memoised: the same contexts recur across seeded runs).
+#define MEMO 512
+static struct { uint64_t h; int n; float *lp; } g_memo[MEMO];
+static int g_n_memo;
+static hass_err or_lp(oracle *o, const int32_t *extra, int n_extra, float *lp) {
+    int32_t buf[600];
+    memcpy(buf, o->seq, sizeof(int32_t) * o->n);
+    memcpy(buf + o->n, extra, sizeof(int32_t) * n_extra);
+    int n = o->n + n_extra, last = n - 1, V = hass_model_config(o->m)->n_vocab;
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < n; i++) h = (h ^ (uint32_t)buf[i]) * 1099511628211ull;
+    for (int i = 0; i < g_n_memo; i++)
+        if (g_memo[i].h == h && g_memo[i].n == n) {
+            memcpy(lp, g_memo[i].lp, sizeof(float) * V);
+            return HASS_OK;
+        }
+    hass_kv_truncate(o->kv, 0);
+    hass_err e = hass_forward_rows(o->m, o->kv, buf, NULL, n, NULL, &last, 1, lp, NULL);
+    if (e) return e;
+    hass_log_softmax(lp, V);
+    if (g_n_memo < MEMO) {
+        g_memo[g_n_memo].h = h;
+        g_memo[g_n_memo].n = n;
+        g_memo[g_n_memo].lp = malloc(sizeof(float) * V);
+        memcpy(g_memo[g_n_memo++].lp, lp, sizeof(float) * V);
+    }
+    return HASS_OK;
+}
+static hass_err or_tree(void *c, int32_t root, hass_tree *t) {
+    oracle *o = c;
+    int V = hass_model_config(o->m)->n_vocab;
+    hass_err e = or_lp(o, NULL, 0, o->lp);
+    if (e) return e;
+    hass_tree_begin(t, root, o->lp, V);
+    while (hass_tree_want_expand(t)) {
+        for (int r = 0; r < t->n_beam; r++) {
+            int32_t path[40];
+            int np = 0;
+            for (int f = t->beam_flat[r]; f >= 0; f = t->cand_parent[f]) path[np++] = t->cand_tok[f];
+            for (int i = 0; i < np / 2; i++) { int32_t x = path[i]; path[i] = path[np - 1 - i]; path[np - 1 - i] = x; }
+            if ((e = or_lp(o, path, np, o->lp + (size_t)r * V))) return e;
+        }
+        hass_tree_expand(t, o->lp, V);
+    }
+    hass_tree_finish(t);
+    return HASS_OK;
+}
+
+// T = 0 with the oracle drafter: most drafts are accepted, so KV compaction of deep paths and
+// the commit bookkeeping decide the result.
+static void oracle_greedy(hass_model *m, hass_drafter *dr, const hass_tree_cfg *tc) {
+    hass_err e;
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    hass_spec_cfg sc = {*tc, 0, {0.f, 0, 1.f}, 1, 0};
+    hass_spec *s = hass_spec_new(m, dr, &sc, &e);
+    int32_t ref[80], got[80];
+    int ok = 1, acc = 0, cyc = 0, at = -1, p;
+    for (p = 0; p < 4 && ok; p++) {
+        hass_sample_cfg g = {0.f, 1.f, 0, 0};
+        int nr = hass_generate(m, kv, PROMPTS[p], PROMPT_N[p], 80, &g, -1, ref, NULL);
+        hass_spec_stats st;
+        int ng = hass_spec_generate(s, PROMPTS[p], PROMPT_N[p], 80, NULL, 0, got, &st, NULL, NULL);
+        at = first_diff(ref, nr, got, ng);
+        if (at >= 0 || ng < 0) ok = 0;
+        for (int c = 0; c < st.n_cycles; c++) acc += st.cycles[c].n_acc;
+        cyc += st.n_cycles;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "oracle_greedy_lossless_tree%d_%d_%d", tc->n_total, tc->levels, tc->top_k);
+    CHECK(name, ok && acc > cyc, "prompt %d: first difference at position %d (%s)", p - 1, at, hass_errmsg());
+    printf("# %s: %d cycles, %d accepted drafts\n", name, cyc, acc);
+    hass_spec_free(s);
+    hass_kv_free(kv);
+}
+
+// Exact processed distribution after prompt + extra tokens.
+static void exact_probs(hass_model *m, const int32_t *prompt, int np, const int32_t *extra, int ne,
+                        const hass_sampler *smp, double *p) {
+    hass_err e;
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    int32_t buf[128];
+    memcpy(buf, prompt, sizeof(int32_t) * np);
+    memcpy(buf + np, extra, sizeof(int32_t) * ne);
+    int V = hass_model_config(m)->n_vocab, n = np + ne, last = n - 1;
+    float *lg = malloc(sizeof(float) * V), *pr = malloc(sizeof(float) * V);
+    hass_forward_rows(m, kv, buf, NULL, n, NULL, &last, 1, lg, NULL);
+    hass_sampler_probs(smp, lg, V, pr);
+    for (int i = 0; i < V; i++) p[i] = pr[i] > 0 ? pr[i] : 1e-12;
+    free(lg);
+    free(pr);
+    hass_kv_free(kv);
+}
+
+// Most frequent index.
+static int mode_of(const int64_t *c, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (c[i] > c[b]) b = i;
+    return b;
+}
+
+// Sample many short generations; chi-square of x2 | x1 = a and x3 | x1 = a, x2 = b.
+// Returns the worse stat/crit ratio through *worst.
+static void stochastic_run(hass_model *m, const hass_drafter *dr, const hass_tree_cfg *tree,
+                           const hass_sampler *smp, int n_runs, const char *label, int expect_ok) {
+    enum { NP = 20 }; // ends where stories260K's next tokens have real entropy
+    const int32_t prompt[NP] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376,
+                                298, 315, 421, 395, 317, 426, 338, 401, 396, 267};
+    int V = hass_model_config(m)->n_vocab;
+    hass_err e;
+    hass_spec_cfg sc = {*tree, 0, *smp, 0, 64};
+    hass_spec *s = hass_spec_new(m, dr, &sc, &e);
+    int64_t *c1 = calloc(V, sizeof(int64_t)), *c2 = calloc((size_t)V * V, sizeof(int64_t));
+    int32_t (*outs)[3] = malloc(sizeof(int32_t[3]) * n_runs);
+    int64_t acc = 0, cyc = 0;
+    for (int i = 0; i < n_runs; i++) {
+        hass_spec_set_seed(s, 1000 + (uint64_t)i);
+        hass_spec_stats st;
+        int n = hass_spec_generate(s, prompt, NP, 3, NULL, 0, outs[i], &st, NULL, NULL);
+        if (n != 3) { outs[i][0] = -1; continue; }
+        for (int c = 0; c < st.n_cycles; c++) acc += st.cycles[c].n_acc;
+        cyc += st.n_cycles;
+        c1[outs[i][0]]++;
+    }
+    int a = mode_of(c1, V);
+    int64_t *cx2 = calloc(V, sizeof(int64_t)), n2 = 0;
+    for (int i = 0; i < n_runs; i++)
+        if (outs[i][0] == a) { cx2[outs[i][1]]++; n2++; }
+    int b = mode_of(cx2, V);
+    int64_t *cx3 = calloc(V, sizeof(int64_t)), n3 = 0;
+    for (int i = 0; i < n_runs; i++)
+        if (outs[i][0] == a && outs[i][1] == b) { cx3[outs[i][2]]++; n3++; }
+    double *p = malloc(sizeof(double) * V);
+    int df;
+    exact_probs(m, prompt, NP, NULL, 0, smp, p);
+    double r1 = chi2_stat(c1, p, V, n_runs, &df) / chi2_crit(df, 3.72);
+    int32_t ex[2] = {a, b};
+    exact_probs(m, prompt, NP, ex, 1, smp, p);
+    double r2 = chi2_stat(cx2, p, V, n2, &df) / chi2_crit(df, 3.72);
+    exact_probs(m, prompt, NP, ex, 2, smp, p);
+    double r3 = chi2_stat(cx3, p, V, n3, &df) / chi2_crit(df, 3.72);
+    printf("# %s: chi2/crit x1 %.3f, x2|x1 %.3f (n %lld), x3|x1,x2 %.3f (n %lld); %.2f accepted per cycle\n",
+           label, r1, r2, (long long)n2, r3, (long long)n3, cyc ? (double)acc / cyc : 0.0);
+    double worst = r2 > r3 ? r2 : r3;
+    if (r1 > worst) worst = r1;
+    if (expect_ok)
+        CHECK(label, n2 > 800 && n3 > 300 && worst < 1.0, "chi2/crit %.3f %.3f %.3f (n %lld %lld)",
+              r1, r2, r3, (long long)n2, (long long)n3);
+    else
+        CHECK(label, worst > 1.0, "broken acceptance passed: chi2/crit %.3f %.3f", r2, r3);
+    free(c1); free(c2); free(outs); free(cx2); free(cx3); free(p);
+    hass_spec_free(s);
+}
+
+// AR through the loop equals the engine's plain decoding, and T > 0 consumes the RNG like
+// hass_sample_token does token by token.
+static void ar_equivalence(hass_model *m) {
+    hass_err e;
+    hass_tree_cfg one = {60, 6, 10};
+    hass_sampler smp = {0.9f, 40, 0.95f};
+    hass_spec_cfg sc = {one, 0, smp, 77, 0};
+    hass_spec *s = hass_spec_new(m, NULL, &sc, &e);
+    int32_t got[40], ref[40];
+    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], 40, NULL, 0, got, NULL, NULL, NULL);
+    // reference: token-by-token sampling with the same RNG stream
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    int V = hass_model_config(m)->n_vocab;
+    float *lg = malloc(sizeof(float) * V), *sc2 = malloc(sizeof(float) * V);
+    hass_rng rng;
+    hass_rng_seed(&rng, 77);
+    int last = PROMPT_N[0] - 1;
+    hass_forward_rows(m, kv, PROMPTS[0], NULL, PROMPT_N[0], NULL, &last, 1, lg, NULL);
+    for (int i = 0; i < 40; i++) {
+        ref[i] = hass_sample_token(&smp, lg, V, &rng, sc2);
+        hass_forward(m, kv, &ref[i], NULL, 1, NULL, lg, NULL);
+    }
+    CHECK("ar_loop_equals_plain_sampling", n == 40 && first_diff(ref, 40, got, n) < 0,
+          "first difference at %d", first_diff(ref, 40, got, n));
+    free(lg);
+    free(sc2);
+    hass_kv_free(kv);
+    hass_spec_free(s);
+}
+
+// A drafter that fails on its third tree: the decoder returns the error, does not hang.
+static int g_fail_after;
+static hass_err bad_tree(void *c, int32_t root, hass_tree *t) {
+    if (--g_fail_after < 0) return hass_seterr(HASS_EIO, "drafter: connection lost");
+    return hass_draft_tree(c, root, t);
+}
+
+static void drafter_failure(hass_model *m, const hass_head *h) {
+    hass_err e;
+    hass_tree_cfg tc = {8, 3, 2};
+    hass_draft *d = hass_draft_new(h, m, 0, &tc, &e);
+    hass_drafter dr = hass_drafter_local(d);
+    dr.tree = bad_tree;
+    hass_spec_cfg sc = {tc, 0, {0.f, 0, 1.f}, 1, 0};
+    hass_spec *s = hass_spec_new(m, &dr, &sc, &e);
+    int32_t out[30];
+    g_fail_after = 2;
+    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], 30, NULL, 0, out, NULL, NULL, NULL);
+    CHECK("drafter_failure_is_error", n == HASS_EIO && strstr(hass_errmsg(), "connection lost"),
+          "n %d: %s", n, hass_errmsg());
+    hass_spec_free(s);
+    hass_draft_free(d);
+}
+
+int main(void) {
+    char path[1024];
+    unit_data(path, sizeof path, "models/stories260K/stories260K-v3-f32.gguf");
+    if (!unit_exists(path)) {
+        SKIP("spec_stories260K", "model missing");
+        UNIT_DONE();
+    }
+    hass_err e;
+    hass_model *m = hass_model_load(path, 1, &e);
+    CHECK("load_stories260K", m != NULL, "%s", hass_errmsg());
+    if (!m) UNIT_DONE();
+    hass_head_target tg;
+    hass_head_target_of(m, 0, &tg);
+    hass_head *h = hass_head_random(&tg, 1, 42, &e);
+    hass_tree_cfg trees[4] = {{60, 6, 10}, {8, 3, 2}, {20, 4, 4}, {2, 1, 1}};
+    lossless_greedy("stories260K", m, h, trees, 4, PROMPTS, PROMPT_N, 4, 40, 0);
+    lossless_greedy("stories260K", m, h, trees, 1, PROMPTS, PROMPT_N, 2, 40, 1);
+    ar_equivalence(m);
+    drafter_failure(m, h);
+
+    // T > 0
+    hass_sampler smp = {1.4f, 30, 0.95f};
+    hass_tree_cfg ot = {3, 1, 2}; // root + the target's top-2: rejections, residuals, leaf bonuses
+    oracle o = {m, hass_kv_new(m, 0, &e), {1}, 1, malloc(sizeof(float) * 2 * 512)};
+    hass_drafter odr = {&o, or_reset, or_push, or_tree};
+    hass_tree_cfg og[2] = {{20, 4, 4}, {60, 6, 10}};
+    free(o.lp);
+    o.lp = malloc(sizeof(float) * 10 * 512);
+    oracle_greedy(m, &odr, &og[0]);
+    oracle_greedy(m, &odr, &og[1]);
+    stochastic_run(m, &odr, &ot, &smp, 5000, "lossless_T1.4_oracle_drafter", 1);
+    hass_accept_fault = 1;
+    stochastic_run(m, &odr, &ot, &smp, 3000, "detects_broken_residual_T1.4", 0);
+    hass_accept_fault = 2; // every token of the loop without a drafter is a leaf bonus
+    stochastic_run(m, NULL, &ot, &smp, 3000, "detects_bonus_without_processor_T1.4", 0);
+    hass_accept_fault = 0;
+    hass_draft *d = hass_draft_new(h, m, 0, &trees[1], &e);
+    hass_drafter ldr = hass_drafter_local(d);
+    hass_sampler t1 = {1.0f, 0, 1.f};
+    stochastic_run(m, &ldr, &trees[1], &t1, 3000, "lossless_T1_random_head", 1);
+    hass_draft_free(d);
+    hass_kv_free(o.kv);
+    free(o.lp);
+
+    // SmolLM2 (when present)
+    const char *md = getenv("HASS_MODELS");
+    snprintf(path, sizeof path, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", md && *md ? md : "models");
+    if (!unit_exists(path)) {
+        SKIP("smollm2_greedy_lossless", "models/SmolLM2-135M-Instruct.Q4_1.gguf missing");
+    } else {
+        hass_model *sm = hass_model_load(path, 2, &e);
+        CHECK("load_smollm2", sm != NULL, "%s", hass_errmsg());
+        if (sm) {
+            hass_head_target st;
+            hass_head_target_of(sm, 0, &st);
+            hass_head *sh = hass_head_random(&st, 1, 5, &e);
+            // "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"-like ids (ChatML)
+            static int32_t sp[2][6] = {{1, 4093, 198, 19556, 2, 198}, {1, 9690, 198, 504, 3458, 314}};
+            int spn[2] = {6, 6};
+            hass_tree_cfg stt[2] = {{60, 6, 10}, {12, 3, 3}};
+            lossless_greedy("smollm2", sm, sh, stt, 2, sp, spn, 1, 8, 0);
+            hass_head_free(sh);
+            hass_model_free(sm);
+        }
+    }
+    hass_head_free(h);
+    hass_model_free(m);
+    for (int i = 0; i < g_n_memo; i++) free(g_memo[i].lp);
+    UNIT_DONE();
+}
