@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "forward.h"
+#include "sample.h"
 
 static const char *PROG = "hass-bench";
 
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n_gen; i++) {
                 int zero = 0;
                 if ((e = hass_forward_rows(m, kv, &cur, NULL, 1, NULL, &zero, 1, logits, NULL))) goto fail;
-                cur = hass_argmax(logits, V);
+                cur = hass_sample_argmax(logits, V);
             }
             t[r] = hass_now() - t0;
             tc[r] = cpu_now() - c0;

@@ -35,8 +35,9 @@ static void usage(void) {
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
-           "SentencePiece models: the dummy-prefix space in front of the first text token of a\n"
-           "sequence is removed, so detok(tokenize(x)) == x.\n"
+           "SentencePiece models: decoding \"tokens\" removes the dummy-prefix space in front of the\n"
+           "first text token, so detok(tokenize(x)) == x; \"generated\" ids and deltas continue a\n"
+           "prompt and keep their leading space.\n"
            "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 some record was malformed.\n",
            PROG);
 }
@@ -73,6 +74,7 @@ static live *live_get(ctx *c, const json_t *rec, int create) {
     live *l = &c->lv[c->n_lv++];
     l->id = id;
     hass_detok_init(&l->d, c->t, c->keep_special);
+    l->d.at_start = 0; // deltas continue a prompt
     return l;
 }
 
@@ -108,7 +110,9 @@ static hass_err detok_record(void *vc, const json_t *in, const char *where, hass
         live_drop(c, l);
     } else {
         if (l) live_drop(c, l);
-        e = hass_tokenizer_decode(c->t, ids, n, c->keep_special, &buf, &len);
+        // generated ids continue the prompt: keep their leading space (SentencePiece)
+        if (!strcmp(key, "generated")) e = hass_tokenizer_decode_continuation(c->t, ids, n, c->keep_special, &buf, &len);
+        else e = hass_tokenizer_decode(c->t, ids, n, c->keep_special, &buf, &len);
     }
     free(ids);
     if (e) { free(buf); return e; }

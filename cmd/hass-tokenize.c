@@ -16,13 +16,15 @@ static void usage(void) {
     printf("usage: %s -m MODEL [OPTIONS] [FILE...]\n"
            "\n"
            "Tokenize the \"text\" (raw) or chat \"messages\" (template + generation prompt) of each\n"
-           "JSONL record and add \"tokens\"; every other key is kept. FILE '-' or none: stdin.\n"
+           "JSONL record and add \"tokens\"; every other key is kept. ShareGPT \"conversations\"\n"
+           "({\"from\": human|gpt|system, \"value\"}) count as messages. FILE '-' or none: stdin.\n"
            "\n"
            "  -m, --model PATH      GGUF (vocab-only too), HF folder, tokenizer.json, tokenizer.model,\n"
            "                        or a folder with encoder.json + vocab.bpe (+ tokenizer_config.json)\n"
            "      --chat            wrap \"text\" as one user message and apply the chat template\n"
            "      --template NAME   chat template: auto (default), %s\n"
            "      --no-gen-prompt   do not append the assistant header after \"messages\"\n"
+           "      --mask            also add \"loss_mask\" (1 = assistant-turn token) for chats\n"
            "      --no-bos          never add BOS (default: as the model says)\n"
            "      --special         parse special-token strings in \"text\" (default: plain text)\n"
            "      --pre NAME        override the pre-tokenizer (gpt-2, llama-bpe, smollm, ...)\n"
@@ -46,7 +48,7 @@ static void usage(void) {
 typedef struct ctx {
     hass_tokenizer *t;
     const char *template_name; // NULL = auto
-    int chat, gen_prompt, no_bos, special;
+    int chat, gen_prompt, no_bos, special, mask;
     int64_t max_text;
 } ctx;
 
@@ -59,6 +61,26 @@ static hass_err tokenize_record(void *vc, const json_t *in, const char *where, h
     json_t *text = json_object_get(in, "text"), *msgs = json_object_get(in, "messages");
     json_t *wrapped = NULL;
     char *rendered = NULL;
+    hass_chat_span *spans = NULL;
+    int64_t n_spans = 0;
+    json_t *conv = json_object_get(in, "conversations");
+    if (!msgs && conv) { // ShareGPT: {"from": "human"|"gpt"|"system", "value": ...}
+        if (!json_is_array(conv)) return hass_seterr(HASS_EFORMAT, "\"conversations\" is not an array");
+        msgs = wrapped = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(conv, i, m) {
+            const char *from = json_string_value(json_object_get(m, "from"));
+            json_t *value = json_object_get(m, "value");
+            if (!from || !json_is_string(value)) {
+                json_decref(wrapped);
+                return hass_seterr(HASS_EFORMAT, "conversations[%zu]: \"from\" or \"value\" missing or not a string", i);
+            }
+            const char *role = !strcmp(from, "human") || !strcmp(from, "user") ? "user"
+                               : !strcmp(from, "gpt") || !strcmp(from, "assistant") ? "assistant" : from;
+            json_array_append_new(wrapped, json_pack("{s:s,s:O}", "role", role, "content", value));
+        }
+    }
     const char *s;
     size_t n;
     int add_bos = c->no_bos ? HASS_BOS_NO : HASS_BOS_MODEL, special = c->special;
@@ -67,7 +89,7 @@ static hass_err tokenize_record(void *vc, const json_t *in, const char *where, h
         msgs = wrapped = json_pack("[{s:s,s:O}]", "role", "user", "content", text);
     }
     if (msgs) {
-        hass_err e = hass_chat_render(c->t, c->template_name, msgs, c->gen_prompt, &rendered);
+        hass_err e = hass_chat_render_spans(c->t, c->template_name, msgs, c->gen_prompt, &rendered, &spans, &n_spans);
         json_decref(wrapped);
         if (e) return e;
         s = rendered;
@@ -85,16 +107,35 @@ static hass_err tokenize_record(void *vc, const json_t *in, const char *where, h
     }
     if ((int64_t)n > c->max_text) {
         free(rendered);
+        free(spans);
         return hass_seterr(HASS_ERANGE, "text is %zu bytes, more than --max-text %lld", n, (long long)c->max_text);
     }
     int32_t *ids;
     int64_t n_ids;
     hass_err e = hass_tokenizer_encode_alloc(c->t, s, n, add_bos, special, &ids, &n_ids);
+    int64_t *offs = NULL;
+    uint8_t *mask = NULL;
+    if (!e && c->mask && rendered) { // offsets of the same ids, then the assistant-span mask
+        offs = malloc((size_t)(n_ids + 1) * sizeof *offs);
+        mask = malloc((size_t)n_ids + 1);
+        if (!offs || !mask) e = hass_seterr(HASS_ENOMEM, "out of memory");
+        else if (hass_tokenizer_encode_offsets(c->t, s, n, add_bos, special, ids, offs, n_ids) != n_ids)
+            e = hass_seterr(HASS_ENOMEM, "tokenize: out of memory");
+        else hass_chat_span_mask(spans, n_spans, offs, n_ids, n, mask);
+    }
     free(rendered);
-    if (e) return e;
+    free(spans);
+    free(offs);
+    if (e) { free(ids); free(mask); return e; }
     *out = json_deep_copy(in);
     hass_jsonl_set_ids(*out, "tokens", ids, n_ids);
+    if (mask) {
+        json_t *a = json_array();
+        for (int64_t k = 0; k < n_ids; k++) json_array_append_new(a, json_integer(mask[k]));
+        json_object_set_new(*out, "loss_mask", a);
+    }
     free(ids);
+    free(mask);
     return HASS_OK;
 }
 
@@ -119,13 +160,14 @@ static int print_info(const hass_tokenizer *t, FILE *out) {
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_CHAT = 256, O_TMPL, O_NOGEN, O_NOBOS, O_SPECIAL, O_PRE, O_MAXT, O_INFO, O_BIN, O_BUF };
+    enum { O_CHAT = 256, O_TMPL, O_NOGEN, O_NOBOS, O_SPECIAL, O_PRE, O_MAXT, O_INFO, O_BIN, O_BUF, O_MASK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"chat", no_argument, 0, O_CHAT},
         {"template", required_argument, 0, O_TMPL}, {"no-gen-prompt", no_argument, 0, O_NOGEN},
         {"no-bos", no_argument, 0, O_NOBOS},    {"special", no_argument, 0, O_SPECIAL},
         {"pre", required_argument, 0, O_PRE},   {"max-text", required_argument, 0, O_MAXT},
         {"info", no_argument, 0, O_INFO},       {"output", required_argument, 0, 'o'},
+        {"mask", no_argument, 0, O_MASK},
         {"bin", no_argument, 0, O_BIN},         {"buffered", no_argument, 0, O_BUF},
         {"force", no_argument, 0, 'f'},         {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
@@ -145,6 +187,7 @@ int main(int argc, char **argv) {
             c.template_name = optarg;
             break;
         case O_NOGEN: c.gen_prompt = 0; break;
+        case O_MASK: c.mask = 1; break;
         case O_NOBOS: c.no_bos = 1; break;
         case O_SPECIAL: c.special = 1; break;
         case O_PRE: pre = optarg; break;

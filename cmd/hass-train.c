@@ -18,6 +18,7 @@
 #endif
 
 #include "cli.h"
+#include "chat.h"
 #include "convo.h"
 #include "forward.h"
 #include "head.h"
@@ -32,7 +33,7 @@ static const char *PROG = "hass-train";
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL -o DIR [OPTIONS] SHARD...\n"
-           "       %s -m MODEL --features SHARD [--template chatml] [--dtype f16|bf16] FILE...\n"
+           "       %s -m MODEL --features SHARD [--template NAME] [--dtype f16|bf16] FILE...\n"
            "\n"
            "Train a HASS draft head for MODEL on feature shards (docs/TRAINING.md). With\n"
            "--features, make a shard instead: render the conversations of FILE (ShareGPT JSON or\n"
@@ -40,7 +41,8 @@ static void usage(void) {
            "store the target's post-norm features of every position.\n"
            "\n"
            "      --features SHARD   write a feature shard from conversation files\n"
-           "      --template NAME    chat template: chatml (built in) or auto (the model's)\n"
+           "      --template NAME    chat template: auto (the model's, default), chatml, llama-3,\n"
+           "                         llama-2-chat, vicuna\n"
            "      --dtype T          feature storage: bf16 (default) or f16\n"
            "      --limit N          use at most N conversations\n"
            "  -m, --model FILE       target model (GGUF); its embedding and LM head stay frozen\n"
@@ -257,20 +259,21 @@ static void plot(const char *dir) {
     fclose(o);
     FILE *g = fopen(gp, "w");
     if (!g) return;
-    fprintf(g, "set terminal png size 1000,420\nset output '%s/curves.png'\nset multiplot layout 1,2\n"
+    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
+               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
                "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
                "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
                "with linespoints title 'held-out'\n"
                "set title 'held-out accuracy'\nset yrange [0:1]\n"
                "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
                "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", dir, tsv, tsv);
+               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
     fclose(g);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
         return;
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
     if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
 }
 
@@ -471,8 +474,8 @@ static int parse(int argc, char **argv, args *a) {
     if (!a->model) return hass_cli_usage_error(PROG, "-m MODEL is required");
     if (a->dtype && strcmp(a->dtype, "f16") && strcmp(a->dtype, "bf16"))
         return hass_cli_usage_error(PROG, "--dtype: f16 or bf16, not '%s'", a->dtype);
-    if (a->tmpl && strcmp(a->tmpl, "chatml") && strcmp(a->tmpl, "auto"))
-        return hass_cli_usage_error(PROG, "--template: chatml or auto, not '%s'", a->tmpl);
+    if (a->tmpl && strcmp(a->tmpl, "auto") && !hass_chat_canonical(a->tmpl))
+        return hass_cli_usage_error(PROG, "--template: unknown '%s' (%s, or auto)", a->tmpl, hass_chat_names());
     if (a->features) {
         if (optind >= argc) return hass_cli_usage_error(PROG, "no conversation files given");
         return -1;
@@ -607,9 +610,9 @@ static int train_loop(run *r) {
     if (!(r->log = fopen(r->path_log, "a"))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->path_log, strerror(errno));
     int64_t per_epoch = (r->n_train + r->a.batch - 1) / r->a.batch, done_run = 0;
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)r->n_train), idx[1024];
-    hass_progress pg;
-    hass_progress_init(&pg, "steps", r->o.total, r->a.progress);
+    hass_progress pg; // counts the steps of this run (a rate over resumed steps would be wrong)
     int64_t step_start = hass_train_step(r->t);
+    hass_progress_init(&pg, "steps", r->o.total - step_start, r->a.progress);
     double t0 = hass_now();
     int rc = 0;
     for (int64_t ep = epoch0; ep < r->a.epochs && !rc; ep++) {
@@ -623,7 +626,7 @@ static int train_loop(run *r) {
             if (!e) e = hass_train_batch(r->t, r->E, r->W, r->seqs, n, 1, &st);
             if (!e) e = hass_train_update(r->t, &st);
             if (e) {
-                hass_progress_end(&pg, hass_train_step(r->t));
+                hass_progress_end(&pg, hass_train_step(r->t) - step_start);
                 if (e == HASS_ERANGE && access(r->path_state, F_OK) == 0)
                     rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s is kept",
                                        hass_errmsg(), r->path_state);
@@ -655,7 +658,7 @@ static int train_loop(run *r) {
                 HASS_INFO("step %lld/%lld loss %.4f lr %.3g (eta %.0fs)", (long long)step, (long long)r->o.total,
                           st.loss, st.lr, eta);
             }
-            hass_progress_update(&pg, step);
+            hass_progress_update(&pg, step - step_start);
             int last = bi + 1 == per_epoch;
             int stop = r->a.stop_after && done_run >= r->a.stop_after;
             if (last) {
@@ -674,7 +677,7 @@ static int train_loop(run *r) {
             }
             if (last) plot(r->a.out);
             if (stop) {
-                hass_progress_end(&pg, step);
+                hass_progress_end(&pg, step - step_start);
                 note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
                           (long long)step);
                 free(perm);
@@ -682,7 +685,7 @@ static int train_loop(run *r) {
             }
         }
     }
-    if (!rc) hass_progress_end(&pg, hass_train_step(r->t));
+    if (!rc) hass_progress_end(&pg, hass_train_step(r->t) - step_start);
     free(perm);
     if (!rc) note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
     return rc;
@@ -706,6 +709,12 @@ typedef struct {
     hass_err err;
 } fctx;
 
+// Renderer for hass_convo_render: the chat template named in args (NULL/auto: the model's).
+static hass_err render_chat(void *p, const json_t *messages, int add_generation_prompt, char **out) {
+    const fctx *c = p;
+    return hass_chat_render(c->tk, c->a->tmpl, messages, add_generation_prompt, out);
+}
+
 // Per record: normalise, render, tokenize, mark, truncate, keep.
 static int feat_record(void *p, int64_t idx, json_t *rec) {
     fctx *c = p;
@@ -724,7 +733,7 @@ static int feat_record(void *p, int64_t idx, json_t *rec) {
     int32_t *ids = NULL;
     uint8_t *mask = NULL;
     int64_t n = 0;
-    hass_err e = hass_convo_render(hass_convo_render_chatml, (void *)c->tk, msgs, &text, &len, &spans, &n_spans);
+    hass_err e = hass_convo_render(render_chat, c, msgs, &text, &len, &spans, &n_spans);
     if (!e) e = hass_convo_tokens(c->tk, text, len, spans, n_spans, &ids, &mask, &n);
     json_decref(msgs);
     free(text), free(spans);
@@ -756,13 +765,17 @@ static int run_features(const args *a, int argc, char **argv) {
         hass_model_free(m);
         return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     }
-    const char *tmpl = hass_tokenizer_chat_template(tk);
     int rc = 0;
-    if ((!a->tmpl || !strcmp(a->tmpl, "auto")) && (!tmpl || !strstr(tmpl, "<|im_start|>"))) {
-        rc = hass_cli_fail(HASS_EXIT_INPUT, "%s: the model's chat template is not ChatML; this build renders ChatML "
-                           "only (--template chatml forces it)", a->model);
+    const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
+                                                         : hass_chat_detect(hass_tokenizer_chat_template(tk));
+    if (!tn) {
+        rc = a->tmpl && strcmp(a->tmpl, "auto")
+                 ? hass_cli_fail(HASS_EXIT_USAGE, "--template: unknown '%s' (%s)", a->tmpl, hass_chat_names())
+                 : hass_cli_fail(HASS_EXIT_INPUT, "%s: no chat template recognised in the model; name one with "
+                                 "--template (%s)", a->model, hass_chat_names());
         goto out0;
     }
+    note("chat template: %s", tn);
     const hass_model_cfg *cfg = hass_model_config(m);
     fctx c = {.a = a, .tk = tk};
     for (int i = optind; i < argc && !rc; i++) {

@@ -111,6 +111,23 @@ static char *chatml_default_system(const char *tmpl) {
 
 hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, const json_t *messages,
                           int add_generation_prompt, char **out) {
+    return hass_chat_render_spans(t, template_name, messages, add_generation_prompt, out, NULL, NULL);
+}
+
+hass_err hass_chat_render_spans(const hass_tokenizer *t, const char *template_name, const json_t *messages,
+                                int add_generation_prompt, char **out, hass_chat_span **spans,
+                                int64_t *n_spans) {
+    hass_chat_span *sp = NULL;
+    int64_t n_sp = 0;
+    size_t at = 0;
+#define SPAN_BEGIN() (at = b.n)
+#define SPAN_END(i)                                                                            \
+    do {                                                                                       \
+        hass_chat_span *q_ = realloc(sp, (size_t)(n_sp + 1) * sizeof *sp);                     \
+        if (!q_) { b.oom = 1; break; }                                                         \
+        sp = q_;                                                                               \
+        sp[n_sp++] = (hass_chat_span){at, b.n, (int64_t)(i)};                                   \
+    } while (0)
     const char *model_tmpl = t ? hass_tokenizer_chat_template(t) : NULL;
     const char *name;
     if (!template_name || !strcmp(template_name, "auto")) {
@@ -155,8 +172,12 @@ hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, co
             sb_puts(&b, "<|im_start|>");
             sb_puts(&b, ROLE(i));
             sb_puts(&b, "\n");
+            int asst = !strcmp(ROLE(i), "assistant");
+            if (asst) SPAN_BEGIN();
             sb_add(&b, CONTENT(i), CLEN(i));
-            sb_puts(&b, "<|im_end|>\n");
+            sb_puts(&b, "<|im_end|>");
+            if (asst) SPAN_END(i);
+            sb_puts(&b, "\n");
         }
         if (add_generation_prompt) sb_puts(&b, "<|im_start|>assistant\n");
     } else if (!strcmp(name, "llama-3")) {
@@ -168,8 +189,11 @@ hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, co
             sb_puts(&b, "<|start_header_id|>");
             sb_puts(&b, ROLE(i));
             sb_puts(&b, "<|end_header_id|>\n\n");
+            int asst = !strcmp(ROLE(i), "assistant");
+            if (asst) SPAN_BEGIN();
             sb_add_stripped(&b, CONTENT(i), CLEN(i));
             sb_puts(&b, "<|eot_id|>");
+            if (asst) SPAN_END(i);
         }
         if (add_generation_prompt) sb_puts(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
     } else if (!strcmp(name, "llama-2-chat")) {
@@ -195,9 +219,11 @@ hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, co
                 sb_puts(&b, " [/INST]");
             } else if (!strcmp(ROLE(i), "assistant")) {
                 sb_puts(&b, " ");
+                SPAN_BEGIN();
                 sb_add_stripped(&b, c.s ? c.s : "", c.n);
                 sb_puts(&b, " ");
                 sb_add(&b, eos, ne);
+                SPAN_END(i);
             }
             b.oom |= c.oom;
             free(c.s);
@@ -215,8 +241,10 @@ hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, co
                 sb_puts(&b, " ");
             } else if (!strcmp(ROLE(i), "assistant")) {
                 sb_puts(&b, "ASSISTANT: ");
+                SPAN_BEGIN();
                 sb_add(&b, CONTENT(i), CLEN(i));
                 sb_add(&b, eos, ne);
+                SPAN_END(i);
             }
         }
         if (add_generation_prompt) sb_puts(&b, "ASSISTANT:");
@@ -227,7 +255,20 @@ hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, co
     if (!err && b.oom) err = hass_seterr(HASS_ENOMEM, "chat: out of memory");
     if (!err && !b.s) sb_add(&b, "", 0);
     if (!err && b.oom) err = hass_seterr(HASS_ENOMEM, "chat: out of memory");
-    if (err) { free(b.s); return err; }
+#undef SPAN_BEGIN
+#undef SPAN_END
+    if (err) { free(b.s); free(sp); return err; }
     *out = b.s;
+    if (spans) { *spans = sp; *n_spans = n_sp; }
+    else free(sp);
     return HASS_OK;
+}
+
+void hass_chat_span_mask(const hass_chat_span *spans, int64_t n_spans, const int64_t *offs, int64_t n_tok,
+                         size_t text_len, uint8_t *mask) {
+    for (int64_t k = 0; k < n_tok; k++) {
+        size_t a = (size_t)offs[k], e = k + 1 < n_tok ? (size_t)offs[k + 1] : text_len;
+        mask[k] = 0;
+        for (int64_t j = 0; j < n_spans && !mask[k]; j++) mask[k] = a < e && a < spans[j].end && e > spans[j].start;
+    }
 }

@@ -30,4 +30,23 @@ const char *hass_chat_names(void);
 hass_err hass_chat_render(const hass_tokenizer *t, const char *template_name, const json_t *messages,
                           int add_generation_prompt, char **out);
 
+// Byte range of one assistant turn in a rendering: the message's content (as the template
+// writes it: trimmed for llama-3 and llama-2-chat) through the end-of-turn marker that follows it
+// (<|im_end|>, <|eot_id|>, " </s>", "</s>"). For training loss masks.
+typedef struct hass_chat_span {
+    size_t start, end;   // [start, end) in the rendered text
+    int64_t message;     // index into messages
+} hass_chat_span;
+
+// hass_chat_render, and *spans (malloc'd, *n_spans entries; NULL when none) gets the assistant
+// turns' byte ranges.
+hass_err hass_chat_render_spans(const hass_tokenizer *t, const char *template_name, const json_t *messages,
+                                int add_generation_prompt, char **out, hass_chat_span **spans,
+                                int64_t *n_spans);
+
+// Loss mask from spans: mask[k] = 1 when token k's bytes [offs[k], offs[k+1]) (the last token
+// ends at text_len) overlap an assistant span, else 0. offs from hass_tokenizer_encode_offsets.
+void hass_chat_span_mask(const hass_chat_span *spans, int64_t n_spans, const int64_t *offs, int64_t n_tok,
+                         size_t text_len, uint8_t *mask);
+
 #endif

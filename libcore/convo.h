@@ -11,7 +11,7 @@
 // records without an assistant reply are rejected.
 //
 // Rendering and the loss mask: the conversation is rendered with the target's chat template by
-// a caller-supplied renderer (hass_chat_render or the built-in ChatML one). The assistant span
+// a caller-supplied renderer (hass_chat_render of chat.h). The assistant span
 // of reply k is found by rendering the prefix before it with the generation prompt (the span
 // starts at its end) and the conversation up to and including reply k (the span ends at its end,
 // trailing whitespace excluded, so the end-of-turn token such as <|im_end|> is inside). The
@@ -49,11 +49,5 @@ hass_err hass_convo_render(hass_convo_render_fn render, void *rctx, const json_t
 hass_err hass_convo_tokens(const hass_tokenizer *t, const char *text, size_t len,
                            const size_t *spans, int n_spans, int32_t **ids, uint8_t **mask,
                            int64_t *n);
-
-// Built-in ChatML renderer (SmolLM2, Qwen): "<|im_start|>{role}\n{content}<|im_end|>\n" per
-// message, with the default system message of the model's template (ctx: the tokenizer, may be
-// NULL) when the first message is not a system one; generation prompt "<|im_start|>assistant\n".
-hass_err hass_convo_render_chatml(void *ctx, const json_t *messages, int add_generation_prompt,
-                                  char **out);
 
 #endif

@@ -173,8 +173,9 @@ void hass_quant_rows(const float *x, int n, int n_in, void *q) {
 }
 
 // ----------------------------------------------------------------------------
-// row kernels. Signature: dot one weight row `w` (n_in values of `type`) with R <= 4 activation
-// rows starting at x (stride xs bytes; quantized rows or floats), writing out[r * os].
+// row kernels. Signature: dot one weight row `w` (n_in values of `type`) with R activation rows
+// (R <= 8 for the quantized AVX-512 kernel, <= 4 otherwise) starting at x (stride xs bytes;
+// quantized rows or floats), writing out[r * os].
 
 typedef void (*row_kernel)(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
                            int R, float *out, size_t os);
@@ -360,10 +361,10 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
     const __m512i idx1 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     const __m128 mq8 = _mm_set_ps(1.f, -128.f, 1.f, -128.f), mq40 = _mm_set_ps(1.f, -8.f, 1.f, -8.f);
     const int cl = type == HASS_GGML_Q4_1 ? 1 : 0; // lanes cl and cl + 2 hold the correction
-    __m512 acc[4];
-    __m128 accm[4];
-    const uint8_t *xr[4];
-    _Pragma("GCC unroll 4")
+    __m512 acc[8];
+    __m128 accm[8];
+    const uint8_t *xr[8];
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm512_setzero_ps();
         accm[r] = _mm_setzero_ps();
@@ -402,7 +403,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
         }
         // dm: Q4_1 [d_a, m_a, d_b, m_b]; Q8_0/Q4_0 [-k d_a, d_a, -k d_b, d_b]
         __m512 dwv = _mm512_permutexvar_ps(cl ? idx : idx1, _mm512_castps128_ps512(dm));
-        _Pragma("GCC unroll 4")
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             __m512i xv = _mm512_loadu_si512((const void *)(xr[r] + (size_t)pi * 64));
             __m512 dxv = _mm512_load_ps((const float *)(xr[r] + ql.dx16) + pi * 16);
@@ -411,7 +412,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
             accm[r] = _mm_fmadd_ps(dm, _mm_load_ps((const float *)(xr[r] + ql.sx4) + pi * 4), accm[r]);
         }
     }
-    _Pragma("GCC unroll 4")
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         __m128 m = accm[r];
         float corr = cl ? _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3))
@@ -420,10 +421,14 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
     }
 }
 
-// AVX-512 quantized kernel for any R <= 4 (dispatches to a constant-R instance).
+// AVX-512 quantized kernel for any R <= 8 (dispatches to a constant-R instance).
 T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
                                size_t xs, int R, float *out, size_t os) {
     switch (R) {
+    case 8: kq_avx512_r(type, n_in, w, x, xs, 8, out, os); break;
+    case 7: kq_avx512_r(type, n_in, w, x, xs, 7, out, os); break;
+    case 6: kq_avx512_r(type, n_in, w, x, xs, 6, out, os); break;
+    case 5: kq_avx512_r(type, n_in, w, x, xs, 5, out, os); break;
     case 4: kq_avx512_r(type, n_in, w, x, xs, 4, out, os); break;
     case 3: kq_avx512_r(type, n_in, w, x, xs, 3, out, os); break;
     case 2: kq_avx512_r(type, n_in, w, x, xs, 2, out, os); break;
@@ -537,6 +542,8 @@ void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, voi
         kern[j] = pick(jobs[j].w->type);
     }
     int n_chunks = first[n_jobs];
+    // activation rows per kernel call: 8 for the quantized AVX-512 kernel, else 4
+    int G = isq && kernel_path() == 2 ? 8 : 4;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int c = 0; c < n_chunks; c++) {
         int j = 0;
@@ -545,10 +552,10 @@ void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, voi
         int r0 = (c - first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = jobs[j].y;
-        // a chunk of MM_CHUNK weight rows stays in L1 while each group of 4 activation rows
+        // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
         // passes over it
-        for (int i = 0; i < n; i += 4) {
-            int R = n - i < 4 ? n - i : 4;
+        for (int i = 0; i < n; i += G) {
+            int R = n - i < G ? n - i : G;
             for (int r = r0; r < r1; r++)
                 kern[j](w->type, n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
                         xb + (size_t)i * xs, xs, R, y + (size_t)i * w->n_out + r,

@@ -5,6 +5,7 @@
 #include "model_int.h"
 #include "ops.h"
 #include "quant.h"
+#include "sample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -283,7 +284,7 @@ static void attention(const hass_model *m, hass_kv *kv, int layer, int n, const 
             s[t] = expf(s[t] - mx);
             sum += s[t];
         }
-        float inv = (float)(1.0 / sum);
+        float inv = cnt ? (float)(1.0 / sum) : 0.f; // a row that sees nothing gets zeros
         float *o = kv->att + (size_t)i * qd + (size_t)h * D;
         for (int d = 0; d < D; d++) o[d] = 0.f;
         for (int t = 0; t < cnt; t++) {
@@ -414,90 +415,23 @@ hass_err hass_forward(hass_model *m, hass_kv *kv, const int32_t *tok, const int3
 // ----------------------------------------------------------------------------
 // sampling and plain decoding
 
-int hass_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-// splitmix64 step.
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static _Thread_local const float *g_sort_logits;
-
-// Order token ids by logit, descending, lower id first on ties.
-static int cmp_desc(const void *a, const void *b) {
-    int i = *(const int *)a, j = *(const int *)b;
-    float x = g_sort_logits[i], y = g_sort_logits[j];
-    if (x != y) return x > y ? -1 : 1;
-    return i - j;
-}
-
-int hass_sample(const float *logits, int n_vocab, const hass_sample_cfg *sc, uint64_t *rng,
-                float *scratch) {
-    if (!sc || sc->temperature <= 0.f) return hass_argmax(logits, n_vocab);
-    float *tmp = scratch ? scratch : malloc((size_t)n_vocab * 2 * sizeof(float));
-    if (!tmp) return hass_argmax(logits, n_vocab);
-    float *p = tmp;
-    int *ids = (int *)(tmp + n_vocab);
-    int n = n_vocab;
-    for (int i = 0; i < n; i++) ids[i] = i;
-    int filter = (sc->top_k > 0 && sc->top_k < n_vocab) || (sc->top_p > 0.f && sc->top_p < 1.f);
-    if (filter) {
-        g_sort_logits = logits;
-        qsort(ids, (size_t)n, sizeof *ids, cmp_desc);
-        if (sc->top_k > 0 && sc->top_k < n) n = sc->top_k;
-    }
-    float mx = logits[hass_argmax(logits, n_vocab)];
-    double total = 0.0;
-    for (int i = 0; i < n; i++) {
-        p[i] = expf((logits[ids[i]] - mx) / sc->temperature);
-        total += p[i];
-    }
-    if (filter && sc->top_p > 0.f && sc->top_p < 1.f) {
-        double cum = 0.0;
-        int k = 0;
-        while (k < n) {
-            cum += p[k++];
-            if (cum >= sc->top_p * total) break;
-        }
-        n = k;
-        total = cum;
-    }
-    double r = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * total, cum = 0.0;
-    int tok = ids[n - 1];
-    for (int i = 0; i < n; i++) {
-        cum += p[i];
-        if (r < cum) {
-            tok = ids[i];
-            break;
-        }
-    }
-    if (!scratch) free(tmp);
-    return tok;
-}
-
 int hass_generate(hass_model *m, hass_kv *kv, const int32_t *prompt, int n_prompt, int n_new,
                   const hass_sample_cfg *sc, int eos_id, int32_t *out, float *margins) {
     int V = m->cfg.n_vocab;
     if (n_prompt <= 0) return hass_seterr(HASS_EINVAL, "generate: empty prompt");
     if (n_new <= 0) return 0;
-    float *logits = malloc((size_t)V * 3 * sizeof(float));
+    float *logits = malloc((size_t)V * 2 * sizeof(float));
     if (!logits) return hass_seterr(HASS_ENOMEM, "generate: out of memory");
-    uint64_t rng = sc ? sc->seed : 0;
+    hass_sampler smp = {sc ? sc->temperature : 0.f, sc ? sc->top_k : 0, sc ? sc->top_p : 1.f};
+    hass_rng rng;
+    hass_rng_seed(&rng, sc ? sc->seed : 0);
     hass_kv_truncate(kv, 0);
     int last = n_prompt - 1, k = 0;
     hass_err e = hass_forward_rows(m, kv, prompt, NULL, n_prompt, NULL, &last, 1, logits, NULL);
     while (!e) {
-        int32_t t = hass_sample(logits, V, sc, &rng, logits + V);
+        int32_t t = hass_sample_token(&smp, logits, V, &rng, logits + V);
         if (margins) {
-            int a = hass_argmax(logits, V);
+            int a = hass_sample_argmax(logits, V);
             float second = -INFINITY;
             for (int i = 0; i < V; i++)
                 if (i != a && logits[i] > second) second = logits[i];

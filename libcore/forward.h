@@ -64,6 +64,8 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
 // ----------------------------------------------------------------------------
 // plain decoding (the autoregressive baseline)
 
+// Sampling settings of hass_generate; the processor and RNG are sample.h's (temperature ->
+// top-k -> top-p, xoshiro256** seeded with `seed`).
 typedef struct hass_sample_cfg {
     float temperature;  // 0: greedy (argmax, lowest id on ties)
     float top_p;        // 1: off
@@ -71,12 +73,6 @@ typedef struct hass_sample_cfg {
     uint64_t seed;      // the sampler's stream
 } hass_sample_cfg;
 
-// Index of the largest value (lowest index on ties).
-int hass_argmax(const float *x, int n);
-// Draw a token from logits (V) with temperature/top-k/top-p; *rng is a splitmix64 state that
-// advances. Greedy when temperature == 0. scratch holds at least 2*V floats (NULL: allocated).
-int hass_sample(const float *logits, int n_vocab, const hass_sample_cfg *sc, uint64_t *rng,
-                float *scratch);
 // Prefill prompt[0..n_prompt) then generate up to n_new tokens into out (stops after eos_id
 // when eos_id >= 0); returns the count generated or a negative hass_err. kv is reset first.
 // margins (n_new) gets top1 - top2 logit of every step when not NULL (near-tie diagnostics).

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct hass_gen {
     hass_model *m;              // borrowed
@@ -187,6 +188,13 @@ void hass_gen_free(hass_gen *g) {
 // Cache capacity.
 int hass_gen_ctx(const hass_gen *g) { return g->n_ctx; }
 
+// Process CPU time in seconds (all threads).
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // Difference between the largest and the second largest of n logits.
 static float top2_margin(const float *x, int n) {
     float a = -INFINITY, b = -INFINITY;
@@ -221,7 +229,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     hass_stop_init(&st, g->tok, cfg);
     hass_kv_truncate(g->kv, 0);
     hass_err e = HASS_OK;
-    double t0 = hass_now(), t1 = t0;
+    double t0 = hass_now(), t1 = t0, c1 = 0;
     int last = n_prompt - 1;
     if (cfg->max_new <= 0) {
         out->finish = HASS_FINISH_LENGTH;
@@ -231,7 +239,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     for (;;) {
         if (e) break;
         int32_t id = hass_sample_token(&cfg->sampler, g->logits, g->n_vocab, &rng, g->scratch);
-        if (out->n_decode == 0 && out->n_tokens == 0) t1 = hass_now();
+        if (out->n_decode == 0 && out->n_tokens == 0) t1 = hass_now(), c1 = cpu_now();
         int keep = 0;
         hass_finish f = hass_stop_push(&st, id, &keep);
         if (keep) {
@@ -250,9 +258,10 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     }
 done:;
     double t2 = hass_now();
-    if (out->n_tokens == 0 && out->n_decode == 0) t1 = t2;
+    if (out->n_tokens == 0 && out->n_decode == 0) t1 = t2, c1 = cpu_now();
     out->prefill_ms = 1e3 * (t1 - t0);
     out->decode_ms = 1e3 * (t2 - t1);
+    out->decode_cpu_ms = 1e3 * (cpu_now() - c1);
     hass_stop_free(&st);
     return e;
 }
@@ -312,6 +321,11 @@ hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
                          const char *where, int64_t index, int stream, hass_stream_writer *w,
                          json_t **out) {
     *out = NULL;
+    const char *type = json_string_value(json_object_get(in, "type"));
+    if (type && !strcmp(type, "delta")) { // a streaming delta of an earlier stage: forward it
+        *out = json_incref((json_t *)in);
+        return HASS_OK;
+    }
     int32_t *ids = NULL;
     int64_t n = 0;
     hass_err e = hass_jsonl_get_ids(in, "tokens", g->n_vocab, &ids, &n);
@@ -354,8 +368,8 @@ hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
     }
     double tok_s = r.decode_ms > 0 ? 1e3 * r.n_decode / r.decode_ms : 0;
     json_object_set_new(o, "timing",
-                        json_pack("{s:f,s:f,s:f}", "prefill_ms", r.prefill_ms, "decode_ms",
-                                  r.decode_ms, "tok_s", tok_s));
+                        json_pack("{s:f,s:f,s:f,s:f}", "prefill_ms", r.prefill_ms, "decode_ms",
+                                  r.decode_ms, "tok_s", tok_s, "decode_cpu_ms", r.decode_cpu_ms));
     *out = o;
     return HASS_OK;
 }

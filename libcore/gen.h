@@ -71,6 +71,7 @@ typedef struct hass_gen_out {
     int n_prompt;
     double prefill_ms;      // prompt forward and the first sample
     double decode_ms;       // the one-token steps after it
+    double decode_cpu_ms;   // process CPU time (all threads) of those steps
     int n_decode;           // number of those steps
 } hass_gen_out;
 
@@ -104,9 +105,10 @@ uint64_t hass_gen_record_seed(uint64_t seed, const json_t *rec, int64_t index);
 // One record of hass-verify: read "tokens" (and the optional per-record "max_new" and "seed"
 // that override the run's), generate, and return the output record (the input
 // keys plus "generated", "finish", "stop" when a stop string matched, "margins" when asked, and
-// "timing"). With
+// "timing": prefill_ms, decode_ms, tok_s, decode_cpu_ms). With
 // stream set, {"id":..,"type":"delta","tokens":[..]} records go out through w as tokens are
-// accepted. On failure *out is the error record (input keys, "finish":"error", "error") and the
+// accepted. Delta records of an earlier stage are returned unchanged. On failure *out is the
+// error record (input keys, "finish":"error", "error") and the
 // code says why.
 hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
                          const char *where, int64_t index, int stream, hass_stream_writer *w,

@@ -329,8 +329,7 @@ static hass_err filter_one(hass_stream_reader *r, hass_stream_writer *w, hass_st
         const json_t *uerr = json_object_get(in, "error");
         int upstream_error = uerr && !json_is_null(uerr);
         if (upstream_error) note_failure(st, 1); // failed upstream: forwarded, still counted
-        const char *type = json_string_value(json_object_get(in, "type"));
-        if (upstream_error || hass_stream_is_passthrough(in) || (type && !strcmp(type, "delta"))) {
+        if (upstream_error || hass_stream_is_passthrough(in)) {
             e = hass_stream_write(w, in);
             json_decref(in);
             if (e) return e;

@@ -103,8 +103,7 @@ typedef struct hass_stream_stats {
     int exit_code;      // 0, or the exit code of the first failure (3 input, 1 runtime)
 } hass_stream_stats;
 
-// Records that already carry "error" (failed upstream), streaming deltas ("type":"delta") and
-// pass-through records are written
+// Records that already carry "error" (failed upstream) and pass-through records are written
 // unchanged without calling fn; the former count as failures (exit code 1 unless set).
 // Run fn over the inputs (paths; NULL or "-" is stdin; n_paths 0 means stdin). Returns
 // HASS_OK when every input was read to its end and every write succeeded, else the error that

@@ -1085,6 +1085,9 @@ typedef struct enc_ws {
     char *buf;         // (n_bytes * 3 + 4) SPM text with U+2581
     int32_t *out;      // caller's ids
     int64_t n_out, n_max;
+    int64_t *offs;     // caller's byte offsets of the ids (NULL: not wanted)
+    size_t run_off;    // byte offset of the current text run in the whole text
+    int32_t *bmap;     // (cap_buf) SPM: offset in the run of each byte of buf
     size_t cap_sym;    // room in sid/prev/next/start (heap: 3x)
     size_t cap_buf;    // room in buf
     int oom;           // an allocation failed
@@ -1105,9 +1108,12 @@ static int ws_reserve(enc_ws *w, size_t n) {
     return 1;
 }
 
-// Append one id (counted even past n_max).
-static void emit(enc_ws *w, int32_t id) {
-    if (w->n_out < w->n_max) w->out[w->n_out] = id;
+// Append one id starting at byte off of the text (counted even past n_max).
+static void emit(enc_ws *w, int32_t id, size_t off) {
+    if (w->n_out < w->n_max) {
+        w->out[w->n_out] = id;
+        if (w->offs) w->offs[w->n_out] = (int64_t)off;
+    }
     w->n_out++;
 }
 
@@ -1153,11 +1159,11 @@ static void bpe_try(const hass_tokenizer *t, enc_ws *w, int32_t l, int32_t r) {
 }
 
 // Byte-level BPE of one pre-tokenized piece (raw bytes p[0..n)).
-static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p, int32_t n) {
+static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p, int32_t n, size_t off) {
     if (n <= 0) return;
     if (t->ignore_merges || n == 1) {
         int32_t id = piece_lookup(t, p, (size_t)n);
-        if (id >= 0) { emit(w, id); return; }
+        if (id >= 0) { emit(w, id, off); return; }
     }
     if (!ws_reserve(w, (size_t)n)) return;
     for (int32_t i = 0; i < n; i++) {
@@ -1181,8 +1187,8 @@ static void bpe_word(const hass_tokenizer *t, enc_ws *w, const unsigned char *p,
         if (w->next[l] >= 0) bpe_try(t, w, l, w->next[l]);
     }
     for (int32_t i = 0; i >= 0; i = w->next[i]) {
-        if (w->sid[i] >= 0) emit(w, w->sid[i]);
-        else if (t->unk >= 0) emit(w, t->unk);
+        if (w->sid[i] >= 0) emit(w, w->sid[i], off + (size_t)i);
+        else if (t->unk >= 0) emit(w, t->unk, off + (size_t)i);
     }
 }
 
@@ -1234,13 +1240,14 @@ static void spm_run(const hass_tokenizer *t, enc_ws *w, int32_t n) {
         int32_t id = str_lookup(t, s, (size_t)w->sid[i]);
         if (spm_mergeable(t, id) || (id >= 0 && w->sid[i] > 0 && t->type[id] != HASS_TOKEN_CONTROL &&
                                      t->type[id] != HASS_TOKEN_BYTE && t->type[id] != HASS_TOKEN_UNKNOWN)) {
-            emit(w, id);
+            emit(w, id, w->run_off + (size_t)w->bmap[w->start[i]]);
             continue;
         }
         for (int32_t k = 0; k < w->sid[i]; k++) { // byte fallback
             int32_t b = t->byte_id[(unsigned char)s[k]];
-            if (b >= 0) emit(w, b);
-            else if (t->unk >= 0) emit(w, t->unk);
+            size_t o = w->run_off + (size_t)w->bmap[w->start[i] + k];
+            if (b >= 0) emit(w, b, o);
+            else if (t->unk >= 0) emit(w, t->unk, o);
         }
     }
 }
@@ -1417,7 +1424,7 @@ static void pre_split(const hass_tokenizer *t, enc_ws *w, const char *text, int 
     };
     int s = stages[t->pre][stage];
     if (s < 0) {
-        bpe_word(t, w, (const unsigned char *)text + w->off[a], (int32_t)(w->off[b] - w->off[a]));
+        bpe_word(t, w, (const unsigned char *)text + w->off[a], (int32_t)(w->off[b] - w->off[a]), w->run_off + w->off[a]);
         return;
     }
     for (int32_t pos = a; pos < b;) {
@@ -1440,15 +1447,23 @@ static void encode_run(const hass_tokenizer *t, enc_ws *w, const char *s, size_t
     if (t->kind == HASS_TOK_SPM) {
         int32_t o = 0;
         if (3 * n + 4 > w->cap_buf) {
-            char *b = realloc(w->buf, 3 * n + 4);
-            if (!b) { w->oom = 1; return; }
-            w->buf = b;
+            if (!grow(&w->buf, 3 * n + 4) || !grow(&w->bmap, (3 * n + 4) * sizeof *w->bmap)) { w->oom = 1; return; }
             w->cap_buf = 3 * n + 4;
         }
-        if (space_prefix) { memcpy(w->buf, "\xE2\x96\x81", 3); o = 3; }
+        if (space_prefix) { // the dummy prefix belongs to the first character
+            memcpy(w->buf, "\xE2\x96\x81", 3);
+            w->bmap[0] = w->bmap[1] = w->bmap[2] = 0;
+            o = 3;
+        }
         for (size_t i = 0; i < n; i++) {
-            if (s[i] == ' ') { memcpy(w->buf + o, "\xE2\x96\x81", 3); o += 3; }
-            else w->buf[o++] = s[i];
+            if (s[i] == ' ') {
+                memcpy(w->buf + o, "\xE2\x96\x81", 3);
+                w->bmap[o] = w->bmap[o + 1] = w->bmap[o + 2] = (int32_t)i;
+                o += 3;
+            } else {
+                w->bmap[o] = (int32_t)i;
+                w->buf[o++] = s[i];
+            }
         }
         spm_run(t, w, o);
         return;
@@ -1485,6 +1500,11 @@ static int32_t special_at(const hass_tokenizer *t, const char *s, size_t n, int 
 
 int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
                               int parse_special, int32_t *ids, int64_t n_max) {
+    return hass_tokenizer_encode_offsets(t, text, len, add_bos, parse_special, ids, NULL, n_max);
+}
+
+int64_t hass_tokenizer_encode_offsets(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
+                                      int parse_special, int32_t *ids, int64_t *offs, int64_t n_max) {
     if (len > (size_t)INT32_MAX / 4) return INT64_MIN;
     enc_ws w = {0};
     size_t nb = t->kind == HASS_TOK_BPE ? len + 1 : 1;
@@ -1492,32 +1512,34 @@ int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t 
     w.off = malloc((nb + 1) * sizeof *w.off);
     w.fl = malloc(nb);
     w.out = ids;
+    w.offs = offs;
     w.n_max = ids ? n_max : 0;
     int64_t ret = INT64_MIN;
     if (!w.cp || !w.off || !w.fl) goto out;
     int bos = add_bos == HASS_BOS_ALWAYS || (add_bos == HASS_BOS_MODEL && t->add_bos);
-    if (bos && t->bos >= 0) emit(&w, t->bos);
+    if (bos && t->bos >= 0) emit(&w, t->bos, 0);
     int prev_special = 1; // SPM: a run after the start or a special token gets the dummy prefix
     size_t run = 0;
     for (size_t i = 0; i <= len;) {
         int32_t sp = i < len && t->n_special ? special_at(t, text + i, len - i, parse_special) : -1;
         if (i < len && sp < 0) { i++; continue; }
         if (i > run) {
+            w.run_off = run;
             encode_run(t, &w, text + run, i - run, t->add_space_prefix && prev_special);
             prev_special = 0;
         }
         if (sp < 0) break;
-        emit(&w, sp);
+        emit(&w, sp, i);
         prev_special = 1;
         i += t->text_len[sp];
         run = i;
     }
-    if (bos && t->add_eos && add_bos == HASS_BOS_MODEL && t->eos >= 0) emit(&w, t->eos);
+    if (bos && t->add_eos && add_bos == HASS_BOS_MODEL && t->eos >= 0) emit(&w, t->eos, len);
     if (w.oom) goto out;
     ret = w.n_out <= n_max || (!ids && n_max == 0 && w.n_out == 0) ? w.n_out : -w.n_out;
 out:
     free(w.cp); free(w.off); free(w.fl); free(w.sid); free(w.prev); free(w.next); free(w.start);
-    free(w.heap); free(w.buf);
+    free(w.heap); free(w.buf); free(w.bmap);
     return ret;
 }
 
@@ -1632,10 +1654,12 @@ hass_err hass_detok_flush(hass_detok *d, char **buf, size_t *len, size_t *cap) {
     return e;
 }
 
-hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
-                               int keep_special, char **out, size_t *out_len) {
+// Decode ids, from the start of a sequence or as a continuation.
+static hass_err decode_ids(const hass_tokenizer *t, const int32_t *ids, int64_t n, int keep_special, int at_start,
+                           char **out, size_t *out_len) {
     hass_detok d;
     hass_detok_init(&d, t, keep_special);
+    d.at_start = at_start;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     hass_err e = HASS_OK;
@@ -1645,4 +1669,14 @@ hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int6
     *out = buf;
     if (out_len) *out_len = len;
     return HASS_OK;
+}
+
+hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                               int keep_special, char **out, size_t *out_len) {
+    return decode_ids(t, ids, n, keep_special, 1, out, out_len);
+}
+
+hass_err hass_tokenizer_decode_continuation(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                                            int keep_special, char **out, size_t *out_len) {
+    return decode_ids(t, ids, n, keep_special, 0, out, out_len);
 }

@@ -104,7 +104,13 @@ uint32_t hass_tokenizer_fingerprint(const hass_tokenizer *t);
 // ids may be NULL when n_max is 0. On allocation failure returns INT64_MIN.
 int64_t hass_tokenizer_encode(const hass_tokenizer *t, const char *text, size_t len, int add_bos,
                               int parse_special, int32_t *ids, int64_t n_max);
-// Same into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
+// Same, and offs[k] (n_max entries; may be NULL) gets the byte offset in text where token k
+// starts: BOS 0, EOS len, a special token its match, the SentencePiece dummy prefix the
+// character after it. Use it to map byte spans (e.g. hass_chat_render_spans) to token masks.
+int64_t hass_tokenizer_encode_offsets(const hass_tokenizer *t, const char *text, size_t len,
+                                      int add_bos, int parse_special, int32_t *ids, int64_t *offs,
+                                      int64_t n_max);
+// Same as hass_tokenizer_encode into a malloc'd array (*ids, *n); HASS_ENOMEM on failure.
 hass_err hass_tokenizer_encode_alloc(const hass_tokenizer *t, const char *text, size_t len,
                                      int add_bos, int parse_special, int32_t **ids, int64_t *n);
 
@@ -124,7 +130,7 @@ typedef struct hass_detok {
     int n_pending;
 } hass_detok;
 
-// Start a detokenizer over t.
+// Start a detokenizer over t at the start of a sequence (set d->at_start = 0 for a continuation).
 void hass_detok_init(hass_detok *d, const hass_tokenizer *t, int keep_special);
 // Append the text of id to *buf (realloc'd; *len/*cap track it): only complete, valid UTF-8 is
 // appended (invalid bytes become U+FFFD); an unfinished sequence waits in d. HASS_ERANGE for an
@@ -132,8 +138,12 @@ void hass_detok_init(hass_detok *d, const hass_tokenizer *t, int keep_special);
 hass_err hass_detok_push(hass_detok *d, int32_t id, char **buf, size_t *len, size_t *cap);
 // Flush what is pending (an unfinished sequence becomes U+FFFD) and reset to the start state.
 hass_err hass_detok_flush(hass_detok *d, char **buf, size_t *len, size_t *cap);
-// Whole-sequence decode into a malloc'd NUL-terminated string (valid UTF-8).
+// Whole-sequence decode into a malloc'd NUL-terminated string (valid UTF-8); ids start a
+// sequence (the SPM leading-space rule applies).
 hass_err hass_tokenizer_decode(const hass_tokenizer *t, const int32_t *ids, int64_t n,
                                int keep_special, char **out, size_t *out_len);
+// Same for ids that continue a sequence (generated tokens): no leading space is removed.
+hass_err hass_tokenizer_decode_continuation(const hass_tokenizer *t, const int32_t *ids, int64_t n,
+                                            int keep_special, char **out, size_t *out_len);
 
 #endif

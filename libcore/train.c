@@ -479,7 +479,7 @@ hass_err hass_train_update(hass_train *t, hass_train_stats *st) {
     float bc1 = (float)(1.0 - pow(o->beta1, tt));
     float sbc2 = (float)sqrt(1.0 - pow(o->beta2, tt));
     float step_size = lr / bc1, decay = 1.f - lr * o->wd;
-#pragma omp parallel for schedule(static) if (t->n_par > 100000)
+#pragma omp parallel for schedule(static) if (t->n_par > 1000000)
     for (size_t i = 0; i < t->n_par; i++) {
         float gi = g[i];
         if (o->clip > 0) gi = gi > o->clip ? o->clip : gi < -o->clip ? -o->clip : gi;

@@ -6,6 +6,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Work (multiply-adds or elements) below which an op runs on one thread: a parallel region
+// costs microseconds on an idle machine but up to a time slice when the cores are shared.
+#define PAR_MIN_MACS 4000000L
+#define PAR_MIN_ELEMS 1000000L
 
 // Dot product with 8 partial sums in a fixed order (vectorisable, deterministic).
 static inline float dotf(const float *a, const float *b, int n) {
@@ -25,15 +33,22 @@ static inline void axpyf(float *y, float a, const float *x, int n) {
 
 // ---- linear ----------------------------------------------------------------------------------
 
-// y = x W^T + b, one output row per thread iteration.
+// Rows of x per block: a block of x stays in cache while every weight row streams past once.
+#define ROW_BLOCK 64
+
+// y = x W^T + b: per block of rows, threads over output features (each weight row is read once
+// per block, not once per row); each y element is one dotf, so the result does not depend on
+// the blocking or the thread count.
 void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float *b, int n,
                           int n_in, int n_out) {
-#pragma omp parallel for schedule(static) if ((long)n * n_out * n_in > 100000)
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * n_in;
-        float *yr = y + (size_t)r * n_out;
-        for (int o = 0; o < n_out; o++)
-            yr[o] = dotf(xr, w + (size_t)o * n_in, n_in) + (b ? b[o] : 0.f);
+    for (int r0 = 0; r0 < n; r0 += ROW_BLOCK) {
+        int r1 = r0 + ROW_BLOCK < n ? r0 + ROW_BLOCK : n;
+#pragma omp parallel for schedule(static) if ((long)(r1 - r0) * n_out * n_in > PAR_MIN_MACS)
+        for (int o = 0; o < n_out; o++) {
+            const float *wo = w + (size_t)o * n_in;
+            float bo = b ? b[o] : 0.f;
+            for (int r = r0; r < r1; r++) y[(size_t)r * n_out + o] = dotf(x + (size_t)r * n_in, wo, n_in) + bo;
+        }
     }
 }
 
@@ -41,14 +56,26 @@ void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float 
 // each summing the rows in order).
 void hass_tops_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, int n, int n_in, int n_out) {
-    int big = (long)n * n_out * n_in > 100000;
-    if (dx) {
+    int big = (long)n * n_out * n_in > PAR_MIN_MACS;
+    if (dx) { // threads over rows; each thread streams the weights once per block of its rows
+        int nt = 1;
+#ifdef _OPENMP
+        nt = big ? omp_get_max_threads() : 1;
+#endif
+        int per = (n + nt - 1) / nt;
 #pragma omp parallel for schedule(static) if (big)
-        for (int r = 0; r < n; r++) {
-            const float *dyr = dy + (size_t)r * n_out;
-            float *dxr = dx + (size_t)r * n_in;
-            for (int o = 0; o < n_out; o++)
-                if (dyr[o] != 0.f) axpyf(dxr, dyr[o], w + (size_t)o * n_in, n_in);
+        for (int t = 0; t < nt; t++) {
+            int ra = t * per, rb = ra + per < n ? ra + per : n;
+            for (int r0 = ra; r0 < rb; r0 += ROW_BLOCK) {
+                int r1 = r0 + ROW_BLOCK < rb ? r0 + ROW_BLOCK : rb;
+                for (int o = 0; o < n_out; o++) {
+                    const float *wo = w + (size_t)o * n_in;
+                    for (int r = r0; r < r1; r++) {
+                        float g = dy[(size_t)r * n_out + o];
+                        if (g != 0.f) axpyf(dx + (size_t)r * n_in, g, wo, n_in);
+                    }
+                }
+            }
         }
     }
     if (dw || db) {
@@ -71,7 +98,7 @@ void hass_tops_linear_bwd(float *dx, float *dw, float *db, const float *dy, cons
 // y = x * rstd * w row by row; the sum of squares runs in double, left to right.
 void hass_tops_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int n, int dim,
                            float eps) {
-#pragma omp parallel for schedule(static) if ((long)n * dim > 100000)
+#pragma omp parallel for schedule(static) if ((long)n * dim > PAR_MIN_ELEMS)
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * dim;
         float *yr = y + (size_t)r * dim;
@@ -86,7 +113,7 @@ void hass_tops_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w
 // dx_i += rstd w_i dy_i - x_i rstd^3 / dim * sum_j dy_j w_j x_j; dw_i += sum_r dy_i x_i rstd.
 void hass_tops_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            const float *rstd, int n, int dim) {
-    int big = (long)n * dim > 100000;
+    int big = (long)n * dim > PAR_MIN_ELEMS;
     if (dx) {
 #pragma omp parallel for schedule(static) if (big)
         for (int r = 0; r < n; r++) {
@@ -115,7 +142,7 @@ void hass_tops_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x
 static void rope_apply(float *x, const int32_t *pos, int n, int n_head, int d, float theta,
                        float sign) {
     int half = d / 2;
-#pragma omp parallel for schedule(static) if ((long)n * n_head * d > 100000)
+#pragma omp parallel for schedule(static) if ((long)n * n_head * d > PAR_MIN_ELEMS)
     for (int r = 0; r < n; r++) {
         for (int i = 0; i < half; i++) {
             double inv = pow((double)theta, -2.0 * i / d);
@@ -153,7 +180,7 @@ void hass_tops_attn_fwd(float *out, float *prob, const float *q, const float *k,
                         int n, int nh, int nkv, int d, int s, int n_pad) {
     int grp = nh / nkv;
     float scale = 1.0f / sqrtf((float)d);
-#pragma omp parallel for collapse(2) schedule(static) if ((long)nh * n * n * d > 100000)
+#pragma omp parallel for collapse(2) schedule(static) if ((long)nh * n * n * d > PAR_MIN_MACS)
     for (int h = 0; h < nh; h++) {
         for (int i = 0; i < n; i++) {
             int g = h / grp;
@@ -192,7 +219,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
                         int nh, int nkv, int d, int s) {
     int grp = nh / nkv;
     float scale = 1.0f / sqrtf((float)d);
-    int big = (long)nh * n * n * d > 100000;
+    int big = (long)nh * n * n * d > PAR_MIN_MACS;
 #pragma omp parallel for collapse(2) schedule(static) if (big)
     for (int h = 0; h < nh; h++) {
         for (int i = 0; i < n; i++) {
@@ -233,7 +260,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
 
 // m = silu(g) * u.
 void hass_tops_swiglu_fwd(float *m, const float *g, const float *u, size_t n_el) {
-#pragma omp parallel for schedule(static) if (n_el > 100000)
+#pragma omp parallel for schedule(static) if ((long)n_el > PAR_MIN_ELEMS)
     for (size_t i = 0; i < n_el; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
         m[i] = g[i] * sg * u[i];
@@ -243,7 +270,7 @@ void hass_tops_swiglu_fwd(float *m, const float *g, const float *u, size_t n_el)
 // silu'(g) = sig(g) (1 + g (1 - sig(g))).
 void hass_tops_swiglu_bwd(float *dg, float *du, const float *dm, const float *g, const float *u,
                           size_t n_el) {
-#pragma omp parallel for schedule(static) if (n_el > 100000)
+#pragma omp parallel for schedule(static) if ((long)n_el > PAR_MIN_ELEMS)
     for (size_t i = 0; i < n_el; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
         if (dg) dg[i] += dm[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
@@ -287,7 +314,7 @@ void hass_tops_topk(int *idx, const float *x, int V, int K) {
 void hass_tops_soft_ce(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
                        const float *lp, const float *cp, const float *ck, int n, int V, int K) {
     if (K > V) K = V;
-#pragma omp parallel for schedule(static) if ((long)n * V > 100000)
+#pragma omp parallel for schedule(static) if ((long)n * V > PAR_MIN_ELEMS / 8)
     for (int r = 0; r < n; r++) {
         const float *q = lq + (size_t)r * V, *p = lp + (size_t)r * V;
         int top[64], qtop[3];

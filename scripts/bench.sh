@@ -18,6 +18,7 @@ CONTEXT=${CONTEXT:-128}
 CURVE=${CURVE:-1,2,4,8,16,32,64}
 ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/hass-bench.XXXXXX")}
+mkdir -p "$OUT"
 if [ ! -e "$MODEL" ]; then
   echo "bench: $MODEL not found (make models)" >&2
   exit 1
@@ -55,17 +56,19 @@ print("Machine: %s, %d logical CPUs; threads %d; kernels %s; %d reps per median,
          cfg["reps"], rounds))
 print("Load average at the end: %s" % open("/proc/loadavg").read().split()[:3])
 print()
-print("| measurement | hass tok/s | llama.cpp tok/s | ratio | hass ms | llama.cpp ms |")
-print("|---|---|---|---|---|---|")
+print("| measurement | hass tok/s | llama.cpp tok/s | ratio | hass ms | llama.cpp ms | hass CPU ms | llama.cpp CPU ms |")
+print("|---|---|---|---|---|---|---|---|")
 for key in sorted(h, key=lambda k: ({"prefill": 0, "decode": 1, "forward": 2}.get(k[0], 9), k[1] or 0)):
     if key[0] == "config": continue
     a = h[key]; b = p.get(key)
     name = {"prefill": "prefill %d tokens" % key[1], "decode": "decode %d tokens" % key[1],
             "forward": "forward N=%d (after %d)" % (key[1], a.get("context", 0))}[key[0]]
     ms = lambda j: j.get("ms", j.get("ms_per_token"))
-    print("| %s | %.1f | %s | %s | %.2f | %s |" % (name, a["tok_s"], "%.1f" % b["tok_s"] if b else "-",
-          "%.2f" % (a["tok_s"] / b["tok_s"]) if b else "-", ms(a), "%.2f" % ms(b) if b else "-"))
+    cpu = lambda j: "%.2f" % j.get("cpu_ms", j.get("cpu_ms_per_token")) if j else "-"
+    print("| %s | %.1f | %s | %s | %.2f | %s | %s | %s |" % (name, a["tok_s"], "%.1f" % b["tok_s"] if b else "-",
+          "%.2f" % (a["tok_s"] / b["tok_s"]) if b else "-", ms(a), "%.2f" % ms(b) if b else "-", cpu(a), cpu(b)))
 print()
-print("(decode ms is per token; forward ms is one call over N tokens with logits for all N rows)")
+print("(decode ms is per token; forward ms is one call over N tokens with logits for all N rows;")
+print("CPU ms is process CPU time over all threads, steadier than wall time on a shared machine)")
 PY
 echo "bench: raw results in $OUT" >&2

@@ -19,6 +19,7 @@ export PATH="$ROOT/$BUILD/bin:$PATH"
 export LC_ALL=C
 HASS_DATA=${HASS_DATA:-../shared/data}
 HASS_DATA=$(cd "$HASS_DATA" 2>/dev/null && pwd || echo "$HASS_DATA")
+export HASS_DATA
 HASS_MODELS=${HASS_MODELS:-$ROOT/models}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hass-man.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

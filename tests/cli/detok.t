@@ -5,10 +5,10 @@ $ hass-tokenize -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf | ha
 < {"text":"  Füße 🦙\n\tok"}
 > {"text":"  Füße 🦙\n\tok","tokens":[1,259,383,29993,5831,29871,243,162,169,156,13,12,554],"back":"  Füße 🦙\n\tok"}
 
-# name: "generated" wins over "tokens"; specials dropped unless --keep-special
+# name: "generated" wins over "tokens" and keeps its leading space (a continuation); specials dropped unless --keep-special
 $ for k in "" --keep-special; do echo '{"id":7,"tokens":[1],"generated":[403,407,2]}' | hass-detok -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf $k; done
-> {"id":7,"tokens":[1],"generated":[403,407,2],"text":"Once upon"}
-> {"id":7,"tokens":[1],"generated":[403,407,2],"text":"Once upon</s>"}
+> {"id":7,"tokens":[1],"generated":[403,407,2],"text":" Once upon"}
+> {"id":7,"tokens":[1],"generated":[403,407,2],"text":" Once upon</s>"}
 
 # name: deltas split inside a UTF-8 character give text only once it is complete
 $ hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf
@@ -16,10 +16,10 @@ $ hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf
 < {"id":"s","type":"delta","tokens":[162,169]}
 < {"id":"s","type":"delta","tokens":[156]}
 < {"id":"s","generated":[15043,29871,243,162,169,156]}
-> {"id":"s","type":"delta","tokens":[15043,29871,243],"text":"Hello "}
+> {"id":"s","type":"delta","tokens":[15043,29871,243],"text":" Hello "}
 > {"id":"s","type":"delta","tokens":[162,169],"text":""}
 > {"id":"s","type":"delta","tokens":[156],"text":"🦙"}
-> {"id":"s","generated":[15043,29871,243,162,169,156],"text":"Hello 🦙"}
+> {"id":"s","generated":[15043,29871,243,162,169,156],"text":" Hello 🦙"}
 
 # name: --stream prints text live, a newline per finished record
 $ hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf --stream
@@ -27,8 +27,8 @@ $ hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf --strea
 < {"id":"s","type":"delta","tokens":[162,169,156]}
 < {"id":"s","generated":[15043,29871,243,162,169,156]}
 < {"id":"t","generated":[3186]}
-> Hello 🦙
-> world
+>  Hello 🦙
+>  world
 
 # name: a broken byte sequence becomes U+FFFD
 $ hass-detok -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf

@@ -141,3 +141,14 @@ $ hass-cat /nonexistent.jsonl
 $ hass-cat --vocab-fp xyz
 = 2
 ! --vocab-fp: 'xyz' is not a 32-bit hex number
+
+# name: SIGPIPE ignored by the parent: the EPIPE write error ends the writer quietly, exit 1
+$ for i in $(seq 20000); do echo '{"id":"x"}'; done > $TMP/big2.jsonl; (trap '' PIPE; hass-cat $TMP/big2.jsonl 2>$TMP/ep.err | head -1; echo "status ${PIPESTATUS[0]} stderr $(wc -c < $TMP/ep.err)")
+> {"id":"x"}
+> status 1 stderr 0
+
+# name: binary output to a terminal is refused (usage error) unless -f
+@needs /usr/bin/script
+$ script -qec "hass-cat --bin $TMP/none.jsonl" /dev/null < /dev/null | tr -d '\r'; echo "exit ${PIPESTATUS[0]}"
+> hass-cat: error: stdout is a terminal; pipe it, use -o or -f
+> exit 2

@@ -89,8 +89,13 @@ $ hass-tokenize -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --chat | hass-de
 
 # name: the EXAMPLES of man/hass-tokenize.1 and man/hass-detok.1 run and succeed
 $ for m in man/hass-tokenize.1 man/hass-detok.1; do sed -n '/^\.EX$/,/^\.EE$/p' $m | sed '/^\.E[XE]$/d' | bash -e || echo "FAILED $m"; done | grep -c '"tokens"\|"back"\|"kind"\|"text"'
-> 5
+> 6
 
 # name: a SentencePiece tokenizer.model gives the ids of the same vocabulary's GGUF
 $ echo '{"text":" Hello world"}' | hass-tokenize -m $HASS_DATA/tokenizer/llama2/tokenizer.model
 > {"text":" Hello world","tokens":[1,29871,15043,3186]}
+
+# name: ShareGPT conversations with --mask: 1 on the assistant turn and its end-of-turn token
+$ hass-tokenize -m $HASS_DATA/tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf --template llama-2-chat --mask --no-gen-prompt
+< {"conversations":[{"from":"human","value":"Hi"},{"from":"gpt","value":"Yo"}]}
+> {"conversations":[{"from":"human","value":"Hi"},{"from":"gpt","value":"Yo"}],"tokens":[1,518,25580,29962,6324,518,29914,25580,29962,612,29877,29871,2],"loss_mask":[0,0,0,0,0,0,0,0,0,1,1,1,1]}

@@ -7,9 +7,9 @@
 $ echo '{"id":"s","tokens":[1,403,407,261,378],"note":"kept"}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 8 | jq -c 'del(.timing)'
 > {"id":"s","tokens":[1,403,407,261,378],"note":"kept","generated":[432,383,286,261,376,298,315,421],"finish":"length"}
 
-# name: the output record carries timing: prefill_ms, decode_ms, tok_s
-$ echo '{"id":"s","tokens":[1,403]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 4 | jq -c '.timing | [keys, (.prefill_ms > 0), (.decode_ms > 0), (.tok_s > 0)]'
-> [["decode_ms","prefill_ms","tok_s"],true,true,true]
+# name: the output record carries timing: prefill_ms, decode_ms, tok_s, decode_cpu_ms
+$ echo '{"id":"s","tokens":[1,403]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 4 | jq -c '.timing | [keys, (.prefill_ms > 0), (.decode_ms > 0), (.tok_s > 0), (.decode_cpu_ms > 0)]'
+> [["decode_cpu_ms","decode_ms","prefill_ms","tok_s"],true,true,true,true]
 
 # name: --stop ends at the token that completes the stop string
 $ echo '{"id":"s","tokens":[1,403,407,261,378]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 40 --stop Lily --stop zebra | jq -c 'del(.timing)'

@@ -22,7 +22,7 @@ hass-train -m "$MODEL" --features "$SHARD" --template chatml --limit 8 --max-len
 grep -q 'features: 8 conversations (0 skipped, 8 truncated to 96), 768 positions' "$W/f0.err" ||
   fail "feature sizes not printed: $(cat "$W/f0.err")"
 hass-train -m "$MODEL" --features "$W/x.shard" "$CONV" 2>"$W/f1.err"; rc=$?
-[ $rc = 3 ] && grep -q 'not ChatML' "$W/f1.err" || fail "a model without a ChatML template: exit $rc"
+[ $rc = 3 ] && grep -q 'no chat template recognised' "$W/f1.err" || fail "a model without a chat template: exit $rc"
 
 # 1. a plain run
 T -o "$W/a" "$SHARD" 2>"$W/a.err" || { cat "$W/a.err"; fail "run exited $?"; }

@@ -87,3 +87,54 @@ def write_fixture(path, model, source, n_vocab, entries, logits_type=LOGITS_F32,
         with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0, filename="") as g:
             g.write(data)
     return len(data)
+
+
+def read_fixture(path):
+    """Read a HASSREF file back: (header dict, list of prompt dicts); rows are
+    (argmax, margin, top_ids, top_logits)."""
+    b = gzip.open(path).read()
+    o = [0]
+
+    def u(fmt):
+        v = struct.unpack_from("<" + fmt, b, o[0])
+        o[0] += struct.calcsize("<" + fmt)
+        return v
+
+    def s():
+        n, = u("I")
+        v = b[o[0]:o[0] + n]
+        o[0] += n
+        return v
+
+    assert b[:8] == MAGIC, path
+    o[0] = 8
+    ver, nv, npr, k, lt = u("5I")
+    hdr = {"version": ver, "n_vocab": nv, "top_k": k, "logits_type": lt, "model": s(),
+           "source": s()}
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            am, mg = u("if")
+            out.append((am, mg, u("%di" % k), u("%df" % k)))
+        return out
+
+    prompts = []
+    for _ in range(npr):
+        p = {"name": s().decode(), "text": s()}
+        n, = u("I")
+        p["tok"] = list(u("%di" % n))
+        n, = u("I")
+        p["pos"] = rows(n)
+        n, = u("I")
+        dt = "<f2" if lt == LOGITS_F16 else "<f4"
+        p["last"] = np.frombuffer(b, dt, n, o[0]).astype(np.float32)
+        o[0] += n * np.dtype(dt).itemsize
+        n, = u("I")
+        p["gen"] = list(u("%di" % n))
+        p["gen_row"] = rows(n)
+        p["eos_at"], = u("i")
+        p["gen_text"] = s()
+        prompts.append(p)
+    assert o[0] == len(b), path
+    return hdr, prompts

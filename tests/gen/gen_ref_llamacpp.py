@@ -25,6 +25,8 @@ N_GEN = 64
 N_STORY = 200
 HASS_DATA = os.environ.get("HASS_DATA", "../shared/data")
 SMOL = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+# All-F32 copy of SmolLM2 (same weight values; ~540 MB, never committed).
+SMOL_F32 = os.environ.get("HASS_SMOL_F32", "/tmp/smollm2-f32.gguf")
 STORIES = os.path.join(HASS_DATA, "models/stories260K/stories260K-v3-f32.gguf")
 
 # MT-bench first turns used as chat prompts (question_id, category).
@@ -90,10 +92,22 @@ def chat_template(path):
     return f.contents() if f is not None else None
 
 
-def open_model(path, n_ctx):
-    """llama.cpp context with every-position logits, 2 threads, one batch per prompt."""
+def open_model(path, n_ctx, kv_f32=False):
+    """llama.cpp context with every-position logits, 2 threads, one batch per prompt; KV cache
+    f16 (llama.cpp's default) or f32."""
+    kv = {"type_k": 0, "type_v": 0} if kv_f32 else {}
     return Llama(model_path=path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                 n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0, verbose=False)
+                 n_threads=N_THREADS, n_threads_batch=N_THREADS, seed=0, verbose=False, **kv)
+
+
+def f32_copy():
+    """Path of the all-F32 copy of the SmolLM2 GGUF (made by gen_ref_f32gguf.py if missing)."""
+    if not os.path.exists(SMOL_F32):
+        import subprocess
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.check_call([sys.executable, os.path.join(here, "gen_ref_f32gguf.py"), SMOL,
+                               SMOL_F32])
+    return SMOL_F32
 
 
 def is_eog(llm, t):
@@ -141,13 +155,20 @@ def run_prompt(llm, name, text, n_gen):
 
 def build(model_key, out_dir):
     """Generate the fixture and prompt list of one model; returns the entries."""
+    kv_f32, keep_last = False, True
     if model_key == "smollm2":
         path, prompts, ltype = SMOL, smol_prompts(), rc.LOGITS_F16
         tmpl = chat_template(path)
+    elif model_key == "smollm2_f32w":
+        # llama.cpp on the same weights without its Q8 activation quantization: F32 matrices
+        # and an f32 KV cache, i.e. plain f32 arithmetic (README: why).  Rows and greedy paths
+        # only; the numpy fixture carries full logits.
+        path, prompts, ltype = f32_copy(), smol_prompts(), rc.LOGITS_F32
+        tmpl, kv_f32, keep_last = chat_template(SMOL), True, False
     else:
         path, prompts, ltype = STORIES, stories_prompts(), rc.LOGITS_F32
         tmpl = None
-    llm = open_model(path, 1024 if model_key == "smollm2" else 512)
+    llm = open_model(path, 512 if model_key == "stories260k" else 1024, kv_f32)
     n_vocab = llm.n_vocab()
     entries, jrecs = [], []
     for name, kind, payload in prompts:
@@ -157,6 +178,8 @@ def build(model_key, out_dir):
             text = payload
         n_gen = N_STORY if (model_key == "stories260k" and name == "bos") else N_GEN
         e = run_prompt(llm, name, text, n_gen)
+        if not keep_last:
+            e.last = None
         entries.append(e)
         gm = [rc.margin(r) for r in e.gen_rows]
         rec = {"id": name}
@@ -184,7 +207,10 @@ def build(model_key, out_dir):
                N_THREADS, cp.n_batch, cp.n_ubatch, cp.n_ctx, cp.type_k, cp.type_v,
                getattr(cp, "flash_attn_type", getattr(cp, "flash_attn", "?"))))
     base = os.path.join(out_dir, "ref_%s" % model_key)
-    raw = rc.write_fixture(base + "_llamacpp.bin.gz", os.path.basename(path), source, n_vocab,
+    model = os.path.basename(SMOL if model_key == "smollm2_f32w" else path)
+    if model_key == "smollm2_f32w":
+        source += "; weights: every tensor of %s dequantized to F32 (gen_ref_f32gguf.py)" % model
+    raw = rc.write_fixture(base + "_llamacpp.bin.gz", model, source, n_vocab,
                            entries, logits_type=ltype)
     with open(base + "_prompts.jsonl", "w") as f:
         for r in jrecs:
@@ -197,10 +223,11 @@ def build(model_key, out_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", choices=["smollm2", "stories260k", "all"], default="all")
+    ap.add_argument("--model", choices=["smollm2", "smollm2_f32w", "stories260k", "all"],
+                    default="all")
     ap.add_argument("--out", default="tests/data")
     a = ap.parse_args()
-    for m in (["stories260k", "smollm2"] if a.model == "all" else [a.model]):
+    for m in (["stories260k", "smollm2", "smollm2_f32w"] if a.model == "all" else [a.model]):
         build(m, a.out)
 
 

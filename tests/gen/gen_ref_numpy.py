@@ -45,10 +45,11 @@ class Model:
         self.hd = self.n_embd // self.n_head
         self.n_rot = f.get("llama.rope.dimension_count", self.hd)
         self.rope = rope
+        self.aq = None   # optional activation quantizer applied to every matmul input
         self.w = {}
         for t in r.tensors:
             a = dequantize(t.data, t.tensor_type).astype(np.float32)
-            shape = [int(x) for x in reversed(t.shape) if True]
+            shape = [int(x) for x in reversed(t.shape)]
             self.w[t.name] = a.reshape(shape).astype(np.float64)
         self.out = self.w.get("output.weight", self.w["token_embd.weight"])
         self.n_vocab = self.out.shape[0]
@@ -83,7 +84,7 @@ class Model:
         grp = self.n_head // self.n_kv
         for l in range(self.n_layer):
             b = "blk.%d." % l
-            h = self.rmsnorm(x, w[b + "attn_norm.weight"])
+            h = self.q(self.rmsnorm(x, w[b + "attn_norm.weight"]))
             q = (h @ w[b + "attn_q.weight"].T).reshape(len(toks), self.n_head, self.hd)
             k = (h @ w[b + "attn_k.weight"].T).reshape(len(toks), self.n_kv, self.hd)
             v = (h @ w[b + "attn_v.weight"].T).reshape(len(toks), self.n_kv, self.hd)
@@ -99,13 +100,17 @@ class Model:
                 s = np.exp(s - s.max(axis=1, keepdims=True))
                 s /= s.sum(axis=1, keepdims=True)
                 att[:, hh, :] = s @ V[:, hh // grp, :]
-            x = x + att.reshape(len(toks), -1) @ w[b + "attn_output.weight"].T
-            h = self.rmsnorm(x, w[b + "ffn_norm.weight"])
+            x = x + self.q(att.reshape(len(toks), -1)) @ w[b + "attn_output.weight"].T
+            h = self.q(self.rmsnorm(x, w[b + "ffn_norm.weight"]))
             g = h @ w[b + "ffn_gate.weight"].T
             u = h @ w[b + "ffn_up.weight"].T
-            x = x + (g / (1.0 + np.exp(-g)) * u) @ w[b + "ffn_down.weight"].T
+            x = x + self.q(g / (1.0 + np.exp(-g)) * u) @ w[b + "ffn_down.weight"].T
         cache["n"] = p0 + len(toks)
-        return self.rmsnorm(x, w["output_norm.weight"]) @ self.out.T
+        return self.q(self.rmsnorm(x, w["output_norm.weight"])) @ self.out.T
+
+    def q(self, x):
+        """A matmul input, through the activation quantizer when one is set."""
+        return x if self.aq is None else self.aq(x)
 
     def new_cache(self):
         """Empty KV cache."""
@@ -134,7 +139,7 @@ def first_diff(a, b):
     return -1
 
 
-def compare(model_key, ref_path, gguf_path, full_names, n_gen, out_path, jsonl_path):
+def compare(model_key, gguf_path, full_names, n_gen, out_path, jsonl_path):
     """Numpy forward of every prompt in a llama.cpp fixture; write the fixture and report."""
     from llama_cpp import Llama
     refs = [json.loads(l) for l in open(jsonl_path)]
@@ -207,14 +212,28 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=["smollm2", "stories260k", "all"], default="all")
     ap.add_argument("--out", default="tests/data")
+    ap.add_argument("--report", action="store_true", help="only print the greedy-path tables")
+    ap.add_argument("--f32-check", action="store_true",
+                    help="only compare numpy with llama.cpp on the all-F32 copy of SmolLM2")
+    ap.add_argument("--q8-check", action="store_true",
+                    help="only measure the effect of Q8 activation quantization in numpy")
     a = ap.parse_args()
+    if a.q8_check:
+        q8_check(a.out)
+        return
+    if a.report:
+        report(a.out)
+        return
+    if a.f32_check:
+        f32_check(a.out)
+        return
     from llama_cpp import Llama
     for key in (["stories260k", "smollm2"] if a.model == "all" else [a.model]):
         path = lc.SMOL if key == "smollm2" else lc.STORIES
         full = SMOL_FULL if key == "smollm2" else None
         names = full if full is not None else [r["id"] for r in map(json.loads, open(
             os.path.join(a.out, "ref_%s_prompts.jsonl" % key)))]
-        m, stats = compare(key, None, path, names, lc.N_GEN,
+        m, stats = compare(key, path, names, lc.N_GEN,
                            os.path.join(a.out, "ref_%s_f32.bin.gz" % key),
                            os.path.join(a.out, "ref_%s_prompts.jsonl" % key))
         r0 = json.loads(open(os.path.join(a.out, "ref_%s_prompts.jsonl" % key)).readlines()[1])
@@ -226,6 +245,94 @@ def main():
         print("RoPE check on %s (%s): max|diff| vs llama.cpp f32 KV: adjacent pairs (mode 0) "
               "%.5f, NeoX halves %.5f" % (key, r0["id"], norm, rope_check(m, r0["ref_tokens"],
                                                                         rows)))
+
+
+
+
+def q8_blocks(ties_even):
+    """Q8 activation quantizer (blocks of 32, d = amax/127 kept as f16, int8 values): ties to
+    even with x*(127/amax) (as ggml's x86 code reads to us) or half away from zero with x/d."""
+    def quant(x):
+        b = x.reshape(-1, 32).astype(np.float32)
+        amax = np.abs(b).max(axis=1, keepdims=True)
+        d = amax / np.float32(127)
+        safe = np.where(amax > 0, amax, 1).astype(np.float32)
+        if ties_even:
+            q = np.rint(b * np.where(amax > 0, np.float32(127) / safe, 0))
+        else:
+            v = b * np.where(amax > 0, np.float32(1) / np.where(d > 0, d, 1), 0)
+            q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+        dh = d.astype(np.float16).astype(np.float64)
+        return (q.astype(np.float64) * dh).reshape(x.shape)
+    return quant
+
+
+def q8_check(out_dir, n_prompts=3):
+    """How much Q8 activation quantization moves SmolLM2's logits, and how chaotic it is: f32
+    activations vs two Q8 emulations that differ only in rounding details."""
+    m = Model(lc.SMOL)
+    print("| prompt | Q8 (ties even) vs f32 | Q8 ties even vs Q8 half away | mean of the latter |")
+    print("|---|---|---|---|")
+    for line in list(open(os.path.join(out_dir, "ref_smollm2_prompts.jsonl")))[:n_prompts]:
+        r = json.loads(line)
+        t = r["ref_tokens"]
+        out = []
+        for aq in (None, q8_blocks(True), q8_blocks(False)):
+            m.aq = aq
+            out.append(m.forward(t, m.new_cache()))
+        m.aq = None
+        a, b = np.abs(out[1] - out[0]), np.abs(out[1] - out[2])
+        print("| %s | %.3f | %.3f | %.3f |" % (r["id"], a.max(), b.max(), b.mean()))
+
+
+def f32_check(out_dir):
+    """numpy vs llama.cpp on the all-F32 copy of SmolLM2 (no activation quantization), f32 and
+    f16 KV cache, every prompt position: validates the numpy forward itself."""
+    from llama_cpp import Llama
+    path = lc.f32_copy()
+    m = Model(lc.SMOL)
+    kw = dict(model_path=path, logits_all=True, n_ctx=1024, n_batch=1024, n_ubatch=1024,
+              n_threads=lc.N_THREADS, n_threads_batch=lc.N_THREADS, verbose=False)
+    l32, l16 = Llama(type_k=0, type_v=0, **kw), Llama(**kw)
+    print("| prompt | n_tok | numpy vs llama.cpp F32 weights, f32 KV | same, f16 KV |")
+    print("|---|---|---|---|")
+    for line in open(os.path.join(out_dir, "ref_smollm2_prompts.jsonl")):
+        r = json.loads(line)
+        t = r["ref_tokens"]
+        lg = m.forward(t, m.new_cache())
+        d = []
+        for llm in (l32, l16):
+            llm.reset()
+            llm.eval(t)
+            d.append(float(np.abs(lg - np.array(llm.scores[:len(t)], np.float64)).max()))
+        print("| %s | %d | %.2e | %.4f |" % (r["id"], len(t), d[0], d[1]))
+
+
+def report(out_dir):
+    """Greedy-path tables of tests/data/README.md section 6, from the committed fixtures."""
+    _, npy = rc.read_fixture(os.path.join(out_dir, "ref_smollm2_f32.bin.gz"))
+    for tag in ("llamacpp", "f32w_llamacpp"):
+        path = os.path.join(out_dir, "ref_smollm2_%s.bin.gz" % tag)
+        if not os.path.exists(path):
+            continue
+        _, ref = rc.read_fixture(path)
+        same = 0
+        print("\nnumpy f64 vs %s greedy paths:" % tag)
+        print("| prompt | first divergence | ids numpy / llama.cpp | margin numpy | "
+              "margin llama.cpp |")
+        print("|---|---|---|---|---|")
+        for a, b in zip(npy, ref):
+            fd = first_diff(a["gen"], b["gen"])
+            if fd < 0:
+                same += 1
+                print("| %s | identical | | %.4f (min) | %.4f (min) |" % (
+                    a["name"], min(r[1] for r in a["gen_row"]),
+                    min(r[1] for r in b["gen_row"])))
+                continue
+            print("| %s | step %d | %d / %d | %.4f | %.4f |" % (
+                a["name"], fd, a["gen"][fd], b["gen"][fd], a["gen_row"][fd][1],
+                b["gen_row"][fd][1]))
+        print("identical: %d of %d" % (same, len(npy)))
 
 
 if __name__ == "__main__":

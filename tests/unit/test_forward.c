@@ -3,6 +3,7 @@
 // a tree block, for 1 or 2 threads, on every kernel path), KV compaction of an accepted path,
 // error cases, seeded sampling.
 #include "forward.h"
+#include "sample.h"
 #include "quant.h"
 #include "unit.h"
 

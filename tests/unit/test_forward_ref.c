@@ -1,7 +1,8 @@
 // test_forward_ref.c: our forward pass against llama.cpp (llama-cpp-python 0.3.36) on the same
 // GGUF files: full last-position logits, the top-16 logits at every prompt position, and greedy
 // 64-token continuations (fixtures: tests/data/ref_*_llamacpp.bin.gz, made by
-// tests/gen/gen_ref_llamacpp.py).
+// tests/gen/gen_ref_llamacpp.py); and against a numpy f64 forward on the dequantized weights
+// (tests/data/ref_*_f32.bin.gz, tests/gen/gen_ref_numpy.py).
 //
 // Tolerance. Both llama.cpp and we quantize activations to 8 bits per 32-block for the Q4_1/Q8_0
 // dot products (we copy its rounding: fp16 block scales, fp16 KV cache and fp16 attention
@@ -14,10 +15,16 @@
 // the argmax equal at every prompt position whose reference margin (top1 - top2) exceeds
 // NEAR_TIE; greedy continuations that may diverge only at a near-tie (reference margin below
 // NEAR_TIE, printed with both margins). Identical 64-token greedy paths on 9 of 10 prompts are
-// not reachable at this noise floor for SmolLM2 (our two kernel paths disagree with each other
-// as often); that count is printed, and required (>= 90%) for stories260K, which is F32
-// throughout and agrees to 1e-3 of the logit std.
+// not reachable at this noise floor for SmolLM2: measured on these 14 prompts, our AVX2 and
+// AVX-512 paths give identical 64-token paths on only 3 (first divergences at margins 0.002 to
+// 0.47), and each matches llama.cpp on 4 to 6. That count is printed, and required (>= 90%) for
+// stories260K, which is F32
+// throughout and agrees with llama.cpp to 1e-3 of the logit std (measured 6e-4) and with the
+// numpy f64 forward to 3e-3 (measured 1.5e-3: our KV cache and attention probabilities are
+// fp16 like llama.cpp's). Against the f64 forward SmolLM2 measures 0.22 of the std (llama.cpp:
+// 0.37), within the same 0.5 bound.
 #include "forward.h"
+#include "sample.h"
 #include "ref.h"
 #include "unit.h"
 
@@ -44,7 +51,7 @@ static const char *model_path(char *buf, size_t n, const char *file, int in_data
 
 // Compare one fixture against the model; tag names the checks.
 static void run(const char *tag, const char *fixture, const char *model, double rel_tol,
-                int need_90) {
+                int need_90, int do_greedy) {
     char buf[1024], fbuf[1024], err[512], name[256];
     if (!unit_exists(model)) {
         snprintf(name, sizeof name, "forward_ref_%s", tag);
@@ -56,7 +63,7 @@ static void run(const char *tag, const char *fixture, const char *model, double 
     CHECK(name, rf != NULL, "%s", err);
     if (!rf) return;
     hass_err e;
-    hass_model *m = hass_model_load(model, 0, &e);
+    hass_model *m = hass_model_load(model, 1, &e); // one thread: steady on a shared machine
     snprintf(name, sizeof name, "forward_ref_%s_model_loads", tag);
     CHECK(name, m != NULL, "%s", hass_errmsg());
     if (!m) {
@@ -103,7 +110,7 @@ static void run(const char *tag, const char *fixture, const char *model, double 
         for (int t = 0; t < p->n_pos; t++) {
             const float *ours = lg + (size_t)t * V;
             const ref_row *r = &p->pos[t];
-            int a = hass_argmax(ours, V);
+            int a = hass_sample_argmax(ours, V);
             n_rows++;
             if (a != r->argmax && r->margin > NEAR_TIE) {
                 argmax_bad++;
@@ -112,14 +119,14 @@ static void run(const char *tag, const char *fixture, const char *model, double 
             }
         }
         // greedy continuation from the prompt
-        if (p->n_gen > 0) {
+        if (do_greedy && p->n_gen > 0) {
             int limit = p->eos_at >= 0 ? p->eos_at + 1 : p->n_gen, same = 1;
-            int32_t t = (int32_t)hass_argmax(lg + (size_t)(p->n_tok - 1) * V, V);
+            int32_t t = (int32_t)hass_sample_argmax(lg + (size_t)(p->n_tok - 1) * V, V);
             float our_margin = 0;
             for (int s = 0; s < limit; s++) {
                 if (s > 0) {
                     if ((e = hass_forward(m, kv, &t, NULL, 1, NULL, l1, NULL))) break;
-                    t = hass_argmax(l1, V);
+                    t = hass_sample_argmax(l1, V);
                     float second = -INFINITY;
                     for (int j = 0; j < V; j++)
                         if (j != t && l1[j] > second) second = l1[j];
@@ -144,11 +151,12 @@ static void run(const char *tag, const char *fixture, const char *model, double 
     CHECK(name, argmax_bad == 0, "%d of %d positions disagree beyond a near-tie", argmax_bad,
           n_rows);
     snprintf(name, sizeof name, "forward_ref_%s_greedy_90pct", tag);
-    if (need_90)
+    if (need_90 && do_greedy)
         CHECK(name, n_gen_prompts >= 10 && n_gen_same * 10 >= n_gen_prompts * 9,
               "greedy identical on %d of %d prompts", n_gen_same, n_gen_prompts);
     snprintf(name, sizeof name, "forward_ref_%s_greedy_divergence_near_tie", tag);
-    CHECK(name, gen_bad == 0, "%d divergences at steps with reference margin > %.2f", gen_bad,
+    if (do_greedy)
+        CHECK(name, gen_bad == 0, "%d divergences at steps with reference margin > %.2f", gen_bad,
           NEAR_TIE);
     free(lg);
     free(l1);
@@ -160,9 +168,14 @@ static void run(const char *tag, const char *fixture, const char *model, double 
 
 int main(void) {
     char b1[1024], b2[1024];
-    run("stories260k", "ref_stories260k_llamacpp.bin.gz",
-        model_path(b1, sizeof b1, "models/stories260K/stories260K-v3-f32.gguf", 1), 1e-3, 1);
-    run("smollm2", "ref_smollm2_llamacpp.bin.gz",
-        model_path(b2, sizeof b2, "SmolLM2-135M-Instruct.Q4_1.gguf", 0), 0.5, 0);
+    model_path(b1, sizeof b1, "models/stories260K/stories260K-v3-f32.gguf", 1);
+    model_path(b2, sizeof b2, "SmolLM2-135M-Instruct.Q4_1.gguf", 0);
+    run("stories260k", "ref_stories260k_llamacpp.bin.gz", b1, 1e-3, 1, 1);
+    // our KV cache and attention probabilities are fp16 (as llama.cpp's): 3e-3 of the std vs f64
+    run("stories260k_f64", "ref_stories260k_f32.bin.gz", b1, 3e-3, 1, 1);
+    run("smollm2", "ref_smollm2_llamacpp.bin.gz", b2, 0.5, 0, 1);
+    // numpy f64 forward on the dequantized weights (no activation quantization): logits and
+    // prompt-position argmax only (the greedy paths are the llama.cpp comparison's job)
+    run("smollm2_f64", "ref_smollm2_f32.bin.gz", b2, 0.5, 0, 0);
     UNIT_DONE();
 }

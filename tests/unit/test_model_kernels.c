@@ -53,7 +53,7 @@ int main(void) {
     const int types[] = {HASS_GGML_F32, HASS_GGML_F16, HASS_GGML_BF16, HASS_GGML_Q8_0,
                          HASS_GGML_Q4_0, HASS_GGML_Q4_1};
     const int n_ins[] = {576, 96};  // even and odd block counts
-    enum { NOUT = 37, NMAX = 9 };
+    enum { NOUT = 37, NMAX = 13 };
     int best = hass_kernel_set_path(2);
     char name[128];
     // f16 round trip

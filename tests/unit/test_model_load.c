@@ -87,6 +87,41 @@ static float *permute_qk(const float *w, int n_heads, int D, int cols) {
     return o;
 }
 
+// Write dir/config.json for the model type with c's hyper-parameters.
+static void write_config(const char *dir, const char *type, const hass_model_cfg *c) {
+    char p[1400];
+    snprintf(p, sizeof p, "%.1300s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return;
+    fprintf(f, "{\"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, "
+            "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
+            "\"intermediate_size\": %d, \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, "
+            "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", type, c->n_vocab,
+            c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->n_ff);
+    fclose(f);
+}
+
+// Max |difference| of the logits of two models over the first n tokens of a stories prompt
+// (INFINITY when a forward fails).
+static double max_logit_diff(const hass_model *ma, const hass_model *mb, int n) {
+    static const int32_t tok[8] = {1, 403, 407, 261, 378, 432, 383, 286};
+    int V = hass_model_config(ma)->n_vocab;
+    hass_err e;
+    float *a = malloc(sizeof(float) * n * V), *b = malloc(sizeof(float) * n * V);
+    hass_kv *ka = hass_kv_new(ma, 16, &e), *kb = hass_kv_new(mb, 16, &e);
+    double md = INFINITY;
+    if (ka && kb && !hass_forward((hass_model *)ma, ka, tok, NULL, n, NULL, a, NULL) &&
+        !hass_forward((hass_model *)mb, kb, tok, NULL, n, NULL, b, NULL)) {
+        md = 0;
+        for (int i = 0; i < n * V; i++) md = fmax(md, fabs(a[i] - b[i]));
+    }
+    free(a);
+    free(b);
+    hass_kv_free(ka);
+    hass_kv_free(kb);
+    return md;
+}
+
 // Build a sharded HF directory from the stories260K GGUF and compare logits with it.
 static void hf_roundtrip(const char *gguf_path, const char *dir) {
     if (strlen(dir) > 1300) return;
@@ -99,14 +134,8 @@ static void hf_roundtrip(const char *gguf_path, const char *dir) {
     const hass_model_cfg *c = hass_model_config(g);
     mkdir(dir, 0755);
     char p[1400];
-    snprintf(p, sizeof p, "%.1300s/config.json", dir);
-    FILE *f = fopen(p, "w");
-    fprintf(f, "{\"model_type\": \"llama\", \"vocab_size\": %d, \"hidden_size\": %d, "
-            "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
-            "\"intermediate_size\": %d, \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, "
-            "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", c->n_vocab, c->n_embd,
-            c->n_layer, c->n_head, c->n_head_kv, c->n_ff);
-    fclose(f);
+    write_config(dir, "llama", c);
+    FILE *f;
     // read every GGUF tensor back as floats through the public matmul-free path: dequantize rows
     int L = c->n_layer, C = c->n_embd, D = c->head_dim;
     enum { MAXT = 64 };
@@ -166,21 +195,47 @@ static void hf_roundtrip(const char *gguf_path, const char *dir) {
         const hass_model_cfg *hc = hass_model_config(h);
         CHECK("model_hf_rope_half", hc->rope_mode == HASS_ROPE_HALF && !hc->tied, "rope %d tied %d",
               hc->rope_mode, hc->tied);
-        int V = c->n_vocab;
-        int32_t tok[8] = {1, 403, 407, 261, 378, 432, 383, 286};
-        float *a = malloc(sizeof(float) * 8 * V), *b = malloc(sizeof(float) * 8 * V);
-        hass_kv *ka = hass_kv_new(g, 16, &e), *kb = hass_kv_new(h, 16, &e);
-        hass_err ea = hass_forward(g, ka, tok, NULL, 8, NULL, a, NULL);
-        hass_err eb = hass_forward(h, kb, tok, NULL, 8, NULL, b, NULL);
-        double md = 0;
-        for (int i = 0; i < 8 * V; i++) md = fmax(md, fabs(a[i] - b[i]));
-        CHECK("model_hf_logits_match_gguf", !ea && !eb && md < 1e-3, "max |diff| %g", md);
-        free(a);
-        free(b);
-        hass_kv_free(ka);
-        hass_kv_free(kb);
+        double md = max_logit_diff(g, h, 8);
+        CHECK("model_hf_logits_match_gguf", md < 1e-3, "max |diff| %g (%s)", md, hass_errmsg());
     }
     hass_model_free(h);
+    // the same weights as Qwen2 (q/k/v biases, here zero) in one unsharded file: same logits
+    {
+        char qd[1400];
+        snprintf(qd, sizeof qd, "%.1300s-qwen2", dir);
+        mkdir(qd, 0755);
+        write_config(qd, "qwen2", c);
+        hass_st_tensor all[MAXT + 3 * 8];
+        char bn[3 * 8][96];
+        float *zero = calloc((size_t)c->n_head * D, sizeof(float));
+        int na = 0;
+        for (int i = 0; i < nt; i++) all[na++] = ts[i];
+        for (int il = 0; il < L && il < 8; il++) {
+            static const char *pr[3] = {"q", "k", "v"};
+            for (int k = 0; k < 3; k++) {
+                snprintf(bn[il * 3 + k], sizeof bn[0], "model.layers.%d.self_attn.%s_proj.bias", il, pr[k]);
+                all[na++] = st_tensor(bn[il * 3 + k], zero, k ? (int64_t)c->n_head_kv * D : (int64_t)c->n_head * D, 0);
+            }
+        }
+        snprintf(p, sizeof p, "%.1300s/model.safetensors", qd);
+        e = hass_st_write(p, all, na, NULL);
+        hass_model *q = e ? NULL : hass_model_load(qd, 1, &e);
+        CHECK("model_hf_qwen2_loads", q && hass_model_config(q)->qkv_bias &&
+              hass_model_config(q)->arch == HASS_ARCH_QWEN2, "%s", hass_errmsg());
+        if (q) {
+            double md = max_logit_diff(g, q, 4);
+            CHECK("model_hf_qwen2_zero_bias_matches", md < 1e-3, "max |diff| %g (%s)", md,
+                  hass_errmsg());
+        }
+        hass_model_free(q);
+        free(zero);
+        // Qwen2 without its biases is refused, naming the tensor
+        e = hass_st_write(p, ts, nt, NULL);
+        q = e ? NULL : hass_model_load(qd, 1, &e);
+        CHECK("model_hf_qwen2_missing_bias", !q && e == HASS_EFORMAT &&
+              strstr(hass_errmsg(), "model.layers.0.self_attn.q_proj.bias"), "%s", hass_errmsg());
+        hass_model_free(q);
+    }
     // a directory without config.json
     snprintf(p, sizeof p, "%.1300s/config.json", dir);
     unlink(p);

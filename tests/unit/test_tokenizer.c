@@ -168,6 +168,10 @@ int main(void) {
         CHECK("llama-3 specials are plain text without parse_special", n > 4 && ids[0] != 128006, "n=%lld", (long long)n);
         CHECK("llama-3 <|eot_id|> ends generation", hass_tokenizer_is_eog(l3, 128009) && hass_tokenizer_is_eog(l3, 128001) &&
               !hass_tokenizer_is_eog(l3, 9906), "eog");
+        int64_t offs[16];
+        n = hass_tokenizer_encode_offsets(l3, "Hello world!!", 13, HASS_BOS_MODEL, 0, ids, offs, 16);
+        CHECK("byte-level offsets of tokens", n == 4 && offs[0] == 0 && offs[1] == 0 && offs[2] == 5 && offs[3] == 11,
+              "n=%lld", (long long)n);
         n = hass_tokenizer_encode(l3, "Hello world", 11, HASS_BOS_MODEL, 0, ids, 1);
         CHECK("encode reports the size needed", n == -3, "n=%lld", (long long)n);
         hass_tokenizer_free(l3);
@@ -178,7 +182,15 @@ int main(void) {
     hass_tokenizer *spm = load_vocab("llama-spm");
     if (spm) {
         int32_t ids[32];
-        int64_t n = hass_tokenizer_encode(spm, "Hello world", 11, HASS_BOS_MODEL, 0, ids, 32);
+        int64_t offs[32];
+        int64_t n = hass_tokenizer_encode_offsets(spm, " Hello world", 12, HASS_BOS_MODEL, 0, ids, offs, 32);
+        CHECK("spm byte offsets of tokens (BOS and dummy prefix at 0)", n == 4 && ids[1] == 29871 && offs[0] == 0 &&
+              offs[1] == 0 && offs[2] == 0 && offs[3] == 6, "n=%lld %lld %lld %lld", (long long)n, (long long)offs[1],
+              (long long)offs[2], (long long)offs[3]);
+        n = hass_tokenizer_encode_offsets(spm, "a<s>b", 5, HASS_BOS_NO, 1, ids, offs, 32);
+        CHECK("spm offsets around a special token", n == 3 && ids[1] == 1 && offs[0] == 0 && offs[1] == 1 && offs[2] == 4,
+              "n=%lld ids %d %d %d offs %lld %lld", (long long)n, ids[0], ids[1], ids[2], (long long)offs[1], (long long)offs[2]);
+        n = hass_tokenizer_encode(spm, "Hello world", 11, HASS_BOS_MODEL, 0, ids, 32);
         CHECK("spm adds BOS as the model says", n == 3 && ids[0] == 1 && ids[1] == 15043 && ids[2] == 3186, "n=%lld", (long long)n);
         const char *llama = "\xF0\x9F\xA6\x99"; // 🦙 = 4 byte tokens
         n = hass_tokenizer_encode(spm, llama, 4, HASS_BOS_NO, 0, ids, 32);

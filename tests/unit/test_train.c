@@ -437,7 +437,7 @@ static void test_eval(void) {
 static void test_threads(void) {
 #ifdef _OPENMP
     problem pb;
-    problem_init(&pb, 64, 4, 2, 128, 700, 48, 40);
+    problem_init(&pb, 256, 4, 2, 512, 700, 64, 50); // big enough for the ops to go parallel
     hass_err err;
     size_t n = 0;
     float *res[2] = {NULL, NULL};
