@@ -159,7 +159,8 @@ int main(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL;
-    int64_t seed = 0, t_total = 60, t_depth = 6, t_topk = 10, threads = 0;
+    int64_t seed = 0, threads = 0;
+    hass_tree_cfg tree = {60, 6, 10};
     int c, rc, bias = 1;
     while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
         switch (c) {
@@ -167,13 +168,9 @@ int main(int argc, char **argv) {
         case 'd': serve = optarg; break;
         case O_CHECK: check = optarg; break;
         case O_TTOTAL:
-            if ((rc = hass_cli_int(PROG, "--tree-total", optarg, 1, HASS_TREE_MAX_TOTAL, &t_total))) return rc;
-            break;
         case O_TDEPTH:
-            if ((rc = hass_cli_int(PROG, "--tree-depth", optarg, 1, HASS_TREE_MAX_LEVELS, &t_depth))) return rc;
-            break;
         case O_TTOPK:
-            if ((rc = hass_cli_int(PROG, "--tree-topk", optarg, 1, HASS_TREE_MAX_TOPK, &t_topk))) return rc;
+            if ((rc = hass_tree_flag(PROG, c - O_TTOTAL, optarg, &tree))) return rc;
             break;
         case O_THR:
             if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc;
@@ -211,8 +208,7 @@ int main(int argc, char **argv) {
                         : hass_head_load(serve ? serve : check, &tg, &e);
     int code = 0;
     if (h && serve) {
-        hass_tree_cfg mx = {(int)t_total, (int)t_depth, (int)t_topk};
-        code = run_server(m, tok, h, &mx, optind < argc ? argv[optind] : "-");
+        code = run_server(m, tok, h, &tree, optind < argc ? argv[optind] : "-");
     } else if (!h) {
         code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     } else if (init) {

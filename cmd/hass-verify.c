@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
     int json = 0, full = 0, c, stream = 0, bin = 0, force = 0, buffered = 0, progress = -1;
     int n_stop = 0, ignore_eos = 0, margins = 0;
     int64_t top_k = 0, seed = 0, max_new = 256, n_ctx = 0, threads = 0;
-    int64_t t_total = 60, t_depth = 6, t_topk = 10;
+    hass_tree_cfg tree = {60, 6, 10};
     int tree_auto = 0;
     const char *draft = NULL, *metrics_path = NULL;
     double temp = 0, top_p = 1;
@@ -280,13 +280,9 @@ int main(int argc, char **argv) {
         case O_NOPROG: progress = 0; break;
         case 'd': draft = optarg; break;
         case O_TTOTAL:
-            if ((rc = hass_cli_int(PROG, "--tree-total", optarg, 1, HASS_TREE_MAX_TOTAL, &t_total))) return rc;
-            break;
         case O_TDEPTH:
-            if ((rc = hass_cli_int(PROG, "--tree-depth", optarg, 1, HASS_TREE_MAX_LEVELS, &t_depth))) return rc;
-            break;
         case O_TTOPK:
-            if ((rc = hass_cli_int(PROG, "--tree-topk", optarg, 1, HASS_TREE_MAX_TOPK, &t_topk))) return rc;
+            if ((rc = hass_tree_flag(PROG, c - O_TTOTAL, optarg, &tree))) return rc;
             break;
         case O_TREE:
             if (!strcmp(optarg, "auto")) tree_auto = 1;
@@ -329,7 +325,7 @@ int main(int argc, char **argv) {
     HASS_INFO("loaded %s in %.0f ms (context %d)", model, 1e3 * (hass_now() - t0),
               hass_gen_ctx(rc_.g));
     spec_state sp = {0};
-    sp.tc = (hass_tree_cfg){(int)t_total, (int)t_depth, (int)t_topk};
+    sp.tc = tree;
     sp.tree_auto = tree_auto;
     rc_.m = m;
     rc_.tok = tok;

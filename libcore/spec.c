@@ -9,7 +9,7 @@
 
 #define N_AUTO_MAX 64    // candidate budgets for --tree auto
 #define AUTO_EVERY 4     // re-choose every this many cycles
-#define AUTO_EXPLORE 16  // run the largest tree every this many cycles (keeps statistics fresh)
+#define AUTO_EXPLORE 16  // first re-exploration with the largest tree (then at doubling gaps)
 #define N_CURVE 8        // verify-cost curve points
 
 struct hass_spec {
@@ -42,6 +42,7 @@ struct hass_spec {
     int n_cand;
     hass_tree_cfg cand[N_AUTO_MAX];
     int cycle_no;         // cycles since hass_spec_new (for exploration)
+    int just_explored;    // the last cycle ran the exploration tree
 };
 
 // Vtable glue of the in-process drafter.
@@ -328,8 +329,17 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         int L0 = hass_kv_len(s->kv);
         if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
         if (s->cfg.tree_auto && s->has_dr && s->curve_n) {
-            if (s->cycle_no % AUTO_EXPLORE == 0 || s->cycle_no < 2) s->cur = s->cfg.tree;
-            else if (s->cycle_no % AUTO_EVERY == 0 || s->cycle_no % AUTO_EXPLORE == 1) choose_tree(s);
+            // explore with the largest tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
+            // so a head that never pays costs little); re-choose every few cycles
+            int c = s->cycle_no;
+            int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
+            if (explore) {
+                s->cur = s->cfg.tree;
+                s->just_explored = 1;
+            } else if (c % AUTO_EVERY == 0 || s->just_explored) {
+                choose_tree(s);
+                s->just_explored = 0;
+            }
         } else if (!s->has_dr) {
             s->cur = (hass_tree_cfg){1, 1, 1};
         }

@@ -10,7 +10,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-PATH="$PWD/$BUILD/bin:$PATH"
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+PATH="$BUILD/bin:$PATH"
 DATA=${HASS_DATA:-../shared/data}
 M=${HASS_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf
 HEAD=${1:-}
