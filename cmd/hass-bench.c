@@ -90,13 +90,16 @@ int main(int argc, char **argv) {
     int sizes[64], n_sizes = 0;
     if (strcmp(curve, "none")) {
         char *dup = strdup(curve), *save = NULL;
+        rc = 0;
         for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             int64_t v;
-            if (n_sizes == 64) return hass_cli_usage_error(PROG, "--curve: at most 64 sizes");
-            if ((rc = hass_cli_int(PROG, "--curve", tok, 1, 4096, &v))) return rc;
+            if (n_sizes == 64) rc = hass_cli_usage_error(PROG, "--curve: at most 64 sizes");
+            else rc = hass_cli_int(PROG, "--curve", tok, 1, 4096, &v);
+            if (rc) break;
             sizes[n_sizes++] = (int)v;
         }
         free(dup);
+        if (rc) return rc;
     }
     hass_err e;
     hass_model *m = hass_model_load(model, (int)threads, &e);

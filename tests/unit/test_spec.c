@@ -92,7 +92,7 @@ static int g_n_memo;
 static hass_err or_lp(oracle *o, const int32_t *extra, int n_extra, float *lp) {
     int32_t buf[600];
     memcpy(buf, o->seq, sizeof(int32_t) * o->n);
-    memcpy(buf + o->n, extra, sizeof(int32_t) * n_extra);
+    if (n_extra) memcpy(buf + o->n, extra, sizeof(int32_t) * n_extra);
     int n = o->n + n_extra, last = n - 1, V = hass_model_config(o->m)->n_vocab;
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < n; i++) h = (h ^ (uint32_t)buf[i]) * 1099511628211ull;
@@ -167,7 +167,7 @@ static void exact_probs(hass_model *m, const int32_t *prompt, int np, const int3
     hass_kv *kv = hass_kv_new(m, 0, &e);
     int32_t buf[128];
     memcpy(buf, prompt, sizeof(int32_t) * np);
-    memcpy(buf + np, extra, sizeof(int32_t) * ne);
+    if (ne) memcpy(buf + np, extra, sizeof(int32_t) * ne);
     int V = hass_model_config(m)->n_vocab, n = np + ne, last = n - 1;
     float *lg = malloc(sizeof(float) * V), *pr = malloc(sizeof(float) * V);
     hass_forward_rows(m, kv, buf, NULL, n, NULL, &last, 1, lg, NULL);
