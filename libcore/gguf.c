@@ -1,14 +1,10 @@
 // gguf.c: bounds-checked GGUF reader over a read-only mmap.
 #include "gguf.h"
+#include "mapfile.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 // Hard limits, checked before allocating.
 #define MAX_KV (1u << 20)
@@ -343,34 +339,11 @@ hass_gguf *hass_gguf_open(const char *path, hass_err *err) {
         *err = hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
         return NULL;
     }
-    int fd = open(path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        e = hass_seterr(HASS_EIO, "%s: not a regular file", path);
-        goto fail;
-    }
-    g->size = (uint64_t)st.st_size;
-    if (g->size == 0) {
-        e = hass_seterr(HASS_EFORMAT, "%s: empty file", path);
-        goto fail;
-    }
-    void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        e = hass_seterr(HASS_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
-    g->map = m;
-    close(fd);
-    fd = -1;
+    if ((e = hass_file_map(path, &g->map, &g->size))) goto fail;
     if ((e = parse(g))) goto fail;
     *err = HASS_OK;
     return g;
 fail:
-    if (fd >= 0) close(fd);
     hass_gguf_free(g);
     *err = e;
     return NULL;
@@ -379,7 +352,7 @@ fail:
 // Release everything.
 void hass_gguf_free(hass_gguf *g) {
     if (!g) return;
-    if (g->map) munmap((void *)g->map, g->size);
+    hass_file_unmap(g->map, g->size);
     for (int64_t i = 0; i < g->kv_cap; i++) free(g->kv[i].str_off);
     free(g->kv);
     free(g->tensors);

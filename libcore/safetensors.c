@@ -1,5 +1,6 @@
 // safetensors.c: mmapped, bounds-checked safetensors reader and atomic writer.
 #include "safetensors.h"
+#include "mapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,8 +8,6 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_HEADER (100ull << 20) // 100 MiB of JSON header at most
@@ -135,35 +134,16 @@ static hass_err parse(hass_st *st) {
 hass_st *hass_st_open(const char *path, hass_err *err) {
     hass_st *st = calloc(1, sizeof *st);
     hass_err e = HASS_OK;
-    int fd = -1;
     if (!st || !(st->path = strdup(path))) {
         free(st);
         *err = hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
         return NULL;
     }
-    struct stat sb;
-    if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &sb) != 0) {
-        e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    st->size = (uint64_t)sb.st_size;
-    if (st->size == 0 || !S_ISREG(sb.st_mode)) {
-        e = hass_seterr(HASS_EFORMAT, "%s: empty or not a regular file", path);
-        goto fail;
-    }
-    void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        e = hass_seterr(HASS_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
-    st->map = m;
-    close(fd);
-    fd = -1;
+    if ((e = hass_file_map(path, &st->map, &st->size))) goto fail;
     if ((e = parse(st))) goto fail;
     *err = HASS_OK;
     return st;
 fail:
-    if (fd >= 0) close(fd);
     hass_st_free(st);
     *err = e;
     return NULL;
@@ -172,7 +152,7 @@ fail:
 // Release everything.
 void hass_st_free(hass_st *st) {
     if (!st) return;
-    if (st->map) munmap((void *)st->map, st->size);
+    hass_file_unmap(st->map, st->size);
     json_decref(st->header);
     free(st->tensors);
     free(st->meta);

@@ -1,6 +1,7 @@
 // shard.c: feature shards (see shard.h): mmapped bounds-checked reader, atomic writer, the
 // target fingerprint and the target's frozen matrices as f32.
 #include "shard.h"
+#include "mapfile.h"
 
 #include "quant.h"
 #include "safetensors.h"
@@ -9,7 +10,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -68,7 +68,7 @@ static uint32_t crc_buf(const uint8_t *p, uint64_t n) { return crc_more(crc32(0L
 // Free a reader.
 void hass_shard_free(hass_shard *s) {
     if (!s) return;
-    if (s->map) munmap((void *)s->map, s->n_bytes);
+    hass_file_unmap(s->map, s->n_bytes);
     free(s->off);
     free(s->path);
     free(s);
@@ -83,26 +83,13 @@ hass_shard *hass_shard_open(const char *path, uint32_t want_fp, hass_err *err) {
         e = hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        goto fail_s;
-    }
-    s->n_bytes = (size_t)sb.st_size;
+    uint64_t size;
+    if ((e = hass_file_map(path, &s->map, &size))) goto fail_s;
+    s->n_bytes = (size_t)size;
     if (s->n_bytes < HDR_BYTES) {
-        close(fd);
         e = hass_seterr(HASS_EFORMAT, "%s: %zu bytes, too short for a feature shard header", path, s->n_bytes);
         goto fail_s;
     }
-    void *m = mmap(NULL, s->n_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) {
-        e = hass_seterr(HASS_EIO, "%s: mmap: %s", path, strerror(errno));
-        goto fail_s;
-    }
-    s->map = m;
     const uint8_t *h = s->map;
     if (memcmp(h, "HASSFEAT", 8)) {
         e = hass_seterr(HASS_EFORMAT, "%s: not a feature shard (magic is not HASSFEAT)", path);
