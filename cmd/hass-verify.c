@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "draft.h"
 #include "draft_remote.h"
@@ -42,6 +43,8 @@ static void usage(void) {
            "      --ignore-eos      do not stop at end-of-generation tokens\n"
            "      --margins         add \"margins\": top1 - top2 logit of every step\n"
            "  -c, --ctx N           context length: prompt + generation (default: the model's)\n"
+           "      --device DEV      cuda, cpu or auto (default): where the target runs; auto =\n"
+           "                        cuda when built with CUDA and a GPU is present\n"
            "      --threads N       CPU threads (default: all cores)\n"
            "      --stream          also write {\"type\":\"delta\",\"tokens\":[..]} per accepted token\n"
            "      --bin             write binary frames (default: JSONL)\n"
@@ -86,7 +89,7 @@ typedef struct spec_state {
 } spec_state;
 
 // Load the head (checked against the target), the drafter and the decoder; the exit code.
-static int spec_setup(spec_state *sp, hass_model *m, const hass_tokenizer *tok, const char *draft,
+static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok, const char *draft,
                       const hass_tree_cfg *tc, int tree_auto, const char *metrics, int n_ctx) {
     hass_err e;
     if (metrics) {
@@ -95,6 +98,7 @@ static int spec_setup(spec_state *sp, hass_model *m, const hass_tokenizer *tok, 
             return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", metrics, strerror(errno));
     }
     if (!draft) return 0;
+    hass_model *m = b->m;
     hass_head_target tg;
     hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
     sp->head = hass_head_load(draft, &tg, &e);
@@ -103,7 +107,7 @@ static int spec_setup(spec_state *sp, hass_model *m, const hass_tokenizer *tok, 
     if (!sp->draft) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     hass_drafter dr = hass_drafter_local(sp->draft);
     hass_spec_cfg sc = {*tc, tree_auto, {0.f, 0, 1.f}, 0, n_ctx};
-    sp->spec = hass_spec_new(m, &dr, &sc, &e);
+    sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
     if (!sp->spec) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     hass_tree_cfg cur = hass_spec_current_tree(sp->spec);
     HASS_INFO("draft head %s: tree %s, total %d, depth %d, top-k %d", draft,
@@ -133,6 +137,7 @@ typedef struct run_ctx {
     int64_t n_decode;     // summed decode steps
     hass_progress prog;
     hass_model *m;          // borrowed
+    hass_backend *b;        // borrowed: the target's device
     const hass_tokenizer *tok; // borrowed
     spec_state *sp;         // speculative state
 } run_ctx;
@@ -169,7 +174,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     if (!sp->remote) return e;
     hass_drafter dr = hass_remote_drafter(sp->remote);
     hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g)};
-    sp->spec = hass_spec_new(c->m, &dr, &sc, &e);
+    sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", path, tc.n_total, tc.levels,
@@ -208,7 +213,7 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     enum { O_TOPK = 256, O_TOPP, O_STOP, O_IGN, O_THR, O_STREAM, O_BIN, O_BUF, O_PROG, O_NOPROG,
-           O_MARGINS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_TREE, O_METRICS };
+           O_MARGINS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_TREE, O_METRICS, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"inspect", required_argument, 0, 'I'},
         {"json", no_argument, 0, 'J'},           {"full", no_argument, 0, 'F'},
@@ -223,7 +228,7 @@ int main(int argc, char **argv) {
         {"draft", required_argument, 0, 'd'},    {"margins", no_argument, 0, O_MARGINS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"tree", required_argument, 0, O_TREE},
-        {"metrics", required_argument, 0, O_METRICS},
+        {"metrics", required_argument, 0, O_METRICS}, {"device", required_argument, 0, O_DEVICE},
         {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
@@ -233,6 +238,7 @@ int main(int argc, char **argv) {
     int64_t top_k = 0, seed = 0, max_new = 256, n_ctx = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
     int tree_auto = 0;
+    hass_device dev = HASS_DEVICE_AUTO;
     const char *draft = NULL, *metrics_path = NULL;
     double temp = 0, top_p = 1;
     int rc;
@@ -290,6 +296,10 @@ int main(int argc, char **argv) {
             else return hass_cli_usage_error(PROG, "--tree: 'auto' or 'fixed', not '%s'", optarg);
             break;
         case O_METRICS: metrics_path = optarg; break;
+        case O_DEVICE:
+            if (hass_device_parse(optarg, &dev))
+                return hass_cli_usage_error(PROG, "--device: %s", hass_errmsg());
+            break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -299,6 +309,8 @@ int main(int argc, char **argv) {
     }
     if (insp) return inspect(insp, json, full);
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    hass_device got; // checked before the model loads; hass_backend_new resolves again
+    if (hass_device_resolve(dev, &got)) return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
 
     // Output first: an unwritable -o fails before the model loads.
     FILE *out = hass_cli_open_out(outpath);
@@ -316,8 +328,10 @@ int main(int argc, char **argv) {
         return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     }
     run_ctx rc_ = {0};
-    rc_.g = hass_gen_new(m, tok, (int)n_ctx, &e);
+    hass_backend *b = hass_backend_new(m, dev, &e);
+    rc_.g = b ? hass_gen_new_on(b, tok, (int)n_ctx, &e) : NULL;
     if (!rc_.g) {
+        hass_backend_free(b);
         hass_tokenizer_free(tok);
         hass_model_free(m);
         return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
@@ -328,14 +342,16 @@ int main(int argc, char **argv) {
     sp.tc = tree;
     sp.tree_auto = tree_auto;
     rc_.m = m;
+    rc_.b = b;
     rc_.tok = tok;
     rc_.sp = &sp;
     if (draft || metrics_path) {
         hass_tree_cfg tc = sp.tc;
-        int src = spec_setup(&sp, m, tok, draft, &tc, tree_auto, metrics_path, hass_gen_ctx(rc_.g));
+        int src = spec_setup(&sp, b, tok, draft, &tc, tree_auto, metrics_path, hass_gen_ctx(rc_.g));
         if (src) {
             spec_teardown(&sp);
             hass_gen_free(rc_.g);
+            hass_backend_free(b);
             hass_tokenizer_free(tok);
             hass_model_free(m);
             return src;
@@ -372,6 +388,7 @@ int main(int argc, char **argv) {
               rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
     if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", metrics_path);
+    hass_backend_free(b);
     hass_tokenizer_free(tok);
     hass_model_free(m);
     if (e) {

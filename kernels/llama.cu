@@ -46,50 +46,81 @@ static void *carve(char **p, size_t n) {
     return r;
 }
 
-// Allocate a stack after checking the shapes and the free device memory.
-extern "C" hass_cuda_llama *hass_cuda_llama_new(const hass_cuda_llama_cfg *cfg, hass_err *err) {
-    const hass_cuda_llama_cfg *c = cfg;
-    *err = HASS_OK;
+// Check a stack's shapes (HASS_EINVAL naming them all).
+static hass_err check_shape(const hass_cuda_llama_cfg *c) {
     if (c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_kv_head <= 0 ||
         c->n_embd % c->n_head || c->n_head % c->n_kv_head || (c->n_embd / c->n_head) % 2 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_ctx <= 0 || c->max_tok <= 0 ||
-        c->max_tok > c->n_ctx) {
-        *err = hass_seterr(HASS_EINVAL, "cuda llama: bad shape (layers %d, embd %d, heads %d/%d, "
+        c->max_tok > c->n_ctx)
+        return hass_seterr(HASS_EINVAL, "cuda llama: bad shape (layers %d, embd %d, heads %d/%d, "
                                         "ff %d, vocab %d, ctx %d, max_tok %d)",
                            c->n_layer, c->n_embd, c->n_head, c->n_kv_head, c->n_ff, c->n_vocab,
                            c->n_ctx, c->max_tok);
-        return NULL;
-    }
-    if (hass_cuda_device_count() == 0) {
-        *err = hass_seterr(HASS_ENODEV, "cuda llama: no CUDA device");
-        return NULL;
-    }
-    size_t need = hass_cuda_llama_bytes(c) + ((size_t)32 << 20), fr = 0, tot = 0;
+    return HASS_OK;
+}
+
+// Check that a device exists and that `need` bytes (what: "the model", "the KV cache") fit in its
+// free memory with a margin: HASS_ENODEV / HASS_ENOMEM naming both sizes.
+static hass_err check_fit(size_t need, const char *what) {
+    if (hass_cuda_device_count() == 0) return hass_seterr(HASS_ENODEV, "cuda llama: no CUDA device");
+    size_t fr = 0, tot = 0;
+    need += (size_t)32 << 20; // the cuBLAS workspace
     cudaError_t ce = cudaMemGetInfo(&fr, &tot);
     if (ce != cudaSuccess) {
         cudaGetLastError();
-        *err = hass_seterr(HASS_ENODEV, "cuda llama: cudaMemGetInfo: %s", cudaGetErrorString(ce));
-        return NULL;
+        return hass_seterr(HASS_ENODEV, "cuda llama: cudaMemGetInfo: %s", cudaGetErrorString(ce));
     }
-    if (need + ((size_t)256 << 20) > fr) {
-        *err = hass_seterr(HASS_ENOMEM,
-                           "cuda llama: the model needs %.2f GiB of device memory, the device has "
+    if (need + ((size_t)256 << 20) > fr)
+        return hass_seterr(HASS_ENOMEM,
+                           "cuda llama: %s needs %.2f GiB of device memory, the device has "
                            "%.2f GiB free of %.2f GiB",
-                           (double)need / (1 << 30), (double)fr / (1 << 30),
+                           what, (double)need / (1 << 30), (double)fr / (1 << 30),
                            (double)tot / (1 << 30));
+    return HASS_OK;
+}
+
+// Set the derived widths of a stack from its cfg.
+static void set_dims(hass_cuda_llama *m, const hass_cuda_llama_cfg *c) {
+    m->cfg = *c;
+    m->head_dim = c->n_embd / c->n_head;
+    m->q_dim = m->head_dim * c->n_head;
+    m->kv_dim = m->head_dim * c->n_kv_head;
+    m->qkv_dim = m->q_dim + 2 * m->kv_dim;
+}
+
+// Carve the KV cache and the scratch of a stack (state_bytes of them) from *p.
+static void carve_state(hass_cuda_llama *m, char **p) {
+    const hass_cuda_llama_cfg *c = &m->cfg;
+    size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab, T = (size_t)c->max_tok;
+    size_t kvb = (size_t)c->n_layer * c->n_ctx * m->kv_dim * 4;
+    m->k_cache = (float *)carve(p, kvb);
+    m->v_cache = (float *)carve(p, kvb);
+    m->x = (float *)carve(p, T * E * 4);
+    m->h = (float *)carve(p, T * E * 4);
+    m->qkv = (float *)carve(p, T * m->qkv_dim * 4);
+    m->att = (float *)carve(p, T * m->q_dim * 4);
+    m->gu = (float *)carve(p, T * 2 * F * 4);
+    m->ff = (float *)carve(p, T * F * 4);
+    size_t xbw = E > (size_t)m->q_dim ? E : (size_t)m->q_dim;
+    m->xb = (uint16_t *)carve(p, T * (xbw > F ? xbw : F) * 2);
+    m->logits = (float *)carve(p, T * V * 4);
+    m->tok = (int32_t *)carve(p, T * 4);
+    m->pos = (int32_t *)carve(p, T * 4);
+    m->mask = (uint8_t *)carve(p, T * T);
+}
+
+// Allocate a stack after checking the shapes and the free device memory.
+extern "C" hass_cuda_llama *hass_cuda_llama_new(const hass_cuda_llama_cfg *cfg, hass_err *err) {
+    const hass_cuda_llama_cfg *c = cfg;
+    if ((*err = check_shape(c)) || (*err = check_fit(hass_cuda_llama_bytes(c), "the model")))
         return NULL;
-    }
     hass_cuda_llama *m = (hass_cuda_llama *)calloc(1, sizeof *m);
     if (!m || !(m->layers = (hass_cuda_layer *)calloc((size_t)c->n_layer, sizeof *m->layers))) {
         free(m);
         *err = hass_seterr(HASS_ENOMEM, "cuda llama: out of host memory");
         return NULL;
     }
-    m->cfg = *c;
-    m->head_dim = c->n_embd / c->n_head;
-    m->q_dim = m->head_dim * c->n_head;
-    m->kv_dim = m->head_dim * c->n_kv_head;
-    m->qkv_dim = m->q_dim + 2 * m->kv_dim;
+    set_dims(m, c);
     if ((*err = hass_cuda_cublas_create(&m->cublas)) ||
         (*err = hass_cuda_malloc(&m->arena, hass_cuda_llama_bytes(c)))) {
         hass_errprefix("cuda llama");
@@ -97,7 +128,7 @@ extern "C" hass_cuda_llama *hass_cuda_llama_new(const hass_cuda_llama_cfg *cfg, 
         return NULL;
     }
     char *p = (char *)m->arena;
-    size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab, T = (size_t)c->max_tok;
+    size_t E = (size_t)c->n_embd, F = (size_t)c->n_ff, V = (size_t)c->n_vocab;
     m->tok_embd = (uint16_t *)carve(&p, V * E * 2);
     m->lm_head = c->tied ? m->tok_embd : (uint16_t *)carve(&p, V * E * 2);
     m->out_norm = (float *)carve(&p, E * 4);
@@ -111,22 +142,41 @@ extern "C" hass_cuda_llama *hass_cuda_llama_new(const hass_cuda_llama_cfg *cfg, 
         L->w_down = (uint16_t *)carve(&p, E * F * 2);
     }
     m->weight_bytes = (size_t)(p - (char *)m->arena) - al(V * E * 2) * (c->tied ? 0 : 1);
-    size_t kvb = (size_t)c->n_layer * c->n_ctx * m->kv_dim * 4;
-    m->k_cache = (float *)carve(&p, kvb);
-    m->v_cache = (float *)carve(&p, kvb);
-    m->x = (float *)carve(&p, T * E * 4);
-    m->h = (float *)carve(&p, T * E * 4);
-    m->qkv = (float *)carve(&p, T * m->qkv_dim * 4);
-    m->att = (float *)carve(&p, T * m->q_dim * 4);
-    m->gu = (float *)carve(&p, T * 2 * F * 4);
-    m->ff = (float *)carve(&p, T * F * 4);
-    size_t xbw = E > (size_t)m->q_dim ? E : (size_t)m->q_dim;
-    m->xb = (uint16_t *)carve(&p, T * (xbw > F ? xbw : F) * 2);
-    m->logits = (float *)carve(&p, T * V * 4);
-    m->tok = (int32_t *)carve(&p, T * 4);
-    m->pos = (int32_t *)carve(&p, T * 4);
-    m->mask = (uint8_t *)carve(&p, T * T);
+    carve_state(m, &p);
     HASS_ASSERT((size_t)(p - (char *)m->arena) <= hass_cuda_llama_bytes(c));
+    return m;
+}
+
+// A stack over src's weights (shared, never freed by it) with its own KV cache and scratch.
+extern "C" hass_cuda_llama *hass_cuda_llama_fork(const hass_cuda_llama *src, int n_ctx,
+                                                 int max_tok, hass_err *err) {
+    hass_cuda_llama_cfg c = src->cfg;
+    c.n_ctx = n_ctx;
+    c.max_tok = max_tok;
+    if ((*err = check_shape(&c)) || (*err = check_fit(state_bytes(&c), "the KV cache and scratch")))
+        return NULL;
+    hass_cuda_llama *m = (hass_cuda_llama *)calloc(1, sizeof *m);
+    if (!m || !(m->layers = (hass_cuda_layer *)calloc((size_t)c.n_layer, sizeof *m->layers))) {
+        free(m);
+        *err = hass_seterr(HASS_ENOMEM, "cuda llama: out of host memory");
+        return NULL;
+    }
+    set_dims(m, &c);
+    m->shares_weights = 1;
+    memcpy(m->layers, src->layers, sizeof *m->layers * (size_t)c.n_layer);
+    m->tok_embd = src->tok_embd;
+    m->lm_head = src->lm_head;
+    m->out_norm = src->out_norm;
+    m->weight_bytes = src->weight_bytes;
+    if ((*err = hass_cuda_cublas_create(&m->cublas)) ||
+        (*err = hass_cuda_malloc(&m->arena, state_bytes(&c)))) {
+        hass_errprefix("cuda llama fork");
+        hass_cuda_llama_free(m);
+        return NULL;
+    }
+    char *p = (char *)m->arena;
+    carve_state(m, &p);
+    HASS_ASSERT((size_t)(p - (char *)m->arena) <= state_bytes(&c));
     return m;
 }
 

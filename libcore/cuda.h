@@ -98,7 +98,8 @@ typedef struct hass_cuda_llama {
     hass_cuda_llama_cfg cfg;
     int head_dim, q_dim, kv_dim, qkv_dim;
     void *cublas;
-    void *arena;              // device: all weights
+    void *arena;              // device: weights + KV + scratch (a fork: KV + scratch only)
+    int shares_weights;       // a fork (hass_cuda_llama_fork): the weights belong to another stack
     size_t weight_bytes;      // bytes of weights read by a forward (all but the embedding)
     uint16_t *tok_embd;       // (n_vocab, n_embd)
     uint16_t *lm_head;        // (n_vocab, n_embd), = tok_embd when tied
@@ -122,6 +123,11 @@ size_t hass_cuda_llama_bytes(const hass_cuda_llama_cfg *cfg);
 // Allocate a stack (weights uninitialised) after checking free device memory: HASS_ENODEV
 // without a device, HASS_ENOMEM when it does not fit (the message gives both sizes).
 hass_cuda_llama *hass_cuda_llama_new(const hass_cuda_llama_cfg *cfg, hass_err *err);
+// A stack over src's weights (shared: src must outlive it) with its own KV cache of n_ctx
+// entries and scratch for forwards of up to max_tok tokens; HASS_ENOMEM (both sizes in GiB)
+// when those do not fit. One uploaded model serves several sequences this way.
+hass_cuda_llama *hass_cuda_llama_fork(const hass_cuda_llama *src, int n_ctx, int max_tok,
+                                      hass_err *err);
 // Fill every weight with deterministic noise on the device (synthetic model; norms near 1).
 hass_err hass_cuda_llama_randomize(hass_cuda_llama *m, uint32_t seed);
 // Copy the inputs of the next forward: n tokens, their positions, block mask (NULL: causal).

@@ -7,9 +7,10 @@
 #include <time.h>
 
 struct hass_gen {
-    hass_model *m;              // borrowed
+    hass_backend *b;            // the target (borrowed, or owned when own_b)
+    int own_b;                  // b was made by hass_gen_new (the CPU backend)
     const hass_tokenizer *tok;  // borrowed
-    hass_kv *kv;                // owned cache
+    hass_seq *kv;               // owned cache
     int n_vocab;                // V
     int n_ctx;                  // cache capacity
     float *logits;              // (V) last logits
@@ -146,22 +147,35 @@ hass_finish hass_stop_push(hass_stop *s, int32_t id, int *keep) {
     return HASS_FINISH_NONE;
 }
 
-// Create generation state.
+// Create generation state on the CPU backend.
 hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass_err *err) {
+    hass_backend *b = hass_backend_cpu(m, err);
+    if (!b) return NULL;
+    hass_gen *g = hass_gen_new_on(b, tok, n_ctx, err);
+    if (!g) {
+        hass_backend_free(b);
+        return NULL;
+    }
+    g->own_b = 1;
+    return g;
+}
+
+// Create generation state on a backend.
+hass_gen *hass_gen_new_on(hass_backend *b, const hass_tokenizer *tok, int n_ctx, hass_err *err) {
     hass_gen *g = calloc(1, sizeof *g);
     if (!g) {
         *err = hass_seterr(HASS_ENOMEM, "out of memory");
         return NULL;
     }
-    g->m = m;
+    g->b = b;
     g->tok = tok;
-    g->kv = hass_kv_new(m, n_ctx, err);
+    g->kv = hass_seq_new(b, n_ctx, 0, err);
     if (!g->kv) {
         free(g);
         return NULL;
     }
-    g->n_vocab = hass_model_config(m)->n_vocab;
-    g->n_ctx = hass_kv_capacity(g->kv);
+    g->n_vocab = b->n_vocab;
+    g->n_ctx = hass_seq_capacity(g->kv);
     g->logits = malloc((size_t)g->n_vocab * sizeof(float));
     g->scratch = malloc((size_t)g->n_vocab * sizeof(float));
     g->out = malloc((size_t)(g->n_ctx + 1) * sizeof(int32_t));
@@ -177,7 +191,8 @@ hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass
 // Free generation state.
 void hass_gen_free(hass_gen *g) {
     if (!g) return;
-    hass_kv_free(g->kv);
+    hass_seq_free(g->kv);
+    if (g->own_b) hass_backend_free(g->b);
     free(g->logits);
     free(g->scratch);
     free(g->out);
@@ -227,7 +242,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     hass_rng_seed(&rng, seed);
     hass_stop st;
     hass_stop_init(&st, g->tok, cfg);
-    hass_kv_truncate(g->kv, 0);
+    hass_seq_truncate(g->kv, 0);
     hass_err e = HASS_OK;
     double t0 = hass_now(), t1 = t0, c1 = 0;
     int last = n_prompt - 1;
@@ -235,7 +250,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
         out->finish = HASS_FINISH_LENGTH;
         goto done;
     }
-    e = hass_forward_rows(g->m, g->kv, prompt, NULL, n_prompt, NULL, &last, 1, g->logits, NULL);
+    e = hass_seq_forward_rows(g->kv, prompt, NULL, n_prompt, NULL, &last, 1, g->logits, NULL);
     for (;;) {
         if (e) break;
         int32_t id = hass_sample_token(&cfg->sampler, g->logits, g->n_vocab, &rng, g->scratch);
@@ -247,13 +262,13 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
             g->out[out->n_tokens++] = id;
             if (emit && (e = emit(ectx, &id, 1))) break;
         }
-        if (f == HASS_FINISH_NONE && hass_kv_len(g->kv) >= g->n_ctx) f = HASS_FINISH_LENGTH;
+        if (f == HASS_FINISH_NONE && hass_seq_len(g->kv) >= g->n_ctx) f = HASS_FINISH_LENGTH;
         if (f != HASS_FINISH_NONE) {
             out->finish = f;
             out->stop_idx = st.stop_idx;
             break;
         }
-        e = hass_forward(g->m, g->kv, &id, NULL, 1, NULL, g->logits, NULL);
+        e = hass_seq_forward(g->kv, &id, NULL, 1, NULL, g->logits, NULL);
         out->n_decode++;
     }
 done:;

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "backend.h"
 #include "forward.h"
 #include "model.h"
 #include "sample.h"
@@ -80,6 +81,8 @@ typedef struct hass_gen hass_gen;
 // Generation state for model m (borrowed) with a cache of n_ctx entries (<= 0: the model's
 // training context). tok (borrowed) gives end-of-generation ids and piece bytes.
 hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass_err *err);
+// The same on backend b (borrowed: outlives the hass_gen), e.g. the GPU (backend.h).
+hass_gen *hass_gen_new_on(hass_backend *b, const hass_tokenizer *tok, int n_ctx, hass_err *err);
 // Free; NULL is a no-op.
 void hass_gen_free(hass_gen *g);
 // Capacity of the cache (the longest prompt + generation).

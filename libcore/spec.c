@@ -13,8 +13,9 @@
 #define N_CURVE 8        // verify-cost curve points
 
 struct hass_spec {
-    hass_model *m;        // borrowed
-    hass_kv *kv;          // owned
+    hass_backend *b;      // the target (borrowed, or owned when own_b)
+    int own_b;            // made by hass_spec_new (the CPU backend)
+    hass_seq *kv;         // owned
     hass_drafter dr;      // drafter (valid when has_dr)
     int has_dr;
     hass_spec_cfg cfg;
@@ -61,7 +62,8 @@ hass_drafter hass_drafter_local(hass_draft *d) {
 // Free a decoder.
 void hass_spec_free(hass_spec *s) {
     if (!s) return;
-    hass_kv_free(s->kv);
+    hass_seq_free(s->kv);
+    if (s->own_b) hass_backend_free(s->b);
     if (s->t_cur != s->t_max) hass_tree_free(s->t_cur);
     hass_tree_free(s->t_max);
     hass_tree_free(s->t_root);
@@ -99,8 +101,8 @@ static hass_err measure_curve(hass_spec *s) {
     int32_t *tok = malloc(sizeof(int32_t) * (CTX + nmax));
     if (!tok) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
     for (int i = 0; i < CTX + nmax; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V);
-    hass_kv_truncate(s->kv, 0);
-    hass_err e = hass_forward(s->m, s->kv, tok, NULL, CTX, NULL, NULL, NULL);
+    hass_seq_truncate(s->kv, 0);
+    hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, NULL);
     if (e) { free(tok); return e; }
     s->curve_n = 0;
     for (int n = 1; s->curve_n < N_CURVE; n *= 2) {
@@ -108,9 +110,9 @@ static hass_err measure_curve(hass_spec *s) {
         double t[3];
         for (int r = 0; r < 3; r++) {
             double t0 = hass_now();
-            e = hass_forward(s->m, s->kv, tok + CTX, NULL, n, NULL, s->logits, NULL);
+            e = hass_seq_forward(s->kv, tok + CTX, NULL, n, NULL, s->logits, NULL);
             t[r] = (hass_now() - t0) * 1e3;
-            hass_kv_truncate(s->kv, CTX);
+            hass_seq_truncate(s->kv, CTX);
             if (e) { free(tok); return e; }
         }
         s->curve_tok[s->curve_n] = n;
@@ -122,12 +124,12 @@ static hass_err measure_curve(hass_spec *s) {
     int k = s->cfg.tree.top_k;
     for (int r = 0; r < 3; r++) {
         double t0 = hass_now();
-        e = hass_model_lm_head(s->m, s->feats, k, s->logits);
+        e = hass_backend_lm_head(s->b, s->feats, k, s->logits);
         t[r] = (hass_now() - t0) * 1e3 / k;
         if (e) return e;
     }
     s->lm_row_ms = med3(t[0], t[1], t[2]) * 1.3; // + the draft layer and top-k
-    hass_kv_truncate(s->kv, 0);
+    hass_seq_truncate(s->kv, 0);
     return HASS_OK;
 }
 
@@ -189,23 +191,37 @@ static void choose_tree(hass_spec *s) {
     s->cur = pick;
 }
 
-// A decoder (see spec.h).
+// A decoder on the CPU backend (see spec.h).
 hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_cfg *cfg,
                          hass_err *err) {
+    hass_err e;
+    hass_backend *b = hass_backend_cpu(m, &e);
+    hass_spec *s = b ? hass_spec_new_on(b, dr, cfg, &e) : NULL;
+    if (!s) {
+        hass_backend_free(b);
+        if (err) *err = e;
+        return NULL;
+    }
+    s->own_b = 1;
+    return s;
+}
+
+// A decoder on a backend (see spec.h).
+hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
+                            hass_err *err) {
     hass_err e = hass_tree_cfg_check(&cfg->tree);
     if (e) { if (err) *err = e; return NULL; }
     hass_spec *s = calloc(1, sizeof(*s));
     if (!s) { if (err) *err = hass_seterr(HASS_ENOMEM, "spec: out of memory"); return NULL; }
-    const hass_model_cfg *mc = hass_model_config(m);
-    s->m = m;
+    s->b = b;
     s->cfg = *cfg;
-    s->V = mc->n_vocab;
-    s->C = mc->n_embd;
+    s->V = b->n_vocab;
+    s->C = b->n_embd;
     if (dr) { s->dr = *dr; s->has_dr = 1; }
-    s->kv = hass_kv_new(m, cfg->n_ctx, &e);
-    if (!s->kv) goto fail;
-    s->n_ctx = hass_kv_capacity(s->kv);
     int N = cfg->tree.n_total;
+    s->kv = hass_seq_new(b, cfg->n_ctx, N > 64 ? N : 64, &e);
+    if (!s->kv) goto fail;
+    s->n_ctx = hass_seq_capacity(s->kv);
     hass_tree_cfg one = {1, 1, 1};
     s->t_max = hass_tree_new(&cfg->tree, &e);
     s->t_root = hass_tree_new(&one, &e);
@@ -223,7 +239,7 @@ hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_
         e = hass_seterr(HASS_ENOMEM, "spec: out of memory");
         goto fail;
     }
-    if ((e = hass_kv_reserve(s->kv, N > 64 ? N : 64))) goto fail;
+    if ((e = hass_seq_reserve(s->kv, N > 64 ? N : 64))) goto fail;
     if (cfg->tree_auto && s->has_dr) {
         if ((e = measure_curve(s))) goto fail;
         make_candidates(s);
@@ -309,11 +325,11 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         return hass_seterr(HASS_ERANGE, "spec: prompt of %d tokens does not fit the context of %d",
                            n_prompt, s->n_ctx);
     if (max_new <= 0) return 0;
-    hass_kv_truncate(s->kv, 0);
+    hass_seq_truncate(s->kv, 0);
     hass_rng_seed(&s->rng, s->cfg.seed);
     if (s->has_dr && (e = s->dr.reset(s->dr.ctx))) return e;
     int last = n_prompt - 1;
-    e = hass_forward_rows(s->m, s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits, s->feats);
+    e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits, s->feats);
     if (e) return e;
     int32_t root = hass_sample_token(&s->cfg.sampler, s->logits, V, &s->rng, s->probs);
     double prefill_ms = (hass_now() - t_start) * 1e3;
@@ -326,7 +342,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
     }
     while (!stop) {
-        int L0 = hass_kv_len(s->kv);
+        int L0 = hass_seq_len(s->kv);
         if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
         if (s->cfg.tree_auto && s->has_dr && s->curve_n) {
             // explore with the largest tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
@@ -356,11 +372,11 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         }
         double t1 = hass_now();
         for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
-        e = hass_forward(s->m, s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
+        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
         if (e) return e;
         hass_accept_result r;
         hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
-        if ((e = hass_kv_commit(s->kv, r.path, r.n_acc + 1))) return e;
+        if ((e = hass_seq_commit(s->kv, r.path, r.n_acc + 1))) return e;
         if (s->cfg.tree_auto && t != s->t_root) record_accept(s, t, &r);
         double t2 = hass_now();
         // trim at a stop token and at max_new

@@ -22,6 +22,7 @@
 #define HASS_SPEC_H
 
 #include "accept.h"
+#include "backend.h"
 #include "draft.h"
 
 // A drafter: the in-process head (hass_drafter_local) or a remote process.
@@ -74,6 +75,9 @@ typedef struct hass_spec hass_spec;
 // loop). Measures the verify-cost curve when cfg->tree_auto.
 hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_cfg *cfg,
                          hass_err *err);
+// The same on backend b (borrowed: outlives the decoder), e.g. the GPU (backend.h).
+hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
+                            hass_err *err);
 void hass_spec_free(hass_spec *s);
 // Generate up to max_new tokens after prompt into out (capacity max_new). Returns the count or
 // a negative hass_err. stats may be NULL; emit may be NULL.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh: everything that needs a GPU, in one call on a lent machine: build, kernel
-# tests (every CUDA kernel against its CPU twin), the whole test suite, the LLaMA-2-7B-shape
+# tests (every CUDA kernel against its CPU twin), the backend table's GPU checks (test_backend:
+# end-to-end speculative == plain GPU greedy), the whole test suite, the LLaMA-2-7B-shape
 # benchmark, and a compact summary. Each step has a timeout; a failed step is reported and the
 # next one still runs. Logs and summary.txt go to $OUT (default /tmp/hass-gpu-out).
 #
@@ -90,6 +91,18 @@ if [ -x build/tests/test_kernels ]; then
   tail -3 "$OUT/kernels.log" | grep -v '^ok ' | sed 's/^/  kernels: /' | tee -a "$SUM"
 else
   say "step kernels: SKIPPED (no build/tests/test_kernels)"
+fi
+
+# the backend table on the GPU: GPU vs CPU forward, commit, greedy GPU == CPU, speculative at
+# T=0 == plain GPU greedy (stories260K; SmolLM2 too when models/ or .dev/ has it)
+if [ -x build/tests/test_backend ]; then
+  HM=${HASS_MODELS:-models}
+  [ -e "$HM/SmolLM2-135M-Instruct.Q4_1.gguf" ] || [ ! -e .dev/SmolLM2-135M-Instruct.Q4_1.gguf ] || HM=.dev
+  HASS_MODELS=$HM run_step backend 240 build/tests/test_backend
+  say "  backend checks: $(grep -c '^ok ' "$OUT/backend.log") ok, $(grep -c '^FAIL ' "$OUT/backend.log") FAIL, $(grep -c '^skip' "$OUT/backend.log") skip"
+  grep -E '^(FAIL|skip|  )' "$OUT/backend.log" | head -30 | cut -c1-200 | sed 's/^/  /' | tee -a "$SUM"
+else
+  say "step backend: SKIPPED (no build/tests/test_backend)"
 fi
 
 if [ -z "${NO_SUITE:-}" ]; then # NO_SUITE=1: the CPU suite is covered elsewhere; save device time
