@@ -180,3 +180,14 @@ extern "C" hass_err hass_cuda_graph_launch(void *exec) {
 extern "C" void hass_cuda_graph_free(void *exec) {
     if (exec) cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
+
+// Copy rows of width_bytes between pitched buffers (host or device, either way) on
+// hass_cuda_stream; returns when done.
+extern "C" hass_err hass_cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch,
+                                     size_t width_bytes, size_t n_rows) {
+    if (n_rows == 0 || width_bytes == 0) return HASS_OK;
+    HASS_CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width_bytes, n_rows,
+                                      cudaMemcpyDefault, hass_cuda_stream));
+    HASS_CUDA_CHECK(cudaStreamSynchronize(hass_cuda_stream));
+    return HASS_OK;
+}

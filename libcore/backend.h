@@ -110,6 +110,9 @@ hass_err hass_seq_forward_rows(hass_seq *s, const int32_t *tok, const int32_t *p
 #ifdef HASS_WITH_CUDA
 // The CUDA backend (libcore/cuda_backend.c): m uploaded to device 0.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err);
+// The uploaded weights of a CUDA backend (the stack of cuda.h; its cache is unused), NULL for
+// another backend: the GPU drafter shares the embedding and the LM head.
+struct hass_cuda_llama *hass_backend_cuda_stack(hass_backend *b);
 #endif
 
 #endif

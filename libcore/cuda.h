@@ -16,6 +16,10 @@ hass_err hass_cuda_h2d(void *d, const void *h, size_t n_bytes);
 hass_err hass_cuda_d2h(void *h, const void *d, size_t n_bytes);
 hass_err hass_cuda_d2d(void *d_dst, const void *d_src, size_t n_bytes);
 hass_err hass_cuda_sync(void);
+// Copy n_rows rows of width_bytes between pitched buffers, host or device on either side
+// (cudaMemcpyDefault); synchronous.
+hass_err hass_cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch,
+                          size_t width_bytes, size_t n_rows);
 hass_err hass_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 hass_err hass_cuda_device_name(char *buf, size_t n);
 hass_err hass_cuda_cublas_create(void **handle);
@@ -58,6 +62,10 @@ hass_err hass_cuda_sample(int32_t *d_tok, const float *d_logits, const float *d_
                           int n_col, float temp, int top_k, float top_p);
 hass_err hass_cuda_accept_greedy(int32_t *d_path, int32_t *d_n_path, const int32_t *d_tokens,
                                  const int32_t *d_parent, const int32_t *d_target, int n);
+// d_out: (2) the path length, then the bonus token; d_u: n + 1 uniforms; d_probs: V scratch.
+hass_err hass_cuda_accept_sample(int32_t *d_path, int32_t *d_out, const int32_t *d_tokens,
+                                 const int32_t *d_parent, const float *d_logits, const double *d_u,
+                                 int n, int V, float temp, int top_k, float top_p, float *d_probs);
 hass_err hass_cuda_kv_compact(float *d_k_cache, float *d_v_cache, const int32_t *d_idx,
                               int n_keep, int L0, int n_layer, size_t layer_stride, int kv_dim);
 // Helpers without a twin: float -> bf16 (hass_f32_to_bf16 per value) and deterministic noise

@@ -203,6 +203,11 @@ static const hass_backend_ops cuda_ops = {
     cu_seq_reserve, cu_forward, cu_lm_head, cu_free,
 };
 
+// The weight stack of a CUDA backend.
+hass_cuda_llama *hass_backend_cuda_stack(hass_backend *b) {
+    return b && b->dev == HASS_DEVICE_CUDA ? ((cu_backend *)b->impl)->w : NULL;
+}
+
 // The CUDA backend: upload m once.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err) {
     hass_backend *b = calloc(1, sizeof *b);

@@ -114,6 +114,23 @@ void hass_cpu_accept_greedy(int32_t *path,          // (<= n)
                             const int32_t *target,  // (n)
                             int n);
 
+// Stochastic tree acceptance: the rule of accept.c (hass_accept_sample: recursive rejection with
+// q = 1, the processor of sample.h on every distribution) given the uniforms it consumes, in
+// order: one per child tried, then one for the bonus (n + 1 values cover any tree). Node 0 is the
+// root, parent[i] < i; the children of a node are tried in ascending index, a token already
+// tried at that node is skipped. temp > 0 (greedy trees: hass_cpu_accept_greedy); top_k 0 off;
+// top_p >= 1 off. path gets the visited nodes (root first), *n_path their count, *bonus the
+// token sampled after the last one. probs: V floats of scratch.
+void hass_cpu_accept_sample(int32_t *path,          // (<= n)
+                            int32_t *n_path,        // (1)
+                            int32_t *bonus,         // (1)
+                            const int32_t *tokens,  // (n)
+                            const int32_t *parent,  // (n), parent[0] = -1
+                            const float *logits,    // (n, V) target logits after each node
+                            const double *u,        // (n + 1) uniforms in [0, 1)
+                            int n, int V, float temp, int top_k, float top_p,
+                            float *probs);          // (V) scratch
+
 // KV compaction after acceptance: in every layer, for K and V, entry L0+idx[j] moves to L0+j,
 // j = 0..n_keep-1, in increasing j; idx must be strictly increasing with idx[j] >= j.
 void hass_cpu_kv_compact(float *k_cache,      // (n_layer, layer_stride)

@@ -1,6 +1,8 @@
 // ops_cpu.c: CPU reference twins of the CUDA kernels (plain C, fixed reduction order).
 #include "ops.h"
 
+#include "sample.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -284,4 +286,52 @@ void hass_cpu_kv_compact(float *k_cache, float *v_cache, const int32_t *idx, int
                             (size_t)kv_dim * sizeof(float));
         }
     }
+}
+
+// Stochastic tree acceptance with given uniforms (accept.c's walk, children found by parent[]).
+void hass_cpu_accept_sample(int32_t *path, int32_t *n_path, int32_t *bonus, const int32_t *tokens,
+                            const int32_t *parent, const float *logits, const double *u, int n,
+                            int V, float temp, int top_k, float top_p, float *probs) {
+    hass_sampler s = {temp, top_k, top_p};
+    int cur = 0, np = 0, ui = 0;
+    path[np++] = 0;
+    for (;;) {
+        const float *lu = logits + (size_t)cur * V;
+        int has_child = 0;
+        for (int c = cur + 1; c < n && !has_child; c++) has_child = parent[c] == cur;
+        hass_sampler_probs(&s, lu, V, probs);
+        if (!has_child) { // leaf: bonus from the fresh processed distribution
+            *bonus = hass_sample_probs(probs, V, u[ui++]);
+            break;
+        }
+        int next = -1;
+        for (int c = cur + 1; c < n && next < 0; c++) {
+            int32_t y = tokens[c];
+            if (parent[c] != cur || y < 0 || y >= V) continue;
+            int dup = 0; // tried before at this node: an earlier child with the same token
+            for (int k = cur + 1; k < c && !dup; k++) dup = parent[k] == cur && tokens[k] == y;
+            if (dup) continue;
+            if (u[ui++] < probs[y]) {
+                next = c;
+                break;
+            }
+            probs[y] = 0.f;
+            double sum = 0.0;
+            for (int i = 0; i < V; i++) sum += probs[i];
+            if (sum > 0.0)
+                for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+        }
+        if (next < 0) { // every child rejected: bonus from the residual
+            int32_t b = hass_sample_probs(probs, V, u[ui++]);
+            if (b < 0) {
+                hass_sampler_probs(&s, lu, V, probs);
+                b = hass_sample_argmax(probs, V);
+            }
+            *bonus = b;
+            break;
+        }
+        cur = next;
+        path[np++] = cur;
+    }
+    *n_path = np;
 }

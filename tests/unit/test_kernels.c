@@ -427,6 +427,66 @@ static void test_accept(void) {
     }
 }
 
+// Stochastic acceptance: GPU walk vs hass_cpu_accept_sample with the same uniforms, random trees
+// (few distinct tokens, so siblings repeat and the dedup runs), peaked logits so paths go deep,
+// vocabularies that do and do not fill the block, several processors. Sums run in another
+// order on the GPU, so a uniform within rounding of a boundary may pick otherwise: at least 97%
+// of the walks must be identical (path and bonus), and the walks must both accept and reject.
+static void test_accept_sample(void) {
+    static const int vocab[] = {40, 1000, 32007};
+    static const float procs[][3] = {{1.f, 0, 1.f}, {0.7f, 5, 1.f}, {1.3f, 0, 0.8f},
+                                     {1.f, 3, 0.6f}, {0.9f, 50, 0.95f}};
+    enum { NMAX = 64, TRIALS = 60 };
+    for (size_t vi = 0; vi < sizeof vocab / sizeof *vocab; vi++) {
+        int V = vocab[vi], same = 0, total = 0, deep = 0, rejected = 0;
+        float *lg = malloc(sizeof(float) * NMAX * V), *probs = malloc(sizeof(float) * V);
+        uint8_t mask[NMAX * NMAX];
+        g_dev_fail = 0;
+        float *dl = up(NULL, sizeof(float) * NMAX * V), *dprobs = up(NULL, sizeof(float) * V);
+        int32_t *dt = up(NULL, NMAX * 4), *dp = up(NULL, NMAX * 4), *dpath = up(NULL, NMAX * 4);
+        int32_t *dout = up(NULL, 8);
+        double *du = up(NULL, sizeof(double) * (NMAX + 1));
+        for (int trial = 0; trial < TRIALS && !g_dev_fail; trial++) {
+            int n = 1 + irand(NMAX);
+            int32_t tok[NMAX], par[NMAX], path[NMAX], gpath[NMAX], np = 0, bonus = -2, gout[2];
+            double u[NMAX + 1];
+            tree_mask(mask, par, n);
+            for (int i = 0; i < n; i++) tok[i] = irand(4);
+            for (int i = 0; i < n * V; i++) // tokens 0..3 hold most of the mass at any V
+                lg[i] = (i % V < 4 ? logf((float)V) + 2.f : 0.f) + 2.f * frand();
+            for (int i = 0; i <= n; i++) u[i] = 0.5 * (frand() + 1.0);
+            const float *pr = procs[trial % 5];
+            hass_cpu_accept_sample(path, &np, &bonus, tok, par, lg, u, n, V, pr[0], (int)pr[1],
+                                   pr[2], probs);
+            if (hass_cuda_h2d(dl, lg, sizeof(float) * n * V) || hass_cuda_h2d(dt, tok, n * 4) ||
+                hass_cuda_h2d(dp, par, n * 4) || hass_cuda_h2d(du, u, sizeof(double) * (n + 1)) ||
+                hass_cuda_accept_sample(dpath, dout, dt, dp, dl, du, n, V, pr[0], (int)pr[1],
+                                        pr[2], dprobs) ||
+                hass_cuda_d2h(gout, dout, 8)) {
+                g_dev_fail = 1;
+                fprintf(stderr, "device: %s\n", hass_errmsg());
+                break;
+            }
+            int ok = gout[0] == np && gout[1] == bonus;
+            if (ok && np > 0 && np <= n) {
+                down(gpath, dpath, (size_t)np * 4);
+                ok = !memcmp(gpath, path, (size_t)np * 4);
+            }
+            same += ok, total++;
+            deep += np > 2;
+            rejected += np == 1 && n > 1;
+        }
+        char name[80];
+        snprintf(name, sizeof name, "cuda accept sample V %d (%d random trees)", V, TRIALS);
+        CHECK(name, !g_dev_fail && total == TRIALS && same * 100 >= 97 * total && deep && rejected,
+              "%d/%d walks identical, %d deep, %d rejected at the root", same, total, deep,
+              rejected);
+        hass_cuda_free(dl), hass_cuda_free(dprobs), hass_cuda_free(dt), hass_cuda_free(dp);
+        hass_cuda_free(dpath), hass_cuda_free(dout), hass_cuda_free(du);
+        free(lg), free(probs);
+    }
+}
+
 // KV compaction for several kept sets; must be exact.
 static void test_kv_compact(void) {
     // n_layer, n_ctx, kv_dim, L0
@@ -613,6 +673,7 @@ int main(void) {
     test_rows();
     test_sample();
     test_accept();
+    test_accept_sample();
     test_kv_compact();
     test_llama();
     test_llama_too_big();

@@ -1,5 +1,6 @@
 // test_kernels_cpu.c: known answers for the CPU twins of the CUDA kernels (libcore/ops_cpu.c),
 // which are the specification the GPU kernels are tested against. Runs everywhere.
+#include "accept.h"
 #include "ops.h"
 #include "unit.h"
 
@@ -148,6 +149,63 @@ static void test_accept_compact(void) {
           "%g %g %g", k[2], k[3], k[4]);
 }
 
+// The stochastic acceptance twin is accept.c's rule: random trees (duplicate tokens among
+// siblings included), logits peaked enough that drafts get accepted, several processors; the
+// uniforms hass_accept_sample draws are given to the twin, which must return the same path and
+// bonus. Also checks that the walks both accept and reject (the test exercises both branches).
+static void test_accept_sample_twin(void) {
+    enum { V = 40, NMAX = 24, TRIALS = 400 };
+    static const float procs[][3] = {{1.f, 0, 1.f}, {0.7f, 5, 1.f}, {1.3f, 0, 0.8f}, {1.f, 3, 0.6f}};
+    hass_tree_cfg tc = {NMAX, NMAX - 1, NMAX - 1}; // any shape of NMAX nodes
+    hass_err e;
+    hass_tree *t = hass_tree_new(&tc, &e);
+    float *logits = malloc(sizeof(float) * NMAX * V), probs[V];
+    uint64_t st = 99;
+    int bad = 0, acc_any = 0, rej_any = 0, first_bad = -1;
+    for (int trial = 0; trial < TRIALS && t; trial++) {
+        int n = 1 + (int)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 33) % NMAX;
+        int32_t tok[NMAX], par[NMAX];
+        tok[0] = 1, par[0] = -1;
+        for (int i = 1; i < n; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            par[i] = (int)((st >> 33) % (uint64_t)i);
+            tok[i] = (int)((st >> 20) % 6); // few tokens: duplicates among siblings happen
+        }
+        for (int i = 0; i < n * V; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            float r = (float)((st >> 40) & 0xffff) / 65536.f;
+            logits[i] = (i % V < 6 ? 3.f : 0.f) + 2.f * r; // tokens 0..5 likely
+        }
+        if (hass_tree_set(t, n, tok, par)) {
+            bad++;
+            continue;
+        }
+        const float *pr = procs[trial % 4];
+        hass_sampler smp = {pr[0], (int)pr[1], pr[2]};
+        hass_rng rng, copy;
+        hass_rng_seed(&rng, (uint64_t)trial);
+        copy = rng;
+        double u[NMAX + 1];
+        for (int i = 0; i <= n; i++) u[i] = hass_rng_uniform(&copy);
+        hass_accept_result r;
+        hass_accept_sample(t, logits, V, &smp, &rng, probs, &r);
+        int32_t path[NMAX], np = 0, bonus = -2;
+        hass_cpu_accept_sample(path, &np, &bonus, tok, par, logits, u, n, V, smp.temp, smp.top_k,
+                               smp.top_p, probs);
+        int same = np == r.n_acc + 1 && bonus == r.bonus;
+        for (int i = 0; same && i < np; i++) same = path[i] == r.path[i];
+        if (!same && first_bad < 0) first_bad = trial;
+        bad += !same;
+        acc_any |= r.n_acc > 0;
+        rej_any |= r.n_acc == 0 && n > 1;
+    }
+    CHECK("accept_sample twin == accept.c (400 random trees, 4 processors)",
+          t && bad == 0 && acc_any && rej_any, "%d differ (first trial %d), accepted %d rejected %d",
+          bad, first_bad, acc_any, rej_any);
+    hass_tree_free(t);
+    free(logits);
+}
+
 int main(void) {
     test_bf16();
     test_rope();
@@ -156,5 +214,6 @@ int main(void) {
     test_rows();
     test_sample();
     test_accept_compact();
+    test_accept_sample_twin();
     UNIT_DONE();
 }
