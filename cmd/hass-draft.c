@@ -14,7 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cli.h"
+#include "cuda_draft.h"
 #include "draft.h"
 #include "draft_remote.h"
 #include "head.h"
@@ -26,7 +28,8 @@ static const char *PROG = "hass-draft";
 // What the server thread needs.
 typedef struct server {
     int lfd;               // listening socket
-    hass_draft *d;         // the drafter
+    hass_drafter dr;       // the drafter (in-process head on the CPU or the GPU)
+    int C;                 // feature width
     hass_tree_cfg max;     // largest tree served
     atomic_int input_done; // the stream ended: stop waiting for a client that never came
     hass_err result;       // how serving ended
@@ -45,7 +48,7 @@ static void *serve_thread(void *arg) {
     }
     int fd = accept(sv->lfd, NULL, NULL);
     if (fd < 0) return NULL;
-    sv->result = hass_remote_serve(fd, sv->d, &sv->max);
+    sv->result = hass_remote_serve_drafter(fd, &sv->dr, sv->C, &sv->max);
     if (sv->result) snprintf(sv->msg, sizeof sv->msg, "%s", hass_errmsg());
     close(fd);
     return NULL;
@@ -53,17 +56,29 @@ static void *serve_thread(void *arg) {
 
 // The two-process drafter: announce, copy the stream, serve; the exit code.
 static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
-                      const hass_tree_cfg *max, const char *in_path) {
+                      const hass_tree_cfg *max, const char *in_path, hass_device dev) {
     hass_err e;
-    hass_draft *d = hass_draft_new(h, m, 0, max, &e);
-    if (!d) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    FILE *in = hass_cli_open_in(in_path);
-    if (!in) {
-        hass_draft_free(d);
-        return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    }
+    hass_draft *d = NULL;
+    hass_backend *b = hass_backend_new(m, dev, &e); // the target's embedding and LM head
     server sv = {0};
-    sv.d = d;
+#ifdef HASS_WITH_CUDA
+    hass_cuda_draft *cd = NULL;
+    if (b && b->dev == HASS_DEVICE_CUDA && (cd = hass_cuda_draft_new(h, b, 0, max, &e)))
+        sv.dr = hass_drafter_cuda(cd);
+#endif
+    if (b && b->dev == HASS_DEVICE_CPU && (d = hass_draft_new(h, m, 0, max, &e)))
+        sv.dr = hass_drafter_local(d);
+    FILE *in = sv.dr.ctx ? hass_cli_open_in(in_path) : NULL;
+    if (!in) {
+        int code = sv.dr.ctx ? HASS_EXIT_RUNTIME : hass_exit_code(e);
+        hass_draft_free(d);
+#ifdef HASS_WITH_CUDA
+        hass_cuda_draft_free(cd);
+#endif
+        hass_backend_free(b);
+        return hass_cli_fail(code, "%s", hass_errmsg());
+    }
+    sv.C = h->n_embd;
     sv.max = *max;
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
@@ -76,6 +91,10 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
         int err = errno;
         if (in != stdin) fclose(in);
         hass_draft_free(d);
+#ifdef HASS_WITH_CUDA
+        hass_cuda_draft_free(cd);
+#endif
+        hass_backend_free(b);
         return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a.sun_path, strerror(err));
     }
     hass_head_target tg;
@@ -109,6 +128,10 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
     unlink(a.sun_path);
     if (in != stdin) fclose(in);
     hass_draft_free(d);
+#ifdef HASS_WITH_CUDA
+    hass_cuda_draft_free(cd);
+#endif
+    hass_backend_free(b);
     if (sv.result && !rc) rc = hass_cli_fail(hass_exit_code(sv.result), "%s", sv.msg);
     return rc;
 }
@@ -128,6 +151,8 @@ static void usage(void) {
            "  -s, --seed N          seed of --init-random (default 0)\n"
            "      --no-bias         --init-random without fc.bias (like EAGLE's LLaMA-3 heads)\n"
            "      --check HEAD      load HEAD against the target and print its configuration\n"
+           "      --device DEV      cuda, cpu or auto (default): where -d runs the head; auto =\n"
+           "                        cuda when built with CUDA and a GPU is present\n"
            "  -d, --draft HEAD      run the drafter for HEAD as its own process: copy the JSONL\n"
            "                        token stream (FILE or stdin) to stdout after a record that\n"
            "                        announces its back channel; pipe into hass-verify -m MODEL\n"
@@ -142,19 +167,20 @@ static void usage(void) {
            "\n"
            "In-process speculative decoding: hass-verify -m MODEL --draft HEAD.\n"
            "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed input (a head that does\n"
-           "not fit the target).\n",
+           "not fit the target), 4 --device cuda without a device.\n",
            PROG, PROG, PROG);
 }
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_INIT = 256, O_CHECK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR };
+    enum { O_INIT = 256, O_CHECK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
         {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
         {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
+        {"device", required_argument, 0, O_DEVICE},
         {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -162,6 +188,7 @@ int main(int argc, char **argv) {
     int64_t seed = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
     int c, rc, bias = 1;
+    hass_device dev = HASS_DEVICE_AUTO, got;
     while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -180,6 +207,10 @@ int main(int argc, char **argv) {
             if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc;
             break;
         case O_NOBIAS: bias = 0; break;
+        case O_DEVICE:
+            if (hass_device_parse(optarg, &dev))
+                return hass_cli_usage_error(PROG, "--device: %s", hass_errmsg());
+            break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -194,6 +225,8 @@ int main(int argc, char **argv) {
         return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
     if (optind < argc - (serve ? 1 : 0))
         return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    if (serve && hass_device_resolve(dev, &got))
+        return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
     hass_err e;
     hass_model *m = hass_model_load(model, (int)threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
@@ -208,7 +241,7 @@ int main(int argc, char **argv) {
                         : hass_head_load(serve ? serve : check, &tg, &e);
     int code = 0;
     if (h && serve) {
-        code = run_server(m, tok, h, &tree, optind < argc ? argv[optind] : "-");
+        code = run_server(m, tok, h, &tree, optind < argc ? argv[optind] : "-", dev);
     } else if (!h) {
         code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     } else if (init) {

@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "cuda_draft.h"
 #include "draft.h"
 #include "draft_remote.h"
 #include "gen.h"
@@ -81,6 +82,7 @@ static int inspect(const char *path, int json, int full) {
 typedef struct spec_state {
     hass_head *head;
     hass_draft *draft;
+    hass_cuda_draft *cdraft; // the head on the GPU (--device cuda)
     hass_remote *remote; // two-process mode: the back channel to hass-draft
     hass_spec *spec;
     FILE *metrics;
@@ -103,9 +105,19 @@ static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok
     hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
     sp->head = hass_head_load(draft, &tg, &e);
     if (!sp->head) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    sp->draft = hass_draft_new(sp->head, m, n_ctx, tc, &e);
-    if (!sp->draft) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    hass_drafter dr = hass_drafter_local(sp->draft);
+    hass_drafter dr;
+#ifdef HASS_WITH_CUDA
+    if (b->dev == HASS_DEVICE_CUDA) {
+        sp->cdraft = hass_cuda_draft_new(sp->head, b, n_ctx, tc, &e);
+        if (!sp->cdraft) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        dr = hass_drafter_cuda(sp->cdraft);
+    } else
+#endif
+    {
+        sp->draft = hass_draft_new(sp->head, m, n_ctx, tc, &e);
+        if (!sp->draft) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        dr = hass_drafter_local(sp->draft);
+    }
     hass_spec_cfg sc = {*tc, tree_auto, {0.f, 0, 1.f}, 0, n_ctx};
     sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
     if (!sp->spec) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
@@ -121,6 +133,9 @@ static int spec_teardown(spec_state *sp) {
     hass_spec_free(sp->spec);
     hass_remote_free(sp->remote);
     hass_draft_free(sp->draft);
+#ifdef HASS_WITH_CUDA
+    hass_cuda_draft_free(sp->cdraft);
+#endif
     hass_head_free(sp->head);
     memset(sp, 0, sizeof *sp);
     return bad;

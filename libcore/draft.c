@@ -171,6 +171,7 @@ void hass_draft_reset(hass_draft *d) {
 int hass_draft_n_pending(const hass_draft *d) { return d->n_pend; }
 int hass_draft_n_embd(const hass_draft *d) { return d->C; }
 int hass_draft_n_stable(const hass_draft *d) { return d->n_stable; }
+const float *hass_draft_last(const hass_draft *d) { return d->has_last ? d->o_last : NULL; }
 
 // Queue committed pairs.
 hass_err hass_draft_push(hass_draft *d, const float *feats, const int32_t *next_tok, int m) {

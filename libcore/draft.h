@@ -35,6 +35,9 @@ int hass_draft_n_pending(const hass_draft *d);
 int hass_draft_n_stable(const hass_draft *d);
 // Feature width C.
 int hass_draft_n_embd(const hass_draft *d);
+// The draft output at the last stable position (C floats), NULL before the first catch-up
+// (compared with the GPU drafter's in the tests).
+const float *hass_draft_last(const hass_draft *d);
 // Queue m newly committed pairs (feats[i], next_tok[i]) at the next positions.
 hass_err hass_draft_push(hass_draft *d, const float *feats, // (m, C)
                          const int32_t *next_tok,           // (m)

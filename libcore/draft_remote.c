@@ -201,13 +201,18 @@ void hass_remote_free(hass_remote *r) {
 // ----------------------------------------------------------------------------
 // server
 
-// Serve one connection with drafter d until the peer closes it (HASS_OK) or a frame is bad.
+// Serve one connection with the in-process drafter d.
 hass_err hass_remote_serve(int fd, hass_draft *d, const hass_tree_cfg *max) {
+    hass_drafter dr = hass_drafter_local(d);
+    return hass_remote_serve_drafter(fd, &dr, hass_draft_n_embd(d), max);
+}
+
+// Serve one connection with drafter dr until the peer closes it (HASS_OK) or a frame is bad.
+hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C, const hass_tree_cfg *max) {
     uint8_t *buf = NULL;
     size_t cap = 0;
     hass_tree *t = NULL;
     hass_err e = HASS_OK;
-    int C = hass_draft_n_embd(d);
     for (;;) {
         uint32_t type, len;
         e = recv_frame(fd, &type, &buf, &cap, &len, -1);
@@ -216,14 +221,14 @@ hass_err hass_remote_serve(int fd, hass_draft *d, const hass_tree_cfg *max) {
             break;
         }
         if (type == F_RESET) {
-            hass_draft_reset(d);
+            if ((e = dr->reset(dr->ctx))) break;
         } else if (type == F_PUSH) {
             int32_t m;
             if (len < 4 || (memcpy(&m, buf, 4), m < 0) || len != 4 + (uint32_t)m * (4u * C + 4u)) {
                 e = hass_seterr(HASS_EFORMAT, "draft channel: bad push frame");
                 break;
             }
-            e = hass_draft_push(d, (const float *)(buf + 4), (const int32_t *)(buf + 4 + (size_t)m * C * 4), m);
+            e = dr->push(dr->ctx, (const float *)(buf + 4), (const int32_t *)(buf + 4 + (size_t)m * C * 4), m);
             if (e) break;
         } else if (type == F_TREE && len == 16) {
             int32_t q[4];
@@ -238,7 +243,7 @@ hass_err hass_remote_serve(int fd, hass_draft *d, const hass_tree_cfg *max) {
                     hass_tree_free(t);
                     t = hass_tree_new(&c, &e);
                 }
-                if (t) e = hass_draft_tree(d, q[0], t);
+                if (t) e = dr->tree(dr->ctx, q[0], t);
             }
             if (e) {
                 const char *msg = hass_errmsg();

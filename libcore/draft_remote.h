@@ -21,5 +21,8 @@ void hass_remote_free(hass_remote *r);
 
 // Serve one accepted connection fd with drafter d (trees up to max) until the peer closes it.
 hass_err hass_remote_serve(int fd, hass_draft *d, const hass_tree_cfg *max);
+// The same with any drafter of spec.h (the GPU one too); C = feature width.
+hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C,
+                                   const hass_tree_cfg *max);
 
 #endif

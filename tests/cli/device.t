@@ -30,3 +30,17 @@ $ make -s CUDA=0 BUILD=$TMP/cpu $TMP/cpu/bin/hass-verify >/dev/null 2>&1 && $TMP
 # name: speculative decoding with --device cpu keeps the greedy ids (random head: lossless at T=0)
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 3 && echo '{"id":"s","tokens":[1,403,407,261,378]}' | hass-verify -m $M --device cpu -d $TMP/h --tree-total 12 --tree-depth 3 --tree-topk 3 -n 8 | jq -c .generated
 > [432,383,286,261,376,298,315,421]
+
+# name: hass-draft --device cuda without a visible device exits 4 before serving
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/hd -s 3 && CUDA_VISIBLE_DEVICES= hass-draft -m $M -d $TMP/hd --device cuda </dev/null
+= 4
+! hass-draft: error: --device cuda: (no CUDA device is present|this is a CPU-only build)
+
+# name: hass-draft --device with a bad name is a usage error
+$ hass-draft -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -d x --device gpu </dev/null
+= 2
+! --device: device 'gpu': expected cuda, cpu or auto
+
+# name: two processes with --device cpu on both give the in-process ids
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/hd2 -s 3 && echo '{"id":"s","tokens":[1,403,407,261,378]}' | hass-draft -m $M -d $TMP/hd2 --device cpu | hass-verify -m $M --device cpu --tree-total 12 --tree-depth 3 --tree-topk 3 -n 8 | jq -c .generated
+> [432,383,286,261,376,298,315,421]

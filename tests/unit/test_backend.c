@@ -12,6 +12,7 @@
 // to it must agree.
 #include "backend.h"
 #include "cuda.h"
+#include "cuda_draft.h"
 #include "draft.h"
 #include "forward.h"
 #include "gen.h"
@@ -280,6 +281,99 @@ static void test_gpu_spec(hass_model *m, hass_backend *gb, const char *label, co
     free(ref), free(got), free(mg);
 }
 
+// The GPU drafter against draft.c on the same pairs: the catch-up output (NMSE: bf16 weights)
+// and the trees (equal nodes: near ties in the draft scores may swap siblings).
+static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *cb) {
+    static const hass_tree_cfg trees[] = {{12, 3, 3}, {60, 6, 10}, {30, 4, 20}};
+    enum { NT = 40 };
+    hass_err e;
+    const hass_model_cfg *c = hass_model_config(m);
+    int C = c->n_embd, V = c->n_vocab;
+    hass_head_target tg;
+    hass_head_target_of(m, 0, &tg);
+    hass_head *h = hass_head_random(&tg, 1, 11, &e);
+    hass_seq *s = hass_seq_new(cb, 128, 0, &e);
+    float *feats = malloc(sizeof(float) * NT * C), *go = malloc(sizeof(float) * C);
+    int32_t tok[NT + 1];
+    for (int i = 0; i <= NT; i++) tok[i] = i < NP ? PROMPT[i] : (int32_t)((i * 53 + 7) % V);
+    if (!h || !s || hass_seq_forward(s, tok, NULL, NT, NULL, NULL, feats)) {
+        CHECK("gpu_draft_twin_setup", 0, "%s", hass_errmsg());
+        goto out;
+    }
+    for (size_t ti = 0; ti < sizeof trees / sizeof *trees; ti++) {
+        const hass_tree_cfg *tc = &trees[ti];
+        hass_draft *cd = hass_draft_new(h, m, 128, tc, &e);
+        hass_cuda_draft *gd = cd ? hass_cuda_draft_new(h, gb, 128, tc, &e) : NULL;
+        hass_tree *t1 = hass_tree_new(tc, &e), *t2 = hass_tree_new(tc, &e);
+        char name[96];
+        snprintf(name, sizeof name, "gpu_draft_twin_tree%d_%d_%d", tc->n_total, tc->levels,
+                 tc->top_k);
+        if (!cd || !gd || !t1 || !t2) {
+            CHECK(name, 0, "setup: %s", hass_errmsg());
+        } else {
+            // two cycles: 30 pairs then 10 more (a catch-up in two calls), a tree after each
+            int same = 0, nodes = 0, ok = 1;
+            double err_o = 0;
+            for (int cyc = 0; cyc < 2 && ok; cyc++) {
+                int a = cyc ? 30 : 0, k = cyc ? NT - 30 : 30;
+                hass_err e1 = hass_draft_push(cd, feats + (size_t)a * C, tok + a + 1, k);
+                hass_err e2 = hass_cuda_draft_push(gd, feats + (size_t)a * C, tok + a + 1, k);
+                if (!e1) e1 = hass_draft_tree(cd, tok[a + k], t1);
+                if (!e2) e2 = hass_cuda_draft_tree(gd, tok[a + k], t2);
+                if (!e2) e2 = hass_cuda_draft_last(gd, go);
+                if (e1 || e2 || t1->n != t2->n ||
+                    hass_cuda_draft_n_stable(gd) != hass_draft_n_stable(cd)) {
+                    ok = 0;
+                    break;
+                }
+                double q = nmse(go, hass_draft_last(cd), C);
+                err_o = q > err_o ? q : err_o;
+                for (int j = 0; j < t1->n; j++, nodes++)
+                    same += t1->tok[j] == t2->tok[j] && t1->parent[j] == t2->parent[j];
+            }
+            CHECK(name, ok && err_o < 1e-3 && same * 10 >= nodes * 8,
+                  "%s; catch-up output NMSE %.3g, %d/%d tree nodes equal", ok ? "ran" : hass_errmsg(),
+                  err_o, same, nodes);
+            printf("  %s: catch-up NMSE %.3g, %d/%d tree nodes equal\n", name, err_o, same, nodes);
+        }
+        hass_tree_free(t1), hass_tree_free(t2);
+        hass_cuda_draft_free(gd);
+        hass_draft_free(cd);
+    }
+out:
+    hass_seq_free(s);
+    hass_head_free(h);
+    free(feats), free(go);
+}
+
+// Speculative decoding with the GPU drafter at T = 0 against plain GPU greedy.
+static void test_gpu_spec_gpu_draft(hass_model *m, hass_backend *gb, const char *label) {
+    static const hass_tree_cfg tree = {60, 6, 10};
+    enum { N = 48 };
+    hass_err e;
+    int32_t ref[N], got[N];
+    float mg[N];
+    int nr = greedy(gb, PROMPT, NP, N, ref, mg);
+    hass_head_target tg;
+    hass_head_target_of(m, 0, &tg);
+    hass_head *h = hass_head_random(&tg, 1, 7, &e);
+    hass_cuda_draft *gd = h ? hass_cuda_draft_new(h, gb, NP + N + 72, &tree, &e) : NULL;
+    hass_drafter dr = hass_drafter_cuda(gd);
+    hass_spec_cfg sc = {tree, 0, {0.f, 0, 1.f}, 1, NP + N + 72};
+    hass_spec *s = gd ? hass_spec_new_on(gb, &dr, &sc, &e) : NULL;
+    hass_spec_stats st = {0};
+    int ng = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, got, &st, NULL, NULL) : e;
+    char why[200] = "", name[96];
+    int ok = nr > 0 && ng > 0 && agree(ref, nr, mg, got, ng, why, sizeof why);
+    if (nr <= 0 || ng <= 0) snprintf(why, sizeof why, "%s", hass_errmsg());
+    snprintf(name, sizeof name, "%s_gpu_spec_T0_gpu_drafter_vs_gpu_greedy", label);
+    CHECK(name, ok, "%s (%d cycles)", why, st.n_cycles);
+    printf("  %s: %s, %d cycles\n", name, why, st.n_cycles);
+    hass_spec_free(s);
+    hass_cuda_draft_free(gd);
+    hass_head_free(h);
+}
+
 // A cache larger than the device: HASS_ENOMEM (exit 1) naming what is needed and what is free.
 static void test_gpu_oom(hass_backend *gb) {
     hass_err e = HASS_OK;
@@ -302,6 +396,8 @@ static void gpu_tests(hass_model *m, const char *label, int full) {
         test_gpu_greedy(gb, cb, label);
         test_gpu_oom(gb);
         test_gpu_spec(m, gb, label, PROMPT, NP, 48);
+        test_gpu_draft_twin(m, gb, cb);
+        test_gpu_spec_gpu_draft(m, gb, label);
     } else {
         static const int32_t p2[] = {1, 504, 3000, 14, 260, 1165}; // SmolLM2 ids, any text
         test_gpu_greedy(gb, cb, label);
