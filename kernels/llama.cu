@@ -23,6 +23,12 @@ static size_t weights_bytes(const hass_cuda_llama_cfg *c, size_t *per_layer) {
     return embd * (c->tied ? 1 : 2) + al(E * 4) + layer * c->n_layer;
 }
 
+// Decode attention splits for a cache of n_ctx entries: about 256 keys each, 1..64.
+static int dec_splits(int n_ctx) {
+    int s = CEIL_DIV(n_ctx, 256);
+    return s < 1 ? 1 : s > 64 ? 64 : s;
+}
+
 // Bytes of KV cache and scratch.
 static size_t state_bytes(const hass_cuda_llama_cfg *c) {
     size_t hd = (size_t)c->n_embd / c->n_head, q = hd * c->n_head, kv = hd * c->n_kv_head;
@@ -31,7 +37,8 @@ static size_t state_bytes(const hass_cuda_llama_cfg *c) {
     xbw = xbw > F ? xbw : F;
     return 2 * al((size_t)c->n_layer * c->n_ctx * kv * 4) + 2 * al(T * E * 4) +
            al(T * (q + 2 * kv) * 4) + al(T * q * 4) + al(T * 2 * F * 4) + al(T * F * 4) +
-           al(T * xbw * 2) + al(T * c->n_vocab * 4) + 2 * al(T * 4) + al(T * T);
+           al(T * xbw * 2) + al(T * c->n_vocab * 4) + 2 * al(T * 4) + al(T * T) + al(4) +
+           al((size_t)dec_splits(c->n_ctx) * c->n_head * (hd + 2) * 4);
 }
 
 // Device bytes a stack of this shape needs.
@@ -107,6 +114,9 @@ static void carve_state(hass_cuda_llama *m, char **p) {
     m->tok = (int32_t *)carve(p, T * 4);
     m->pos = (int32_t *)carve(p, T * 4);
     m->mask = (uint8_t *)carve(p, T * T);
+    m->n_past = (int32_t *)carve(p, 4);
+    m->dec_split = dec_splits(c->n_ctx);
+    m->dec_part = (float *)carve(p, (size_t)m->dec_split * c->n_head * (m->head_dim + 2) * 4);
 }
 
 // Allocate a stack after checking the shapes and the free device memory.
@@ -249,6 +259,40 @@ extern "C" hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int 
     }
     if (!e) e = hass_cuda_rmsnorm_bf16(m->h, m->xb, m->x, m->out_norm, n, E, c->norm_eps);
     if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->logits, m->xb, m->lm_head, n, E, c->n_vocab, 0.f, 0);
+    return e;
+}
+
+// Set the position hass_cuda_llama_decode reads.
+extern "C" hass_err hass_cuda_llama_set_past(hass_cuda_llama *m, int n_past) {
+    if (n_past < 0 || n_past + 1 > m->cfg.n_ctx)
+        return hass_seterr(HASS_ERANGE, "cuda llama: decode after %d entries, context %d", n_past,
+                           m->cfg.n_ctx);
+    int32_t v = n_past;
+    return hass_cuda_h2d(m->n_past, &v, 4);
+}
+
+// One token after *m->n_past entries (device): capturable once, replays at any position.
+extern "C" hass_err hass_cuda_llama_decode(hass_cuda_llama *m) {
+    const hass_cuda_llama_cfg *c = &m->cfg;
+    int E = c->n_embd, F = c->n_ff, hd = m->head_dim;
+    size_t lstride = (size_t)c->n_ctx * m->kv_dim;
+    hass_err e = hass_cuda_embed(m->x, m->tok_embd, m->tok, 1, c->n_vocab, E);
+    for (int l = 0; l < c->n_layer && !e; l++) {
+        hass_cuda_layer *L = &m->layers[l];
+        float *kc = m->k_cache + l * lstride, *vc = m->v_cache + l * lstride;
+        e = hass_cuda_rmsnorm_bf16(NULL, m->xb, m->x, L->attn_norm, 1, E, c->norm_eps);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->qkv, m->xb, L->wqkv, 1, E, m->qkv_dim, 0.f, 0);
+        if (!e) e = hass_cuda_rope(m->qkv, m->pos, 1, m->qkv_dim, c->n_head + c->n_kv_head, hd, c->rope_theta, c->rope_layout);
+        if (!e) e = hass_cuda_kv_store(kc, vc, m->qkv, m->n_past, 1, m->qkv_dim, m->q_dim, m->kv_dim);
+        if (!e) e = hass_cuda_attention_decode(m->att, m->qkv, kc, vc, m->n_past, c->n_ctx, c->n_head, c->n_kv_head, hd, m->dec_part, m->dec_split);
+        if (!e) e = hass_cuda_matmul(m->cublas, m->x, m->att, L->wo, m->xb, 1, m->q_dim, E, 1.f);
+        if (!e) e = hass_cuda_rmsnorm_bf16(NULL, m->xb, m->x, L->ffn_norm, 1, E, c->norm_eps);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->gu, m->xb, L->w_gu, 1, E, 2 * F, 0.f, 0);
+        if (!e) e = hass_cuda_swiglu_bf16(m->xb, m->gu, 1, F);
+        if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->x, m->xb, L->w_down, 1, F, E, 1.f, 0);
+    }
+    if (!e) e = hass_cuda_rmsnorm_bf16(m->h, m->xb, m->x, m->out_norm, 1, E, c->norm_eps);
+    if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->logits, m->xb, m->lm_head, 1, E, c->n_vocab, 0.f, 0);
     return e;
 }
 

@@ -68,6 +68,17 @@ hass_err hass_cuda_accept_sample(int32_t *d_path, int32_t *d_out, const int32_t 
                                  int n, int V, float temp, int top_k, float top_p, float *d_probs);
 hass_err hass_cuda_kv_compact(float *d_k_cache, float *d_v_cache, const int32_t *d_idx,
                               int n_keep, int L0, int n_layer, size_t layer_stride, int kv_dim);
+// One query over *d_n_past + 1 keys (twin: hass_cpu_attention with n = 1, causal): the
+// position is read on the device, the split count is fixed (by the caller, from the cache
+// capacity max_keys), so a captured graph replays at any position. head_dim <= 128.
+// d_part: n_split * n_head * (head_dim + 2) floats of scratch.
+hass_err hass_cuda_attention_decode(float *d_out, const float *d_q, const float *d_k_cache,
+                                    const float *d_v_cache, const int32_t *d_n_past, int max_keys,
+                                    int n_head, int n_kv_head, int head_dim, float *d_part,
+                                    int n_split);
+// K/V parts of n qkv rows to cache rows *d_n_past + r (twin: hass_cpu_kv_store).
+hass_err hass_cuda_kv_store(float *d_k_cache, float *d_v_cache, const float *d_qkv,
+                            const int32_t *d_n_past, int n, int qkv_stride, int q_dim, int kv_dim);
 // Helpers without a twin: float -> bf16 (hass_f32_to_bf16 per value) and deterministic noise
 // fills offset + scale*uniform(-1, 1) (synthetic weights made on the device, never copied).
 hass_err hass_cuda_to_bf16(uint16_t *d_y, const float *d_x, size_t n);
@@ -123,6 +134,9 @@ typedef struct hass_cuda_llama {
     float *logits;            // (max_tok, n_vocab)
     int32_t *tok, *pos;       // (max_tok) inputs
     uint8_t *mask;            // (max_tok, max_tok) input block mask
+    int32_t *n_past;          // (1) device: the position hass_cuda_llama_decode reads
+    float *dec_part;          // (dec_split, n_head, head_dim + 2) decode attention partials
+    int dec_split;            // decode attention splits (from n_ctx, not the position)
 } hass_cuda_llama;
 
 #ifdef HASS_WITH_CUDA
@@ -145,6 +159,13 @@ hass_err hass_cuda_llama_set_input(hass_cuda_llama *m, const int32_t *tok, const
 // their K/V at [n_past, n_past+n), leaves features in m->h and logits in m->logits. use_mask:
 // read m->mask (else causal). Capturable as a CUDA graph.
 hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int n, int use_mask);
+// Set the device n_past that hass_cuda_llama_decode reads (HASS_ERANGE when the cache is full).
+hass_err hass_cuda_llama_set_past(hass_cuda_llama *m, int n_past);
+// Queue a forward of one token (m->tok[0] at m->pos[0], set before) after *m->n_past committed
+// entries, read on the device: the same result as hass_cuda_llama_forward(m, n_past, 1, 0) up to
+// the attention's split order, and capturable ONCE as a graph that replays at any position
+// (update m->n_past, m->tok, m->pos between launches).
+hass_err hass_cuda_llama_decode(hass_cuda_llama *m);
 void hass_cuda_llama_free(hass_cuda_llama *m);
 // Upload a loaded model (libcore/model.h) as a GPU stack (libcore/cuda_model.c): weights
 // dequantized to bf16 on the host; HASS_EUNSUP for q/k/v biases or RoPE scaling.

@@ -131,6 +131,13 @@ void hass_cpu_accept_sample(int32_t *path,          // (<= n)
                             int n, int V, float temp, int top_k, float top_p,
                             float *probs);          // (V) scratch
 
+// Store the K and V parts of n qkv rows (K at q_dim, V at q_dim + kv_dim of each row) as cache
+// rows n_past + r.
+void hass_cpu_kv_store(float *k_cache,     // (n_past + n, kv_dim)
+                       float *v_cache,     // (n_past + n, kv_dim)
+                       const float *qkv,   // (n, qkv_stride)
+                       int n_past, int n, int qkv_stride, int q_dim, int kv_dim);
+
 // KV compaction after acceptance: in every layer, for K and V, entry L0+idx[j] moves to L0+j,
 // j = 0..n_keep-1, in increasing j; idx must be strictly increasing with idx[j] >= j.
 void hass_cpu_kv_compact(float *k_cache,      // (n_layer, layer_stride)

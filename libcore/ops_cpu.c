@@ -335,3 +335,13 @@ void hass_cpu_accept_sample(int32_t *path, int32_t *n_path, int32_t *bonus, cons
     }
     *n_path = np;
 }
+
+// K/V parts of qkv rows into the cache after n_past entries.
+void hass_cpu_kv_store(float *k_cache, float *v_cache, const float *qkv, int n_past, int n,
+                       int qkv_stride, int q_dim, int kv_dim) {
+    for (int r = 0; r < n; r++) {
+        const float *src = qkv + (size_t)r * qkv_stride + q_dim;
+        memcpy(k_cache + (size_t)(n_past + r) * kv_dim, src, sizeof(float) * (size_t)kv_dim);
+        memcpy(v_cache + (size_t)(n_past + r) * kv_dim, src + kv_dim, sizeof(float) * (size_t)kv_dim);
+    }
+}

@@ -427,6 +427,113 @@ static void test_accept(void) {
     }
 }
 
+// Decode attention (position read on the device, fixed split count) vs hass_cpu_attention with
+// one query: GQA, head_dim 32..128, splits with empty key ranges, the first position.
+static void test_attention_decode(void) {
+    // n_head, n_kv_head, head_dim, n_past, max_keys, n_split
+    static const int cases[][6] = {{4, 2, 64, 0, 64, 1},     {4, 2, 64, 63, 512, 2},
+                                   {8, 8, 128, 300, 4096, 16}, {9, 3, 64, 1000, 1024, 4},
+                                   {2, 1, 32, 5, 100, 7},     {32, 8, 128, 511, 512, 2}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        int H = cases[ci][0], Hk = cases[ci][1], hd = cases[ci][2], np = cases[ci][3];
+        int mk = cases[ci][4], ns = cases[ci][5], kvd = Hk * hd;
+        size_t nq = (size_t)H * hd, nkv = (size_t)mk * kvd;
+        float *q = malloc(nq * 4), *kc = malloc(nkv * 4), *vc = malloc(nkv * 4);
+        float *ref = malloc(nq * 4), *got = malloc(nq * 4);
+        fill(q, nq, 1.f), fill(kc, nkv, 1.f), fill(vc, nkv, 1.f);
+        hass_cpu_attention(ref, q, kc, vc, NULL, np, 1, (int)nq, H, Hk, hd);
+        g_dev_fail = 0;
+        float *dq = up(q, nq * 4), *dk = up(kc, nkv * 4), *dv = up(vc, nkv * 4);
+        float *dout = up(NULL, nq * 4), *dpart = up(NULL, (size_t)ns * H * (hd + 2) * 4);
+        int32_t *dnp = up(&np, 4);
+        if (!g_dev_fail && hass_cuda_attention_decode(dout, dq, dk, dv, dnp, mk, H, Hk, hd, dpart, ns))
+            g_dev_fail = 1;
+        down(got, dout, nq * 4);
+        size_t at = 0;
+        double r = g_dev_fail ? 1e30 : rel_err(got, ref, nq, 2e-5, 1e-4, &at);
+        char name[96];
+        snprintf(name, sizeof name, "cuda attention decode heads %d/%d hd %d past %d splits %d",
+                 H, Hk, hd, np, ns);
+        CHECK(name, !g_dev_fail && r <= 1.0, "worst %.3g at %zu", r, at);
+        hass_cuda_free(dq), hass_cuda_free(dk), hass_cuda_free(dv), hass_cuda_free(dout);
+        hass_cuda_free(dpart), hass_cuda_free(dnp);
+        free(q), free(kc), free(vc), free(ref), free(got);
+    }
+}
+
+// KV store at a device position vs hass_cpu_kv_store: exact.
+static void test_kv_store(void) {
+    enum { N = 3, QD = 40, KVD = 24, STRIDE = QD + 2 * KVD + 4, CTX = 16 };
+    int np = 9;
+    float qkv[N * STRIDE], kc[CTX * KVD], vc[CTX * KVD], gk[CTX * KVD], gv[CTX * KVD];
+    fill(qkv, N * STRIDE, 1.f), fill(kc, CTX * KVD, 1.f), fill(vc, CTX * KVD, 1.f);
+    g_dev_fail = 0;
+    float *dq = up(qkv, sizeof qkv), *dk = up(kc, sizeof kc), *dv = up(vc, sizeof vc);
+    int32_t *dnp = up(&np, 4);
+    if (!g_dev_fail && hass_cuda_kv_store(dk, dv, dq, dnp, N, STRIDE, QD, KVD)) g_dev_fail = 1;
+    down(gk, dk, sizeof gk), down(gv, dv, sizeof gv);
+    hass_cpu_kv_store(kc, vc, qkv, np, N, STRIDE, QD, KVD);
+    CHECK("cuda kv store at a device position", !g_dev_fail && !memcmp(gk, kc, sizeof kc) &&
+                                                   !memcmp(gv, vc, sizeof vc),
+          "differs");
+    hass_cuda_free(dq), hass_cuda_free(dk), hass_cuda_free(dv), hass_cuda_free(dnp);
+}
+
+// The decode step captured ONCE as a graph replays at other positions (n_past on the device)
+// bit for bit like plain launches of the same step, which match the block forward closely.
+static void test_llama_decode_graph(void) {
+    hass_cuda_llama_cfg cfg = {.n_layer = 2, .n_embd = 64, .n_head = 4, .n_kv_head = 2,
+                               .n_ff = 96, .n_vocab = 50, .n_ctx = 600, .max_tok = 16,
+                               .rope_layout = HASS_ROPE_HALF, .tied = 1,
+                               .rope_theta = 10000.f, .norm_eps = 1e-5f};
+    enum { V = 50 };
+    hass_err err;
+    hass_cuda_llama *m = hass_cuda_llama_new(&cfg, &err);
+    CHECK("cuda llama decode new", m != NULL, "%s", hass_errmsg());
+    if (!m) return;
+    float a[V], b[V], f[V];
+    void *stream = NULL, *graph = NULL;
+    int32_t tok = 3, pos = 12;
+    hass_err e = hass_cuda_llama_randomize(m, 9);
+    if (!e) e = hass_cuda_stream_create(&stream);
+    if (!e) hass_cuda_set_stream(stream);
+    // decode vs the block forward at 12 (another attention kernel: close, not equal)
+    if (!e) e = hass_cuda_llama_set_input(m, &tok, &pos, NULL, 1);
+    if (!e) e = hass_cuda_llama_forward(m, 12, 1, 0);
+    if (!e) e = hass_cuda_d2h(f, m->logits, sizeof f);
+    if (!e) e = hass_cuda_llama_set_past(m, 12);
+    if (!e) e = hass_cuda_llama_decode(m);
+    if (!e) e = hass_cuda_d2h(a, m->logits, sizeof a);
+    double q = e ? 1e30 : nmse(a, f, V);
+    CHECK("cuda llama decode == forward n=1 (NMSE)", !e && q < 1e-10, "%s nmse %g",
+          e ? hass_errmsg() : "", q);
+    if (!e) e = hass_cuda_graph_begin();
+    if (!e) {
+        hass_err fe = hass_cuda_llama_decode(m);
+        e = hass_cuda_graph_end(&graph);
+        if (fe) e = fe;
+    }
+    static const int positions[] = {12, 300, 5, 599};
+    int same = 0;
+    for (int i = 0; i < 4 && !e; i++) {
+        tok = 1 + i, pos = positions[i];
+        e = hass_cuda_llama_set_input(m, &tok, &pos, NULL, 1);
+        if (!e) e = hass_cuda_llama_set_past(m, pos);
+        if (!e) e = hass_cuda_llama_decode(m);
+        if (!e) e = hass_cuda_d2h(a, m->logits, sizeof a);
+        if (!e) e = hass_cuda_d2d(m->logits, m->x, sizeof b); // scribble
+        if (!e) e = hass_cuda_graph_launch(graph);
+        if (!e) e = hass_cuda_d2h(b, m->logits, sizeof b);
+        same += !e && !memcmp(a, b, sizeof a);
+    }
+    CHECK("cuda llama decode graph replays at positions 12, 300, 5, 599 == plain", !e && same == 4,
+          "%s; %d/4 identical", e ? hass_errmsg() : "", same);
+    hass_cuda_graph_free(graph);
+    hass_cuda_set_stream(NULL);
+    hass_cuda_stream_destroy(stream);
+    hass_cuda_llama_free(m);
+}
+
 // Stochastic acceptance: GPU walk vs hass_cpu_accept_sample with the same uniforms, random trees
 // (few distinct tokens, so siblings repeat and the dedup runs), peaked logits so paths go deep,
 // vocabularies that do and do not fill the block, several processors. Sums run in another
@@ -668,6 +775,8 @@ int main(void) {
     test_embed();
     test_rope();
     test_attention();
+    test_attention_decode();
+    test_kv_store();
     test_swiglu_add();
     test_matmul(cublas);
     test_rows();
@@ -676,6 +785,7 @@ int main(void) {
     test_accept_sample();
     test_kv_compact();
     test_llama();
+    test_llama_decode_graph();
     test_llama_too_big();
     hass_cuda_cublas_destroy(cublas);
 #else

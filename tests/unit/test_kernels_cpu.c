@@ -206,6 +206,17 @@ static void test_accept_sample_twin(void) {
     free(logits);
 }
 
+// KV store: the K part (after q_dim) and the V part of each qkv row land at rows n_past + r.
+static void test_kv_store_cpu(void) {
+    // two rows of stride 7: q (2 values), k (2), v (2), one unused
+    float qkv[14] = {1, 2, 10, 11, 20, 21, -1, 3, 4, 12, 13, 22, 23, -1};
+    float k[8] = {0}, v[8] = {0};
+    hass_cpu_kv_store(k, v, qkv, 1, 2, 7, 2, 2);
+    float ek[8] = {0, 0, 10, 11, 12, 13, 0, 0}, ev[8] = {0, 0, 20, 21, 22, 23, 0, 0};
+    CHECK("kv store rows after n_past", !memcmp(k, ek, sizeof k) && !memcmp(v, ev, sizeof v),
+          "k %g %g %g %g v %g %g %g %g", k[2], k[3], k[4], k[5], v[2], v[3], v[4], v[5]);
+}
+
 int main(void) {
     test_bf16();
     test_rope();
@@ -215,5 +226,6 @@ int main(void) {
     test_sample();
     test_accept_compact();
     test_accept_sample_twin();
+    test_kv_store_cpu();
     UNIT_DONE();
 }
