@@ -166,18 +166,24 @@ static const hass_backend_ops cpu_ops = {
     cpu_seq_reserve, cpu_forward, cpu_lm_head, cpu_free,
 };
 
-// The CPU backend.
-hass_backend *hass_backend_cpu(hass_model *m, hass_err *err) {
+// A backend record for m with the given table (impl left NULL).
+hass_backend *hass_backend_alloc(hass_model *m, const hass_backend_ops *ops, hass_device dev,
+                                 hass_err *err) {
     hass_backend *b = calloc(1, sizeof *b);
     if (!b) {
-        *err = hass_seterr(HASS_ENOMEM, "cpu backend: out of memory");
+        *err = hass_seterr(HASS_ENOMEM, "%s backend: out of memory", ops->name);
         return NULL;
     }
     const hass_model_cfg *c = hass_model_config(m);
-    b->ops = &cpu_ops;
+    b->ops = ops;
     b->m = m;
-    b->dev = HASS_DEVICE_CPU;
+    b->dev = dev;
     b->n_vocab = c->n_vocab;
     b->n_embd = c->n_embd;
     return b;
+}
+
+// The CPU backend.
+hass_backend *hass_backend_cpu(hass_model *m, hass_err *err) {
+    return hass_backend_alloc(m, &cpu_ops, HASS_DEVICE_CPU, err);
 }

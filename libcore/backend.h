@@ -79,6 +79,9 @@ hass_backend *hass_backend_new(hass_model *m, hass_device dev, hass_err *err);
 hass_backend *hass_backend_cpu(hass_model *m, hass_err *err);
 // Free; NULL is a no-op. Free every sequence first.
 void hass_backend_free(hass_backend *b);
+// For backend implementations: a zeroed record with ops, m, dev and the model's widths.
+hass_backend *hass_backend_alloc(hass_model *m, const hass_backend_ops *ops, hass_device dev,
+                                 hass_err *err);
 // logits (n, V) of n feature rows (n, C).
 hass_err hass_backend_lm_head(hass_backend *b, const float *x, int n, float *logits);
 

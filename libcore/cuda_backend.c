@@ -210,20 +210,13 @@ hass_cuda_llama *hass_backend_cuda_stack(hass_backend *b) {
 
 // The CUDA backend: upload m once.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err) {
-    hass_backend *b = calloc(1, sizeof *b);
-    cu_backend *cb = calloc(1, sizeof *cb);
-    if (!b || !cb) {
+    hass_backend *b = hass_backend_alloc(m, &cuda_ops, HASS_DEVICE_CUDA, err);
+    cu_backend *cb = b ? calloc(1, sizeof *cb) : NULL;
+    if (!cb) {
+        if (b) *err = hass_seterr(HASS_ENOMEM, "cuda backend: out of memory");
         free(b);
-        free(cb);
-        *err = hass_seterr(HASS_ENOMEM, "cuda backend: out of memory");
         return NULL;
     }
-    const hass_model_cfg *c = hass_model_config(m);
-    b->ops = &cuda_ops;
-    b->m = m;
-    b->dev = HASS_DEVICE_CUDA;
-    b->n_vocab = c->n_vocab;
-    b->n_embd = c->n_embd;
     b->impl = cb;
     double t0 = hass_now();
     cb->w = hass_cuda_llama_from_model(m, 1, 1, err);
