@@ -214,7 +214,7 @@ void hass_train_free(hass_train *t) {
                   t->dU, t->rl, t->rl2, t->racc, t->rows, t->c_o, t->c_t, t->c_do, t->c_lq,
                   t->c_dl, t->c_cp, t->c_ck, t->tp, t->ttop, t->tpk, t->wT, t->ws};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) free(ws[i]);
-    hass_tops_big_free(t->headT, (size_t)t->dm.n_vocab * t->dm.n_embd * sizeof(float));
+    free(t->headT);
     free(t);
 }
 

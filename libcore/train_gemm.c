@@ -217,18 +217,16 @@ void hass_tops_force_kernels(const char *path) {
     hass_tops_ce_reset();
 }
 
-// n_bytes of anonymous memory in transparent huge pages where the kernel allows them (a matrix
-// of 100+ MiB read in strided panels otherwise misses the TLB on every row). NULL on failure.
+// n_bytes aligned to 2 MiB and marked for transparent huge pages where the kernel allows them (a
+// matrix of 100+ MiB read in strided panels otherwise misses the TLB on every row). Release with
+// free(). NULL on failure.
 void *hass_tops_big_alloc(size_t n_bytes) {
-    void *p = mmap(NULL, n_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    size_t n = (n_bytes + huge - 1) / huge * huge;
+    if (posix_memalign(&p, huge, n ? n : huge)) return NULL;
 #ifdef MADV_HUGEPAGE
-    madvise(p, n_bytes, MADV_HUGEPAGE);
+    madvise(p, n, MADV_HUGEPAGE);
 #endif
     return p;
-}
-
-// Release hass_tops_big_alloc memory; NULL is a no-op.
-void hass_tops_big_free(void *p, size_t n_bytes) {
-    if (p) munmap(p, n_bytes);
 }

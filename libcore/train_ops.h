@@ -179,9 +179,9 @@ void hass_tops_force_kernels(const char *path);
 const char *hass_tops_kernels_forced(void);
 void hass_tops_ce_reset(void);
 
-// Big matrices (the frozen embedding and LM head) in huge pages where possible; NULL on failure.
+// Big matrices (the frozen embedding and LM head) in huge pages where possible; free() them.
+// NULL on failure.
 void *hass_tops_big_alloc(size_t n_bytes);
-void hass_tops_big_free(void *p, size_t n_bytes);
 
 // Indices of the K largest values of x (descending; ties: lower index first) into idx.
 void hass_tops_topk(int *idx, const float *x, int V, int K);
