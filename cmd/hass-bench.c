@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "forward.h"
 #include "sample.h"
@@ -16,7 +17,7 @@ static const char *PROG = "hass-bench";
 static void usage(void) {
     printf("usage: %s -m MODEL [OPTIONS]\n"
            "\n"
-           "Time prefill, decode and the N-token forward cost of the CPU engine; one JSON\n"
+           "Time prefill, decode and the N-token forward cost of the engine; one JSON\n"
            "object per measurement on stdout (medians over --reps runs).\n"
            "\n"
            "  -m, --model FILE      target model (GGUF file or HF directory)\n"
@@ -28,12 +29,13 @@ static void usage(void) {
            "                        1,2,4,8,16,32,64; 'none' skips)\n"
            "  -r, --reps N          repetitions, the median is reported (default 5)\n"
            "      --seed N          seed of the random prompt ids (default 1)\n"
+           "      --device DEV      cuda, cpu or auto (default): where the model runs\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
-           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed model file.\n",
+           "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed model file, 4 no device.\n",
            PROG);
 }
 
@@ -62,12 +64,14 @@ int main(int argc, char **argv) {
         {"prompt", required_argument, 0, 'p'}, {"gen", required_argument, 0, 'g'},
         {"context", required_argument, 0, 'c'}, {"curve", required_argument, 0, 'C'},
         {"reps", required_argument, 0, 'r'},   {"seed", required_argument, 0, 'S'},
+        {"device", required_argument, 0, 'D'},
         {"verbose", no_argument, 0, 'v'},      {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *model = NULL, *curve = "1,2,4,8,16,32,64";
     int64_t threads = 0, n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
     int c, rc;
+    hass_device dev = HASS_DEVICE_AUTO, got;
     while ((c = getopt_long(argc, argv, "m:t:p:g:c:r:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -78,6 +82,10 @@ int main(int argc, char **argv) {
         case 'C': curve = optarg; break;
         case 'r': if ((rc = hass_cli_int(PROG, "--reps", optarg, 1, 1000, &reps))) return rc; break;
         case 'S': if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc; break;
+        case 'D':
+            if (hass_device_parse(optarg, &dev))
+                return hass_cli_usage_error(PROG, "--device: %s", hass_errmsg());
+            break;
         case 'v': hass_verbosity++; break;
         case 'q': hass_verbosity--; break;
         case 'h': usage(); return 0;
@@ -87,6 +95,7 @@ int main(int argc, char **argv) {
     }
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
     if (optind < argc) return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    if (hass_device_resolve(dev, &got)) return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
     int sizes[64], n_sizes = 0;
     if (strcmp(curve, "none")) {
         char *dup = strdup(curve), *save = NULL;
@@ -109,32 +118,35 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_sizes; i++) max_n = sizes[i] > max_n ? sizes[i] : max_n;
     int need = (int)(n_prompt + n_gen);
     for (int i = 0; i < n_sizes; i++) need = (int)n_ctx0 + sizes[i] > need ? (int)n_ctx0 + sizes[i] : need;
-    hass_kv *kv = hass_kv_new(m, need + 1, &e);
+    hass_backend *b = hass_backend_new(m, dev, &e);
+    hass_seq *kv = b ? hass_seq_new(b, need + 1, max_n, &e) : NULL;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(max_n > n_ctx0 ? max_n : n_ctx0) + 4);
     float *logits = malloc(sizeof(float) * (size_t)V);
     double *t = malloc(sizeof(double) * (size_t)reps), *tc = malloc(sizeof(double) * (size_t)reps);
-    if (!kv || !tok || !logits || !t || !tc) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    if (!kv) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (!tok || !logits || !t || !tc) return hass_cli_fail(HASS_EXIT_RUNTIME, "out of memory");
     uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     int n_tok = max_n > n_ctx0 ? max_n : (int)n_ctx0;
     for (int i = 0; i < n_tok; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         tok[i] = (int32_t)((s >> 33) % (uint64_t)V);
     }
-    if ((e = hass_kv_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    if ((e = hass_seq_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
     const char *name = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
-    printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d}\n",
-           name, hass_model_threads(m), hass_kernel_path(), (int)reps);
+    printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d,"
+           "\"device\":\"%s\"}\n",
+           name, hass_model_threads(m), hass_kernel_path(), (int)reps, b->ops->name);
     int last;
     // warm-up (page in the weights)
-    hass_kv_truncate(kv, 0);
+    hass_seq_truncate(kv, 0);
     last = 0;
-    if ((e = hass_forward_rows(m, kv, tok, NULL, 1, NULL, &last, 1, logits, NULL))) goto fail;
+    if ((e = hass_seq_forward_rows(kv, tok, NULL, 1, NULL, &last, 1, logits, NULL))) goto fail;
     if (n_prompt > 0) {
         for (int r = 0; r < reps; r++) {
-            hass_kv_truncate(kv, 0);
+            hass_seq_truncate(kv, 0);
             last = (int)n_prompt - 1;
             double t0 = hass_now(), c0 = cpu_now();
-            if ((e = hass_forward_rows(m, kv, tok, NULL, (int)n_prompt, NULL, &last, 1, logits, NULL))) goto fail;
+            if ((e = hass_seq_forward_rows(kv, tok, NULL, (int)n_prompt, NULL, &last, 1, logits, NULL))) goto fail;
             t[r] = hass_now() - t0;
             tc[r] = cpu_now() - c0;
         }
@@ -144,12 +156,12 @@ int main(int argc, char **argv) {
     }
     if (n_gen > 0) {
         for (int r = 0; r < reps; r++) {
-            hass_kv_truncate(kv, 0);
+            hass_seq_truncate(kv, 0);
             int32_t cur = tok[0];
             double t0 = hass_now(), c0 = cpu_now();
             for (int i = 0; i < n_gen; i++) {
                 int zero = 0;
-                if ((e = hass_forward_rows(m, kv, &cur, NULL, 1, NULL, &zero, 1, logits, NULL))) goto fail;
+                if ((e = hass_seq_forward_rows(kv, &cur, NULL, 1, NULL, &zero, 1, logits, NULL))) goto fail;
                 cur = hass_sample_argmax(logits, V);
             }
             t[r] = hass_now() - t0;
@@ -162,14 +174,14 @@ int main(int argc, char **argv) {
     }
     if (n_sizes) {
         float *lg = malloc(sizeof(float) * (size_t)V * (size_t)max_n);
-        hass_kv_truncate(kv, 0);
-        if (n_ctx0 > 0 && (e = hass_forward(m, kv, tok, NULL, (int)n_ctx0, NULL, NULL, NULL))) goto fail;
+        hass_seq_truncate(kv, 0);
+        if (n_ctx0 > 0 && (e = hass_seq_forward(kv, tok, NULL, (int)n_ctx0, NULL, NULL, NULL))) goto fail;
         for (int k = 0; k < n_sizes; k++) {
             int n = sizes[k];
             for (int r = 0; r < reps; r++) {
-                hass_kv_truncate(kv, (int)n_ctx0);
+                hass_seq_truncate(kv, (int)n_ctx0);
                 double t0 = hass_now(), c0 = cpu_now();
-                if ((e = hass_forward(m, kv, tok, NULL, n, NULL, lg, NULL))) goto fail;
+                if ((e = hass_seq_forward(kv, tok, NULL, n, NULL, lg, NULL))) goto fail;
                 t[r] = hass_now() - t0;
                 tc[r] = cpu_now() - c0;
             }
@@ -184,7 +196,8 @@ int main(int argc, char **argv) {
     free(logits);
     free(t);
     free(tc);
-    hass_kv_free(kv);
+    hass_seq_free(kv);
+    hass_backend_free(b);
     hass_model_free(m);
     return 0;
 fail:

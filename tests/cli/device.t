@@ -44,3 +44,9 @@ $ hass-draft -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -d x --dev
 # name: two processes with --device cpu on both give the in-process ids
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/hd2 -s 3 && echo '{"id":"s","tokens":[1,403,407,261,378]}' | hass-draft -m $M -d $TMP/hd2 --device cpu | hass-verify -m $M --device cpu --tree-total 12 --tree-depth 3 --tree-topk 3 -n 8 | jq -c .generated
 > [432,383,286,261,376,298,315,421]
+
+# name: hass-bench --device cpu names the device in its config record; cuda without one exits 4
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-bench -m $M -p 4 -g 2 --curve none -r 1 --device cpu | head -1 | jq -r .device; CUDA_VISIBLE_DEVICES= hass-bench -m $M --device cuda
+> cpu
+= 4
+! hass-bench: error: --device cuda: (no CUDA device is present|this is a CPU-only build)
