@@ -98,9 +98,11 @@ fi
 if [ -x build/tests/test_backend ]; then
   HM=${HASS_MODELS:-models}
   [ -e "$HM/SmolLM2-135M-Instruct.Q4_1.gguf" ] || [ ! -e .dev/SmolLM2-135M-Instruct.Q4_1.gguf ] || HM=.dev
-  HASS_MODELS=$HM run_step backend 240 build/tests/test_backend
+  # then the binaries end to end (tests/e2e/device_cuda.sh: --device cuda on stories260K)
+  run_step backend 300 env HASS_MODELS="$HM" HASS_DATA="${HASS_DATA:-../shared/data}" \
+    PATH="$ROOT/build/bin:$PATH" bash -c 'build/tests/test_backend; r=$?; echo "e2e device_cuda:"; bash tests/e2e/device_cuda.sh; e=$?; echo "e2e device_cuda exit $e"; [ $r = 0 ] && { [ $e = 0 ] || [ $e = 77 ]; }'
   say "  backend checks: $(grep -c '^ok ' "$OUT/backend.log") ok, $(grep -c '^FAIL ' "$OUT/backend.log") FAIL, $(grep -c '^skip' "$OUT/backend.log") skip"
-  grep -E '^(FAIL|skip|  )' "$OUT/backend.log" | head -30 | cut -c1-200 | sed 's/^/  /' | tee -a "$SUM"
+  grep -E '^(FAIL|skip|  |e2e|gpu |two )' "$OUT/backend.log" | head -40 | cut -c1-200 | sed 's/^/  /' | tee -a "$SUM"
 else
   say "step backend: SKIPPED (no build/tests/test_backend)"
 fi
