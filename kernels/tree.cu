@@ -261,7 +261,7 @@ __device__ int bsample(const float *p, int V, double u, double *sh, double *scan
     return r;
 }
 
-// The walk (see hass_cpu_accept_sample); out[0] = n_path, out[1] = bonus.
+// The walk (see hass_cpu_accept_sample); out[0] = n_path, out[1] = bonus, out[2] = uniforms used.
 __global__ void __launch_bounds__(AS_THREADS)
 k_accept_sample(int32_t *path, int32_t *out, const int32_t *tokens, const int32_t *parent,
                 const float *logits, const double *u, int n, int V, float temp, int top_k,
@@ -314,11 +314,11 @@ k_accept_sample(int32_t *path, int32_t *out, const int32_t *tokens, const int32_
         if (threadIdx.x == 0) path[np] = cur;
         np++;
     }
-    if (threadIdx.x == 0) out[0] = np, out[1] = bonus;
+    if (threadIdx.x == 0) out[0] = np, out[1] = bonus, out[2] = ui;
 }
 
 // Host launcher: see hass_cpu_accept_sample (all pointers on the device; d_probs: V floats of
-// scratch; d_out: n_path then bonus).
+// scratch; d_out: n_path, bonus, uniforms used).
 extern "C" hass_err hass_cuda_accept_sample(int32_t *d_path, int32_t *d_out,
                                             const int32_t *d_tokens, const int32_t *d_parent,
                                             const float *d_logits, const double *d_u, int n, int V,

@@ -163,7 +163,7 @@ static void cpu_free(hass_backend *b) { free(b); }
 
 static const hass_backend_ops cpu_ops = {
     "cpu", cpu_seq_new, cpu_seq_free, cpu_seq_len, cpu_seq_truncate, cpu_seq_commit,
-    cpu_seq_reserve, cpu_forward, cpu_lm_head, cpu_free,
+    cpu_seq_reserve, cpu_forward, NULL, cpu_lm_head, cpu_free,
 };
 
 // A backend record for m with the given table (impl left NULL).

@@ -16,6 +16,7 @@
 #ifndef HASS_BACKEND_H
 #define HASS_BACKEND_H
 
+#include "accept.h"
 #include "model.h"
 
 // Where the target runs (--device).
@@ -51,6 +52,12 @@ typedef struct hass_backend_ops {
     hass_err (*forward)(hass_seq *s, const int32_t *tok, const int32_t *pos, int n,
                         const uint8_t *mask, const int *rows, int n_rows, float *logits,
                         float *feats);
+    // Acceptance of tree t over the logits of the last forward (a block of t->n rows, logits
+    // kept on the device), accept.c's rule: greedy when smp is greedy, else recursive
+    // rejection drawing from rng exactly the uniforms accept.c would. NULL: the caller copies
+    // the logits and runs accept.c (the CPU backend).
+    hass_err (*accept)(hass_seq *s, const hass_tree *t, const hass_sampler *smp, hass_rng *rng,
+                       hass_accept_result *res);
     // logits (n, V) of feature rows x (n, C) through the final LM head.
     hass_err (*lm_head)(hass_backend *b, const float *x, int n, float *logits);
     void (*free)(hass_backend *b);
@@ -111,7 +118,9 @@ hass_err hass_seq_forward_rows(hass_seq *s, const int32_t *tok, const int32_t *p
                                float *feats);  // (n, C) or NULL
 
 #ifdef HASS_WITH_CUDA
-// The CUDA backend (libcore/cuda_backend.c): m uploaded to device 0.
+// The CUDA backend (libcore/cuda_backend.c): m uploaded to device 0. Tree acceptance runs on
+// the device (greedy and stochastic kernels); HASS_CUDA_ACCEPT=host in the environment leaves it
+// to accept.c on the host (the logits are copied back then).
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err);
 // The uploaded weights of a CUDA backend (the stack of cuda.h; its cache is unused), NULL for
 // another backend: the GPU drafter shares the embedding and the LM head.

@@ -62,7 +62,8 @@ hass_err hass_cuda_sample(int32_t *d_tok, const float *d_logits, const float *d_
                           int n_col, float temp, int top_k, float top_p);
 hass_err hass_cuda_accept_greedy(int32_t *d_path, int32_t *d_n_path, const int32_t *d_tokens,
                                  const int32_t *d_parent, const int32_t *d_target, int n);
-// d_out: (2) the path length, then the bonus token; d_u: n + 1 uniforms; d_probs: V scratch.
+// d_out: (3) the path length, the bonus token, the number of uniforms used; d_u: n + 1
+// uniforms; d_probs: V floats of scratch.
 hass_err hass_cuda_accept_sample(int32_t *d_path, int32_t *d_out, const int32_t *d_tokens,
                                  const int32_t *d_parent, const float *d_logits, const double *d_u,
                                  int n, int V, float temp, int top_k, float top_p, float *d_probs);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accept.h"
 #include "backend.h"
 #include "cuda.h"
 
@@ -27,6 +28,10 @@ typedef struct cu_seq {
     int len, base;       // cache entries; len at the start of the last forward
     int32_t *pos;        // (max_tok) positions of a chunk
     int32_t *d_idx;      // (max_tok) device copy of a commit's indices
+    int32_t *d_acc;      // device (5 * max_tok + 4): tree tokens, parents, target argmax, path, out
+    double *d_u;         // device (max_tok + 1) uniforms of a stochastic acceptance
+    float *d_probs;      // device (V) its scratch
+    double *u;           // host (max_tok + 1)
 } cu_seq;
 
 // Free a sequence.
@@ -35,6 +40,10 @@ static void cu_seq_free(hass_seq *s) {
     if (q) {
         hass_cuda_llama_free(q->st);
         hass_cuda_free(q->d_idx);
+        hass_cuda_free(q->d_acc);
+        hass_cuda_free(q->d_u);
+        hass_cuda_free(q->d_probs);
+        free(q->u);
         free(q->pos);
         free(q);
     }
@@ -60,10 +69,16 @@ static hass_seq *cu_seq_new(hass_backend *b, int n_ctx, int max_tok, hass_err *e
     s->n_ctx = n_ctx;
     s->impl = q;
     q->pos = malloc(sizeof(int32_t) * (size_t)max_tok);
-    if (!q->pos) *err = hass_seterr(HASS_ENOMEM, "cuda backend: out of memory");
-    else if ((q->st = hass_cuda_llama_fork(cb->w, n_ctx, max_tok, err)))
-        *err = hass_cuda_malloc((void **)&q->d_idx, sizeof(int32_t) * (size_t)max_tok);
-    if (!q->pos || !q->st || *err) {
+    q->u = malloc(sizeof(double) * (size_t)(max_tok + 1));
+    if (!q->pos || !q->u) *err = hass_seterr(HASS_ENOMEM, "cuda backend: out of memory");
+    else if ((q->st = hass_cuda_llama_fork(cb->w, n_ctx, max_tok, err))) {
+        size_t T = (size_t)max_tok;
+        *err = hass_cuda_malloc((void **)&q->d_idx, sizeof(int32_t) * T);
+        if (!*err) *err = hass_cuda_malloc((void **)&q->d_acc, sizeof(int32_t) * (5 * T + 4));
+        if (!*err) *err = hass_cuda_malloc((void **)&q->d_u, sizeof(double) * (T + 1));
+        if (!*err) *err = hass_cuda_malloc((void **)&q->d_probs, sizeof(float) * (size_t)b->n_vocab);
+    }
+    if (!q->pos || !q->u || !q->st || *err) {
         hass_errprefix("cuda backend: sequence of %d entries", n_ctx);
         cu_seq_free(s);
         return NULL;
@@ -106,10 +121,10 @@ static hass_err cu_seq_commit(hass_seq *s, const int *idx, int n_keep) {
     return HASS_OK;
 }
 
-// Nothing to allocate: a masked block must fit max_tok.
+// Nothing to allocate: a masked block must fit max_tok (which is the whole cache when small).
 static hass_err cu_seq_reserve(hass_seq *s, int n) {
     cu_seq *q = s->impl;
-    if (n > q->st->cfg.max_tok)
+    if (n > q->st->cfg.max_tok && q->st->cfg.max_tok < s->n_ctx) // no block exceeds the cache
         return hass_seterr(HASS_ERANGE, "cuda backend: blocks of %d rows, at most %d", n,
                            q->st->cfg.max_tok);
     return HASS_OK;
@@ -162,6 +177,54 @@ static hass_err cu_forward(hass_seq *s, const int32_t *tok, const int32_t *pos, 
     return HASS_OK;
 }
 
+// Tree acceptance on the device over the logits of the last forward (see backend.h).
+static hass_err cu_accept(hass_seq *s, const hass_tree *t, const hass_sampler *smp, hass_rng *rng,
+                          hass_accept_result *res) {
+    cu_seq *q = s->impl;
+    hass_cuda_llama *d = q->st;
+    int n = t->n, V = d->cfg.n_vocab, T = d->cfg.max_tok;
+    if (n <= 0 || n > T || q->len - q->base != n)
+        return hass_seterr(HASS_EINVAL, "cuda accept: a tree of %d nodes after a block of %d", n,
+                           q->len - q->base);
+    int32_t *d_tok = q->d_acc, *d_par = d_tok + T, *d_tgt = d_par + T, *d_path = d_tgt + T;
+    int32_t *d_out = d_path + T, out[3], path[HASS_TREE_MAX_LEVELS + 2];
+    hass_err e = hass_cuda_h2d(d_tok, t->tok, sizeof(int32_t) * (size_t)n);
+    if (!e) e = hass_cuda_h2d(d_par, t->parent, sizeof(int32_t) * (size_t)n);
+    if (e) return e;
+    if (hass_sampler_greedy(smp)) {
+        e = hass_cuda_argmax(d_tgt, d->logits, n, V);
+        if (!e) e = hass_cuda_accept_greedy(d_path, d_out, d_tok, d_par, d_tgt, n);
+        if (!e) e = hass_cuda_d2h(out, d_out, sizeof(int32_t));
+        if (!e && (out[0] < 1 || out[0] > t->max_depth + 1))
+            e = hass_seterr(HASS_ECUDA, "cuda accept: path of %d nodes in a tree of depth %d",
+                            out[0], t->max_depth);
+        if (!e) e = hass_cuda_d2h(path, d_path, sizeof(int32_t) * (size_t)out[0]);
+        if (!e) e = hass_cuda_d2h(&out[1], d_tgt + path[out[0] - 1], sizeof(int32_t));
+    } else {
+        hass_rng r0 = *rng; // draw n + 1, then redraw only what the walk used
+        for (int i = 0; i <= n; i++) q->u[i] = hass_rng_uniform(rng);
+        e = hass_cuda_h2d(q->d_u, q->u, sizeof(double) * (size_t)(n + 1));
+        if (!e) e = hass_cuda_accept_sample(d_path, d_out, d_tok, d_par, d->logits, q->d_u, n, V,
+                                            smp->temp, smp->top_k, smp->top_p, q->d_probs);
+        if (!e) e = hass_cuda_d2h(out, d_out, sizeof out);
+        if (!e && (out[0] < 1 || out[0] > t->max_depth + 1 || out[2] < 1 || out[2] > n + 1 ||
+                   out[1] < 0 || out[1] >= V))
+            e = hass_seterr(HASS_ECUDA, "cuda accept: path %d, bonus %d, %d uniforms for %d nodes",
+                            out[0], out[1], out[2], n);
+        if (!e) e = hass_cuda_d2h(path, d_path, sizeof(int32_t) * (size_t)out[0]);
+        *rng = r0;
+        for (int i = 0; !e && i < out[2]; i++) hass_rng_uniform(rng);
+    }
+    if (e) return e;
+    res->n_acc = out[0] - 1;
+    for (int j = 0; j < out[0]; j++) res->path[j] = path[j];
+    for (int j = 1; j < out[0]; j++) res->tokens[j - 1] = t->tok[path[j]];
+    res->bonus = out[1];
+    res->tokens[res->n_acc] = res->bonus;
+    res->n_tokens = res->n_acc + 1;
+    return HASS_OK;
+}
+
 // LM head of host feature rows on the device (scratch grown on demand).
 static hass_err cu_lm_head(hass_backend *b, const float *x, int n, float *logits) {
     cu_backend *cb = b->impl;
@@ -200,7 +263,12 @@ static void cu_free(hass_backend *b) {
 
 static const hass_backend_ops cuda_ops = {
     "cuda", cu_seq_new, cu_seq_free, cu_seq_len, cu_seq_truncate, cu_seq_commit,
-    cu_seq_reserve, cu_forward, cu_lm_head, cu_free,
+    cu_seq_reserve, cu_forward, cu_accept, cu_lm_head, cu_free,
+};
+// The same with acceptance left to accept.c on the host (HASS_CUDA_ACCEPT=host).
+static const hass_backend_ops cuda_ops_host_accept = {
+    "cuda", cu_seq_new, cu_seq_free, cu_seq_len, cu_seq_truncate, cu_seq_commit,
+    cu_seq_reserve, cu_forward, NULL, cu_lm_head, cu_free,
 };
 
 // The weight stack of a CUDA backend.
@@ -210,7 +278,10 @@ hass_cuda_llama *hass_backend_cuda_stack(hass_backend *b) {
 
 // The CUDA backend: upload m once.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err) {
-    hass_backend *b = hass_backend_alloc(m, &cuda_ops, HASS_DEVICE_CUDA, err);
+    const char *ha = getenv("HASS_CUDA_ACCEPT");
+    int host = ha && !strcmp(ha, "host");
+    hass_backend *b = hass_backend_alloc(m, host ? &cuda_ops_host_accept : &cuda_ops,
+                                         HASS_DEVICE_CUDA, err);
     cu_backend *cb = b ? calloc(1, sizeof *cb) : NULL;
     if (!cb) {
         if (b) *err = hass_seterr(HASS_ENOMEM, "cuda backend: out of memory");

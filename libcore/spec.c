@@ -372,10 +372,17 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         }
         double t1 = hass_now();
         for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
-        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
-        if (e) return e;
         hass_accept_result r;
-        hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
+        const hass_backend_ops *ops = s->b->ops;
+        if (ops->accept) { // acceptance where the logits are (the GPU): only features come back
+            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
+            if (!e) e = ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, &r);
+            if (e) return e;
+        } else {
+            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
+            if (e) return e;
+            hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
+        }
         if ((e = hass_seq_commit(s->kv, r.path, r.n_acc + 1))) return e;
         if (s->cfg.tree_auto && t != s->t_root) record_accept(s, t, &r);
         double t2 = hass_now();

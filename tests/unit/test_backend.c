@@ -119,6 +119,13 @@ static double nmse(const float *a, const float *b, size_t n) {
     return den > 0 ? num / den : num;
 }
 
+// First index where two id arrays of n differ (-1: equal).
+static int first_diff_i(const int32_t *a, const int32_t *b, int n) {
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i]) return i;
+    return -1;
+}
+
 // Index of the largest of n values (lowest on ties).
 static int argmax(const float *x, int n) {
     int k = 0;
@@ -374,6 +381,50 @@ static void test_gpu_spec_gpu_draft(hass_model *m, hass_backend *gb, const char 
     hass_head_free(h);
 }
 
+// Tree acceptance on the device (greedy and stochastic kernels) against accept.c on the host
+// (HASS_CUDA_ACCEPT=host) over the same GPU logits: same tokens at T = 0 and, with the same
+// seed, at T > 0 (the device walk draws exactly accept.c's uniforms).
+static void test_gpu_accept_device_vs_host(hass_model *m) {
+    static const hass_sampler smps[] = {{0.f, 0, 1.f}, {0.9f, 0, 0.9f}, {1.0f, 20, 1.f}};
+    static const hass_tree_cfg tree = {30, 5, 6};
+    enum { N = 40 };
+    hass_err e;
+    setenv("HASS_CUDA_ACCEPT", "host", 1);
+    hass_backend *hb = hass_backend_new(m, HASS_DEVICE_CUDA, &e);
+    unsetenv("HASS_CUDA_ACCEPT");
+    hass_backend *db = hb ? hass_backend_new(m, HASS_DEVICE_CUDA, &e) : NULL;
+    CHECK("gpu_accept_tables", hb && db && !hb->ops->accept && db->ops->accept, "%s",
+          hass_errmsg());
+    hass_head_target tg;
+    hass_head_target_of(m, 0, &tg);
+    hass_head *h = hass_head_random(&tg, 1, 13, &e);
+    for (size_t k = 0; hb && db && h && k < sizeof smps / sizeof *smps; k++) {
+        int32_t out[2][N];
+        int n[2] = {-1, -1}, cyc = 0;
+        for (int w = 0; w < 2; w++) {
+            hass_draft *d = hass_draft_new(h, m, NP + N + 72, &tree, &e);
+            hass_drafter dr = hass_drafter_local(d);
+            hass_spec_cfg sc = {tree, 0, smps[k], 5, NP + N + 72};
+            hass_spec *s = d ? hass_spec_new_on(w ? db : hb, &dr, &sc, &e) : NULL;
+            hass_spec_stats st = {0};
+            n[w] = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, out[w], &st, NULL, NULL) : e;
+            cyc += st.n_cycles;
+            hass_spec_free(s);
+            hass_draft_free(d);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "gpu_accept_device_vs_host_T%.1f_topk%d_topp%.1f",
+                 (double)smps[k].temp, smps[k].top_k, (double)smps[k].top_p);
+        CHECK(name, n[0] == N && n[1] == N && !memcmp(out[0], out[1], sizeof out[0]),
+              "host %d tokens, device %d (%s), first difference at %d", n[0], n[1],
+              n[1] < 0 ? hass_errmsg() : "", n[0] == N && n[1] == N ? first_diff_i(out[0], out[1], N) : -1);
+        printf("  %s: %d cycles\n", name, cyc);
+    }
+    hass_head_free(h);
+    hass_backend_free(hb);
+    hass_backend_free(db);
+}
+
 // A cache larger than the device: HASS_ENOMEM (exit 1) naming what is needed and what is free.
 static void test_gpu_oom(hass_backend *gb) {
     hass_err e = HASS_OK;
@@ -398,6 +449,7 @@ static void gpu_tests(hass_model *m, const char *label, int full) {
         test_gpu_spec(m, gb, label, PROMPT, NP, 48);
         test_gpu_draft_twin(m, gb, cb);
         test_gpu_spec_gpu_draft(m, gb, label);
+        test_gpu_accept_device_vs_host(m);
     } else {
         static const int32_t p2[] = {1, 504, 3000, 14, 260, 1165}; // SmolLM2 ids, any text
         test_gpu_greedy(gb, cb, label);

@@ -551,11 +551,11 @@ static void test_accept_sample(void) {
         g_dev_fail = 0;
         float *dl = up(NULL, sizeof(float) * NMAX * V), *dprobs = up(NULL, sizeof(float) * V);
         int32_t *dt = up(NULL, NMAX * 4), *dp = up(NULL, NMAX * 4), *dpath = up(NULL, NMAX * 4);
-        int32_t *dout = up(NULL, 8);
+        int32_t *dout = up(NULL, 12);
         double *du = up(NULL, sizeof(double) * (NMAX + 1));
         for (int trial = 0; trial < TRIALS && !g_dev_fail; trial++) {
             int n = 1 + irand(NMAX);
-            int32_t tok[NMAX], par[NMAX], path[NMAX], gpath[NMAX], np = 0, bonus = -2, gout[2];
+            int32_t tok[NMAX], par[NMAX], path[NMAX], gpath[NMAX], np = 0, bonus = -2, gout[3];
             double u[NMAX + 1];
             tree_mask(mask, par, n);
             for (int i = 0; i < n; i++) tok[i] = irand(4);
@@ -569,12 +569,12 @@ static void test_accept_sample(void) {
                 hass_cuda_h2d(dp, par, n * 4) || hass_cuda_h2d(du, u, sizeof(double) * (n + 1)) ||
                 hass_cuda_accept_sample(dpath, dout, dt, dp, dl, du, n, V, pr[0], (int)pr[1],
                                         pr[2], dprobs) ||
-                hass_cuda_d2h(gout, dout, 8)) {
+                hass_cuda_d2h(gout, dout, 12)) {
                 g_dev_fail = 1;
                 fprintf(stderr, "device: %s\n", hass_errmsg());
                 break;
             }
-            int ok = gout[0] == np && gout[1] == bonus;
+            int ok = gout[0] == np && gout[1] == bonus && gout[2] >= np && gout[2] <= n + 1;
             if (ok && np > 0 && np <= n) {
                 down(gpath, dpath, (size_t)np * 4);
                 ok = !memcmp(gpath, path, (size_t)np * 4);
