@@ -120,7 +120,9 @@ hass_err hass_seq_forward_rows(hass_seq *s, const int32_t *tok, const int32_t *p
 #ifdef HASS_WITH_CUDA
 // The CUDA backend (libcore/cuda_backend.c): m uploaded to device 0. Tree acceptance runs on
 // the device (greedy and stochastic kernels); HASS_CUDA_ACCEPT=host in the environment leaves it
-// to accept.c on the host (the logits are copied back then).
+// to accept.c on the host (the logits are copied back then). HASS_CUDA_GRAPH=1: all launches go
+// to one stream and a single-token decode replays one captured graph per sequence (the position
+// read from device memory: hass_cuda_llama_decode); off by default until measured on hardware.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err);
 // The uploaded weights of a CUDA backend (the stack of cuda.h; its cache is unused), NULL for
 // another backend: the GPU drafter shares the embedding and the LM head.

@@ -20,6 +20,7 @@ typedef struct cu_backend {
     uint16_t *d_xb;     // (cap, C) their bf16 copy
     float *d_logits;    // (cap, V)
     int cap;            // rows of the scratch
+    void *stream;       // HASS_CUDA_GRAPH=1: the stream every launch goes to (graphs need one)
 } cu_backend;
 
 // Sequence state: a fork with its own cache, the host-side lengths, index scratch.
@@ -32,12 +33,15 @@ typedef struct cu_seq {
     double *d_u;         // device (max_tok + 1) uniforms of a stochastic acceptance
     float *d_probs;      // device (V) its scratch
     double *u;           // host (max_tok + 1)
+    void *graph;         // the captured decode step (HASS_CUDA_GRAPH=1), replayed at any position
+    int no_graph;        // capture failed once: plain launches of the same step
 } cu_seq;
 
 // Free a sequence.
 static void cu_seq_free(hass_seq *s) {
     cu_seq *q = s->impl;
     if (q) {
+        hass_cuda_graph_free(q->graph);
         hass_cuda_llama_free(q->st);
         hass_cuda_free(q->d_idx);
         hass_cuda_free(q->d_acc);
@@ -130,7 +134,28 @@ static hass_err cu_seq_reserve(hass_seq *s, int n) {
     return HASS_OK;
 }
 
-// Forward n tokens: causal blocks in chunks of max_tok, a masked block in one piece.
+// The one-token decode step (inputs and n_past set): the captured graph, captured at the first
+// call; plain launches of the same step if the capture fails.
+static hass_err decode_step(cu_seq *q) {
+    if (!q->graph && !q->no_graph) {
+        hass_err e = hass_cuda_graph_begin();
+        if (!e) {
+            hass_err fe = hass_cuda_llama_decode(q->st);
+            e = hass_cuda_graph_end(&q->graph);
+            if (fe) e = fe;
+        }
+        if (e || !q->graph) {
+            HASS_WARN("cuda: decode graph capture failed (%s); plain launches", hass_errmsg());
+            hass_cuda_graph_free(q->graph);
+            q->graph = NULL;
+            q->no_graph = 1;
+        }
+    }
+    return q->graph ? hass_cuda_graph_launch(q->graph) : hass_cuda_llama_decode(q->st);
+}
+
+// Forward n tokens: causal blocks in chunks of max_tok, a masked block in one piece; with
+// HASS_CUDA_GRAPH=1 a single unmasked token goes through the decode graph.
 static hass_err cu_forward(hass_seq *s, const int32_t *tok, const int32_t *pos, int n,
                            const uint8_t *mask, const int *rows, int n_rows, float *logits,
                            float *feats) {
@@ -154,6 +179,22 @@ static hass_err cu_forward(hass_seq *s, const int32_t *tok, const int32_t *pos, 
                 return hass_seterr(HASS_ERANGE, "cuda forward: row %d outside the block of %d",
                                    rows[r], n);
     hass_err e = HASS_OK;
+    if (n == 1 && !mask && ((cu_backend *)s->b->impl)->stream) { // the decode step as a graph
+        q->pos[0] = pos ? pos[0] : L0;
+        e = hass_cuda_llama_set_input(d, tok, q->pos, NULL, 1);
+        if (!e) e = hass_cuda_llama_set_past(d, L0);
+        if (!e) e = decode_step(q);
+        if (!e && feats) e = hass_cuda_d2h(feats, d->h, sizeof(float) * (size_t)C);
+        if (!e && logits) e = hass_cuda_d2h(logits, d->logits, sizeof(float) * (size_t)V);
+        if (!e && !feats && !logits) e = hass_cuda_stream_sync();
+        if (e) {
+            q->base = q->len = L0;
+            return e;
+        }
+        q->base = L0;
+        q->len = L0 + 1;
+        return HASS_OK;
+    }
     for (int c0 = 0; c0 < n && !e; c0 += T) {
         int cn = n - c0 < T ? n - c0 : T;
         for (int i = 0; i < cn; i++) q->pos[i] = pos ? pos[c0 + i] : L0 + c0 + i;
@@ -256,6 +297,10 @@ static void cu_free(hass_backend *b) {
         hass_cuda_free(cb->d_xb);
         hass_cuda_free(cb->d_logits);
         hass_cuda_llama_free(cb->w);
+        if (cb->stream) {
+            hass_cuda_set_stream(NULL);
+            hass_cuda_stream_destroy(cb->stream);
+        }
         free(cb);
     }
     free(b);
@@ -289,6 +334,16 @@ hass_backend *hass_backend_cuda(hass_model *m, hass_err *err) {
         return NULL;
     }
     b->impl = cb;
+    const char *gr = getenv("HASS_CUDA_GRAPH");
+    if (gr && !strcmp(gr, "1")) { // every launch on one stream so the decode step can be captured
+        hass_err e = hass_cuda_stream_create(&cb->stream);
+        if (e) {
+            *err = e;
+            cu_free(b);
+            return NULL;
+        }
+        hass_cuda_set_stream(cb->stream);
+    }
     double t0 = hass_now();
     cb->w = hass_cuda_llama_from_model(m, 1, 1, err);
     if (!cb->w) {

@@ -425,6 +425,26 @@ static void test_gpu_accept_device_vs_host(hass_model *m) {
     hass_backend_free(db);
 }
 
+// Greedy with the decode step replayed from one captured graph (HASS_CUDA_GRAPH=1) against
+// plain GPU greedy (block forwards of one token: another attention kernel, so near ties only).
+static void test_gpu_graph_decode(hass_model *m, hass_backend *gb) {
+    enum { N = 64 };
+    int32_t ref[N], got[N];
+    float mg[N], mg2[N];
+    hass_err e;
+    int nr = greedy(gb, PROMPT, NP, N, ref, mg);
+    setenv("HASS_CUDA_GRAPH", "1", 1);
+    hass_backend *g2 = hass_backend_new(m, HASS_DEVICE_CUDA, &e);
+    unsetenv("HASS_CUDA_GRAPH");
+    int ng = g2 ? greedy(g2, PROMPT, NP, N, got, mg2) : e;
+    char why[200] = "";
+    int ok = nr > 0 && ng > 0 && agree(ref, nr, mg, got, ng, why, sizeof why);
+    if (nr <= 0 || ng <= 0) snprintf(why, sizeof why, "%s", hass_errmsg());
+    CHECK("gpu_greedy_decode_graph_vs_plain", ok, "%s", why);
+    printf("  gpu_greedy_decode_graph_vs_plain: %s\n", why);
+    hass_backend_free(g2);
+}
+
 // A cache larger than the device: HASS_ENOMEM (exit 1) naming what is needed and what is free.
 static void test_gpu_oom(hass_backend *gb) {
     hass_err e = HASS_OK;
@@ -450,6 +470,7 @@ static void gpu_tests(hass_model *m, const char *label, int full) {
         test_gpu_draft_twin(m, gb, cb);
         test_gpu_spec_gpu_draft(m, gb, label);
         test_gpu_accept_device_vs_host(m);
+        test_gpu_graph_decode(m, gb);
     } else {
         static const int32_t p2[] = {1, 504, 3000, 14, 260, 1165}; // SmolLM2 ids, any text
         test_gpu_greedy(gb, cb, label);
