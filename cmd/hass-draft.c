@@ -117,7 +117,7 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
 static void usage(void) {
     printf("usage: %s -m MODEL -d HEAD [OPTIONS] [FILE...]\n"
            "       %s -m MODEL --init-random DIR [--seed N] [--no-bias]\n"
-           "       %s -m MODEL --check HEAD\n"
+           "       %s -m MODEL --check HEAD [--pack DIR]\n"
            "\n"
            "Draft heads (HASS/EAGLE layout: config.json + model.safetensors) for a target model.\n"
            "\n"
@@ -128,6 +128,8 @@ static void usage(void) {
            "  -s, --seed N          seed of --init-random (default 0)\n"
            "      --no-bias         --init-random without fc.bias (like EAGLE's LLaMA-3 heads)\n"
            "      --check HEAD      load HEAD against the target and print its configuration\n"
+           "      --pack DIR        with --check: also write HEAD into DIR compactly (BF16\n"
+           "                        weights, no embedding: the target's is used), as shipped\n"
            "  -d, --draft HEAD      run the drafter for HEAD as its own process: copy the JSONL\n"
            "                        token stream (FILE or stdin) to stdout after a record that\n"
            "                        announces its back channel; pipe into hass-verify -m MODEL\n"
@@ -148,17 +150,18 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_INIT = 256, O_CHECK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR };
+    enum { O_INIT = 256, O_CHECK, O_PACK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
         {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
+        {"pack", required_argument, 0, O_PACK},
         {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
         {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL;
+    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL, *pack = NULL;
     int64_t seed = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
     int c, rc, bias = 1;
@@ -167,6 +170,7 @@ int main(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 'd': serve = optarg; break;
         case O_CHECK: check = optarg; break;
+        case O_PACK: pack = optarg; break;
         case O_TTOTAL:
         case O_TDEPTH:
         case O_TTOPK:
@@ -192,6 +196,7 @@ int main(int argc, char **argv) {
         return hass_cli_usage_error(PROG, "nothing to do: -d HEAD, --init-random DIR or --check HEAD");
     if (!!init + !!check + !!serve > 1)
         return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
+    if (pack && !check) return hass_cli_usage_error(PROG, "--pack goes with --check HEAD");
     if (optind < argc - (serve ? 1 : 0))
         return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
     hass_err e;
@@ -223,6 +228,10 @@ int main(int argc, char **argv) {
                    h->tok_fp, h->n_ctx_train, h->attn_mask, h->recipe);
         else
             printf("no hass metadata (public head)\n");
+        if (pack && (e = hass_head_save_as(h, pack, NULL, 1)))
+            code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        else if (pack)
+            HASS_INFO("wrote %s as BF16 without the embedding to %s", check, pack);
     }
     hass_head_free(h);
     hass_tokenizer_free(tok);

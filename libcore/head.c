@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "half.h"
 #include "safetensors.h"
 #include "sample.h"
 
@@ -378,8 +379,13 @@ hass_head *hass_head_random(const hass_head_target *tg, int with_bias, uint64_t 
     return h;
 }
 
-// Save config.json and model.safetensors.
+// Save config.json and model.safetensors (F32).
 hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed) {
+    return hass_head_save_as(h, dir, embed, 0);
+}
+
+// Save config.json and model.safetensors, the layer's tensors in F32 or (bf16 = 1) BF16.
+hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *embed, int bf16) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return hass_seterr(HASS_EIO, "%s: %s", dir, strerror(errno));
     char path[4096];
@@ -399,7 +405,7 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
     json_object_set_new(o, "max_position_embeddings", json_integer(h->n_ctx_train > 0 ? h->n_ctx_train : 2048));
     json_object_set_new(o, "hidden_act", json_string("silu"));
     json_object_set_new(o, "bias", json_boolean(h->has_bias));
-    json_object_set_new(o, "torch_dtype", json_string("float32"));
+    json_object_set_new(o, "torch_dtype", json_string(bf16 ? "bfloat16" : "float32"));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -411,17 +417,26 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
     slot s[10];
     int n = slots_of((hass_head *)h, s);
     hass_st_tensor t[11];
+    uint16_t *half[10] = {0}; // bf16 copies
     int nt = 0;
+    hass_err e = HASS_OK;
     for (int i = 0; i < n; i++) {
         hass_st_tensor *x = &t[nt++];
         memset(x, 0, sizeof *x);
         x->name = s[i].name;
-        x->dtype = HASS_ST_F32;
+        x->dtype = bf16 ? HASS_ST_BF16 : HASS_ST_F32;
         x->n_dims = s[i].cols ? 2 : 1;
         x->shape[0] = s[i].rows;
         x->shape[1] = s[i].cols;
         x->data = *s[i].dst;
-        x->n_bytes = sizeof(float) * (uint64_t)slot_n(&s[i]);
+        x->n_bytes = (bf16 ? sizeof(uint16_t) : sizeof(float)) * (uint64_t)slot_n(&s[i]);
+        if (!bf16) continue;
+        if (!(half[i] = malloc(x->n_bytes))) {
+            e = hass_seterr(HASS_ENOMEM, "%s: out of memory", dir);
+            goto out;
+        }
+        for (int64_t j = 0; j < slot_n(&s[i]); j++) half[i][j] = hass_f32_to_bf16((*s[i].dst)[j]);
+        x->data = half[i];
     }
     if (embed) {
         hass_st_tensor *x = &t[nt++];
@@ -446,5 +461,8 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
                           "hass.attn_mask", h->attn_mask[0] ? h->attn_mask : "correct",
                           NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    return hass_st_write(path, t, nt, meta);
+    e = hass_st_write(path, t, nt, meta);
+out:
+    for (int i = 0; i < 10; i++) free(half[i]);
+    return e;
 }

@@ -81,6 +81,9 @@ hass_head *hass_head_random(const hass_head_target *target, int with_bias, uint6
 // full EAGLE layout; NULL leaves it out (we share the target's embedding).
 hass_err hass_head_save(const hass_head *h, const char *dir,
                         const float *embed); // (V, C) or NULL
+// The same with the layer's tensors in BF16 when bf16 is 1 (round to nearest even): half the
+// size, for heads that ship (the load path converts back to f32).
+hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *embed, int bf16);
 // Free (NULL ok).
 void hass_head_free(hass_head *h);
 
