@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEAD_CHUNK 32 // rows per LM-head chunk (bounds the (rows, V) logit buffers)
+#define HEAD_CHUNK 128 // rows per LM-head chunk (bounds the (rows, V) logit buffers)
 
 struct hass_train {
     hass_train_dims dm;
@@ -21,7 +21,7 @@ struct hass_train {
     int n_ctx;
     size_t n_par;
     float *buf[4]; // weights, grads, m, v: (n_par) each
-    hass_tparams w, g;
+    hass_tparams w, g, wt; // wt: views into wT (each matrix transposed)
     int64_t step;
     // workspace (sizes for n_ctx positions)
     int32_t *pos;  // (n_ctx)
@@ -63,10 +63,20 @@ struct hass_train {
     float *c_t;    // (HEAD_CHUNK, H)
     float *c_do;   // (HEAD_CHUNK, H)
     float *c_lq;   // (HEAD_CHUNK, V)
-    float *c_lp;   // (HEAD_CHUNK, V)
     float *c_dl;   // (HEAD_CHUNK, V)
     float *c_cp;   // (HEAD_CHUNK)
     float *c_ck;   // (HEAD_CHUNK)
+    // target side of the soft CE of the current sequence: one row per masked position, made
+    // at step 0 and shared by the S steps (the targets do not depend on the head's weights)
+    float *tp;     // (tp_rows, V) probabilities P
+    int *ttop;     // (tp_rows, max(K, 1)) top-K of P
+    float *tpk;    // (tp_rows) their mass
+    int tp_rows;   // rows allocated
+    float *wT;     // (n_par) the layer's matrices transposed (W^T of every tensor), per batch
+    float *ws;     // (n_ctx, max(2H, I, nh*d)) scratch of the weight-gradient products
+    // the frozen LM head, transposed once for the row-major products
+    const float *head_src;
+    float *headT;  // (H, V)
 };
 
 // ---- parameters ------------------------------------------------------------------------------
@@ -202,8 +212,9 @@ void hass_train_free(hass_train *t) {
                   t->att, t->prob, t->ds, t->h, t->rstd, t->hn, t->gg, t->uu, t->mm, t->out,
                   t->dO, t->dh, t->dmm, t->dg, t->du, t->dhn, t->datt, t->dQ, t->dK, t->dV,
                   t->dU, t->rl, t->rl2, t->racc, t->rows, t->c_o, t->c_t, t->c_do, t->c_lq,
-                  t->c_lp, t->c_dl, t->c_cp, t->c_ck};
+                  t->c_dl, t->c_cp, t->c_ck, t->tp, t->ttop, t->tpk, t->wT, t->ws};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) free(ws[i]);
+    free(t->headT);
     free(t);
 }
 
@@ -245,9 +256,11 @@ hass_train *hass_train_new(const hass_train_dims *dm, const hass_train_opts *o, 
     A(dg, N * I); A(du, N * I); A(dhn, N * H); A(datt, N * QD); A(dQ, N * QD);
     A(dK, S * N * KD); A(dV, S * N * KD); A(dU, S * N * H); A(rl, N); A(rl2, N); A(racc, N);
     A(rows, N); A(c_o, HEAD_CHUNK * H); A(c_t, HEAD_CHUNK * H); A(c_do, HEAD_CHUNK * H);
-    A(c_lq, HEAD_CHUNK * V); A(c_lp, HEAD_CHUNK * V); A(c_dl, HEAD_CHUNK * V);
+    A(c_lq, HEAD_CHUNK * V); A(c_dl, HEAD_CHUNK * V);
     A(c_cp, HEAD_CHUNK); A(c_ck, HEAD_CHUNK);
+    A(wT, t->n_par); A(ws, N * (2 * H > I ? (2 * H > QD ? 2 * H : QD) : (I > QD ? I : QD)));
 #undef A
+    hass_tparams_view(&t->wt, dm, t->wT);
     for (int i = 0; i < n_ctx; i++) t->pos[i] = i;
     return t;
 oom_t:
@@ -270,6 +283,17 @@ hass_train_opts *hass_train_options(hass_train *t) { return &t->o; }
 // Zero the gradient buffer.
 void hass_train_zero_grad(hass_train *t) { memset(t->buf[1], 0, t->n_par * sizeof(float)); }
 
+// Transpose the layer's matrices into wt (the weights are fixed for a whole batch).
+static void transpose_weights(hass_train *t) {
+    for (int i = 0; i < HASS_TPARAMS_N; i++) {
+        float *src, *dst;
+        int r, c;
+        if (!hass_tparams_tensor(&t->w, &t->dm, i, &src, &r, &c) || r == 1) continue;
+        hass_tparams_tensor(&t->wt, &t->dm, i, &dst, NULL, NULL);
+        hass_tops_transpose(dst, src, r, c);
+    }
+}
+
 // ---- the step --------------------------------------------------------------------------------
 
 // fc, K and V of copy j (n rows): U^j = fc([emb, C^j]), K^j = rope(U^j Wk), V^j = U^j Wv.
@@ -281,10 +305,10 @@ static void copy_forward(hass_train *t, int j, int n) {
         memcpy(t->xcat + (size_t)r * 2 * H + H, c + (size_t)r * H, H * sizeof(float));
     }
     float *U = t->U + (size_t)j * n * H, *K = t->Kc + (size_t)j * n * KD, *V = t->Vc + (size_t)j * n * KD;
-    hass_tops_linear_fwd(U, t->xcat, t->w.fc_w, t->w.fc_b, n, 2 * H, H);
-    hass_tops_linear_fwd(K, U, t->w.wk, NULL, n, H, KD);
+    hass_tops_linear_fwd_t(U, t->xcat, t->wt.fc_w, t->w.fc_b, n, 2 * H, H);
+    hass_tops_linear_fwd_t(K, U, t->wt.wk, NULL, n, H, KD);
     hass_tops_rope_fwd(K, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
-    hass_tops_linear_fwd(V, U, t->w.wv, NULL, n, H, KD);
+    hass_tops_linear_fwd_t(V, U, t->wt.wv, NULL, n, H, KD);
 }
 
 // Backward of copy j's fc/K/V from the accumulated dK, dV, dU.
@@ -293,30 +317,30 @@ static void copy_backward(hass_train *t, int j, int n) {
     float *U = t->U + (size_t)j * n * H, *dU = t->dU + (size_t)j * n * H;
     float *dK = t->dK + (size_t)j * n * KD, *dV = t->dV + (size_t)j * n * KD;
     hass_tops_rope_bwd(dK, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
-    hass_tops_linear_bwd(dU, t->g.wk, NULL, dK, U, t->w.wk, n, H, KD);
-    hass_tops_linear_bwd(dU, t->g.wv, NULL, dV, U, t->w.wv, n, H, KD);
+    hass_tops_linear_bwd_ws(dU, t->g.wk, NULL, dK, U, t->w.wk, n, H, KD, t->ws);
+    hass_tops_linear_bwd_ws(dU, t->g.wv, NULL, dV, U, t->w.wv, n, H, KD, t->ws);
     const float *c = t->cin + (size_t)j * n * H;
     for (int r = 0; r < n; r++) {
         memcpy(t->xcat + (size_t)r * 2 * H, t->emb + (size_t)r * H, H * sizeof(float));
         memcpy(t->xcat + (size_t)r * 2 * H + H, c + (size_t)r * H, H * sizeof(float));
     }
-    hass_tops_linear_bwd(NULL, t->g.fc_w, t->g.fc_b, dU, t->xcat, t->w.fc_w, n, 2 * H, H);
+    hass_tops_linear_bwd_ws(NULL, t->g.fc_w, t->g.fc_b, dU, t->xcat, t->w.fc_w, n, 2 * H, H, t->ws);
 }
 
 // Step-s forward of the layer (queries and residual from copy s) into t->out.
 static void step_forward(hass_train *t, int s, int n, int n_pad) {
     int H = t->dm.n_embd, nh = t->dm.n_head, nkv = t->dm.n_head_kv, d = H / nh, I = t->dm.n_ff;
     const float *U = t->U + (size_t)s * n * H;
-    hass_tops_linear_fwd(t->Q, U, t->w.wq, NULL, n, H, nh * d);
+    hass_tops_linear_fwd_t(t->Q, U, t->wt.wq, NULL, n, H, nh * d);
     hass_tops_rope_fwd(t->Q, t->pos, n, nh, d, t->dm.rope_theta);
     hass_tops_attn_fwd(t->att, t->prob, t->Q, t->Kc, t->Vc, n, nh, nkv, d, s, n_pad);
-    hass_tops_linear_fwd(t->h, t->att, t->w.wo, NULL, n, nh * d, H);
+    hass_tops_linear_fwd_t(t->h, t->att, t->wt.wo, NULL, n, nh * d, H);
     for (size_t i = 0; i < (size_t)n * H; i++) t->h[i] += U[i];
     hass_tops_rmsnorm_fwd(t->hn, t->rstd, t->h, t->w.norm, n, H, t->dm.norm_eps);
-    hass_tops_linear_fwd(t->gg, t->hn, t->w.w_gate, NULL, n, H, I);
-    hass_tops_linear_fwd(t->uu, t->hn, t->w.w_up, NULL, n, H, I);
+    hass_tops_linear_fwd_t(t->gg, t->hn, t->wt.w_gate, NULL, n, H, I);
+    hass_tops_linear_fwd_t(t->uu, t->hn, t->wt.w_up, NULL, n, H, I);
     hass_tops_swiglu_fwd(t->mm, t->gg, t->uu, (size_t)n * I);
-    hass_tops_linear_fwd(t->out, t->mm, t->w.w_down, NULL, n, I, H);
+    hass_tops_linear_fwd_t(t->out, t->mm, t->wt.w_down, NULL, n, I, H);
     for (size_t i = 0; i < (size_t)n * H; i++) t->out[i] += t->h[i];
 }
 
@@ -326,30 +350,68 @@ static void step_backward(hass_train *t, int s, int n) {
     size_t nH = (size_t)n * H, nI = (size_t)n * I, nQ = (size_t)n * nh * d;
     memcpy(t->dh, t->dO, nH * sizeof(float));
     memset(t->dmm, 0, nI * sizeof(float));
-    hass_tops_linear_bwd(t->dmm, t->g.w_down, NULL, t->dO, t->mm, t->w.w_down, n, I, H);
+    hass_tops_linear_bwd_ws(t->dmm, t->g.w_down, NULL, t->dO, t->mm, t->w.w_down, n, I, H, t->ws);
     memset(t->dg, 0, nI * sizeof(float));
     memset(t->du, 0, nI * sizeof(float));
     hass_tops_swiglu_bwd(t->dg, t->du, t->dmm, t->gg, t->uu, nI);
     memset(t->dhn, 0, nH * sizeof(float));
-    hass_tops_linear_bwd(t->dhn, t->g.w_gate, NULL, t->dg, t->hn, t->w.w_gate, n, H, I);
-    hass_tops_linear_bwd(t->dhn, t->g.w_up, NULL, t->du, t->hn, t->w.w_up, n, H, I);
+    hass_tops_linear_bwd_ws(t->dhn, t->g.w_gate, NULL, t->dg, t->hn, t->w.w_gate, n, H, I, t->ws);
+    hass_tops_linear_bwd_ws(t->dhn, t->g.w_up, NULL, t->du, t->hn, t->w.w_up, n, H, I, t->ws);
     hass_tops_rmsnorm_bwd(t->dh, t->g.norm, t->dhn, t->h, t->w.norm, t->rstd, n, H);
     float *U = t->U + (size_t)s * n * H, *dU = t->dU + (size_t)s * n * H;
     for (size_t i = 0; i < nH; i++) dU[i] += t->dh[i];
     memset(t->datt, 0, nQ * sizeof(float));
-    hass_tops_linear_bwd(t->datt, t->g.wo, NULL, t->dh, t->att, t->w.wo, n, nh * d, H);
+    hass_tops_linear_bwd_ws(t->datt, t->g.wo, NULL, t->dh, t->att, t->w.wo, n, nh * d, H, t->ws);
     memset(t->dQ, 0, nQ * sizeof(float));
     hass_tops_attn_bwd(t->dQ, t->dK, t->dV, t->ds, t->datt, t->prob, t->Q, t->Kc, t->Vc, n, nh,
                        nkv, d, s);
     hass_tops_rope_bwd(t->dQ, t->pos, n, nh, d, t->dm.rope_theta);
-    hass_tops_linear_bwd(dU, t->g.wq, NULL, t->dQ, U, t->w.wq, n, H, nh * d);
+    hass_tops_linear_bwd_ws(dU, t->g.wq, NULL, t->dQ, U, t->w.wq, n, H, nh * d, t->ws);
 }
 
-// Losses of step s on the masked rows of t->out; fills t->dO when train. Adds unnormalised sums
-// (sum over rows of m * loss) into sums[0..2] and accuracy counts into st.
-static void step_losses(hass_train *t, int s, int n, const float *head, double inv_norm,
-                        int train, double sums[3], hass_train_stats *st) {
-    int H = t->dm.n_embd, V = t->dm.n_vocab;
+// Transposed LM head (H, V) for the logits products; remade when another head is passed.
+static hass_err head_t(hass_train *t, const float *head) {
+    if (t->head_src == head && t->headT) return HASS_OK;
+    size_t n = (size_t)t->dm.n_vocab * t->dm.n_embd;
+    if (!t->headT && !(t->headT = hass_tops_big_alloc(n * sizeof(float))))
+        return hass_seterr(HASS_ENOMEM, "hass_train_batch: no memory for the transposed LM head (%zu MiB)",
+                           n * sizeof(float) >> 20);
+    hass_tops_transpose(t->headT, head, t->dm.n_vocab, t->dm.n_embd);
+    t->head_src = head;
+    return HASS_OK;
+}
+
+// Target side of the soft CE for the masked rows of the current sequence: P, top-K, mass.
+static hass_err target_rows(hass_train *t, int n) {
+    int H = t->dm.n_embd, V = t->dm.n_vocab, kt = t->o.topk > 0 ? t->o.topk : 1;
+    int n_rows = 0;
+    for (int r = 0; r < n; r++)
+        if (t->m[r] != 0.f) t->rows[n_rows++] = r;
+    if (n_rows > t->tp_rows) {
+        free(t->tp), free(t->ttop), free(t->tpk);
+        t->tp = malloc((size_t)n_rows * V * sizeof(float));
+        t->ttop = malloc((size_t)n_rows * kt * sizeof(int));
+        t->tpk = malloc((size_t)n_rows * sizeof(float));
+        t->tp_rows = t->tp && t->ttop && t->tpk ? n_rows : 0;
+        if (!t->tp_rows)
+            return hass_seterr(HASS_ENOMEM, "hass_train_batch: no memory for %d target rows", n_rows);
+    }
+    for (int c0 = 0; c0 < n_rows; c0 += HEAD_CHUNK) {
+        int nc = n_rows - c0 < HEAD_CHUNK ? n_rows - c0 : HEAD_CHUNK;
+        for (int j = 0; j < nc; j++)
+            memcpy(t->c_t + (size_t)j * H, t->tgt + (size_t)t->rows[c0 + j] * H, H * sizeof(float));
+        hass_tops_linear_fwd_t(t->tp + (size_t)c0 * V, t->c_t, t->headT, NULL, nc, H, V);
+    }
+    hass_tops_ce_target(t->tp, t->ttop, t->tpk, n_rows, V, t->o.topk);
+    return HASS_OK;
+}
+
+// Losses of step s on the masked rows of t->out (targets from target_rows); fills t->dO when
+// train. Adds unnormalised sums (sum over rows of m * loss) into sums[0..2] and accuracy counts
+// into st.
+static void step_losses(hass_train *t, int s, int n, double inv_norm, int train, double sums[3],
+                        hass_train_stats *st) {
+    int H = t->dm.n_embd, V = t->dm.n_vocab, kt = t->o.topk > 0 ? t->o.topk : 1;
     int n_rows = 0;
     for (int r = 0; r < n; r++)
         if (t->m[r] != 0.f) t->rows[n_rows++] = r;
@@ -364,11 +426,11 @@ static void step_losses(hass_train *t, int s, int n, const float *head, double i
             memcpy(t->c_t + (size_t)j * H, t->tgt + (size_t)r * H, H * sizeof(float));
             t->c_cp[j] = cp, t->c_ck[j] = ck;
         }
-        hass_tops_linear_fwd(t->c_lq, t->c_o, head, NULL, nc, H, V);
-        hass_tops_linear_fwd(t->c_lp, t->c_t, head, NULL, nc, H, V);
+        hass_tops_linear_fwd_t(t->c_lq, t->c_o, t->headT, NULL, nc, H, V);
         if (train) memset(t->c_dl, 0, (size_t)nc * V * sizeof(float));
-        hass_tops_soft_ce(train ? t->c_dl : NULL, t->rl, t->rl2, t->racc, t->c_lq, t->c_lp,
-                          t->c_cp, t->c_ck, nc, V, t->o.topk);
+        hass_tops_ce_draft(train ? t->c_dl : NULL, t->rl, t->rl2, t->racc, t->c_lq,
+                           t->tp + (size_t)c0 * V, t->ttop + (size_t)c0 * kt, t->tpk + c0, t->c_cp,
+                           t->c_ck, nc, V, t->o.topk);
         for (int j = 0; j < nc; j++) {
             sums[1] += t->rl[j];
             sums[2] += t->rl2[j];
@@ -377,7 +439,7 @@ static void step_losses(hass_train *t, int s, int n, const float *head, double i
         }
         if (train) {
             memset(t->c_do, 0, (size_t)nc * H * sizeof(float));
-            hass_tops_linear_bwd(t->c_do, NULL, NULL, t->c_dl, t->c_o, head, nc, H, V);
+            hass_tops_gemm(t->c_do, H, t->c_dl, V, t->head_src, H, nc, V, H);
             for (int j = 0; j < nc; j++) t->c_cp[j] = cv;
         }
         hass_tops_smoothl1(train ? t->c_do : NULL, t->rl, t->c_o, t->c_t, train ? t->c_cp : NULL,
@@ -413,6 +475,9 @@ hass_err hass_train_batch(hass_train *t, const float *embed, const float *head,
         if (q->n > n_pad) n_pad = q->n;
     }
     double inv_norm = 1.0 / ((double)st->n_mask + 1e-5);
+    hass_err he = head_t(t, head);
+    if (he) return he;
+    transpose_weights(t);
     double sums[HASS_TRAIN_MAX_ALIGN][3] = {{0}};
     for (int b = 0; b < n_seq; b++) {
         const hass_train_seq *q = &seqs[b];
@@ -433,10 +498,12 @@ hass_err hass_train_batch(hass_train *t, const float *embed, const float *head,
             memset(t->dV, 0, (size_t)S * n * KD * sizeof(float));
             memset(t->dU, 0, (size_t)S * nH * sizeof(float));
         }
+        hass_err e = target_rows(t, n);
+        if (e) return e;
         copy_forward(t, 0, n);
         for (int s = 0; s < S; s++) {
             step_forward(t, s, n, t->o.leaky ? n_pad : 0);
-            step_losses(t, s, n, head, inv_norm, train, sums[s], st);
+            step_losses(t, s, n, inv_norm, train, sums[s], st);
             if (train) step_backward(t, s, n);
             if (s + 1 < S) { // C^{s+1} = [C^s_0, O^s_0 .. O^s_{n-2}], detached
                 float *nx = t->cin + (size_t)(s + 1) * nH;

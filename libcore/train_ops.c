@@ -9,6 +9,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CE_X86 1
+#endif
 
 // Work (multiply-adds or elements) below which an op runs on one thread: a parallel region
 // costs microseconds on an idle machine but up to a time slice when the cores are shared.
@@ -33,64 +37,49 @@ static inline void axpyf(float *y, float a, const float *x, int n) {
 
 // ---- linear ----------------------------------------------------------------------------------
 
-// Rows of x per block: a block of x stays in cache while every weight row streams past once.
-#define ROW_BLOCK 64
-
-// y = x W^T + b: per block of rows, threads over output features (each weight row is read once
-// per block, not once per row); each y element is one dotf, so the result does not depend on
-// the blocking or the thread count.
+// y = x W^T + b: W is transposed into scratch, then one hass_tops_gemm (each y element is the
+// bias plus one k-ordered sum, so the result does not depend on the thread count).
 void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float *b, int n,
                           int n_in, int n_out) {
-    for (int r0 = 0; r0 < n; r0 += ROW_BLOCK) {
-        int r1 = r0 + ROW_BLOCK < n ? r0 + ROW_BLOCK : n;
-#pragma omp parallel for schedule(static) if ((long)(r1 - r0) * n_out * n_in > PAR_MIN_MACS)
-        for (int o = 0; o < n_out; o++) {
-            const float *wo = w + (size_t)o * n_in;
-            float bo = b ? b[o] : 0.f;
-            for (int r = r0; r < r1; r++) y[(size_t)r * n_out + o] = dotf(x + (size_t)r * n_in, wo, n_in) + bo;
-        }
-    }
+    float *wt = malloc((size_t)n_in * n_out * sizeof(float)); // (n_in, n_out)
+    hass_tops_transpose(wt, w, n_out, n_in);
+    hass_tops_linear_fwd_t(y, x, wt, b, n, n_in, n_out);
+    free(wt);
 }
 
-// dx += dy W (threads over rows); dw += dy^T x and db += sum dy (threads over output features,
-// each summing the rows in order).
+// y = x Wt + b with the weight already transposed.
+void hass_tops_linear_fwd_t(float *y, const float *x, const float *wt, const float *b, int n,
+                            int n_in, int n_out) {
+    for (int r = 0; r < n; r++) {
+        float *yr = y + (size_t)r * n_out;
+        if (b) memcpy(yr, b, (size_t)n_out * sizeof(float));
+        else memset(yr, 0, (size_t)n_out * sizeof(float));
+    }
+    hass_tops_gemm(y, n_out, x, n_in, wt, n_out, n, n_in, n_out);
+}
+
+// hass_tops_linear_bwd_ws with its scratch allocated here.
 void hass_tops_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, int n, int n_in, int n_out) {
-    int big = (long)n * n_out * n_in > PAR_MIN_MACS;
-    if (dx) { // threads over rows; each thread streams the weights once per block of its rows
-        int nt = 1;
-#ifdef _OPENMP
-        nt = big ? omp_get_max_threads() : 1;
-#endif
-        int per = (n + nt - 1) / nt;
-#pragma omp parallel for schedule(static) if (big)
-        for (int t = 0; t < nt; t++) {
-            int ra = t * per, rb = ra + per < n ? ra + per : n;
-            for (int r0 = ra; r0 < rb; r0 += ROW_BLOCK) {
-                int r1 = r0 + ROW_BLOCK < rb ? r0 + ROW_BLOCK : rb;
-                for (int o = 0; o < n_out; o++) {
-                    const float *wo = w + (size_t)o * n_in;
-                    for (int r = r0; r < r1; r++) {
-                        float g = dy[(size_t)r * n_out + o];
-                        if (g != 0.f) axpyf(dx + (size_t)r * n_in, g, wo, n_in);
-                    }
-                }
-            }
-        }
+    float *ws = dw ? malloc((size_t)n * n_out * sizeof(float)) : NULL;
+    hass_tops_linear_bwd_ws(dx, dw, db, dy, x, w, n, n_in, n_out, ws);
+    free(ws);
+}
+
+// dx += dy W (one gemm); dw += dy^T x (dy transposed into ws, one gemm); db += sum dy (rows in
+// order).
+void hass_tops_linear_bwd_ws(float *dx, float *dw, float *db, const float *dy, const float *x,
+                             const float *w, int n, int n_in, int n_out, float *ws) {
+    if (dx) hass_tops_gemm(dx, n_in, dy, n_out, w, n_in, n, n_out, n_in);
+    if (dw) {
+        hass_tops_transpose(ws, dy, n, n_out);
+        hass_tops_gemm(dw, n_in, ws, n, x, n_in, n_out, n, n_in);
     }
-    if (dw || db) {
-#pragma omp parallel for schedule(static) if (big)
-        for (int o = 0; o < n_out; o++) {
-            float sb = 0.f;
-            for (int r = 0; r < n; r++) {
-                float g = dy[(size_t)r * n_out + o];
-                if (g == 0.f) continue;
-                sb += g;
-                if (dw) axpyf(dw + (size_t)o * n_in, g, x + (size_t)r * n_in, n_in);
-            }
-            if (db) db[o] += sb;
+    if (db)
+        for (int r = 0; r < n; r++) {
+            const float *dr = dy + (size_t)r * n_out;
+            for (int o = 0; o < n_out; o++) db[o] += dr[o];
         }
-    }
 }
 
 // ---- RMSNorm ---------------------------------------------------------------------------------
@@ -310,53 +299,237 @@ void hass_tops_topk(int *idx, const float *x, int V, int K) {
     }
 }
 
-// Soft CE row by row (threads over rows; each row's sums in double, in vocabulary order).
+// ---- row kernels of the soft CE ----------------------------------------------------------------
+// Sums over the vocabulary run in 16 lanes (element j in lane j % 16), f32 within blocks of 1024
+// elements and double across blocks, lanes added in order at the end: the AVX-512 code and the
+// C twin below do exactly these operations, so both give the same bits.
+
+#define CE_LANES 16
+#define CE_BLOCK 1024
+#define CE_LOG2E 1.44269504088896341f
+#define CE_LN2_HI 0.693359375f
+#define CE_LN2_LO -2.12194440e-4f
+#define CE_XMIN -87.0f
+// e^r = 1 + r + r^2 P(r) on [-ln2/2, ln2/2] (P of degree 5; about 1 ulp).
+static const float ce_c[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                              4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+// e^x for x <= 0 (x below -87 is taken as -87): the scalar twin of ce_exp512, op for op.
+static inline float ce_expf(float x) {
+    x = fmaxf(x, CE_XMIN);
+    float fn = nearbyintf(x * CE_LOG2E);
+    float r = fmaf(fn, -CE_LN2_HI, x);
+    r = fmaf(fn, -CE_LN2_LO, r);
+    float y = ce_c[0];
+    for (int i = 1; i < 6; i++) y = fmaf(y, r, ce_c[i]);
+    y = fmaf(y, r * r, r) + 1.f;
+    return ldexpf(y, (int)fn);
+}
+
+// max_j x[j].
+static float ce_max_c(const float *x, int V) {
+    float m = -INFINITY;
+    for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+// Lane-ordered sum of f(j) (the C twin of the vector reductions); kind 0: e^(x_j - m),
+// kind 1: x_j * y_j, kind 2: x_j.
+static double ce_sum_c(const float *x, const float *y, float m, int V, int kind) {
+    double dl[CE_LANES] = {0};
+    for (int b = 0; b < V; b += CE_BLOCK) {
+        float fl[CE_LANES] = {0};
+        int e = b + CE_BLOCK < V ? b + CE_BLOCK : V;
+        for (int j = b; j < e; j++)
+            fl[(j - b) % CE_LANES] += kind == 0 ? ce_expf(x[j] - m) : kind == 1 ? x[j] * y[j] : x[j];
+        for (int l = 0; l < CE_LANES; l++) dl[l] += fl[l];
+    }
+    double s = 0;
+    for (int l = 0; l < CE_LANES; l++) s += dl[l];
+    return s;
+}
+
+// p[j] = e^(x_j - m) * inv (in place allowed).
+static void ce_probs_c(float *p, const float *x, float m, float inv, int V) {
+    for (int j = 0; j < V; j++) p[j] = ce_expf(x[j] - m) * inv;
+}
+
+// dl[j] += alpha * Q_j - a * P_j with Q_j = e^(q_j - m) * inv.
+static void ce_grad_c(float *dl, const float *q, const float *p, float m, float inv, float alpha,
+                      float a, int V) {
+    for (int j = 0; j < V; j++) {
+        float qj = ce_expf(q[j] - m) * inv;
+        dl[j] += fmaf(alpha, qj, -(a * p[j]));
+    }
+}
+
+#ifdef CE_X86
+#define T_CE __attribute__((target("avx512f,fma")))
+
+// e^x of 16 lanes: ce_expf op for op.
+T_CE static inline __m512 ce_exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(CE_XMIN));
+    __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(CE_LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(fn, _mm512_set1_ps(-CE_LN2_HI), x);
+    r = _mm512_fmadd_ps(fn, _mm512_set1_ps(-CE_LN2_LO), r);
+    __m512 y = _mm512_set1_ps(ce_c[0]);
+    for (int i = 1; i < 6; i++) y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(ce_c[i]));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
+    return _mm512_scalef_ps(y, fn);
+}
+
+// Mask of the first n (<= 16) lanes.
+static inline __mmask16 ce_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// max_j x[j].
+T_CE static float ce_max_512(const float *x, int V) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < V; j += 16)
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), ce_mask(V - j), x + j));
+    return _mm512_reduce_max_ps(m);
+}
+
+// ce_sum_c in 16 lanes.
+T_CE static double ce_sum_512(const float *x, const float *y, float m, int V, int kind) {
+    __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd();
+    __m512 mv = _mm512_set1_ps(m);
+    for (int b = 0; b < V; b += CE_BLOCK) {
+        __m512 f = _mm512_setzero_ps();
+        int e = b + CE_BLOCK < V ? b + CE_BLOCK : V;
+        for (int j = b; j < e; j += 16) {
+            __mmask16 k = ce_mask(e - j);
+            __m512 xv = _mm512_maskz_loadu_ps(k, x + j);
+            __m512 t = kind == 0   ? ce_exp512(_mm512_sub_ps(xv, mv))
+                       : kind == 1 ? _mm512_mul_ps(xv, _mm512_maskz_loadu_ps(k, y + j))
+                                   : xv;
+            f = _mm512_mask_add_ps(f, k, f, t);
+        }
+        d0 = _mm512_add_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+        d1 = _mm512_add_pd(d1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+    }
+    double l[CE_LANES], s = 0;
+    _mm512_storeu_pd(l, d0);
+    _mm512_storeu_pd(l + 8, d1);
+    for (int i = 0; i < CE_LANES; i++) s += l[i];
+    return s;
+}
+
+// ce_probs_c in 16 lanes.
+T_CE static void ce_probs_512(float *p, const float *x, float m, float inv, int V) {
+    __m512 mv = _mm512_set1_ps(m), iv = _mm512_set1_ps(inv);
+    for (int j = 0; j < V; j += 16) {
+        __mmask16 k = ce_mask(V - j);
+        __m512 e = ce_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), mv));
+        _mm512_mask_storeu_ps(p + j, k, _mm512_mul_ps(e, iv));
+    }
+}
+
+// ce_grad_c in 16 lanes.
+T_CE static void ce_grad_512(float *dl, const float *q, const float *p, float m, float inv,
+                             float alpha, float a, int V) {
+    __m512 mv = _mm512_set1_ps(m), iv = _mm512_set1_ps(inv), al = _mm512_set1_ps(alpha),
+           av = _mm512_set1_ps(a);
+    for (int j = 0; j < V; j += 16) {
+        __mmask16 k = ce_mask(V - j);
+        __m512 qj = _mm512_mul_ps(ce_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, q + j), mv)), iv);
+        __m512 t = _mm512_mul_ps(av, _mm512_maskz_loadu_ps(k, p + j));
+        __m512 u = _mm512_fmsub_ps(al, qj, t);
+        _mm512_mask_storeu_ps(dl + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dl + j), u));
+    }
+}
+#endif
+
+static int ce_v = -1;
+
+// Forget the cached kernel choice (hass_tops_force_kernels).
+void hass_tops_ce_reset(void) { ce_v = -1; }
+
+// 1 when the AVX-512 row kernels run (HASS_KERNELS=c|avx2 turns them off).
+static int ce_use_512(void) {
+    int v = ce_v;
+    if (v >= 0) return v;
+    int ok = 0;
+#ifdef CE_X86
+    __builtin_cpu_init();
+    const char *force = hass_tops_kernels_forced();
+    ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+         !(force && (!strcmp(force, "c") || !strcmp(force, "avx2")));
+#endif
+    ce_v = ok;
+    return ok;
+}
+
+#ifdef CE_X86
+#define CE_CALL(name, ...) (ce_use_512() ? name##_512(__VA_ARGS__) : name##_c(__VA_ARGS__))
+#else
+#define CE_CALL(name, ...) name##_c(__VA_ARGS__)
+#endif
+
+// Target side of the soft CE, in place: logits -> P = softmax, K top indices, their mass.
+void hass_tops_ce_target(float *p, int *top, float *pk, int n, int V, int K) {
+#pragma omp parallel for schedule(static) if ((long)n * V > PAR_MIN_ELEMS / 8)
+    for (int r = 0; r < n; r++) {
+        float *pr = p + (size_t)r * V;
+        int *tr = top + (size_t)r * (K > 0 ? K : 1);
+        hass_tops_topk(tr, pr, V, K > 0 ? K : 1); // on the logits: the same order as on P
+        float m = CE_CALL(ce_max, pr, V);
+        double z = CE_CALL(ce_sum, pr, NULL, m, V, 0);
+        CE_CALL(ce_probs, pr, pr, m, (float)(1.0 / z), V);
+        double s = 0;
+        for (int t = 0; t < K; t++) s += pr[tr[t]];
+        pk[r] = (float)s;
+    }
+}
+
+// Draft side of the soft CE against a prepared target (hass_tops_ce_target).
+void hass_tops_ce_draft(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
+                        const float *p, const int *top, const float *pk, const float *cp,
+                        const float *ck, int n, int V, int K) {
+    int kt = K > 0 ? K : 1;
+#pragma omp parallel for schedule(static) if ((long)n * V > PAR_MIN_ELEMS / 8)
+    for (int r = 0; r < n; r++) {
+        const float *q = lq + (size_t)r * V, *pr = p + (size_t)r * V;
+        const int *tr = top + (size_t)r * kt;
+        float m = CE_CALL(ce_max, q, V);
+        double z = CE_CALL(ce_sum, q, NULL, m, V, 0);
+        double lzq = log(z) + m; // log-sum-exp
+        double psum = CE_CALL(ce_sum, pr, NULL, 0.f, V, 2), pq = CE_CALL(ce_sum, pr, q, 0.f, V, 1);
+        ploss[r] = lzq * psum - pq; // -sum P (q - lzq)
+        double kl = 0;
+        for (int t = 0; t < K; t++) kl -= (double)pr[tr[t]] * (q[tr[t]] - lzq);
+        kloss[r] = kl;
+        if (acc) {
+            int qtop[3], k3 = V < 3 ? V : 3;
+            hass_tops_topk(qtop, q, V, k3);
+            int tgt = tr[0];
+            acc[r] = qtop[0] == tgt ? 1 : ((k3 > 1 && qtop[1] == tgt) || (k3 > 2 && qtop[2] == tgt)) ? 2 : 0;
+        }
+        if (dl) {
+            // d/dlq of -sum_v c_v log Q_v = (sum_v c_v) Q - c with c = a P + b P 1[top]
+            float a = cp ? cp[r] : 0.f, b = ck ? ck[r] : 0.f;
+            float *dr = dl + (size_t)r * V;
+            CE_CALL(ce_grad, dr, q, pr, m, (float)(1.0 / z), a + b * pk[r], a, V);
+            if (b != 0.f)
+                for (int t = 0; t < K; t++) dr[tr[t]] -= b * pr[tr[t]];
+        }
+    }
+}
+
+// Soft CE row by row from raw target logits (tests and one-off use: prepares P in scratch).
 void hass_tops_soft_ce(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
                        const float *lp, const float *cp, const float *ck, int n, int V, int K) {
     if (K > V) K = V;
-#pragma omp parallel for schedule(static) if ((long)n * V > PAR_MIN_ELEMS / 8)
-    for (int r = 0; r < n; r++) {
-        const float *q = lq + (size_t)r * V, *p = lp + (size_t)r * V;
-        int top[64], qtop[3];
-        int kk = K < 64 ? K : 64;
-        float mq = -INFINITY, mp = -INFINITY;
-        for (int j = 0; j < V; j++) {
-            if (q[j] > mq) mq = q[j];
-            if (p[j] > mp) mp = p[j];
-        }
-        double zq = 0, zp = 0;
-        for (int j = 0; j < V; j++) {
-            zq += exp((double)q[j] - mq);
-            zp += exp((double)p[j] - mp);
-        }
-        double lzq = log(zq) + mq, lzp = log(zp) + mp; // log-sum-exp
-        double pl = 0;
-        for (int j = 0; j < V; j++) pl -= exp(p[j] - lzp) * (q[j] - lzq);
-        if (kk > 0) hass_tops_topk(top, p, V, kk);
-        double kl = 0, pk = 0; // pk = target mass on the top-K
-        for (int t = 0; t < kk; t++) {
-            double pj = exp(p[top[t]] - lzp);
-            kl -= pj * (q[top[t]] - lzq);
-            pk += pj;
-        }
-        ploss[r] = pl;
-        kloss[r] = kl;
-        if (acc) {
-            hass_tops_topk(qtop, q, V, V < 3 ? V : 3);
-            int tgt = kk > 0 ? top[0] : 0;
-            if (kk == 0) hass_tops_topk(&tgt, p, V, 1);
-            acc[r] = qtop[0] == tgt ? 1 : ((V > 1 && qtop[1] == tgt) || (V > 2 && qtop[2] == tgt)) ? 2 : 0;
-        }
-        if (dl) {
-            float a = cp ? cp[r] : 0.f, b = ck ? ck[r] : 0.f;
-            float *dr = dl + (size_t)r * V;
-            // d/dlq of -sum_v c_v log Q_v = (sum_v c_v) Q - c
-            for (int j = 0; j < V; j++) {
-                double qj = exp(q[j] - lzq), pj = exp(p[j] - lzp);
-                dr[j] += (float)(a * (qj - pj) + b * qj * pk);
-            }
-            if (b != 0.f)
-                for (int t = 0; t < kk; t++) dr[top[t]] -= (float)(b * exp(p[top[t]] - lzp));
-        }
+    int kt = K > 0 ? K : 1;
+    float *p = malloc((size_t)n * V * sizeof(float)), *pk = malloc((size_t)n * sizeof(float));
+    int *top = malloc((size_t)n * kt * sizeof(int));
+    if (!p || !pk || !top) { // no way to report here: poison the losses
+        for (int r = 0; r < n; r++) ploss[r] = kloss[r] = NAN;
+        free(p), free(pk), free(top);
+        return;
     }
+    memcpy(p, lp, (size_t)n * V * sizeof(float));
+    hass_tops_ce_target(p, top, pk, n, V, K);
+    hass_tops_ce_draft(dl, ploss, kloss, acc, lq, p, top, pk, cp, ck, n, V, K);
+    free(p), free(pk), free(top);
 }

@@ -32,6 +32,10 @@ void hass_tops_linear_bwd(float *dx,       // (n, n_in) or NULL
                           const float *w,  // (n_out, n_in)
                           int n, int n_in, int n_out);
 
+// The same with caller scratch ws of n * n_out floats (needed when dw is given).
+void hass_tops_linear_bwd_ws(float *dx, float *dw, float *db, const float *dy, const float *x,
+                             const float *w, int n, int n_in, int n_out, float *ws);
+
 // ---- RMSNorm ---------------------------------------------------------------------------------
 
 // y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps); saves rstd for the backward.
@@ -134,6 +138,50 @@ void hass_tops_soft_ce(float *dl,         // (n, V) or NULL
                        const float *cp,   // (n) or NULL
                        const float *ck,   // (n) or NULL
                        int n, int V, int K);
+
+// The two halves of hass_tops_soft_ce, so a target row prepared once serves several draft rows
+// (the S alignment steps). Target side, in place: logits p -> P = softmax (f32), top[r*K..] the
+// K largest (one index when K = 0: the argmax), pk[r] their mass.
+void hass_tops_ce_target(float *p,   // (n, V) target logits in, probabilities out
+                         int *top,   // (n, max(K, 1))
+                         float *pk,  // (n)
+                         int n, int V, int K);
+// Draft side: as hass_tops_soft_ce with the target prepared by hass_tops_ce_target.
+void hass_tops_ce_draft(float *dl, double *ploss, double *kloss, int *acc,
+                        const float *lq,  // (n, V) draft logits
+                        const float *p,   // (n, V) target probabilities
+                        const int *top,   // (n, max(K, 1))
+                        const float *pk,  // (n)
+                        const float *cp, const float *ck, int n, int V, int K);
+
+// ---- dense products (train_gemm.c) -------------------------------------------------------------
+
+// y += a b: every y element is one f32 fused-multiply-add chain over k in order, whatever the
+// SIMD path (AVX-512, AVX2, C) or thread count, so results are bit-reproducible.
+void hass_tops_gemm(float *y, int ldy,       // (n, M)
+                    const float *a, int lda, // (n, K)
+                    const float *b, int ldb, // (K, M)
+                    int n, int K, int M);
+// dst = src^T.
+void hass_tops_transpose(float *dst,       // (cols, rows)
+                         const float *src, // (rows, cols)
+                         int rows, int cols);
+// y = x Wt + b with the weight given transposed.
+void hass_tops_linear_fwd_t(float *y,        // (n, n_out)
+                            const float *x,  // (n, n_in)
+                            const float *wt, // (n_in, n_out)
+                            const float *b,  // (n_out) or NULL
+                            int n, int n_in, int n_out);
+
+// Force the "c" or "avx2" kernels of these ops (tests compare paths); NULL: back to the
+// environment (HASS_KERNELS=c|avx2|avx512) and the CPU's best.
+void hass_tops_force_kernels(const char *path);
+const char *hass_tops_kernels_forced(void);
+void hass_tops_ce_reset(void);
+
+// Big matrices (the frozen embedding and LM head) in huge pages where possible; free() them.
+// NULL on failure.
+void *hass_tops_big_alloc(size_t n_bytes);
 
 // Indices of the K largest values of x (descending; ties: lower index first) into idx.
 void hass_tops_topk(int *idx, const float *x, int V, int K);
