@@ -43,6 +43,11 @@ int hass_quant_is_q(int type) {
     return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
 }
 
+// Bytes of one 32-value block of a quantized type (Q8_0, Q4_0, Q4_1).
+static inline size_t qblock_bytes(int type) {
+    return type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+}
+
 // Dequantize one 32-block of a quantized weight row (block b) into out[32].
 static inline void deq_block(int type, const uint8_t *w, int b, float *out) {
     if (type == HASS_GGML_Q8_0) {
@@ -293,7 +298,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
         dx[r] = (const float *)(x + r * xs + ql.d);
         sx[r] = (const float *)(x + r * xs + (type == HASS_GGML_Q4_1 ? ql.s : ql.se));
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = w + b * bs;
         float dw = _cvtsh_ss(rd16(p));
@@ -386,7 +391,7 @@ kqf_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, co
         a0[r] = a1[r] = _mm256_setzero_ps();
         xr[r] = (const float *)(x + r * xs);
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = w + b * bs;
         __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(p))), wv[4];
@@ -457,7 +462,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
         accm[r] = _mm_setzero_ps();
         xr[r] = x + r * xs;
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int pi = 0; pi < np; pi++) {
         int b = 2 * pi, two = b + 1 < nb;
         const uint8_t *pa = w + b * bs, *pb = pa + bs;
@@ -538,7 +543,7 @@ kqf_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, 
         a0[r] = a1[r] = _mm512_setzero_ps();
         xr[r] = (const float *)(x + r * xs);
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = w + b * bs;
         __m512 d = _mm512_set1_ps(_cvtsh_ss(rd16(p))), w0, w1;

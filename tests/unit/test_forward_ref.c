@@ -60,47 +60,88 @@ static const char *model_path(char *buf, size_t n, const char *file, int in_data
     return buf;
 }
 
-// Compare one fixture against the model; tag names the checks.
-static void run(const char *tag, const char *fixture, const char *model, double rel_tol,
-                int need_90, int do_greedy) {
-    char buf[1024], fbuf[1024], err[512], name[256];
+// A fixture with its model, cache and logit buffers.
+typedef struct {
+    ref_file *rf;
+    hass_model *m;
+    hass_kv *kv;
+    int V;
+    float *lg; // (longest prompt, V) prompt logits
+    float *l1; // (V) one decoding step
+} fixture;
+
+// Load fixture and model (one thread: steady on a shared machine) in precision prec and check
+// that they match; 0 when the model is absent (skipped) or loading failed (reported).
+static int fixture_open(fixture *f, const char *tag, const char *fx, const char *model,
+                        int prec) {
+    char fbuf[1024], err[512], name[256];
+    memset(f, 0, sizeof *f);
     if (!unit_exists(model)) {
         snprintf(name, sizeof name, "forward_ref_%s", tag);
         SKIP(name, "model file not present");
-        return;
+        return 0;
     }
-    ref_file *rf = ref_load(ref_path(fbuf, sizeof fbuf, fixture), err, sizeof err);
+    f->rf = ref_load(ref_path(fbuf, sizeof fbuf, fx), err, sizeof err);
     snprintf(name, sizeof name, "forward_ref_%s_fixture_loads", tag);
-    CHECK(name, rf != NULL, "%s", err);
-    if (!rf) return;
+    CHECK(name, f->rf != NULL, "%s", err);
+    if (!f->rf) return 0;
     hass_err e;
-    hass_model *m = hass_model_load(model, 1, &e); // one thread: steady on a shared machine
+    f->m = hass_model_load(model, 1, &e);
     snprintf(name, sizeof name, "forward_ref_%s_model_loads", tag);
-    CHECK(name, m != NULL, "%s", hass_errmsg());
-    if (!m) {
-        ref_free(rf);
-        return;
+    CHECK(name, f->m && hass_model_set_precision(f->m, prec) == HASS_OK &&
+          hass_model_precision(f->m) == prec, "%s", hass_errmsg());
+    if (!f->m) {
+        ref_free(f->rf);
+        return 0;
     }
-    int V = hass_model_config(m)->n_vocab;
+    f->V = hass_model_config(f->m)->n_vocab;
     snprintf(name, sizeof name, "forward_ref_%s_vocab", tag);
-    CHECK(name, V == rf->n_vocab, "model vocab %d, fixture %d", V, rf->n_vocab);
-    hass_kv *kv = hass_kv_new(m, 1024, &e);
+    CHECK(name, f->V == f->rf->n_vocab, "model vocab %d, fixture %d", f->V, f->rf->n_vocab);
+    f->kv = hass_kv_new(f->m, 1024, &e);
     int max_tok = 0;
-    for (int i = 0; i < rf->n_prompts; i++)
-        if (rf->p[i].n_tok > max_tok) max_tok = rf->p[i].n_tok;
-    float *lg = malloc((size_t)max_tok * V * sizeof(float));
-    float *l1 = malloc((size_t)V * sizeof(float));
+    for (int i = 0; i < f->rf->n_prompts; i++)
+        if (f->rf->p[i].n_tok > max_tok) max_tok = f->rf->p[i].n_tok;
+    f->lg = malloc((size_t)max_tok * f->V * sizeof(float));
+    f->l1 = malloc((size_t)f->V * sizeof(float));
+    return 1;
+}
+
+// Free what fixture_open made.
+static void fixture_close(fixture *f) {
+    free(f->lg);
+    free(f->l1);
+    hass_kv_free(f->kv);
+    hass_model_free(f->m);
+    ref_free(f->rf);
+}
+
+// Forward prompt p from an empty cache into f->lg (all rows); 0 on failure (reported).
+static int prompt_forward(fixture *f, const char *tag, const ref_prompt *p) {
+    char name[256];
+    hass_kv_truncate(f->kv, 0);
+    if (!hass_forward(f->m, f->kv, p->tok, NULL, p->n_tok, NULL, f->lg, NULL)) return 1;
+    snprintf(name, sizeof name, "forward_ref_%s_%s_forward", tag, p->name);
+    CHECK(name, 0, "%s", hass_errmsg());
+    return 0;
+}
+
+// Compare one fixture against the model; tag names the checks.
+static void run(const char *tag, const char *fx, const char *model, double rel_tol,
+                int need_90, int do_greedy) {
+    char name[256];
+    fixture f;
+    if (!fixture_open(&f, tag, fx, model, HASS_PREC_Q8)) return;
+    ref_file *rf = f.rf;
+    hass_model *m = f.m;
+    hass_kv *kv = f.kv;
+    int V = f.V;
+    float *lg = f.lg, *l1 = f.l1;
+    hass_err e;
     int n_gen_prompts = 0, n_gen_same = 0, gen_bad = 0, argmax_bad = 0, n_rows = 0;
     double worst_rel = 0;
     for (int pi = 0; pi < rf->n_prompts && V == rf->n_vocab; pi++) {
         const ref_prompt *p = &rf->p[pi];
-        hass_kv_truncate(kv, 0);
-        e = hass_forward(m, kv, p->tok, NULL, p->n_tok, NULL, lg, NULL);
-        if (e) {
-            snprintf(name, sizeof name, "forward_ref_%s_%s_forward", tag, p->name);
-            CHECK(name, 0, "%s", hass_errmsg());
-            continue;
-        }
+        if (!prompt_forward(&f, tag, p)) continue;
         // full logits of the last position
         if (p->n_last == V) {
             const float *ours = lg + (size_t)(p->n_tok - 1) * V;
@@ -169,12 +210,7 @@ static void run(const char *tag, const char *fixture, const char *model, double 
     if (do_greedy)
         CHECK(name, gen_bad == 0, "%d divergences at steps with reference margin > %.2f", gen_bad,
           NEAR_TIE);
-    free(lg);
-    free(l1);
-    hass_kv_free(kv);
-    hass_model_free(m);
-    ref_free(rf);
-    (void)buf;
+    fixture_close(&f);
 }
 
 // Largest |ours[id] - ref| over the top-k entries of a reference row.
@@ -194,47 +230,22 @@ static double row_diff(const float *ours, const ref_row *r, int top_k) {
 // stored steps identical on at least min_same prompts, every divergence printed with the
 // reference's margin there and required to be below 2 * tol + 1e-3 (a near tie at the measured
 // noise). Prints one line per prompt.
-static void run_f32(const char *tag, const char *fixture, const char *model, double tol,
+static void run_f32(const char *tag, const char *fx, const char *model, double tol,
                     int min_same, int do_greedy) {
-    char fbuf[1024], err[512], name[256];
-    if (!unit_exists(model)) {
-        snprintf(name, sizeof name, "forward_ref_%s", tag);
-        SKIP(name, "model file not present");
-        return;
-    }
-    ref_file *rf = ref_load(ref_path(fbuf, sizeof fbuf, fixture), err, sizeof err);
-    snprintf(name, sizeof name, "forward_ref_%s_fixture_loads", tag);
-    CHECK(name, rf != NULL, "%s", err);
-    if (!rf) return;
+    char name[256];
+    fixture f;
+    if (!fixture_open(&f, tag, fx, model, HASS_PREC_F32)) return;
+    ref_file *rf = f.rf;
+    hass_model *m = f.m;
+    hass_kv *kv = f.kv;
+    int V = f.V;
+    float *lg = f.lg, *l1 = f.l1;
     hass_err e;
-    hass_model *m = hass_model_load(model, 1, &e);
-    snprintf(name, sizeof name, "forward_ref_%s_model_loads", tag);
-    CHECK(name, m != NULL && hass_model_set_precision(m, HASS_PREC_F32) == HASS_OK &&
-          hass_model_precision(m) == HASS_PREC_F32, "%s", hass_errmsg());
-    if (!m) {
-        ref_free(rf);
-        return;
-    }
-    int V = hass_model_config(m)->n_vocab;
-    snprintf(name, sizeof name, "forward_ref_%s_vocab", tag);
-    CHECK(name, V == rf->n_vocab, "model vocab %d, fixture %d", V, rf->n_vocab);
-    hass_kv *kv = hass_kv_new(m, 1024, &e);
-    int max_tok = 0;
-    for (int i = 0; i < rf->n_prompts; i++)
-        if (rf->p[i].n_tok > max_tok) max_tok = rf->p[i].n_tok;
-    float *lg = malloc((size_t)max_tok * V * sizeof(float));
-    float *l1 = malloc((size_t)V * sizeof(float));
     int n_gen_prompts = 0, n_same = 0, gen_bad = 0, argmax_bad = 0, n_rows = 0;
     double worst = 0, worst_last = 0;
     for (int pi = 0; pi < rf->n_prompts && V == rf->n_vocab; pi++) {
         const ref_prompt *p = &rf->p[pi];
-        hass_kv_truncate(kv, 0);
-        e = hass_forward(m, kv, p->tok, NULL, p->n_tok, NULL, lg, NULL);
-        snprintf(name, sizeof name, "forward_ref_%s_%s_forward", tag, p->name);
-        if (e) {
-            CHECK(name, 0, "%s", hass_errmsg());
-            continue;
-        }
+        if (!prompt_forward(&f, tag, p)) continue;
         double pw = 0, lw = 0;
         for (int t = 0; t < p->n_pos; t++) {
             const float *ours = lg + (size_t)t * V;
@@ -318,11 +329,7 @@ static void run_f32(const char *tag, const char *fixture, const char *model, dou
     if (do_greedy)
         CHECK(name, gen_bad == 0, "%d divergences where the reference margin exceeds %.1e",
               gen_bad, 2 * tol + 1e-3);
-    free(lg);
-    free(l1);
-    hass_kv_free(kv);
-    hass_model_free(m);
-    ref_free(rf);
+    fixture_close(&f);
 }
 
 int main(void) {
