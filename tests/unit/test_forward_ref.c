@@ -142,6 +142,7 @@ static void run(const char *tag, const char *fx, const char *model, double rel_t
     for (int pi = 0; pi < rf->n_prompts && V == rf->n_vocab; pi++) {
         const ref_prompt *p = &rf->p[pi];
         if (!prompt_forward(&f, tag, p)) continue;
+        e = HASS_OK;
         // full logits of the last position
         if (p->n_last == V) {
             const float *ours = lg + (size_t)(p->n_tok - 1) * V;
@@ -246,6 +247,7 @@ static void run_f32(const char *tag, const char *fx, const char *model, double t
     for (int pi = 0; pi < rf->n_prompts && V == rf->n_vocab; pi++) {
         const ref_prompt *p = &rf->p[pi];
         if (!prompt_forward(&f, tag, p)) continue;
+        e = HASS_OK;
         double pw = 0, lw = 0;
         for (int t = 0; t < p->n_pos; t++) {
             const float *ours = lg + (size_t)t * V;
