@@ -28,3 +28,8 @@ $ hass-bench -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -p 8 -g 4 
 $ hass-verify --f32=1 -m x.gguf
 ! doesn't allow an argument
 = 2
+
+# name: speculative decoding in f32 mode gives plain f32 decoding's tokens (SmolLM2, random head)
+@needs $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+$ M=$HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf; hass-draft -m $M --init-random $TMP/h -s 3 && printf '{"id":1,"tokens":[504,3575,282,4649,314]}\n{"id":2,"tokens":[1,9690,198]}\n' > $TMP/p.jsonl && hass-verify --f32 -m $M -n 20 --threads 1 $TMP/p.jsonl | jq -c '[.id,.generated]' > $TMP/ar && hass-verify --f32 -m $M -n 20 --threads 1 --draft $TMP/h --tree-total 12 --tree-depth 3 --tree-topk 3 $TMP/p.jsonl | jq -c '[.id,.generated]' | cmp - $TMP/ar && hass-draft --f32 -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | hass-verify --f32 -m $M -n 20 --threads 1 --tree-total 12 --tree-depth 3 --tree-topk 3 | jq -c '[.id,.generated]' | cmp - $TMP/ar && head -1 $TMP/ar | cut -c 1-39
+> [1,[7042,30,198,198,504,2988,314,42,216
