@@ -137,6 +137,8 @@ static void usage(void) {
            "      --tree-depth N    (default 6)\n"
            "      --tree-topk N     (default 10)\n"
            "      --threads N       CPU threads (default: all cores)\n"
+           "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
+           "                        matches llama.cpp's F32 path\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
@@ -150,7 +152,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_INIT = 256, O_CHECK, O_PACK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR };
+    enum { O_INIT = 256, O_CHECK, O_PACK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR, O_F32 };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
         {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
@@ -158,15 +160,17 @@ int main(int argc, char **argv) {
         {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
+        {"f32", no_argument, 0, O_F32},
         {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL, *pack = NULL;
     int64_t seed = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
-    int c, rc, bias = 1;
+    int c, rc, bias = 1, f32 = 0;
     while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
         switch (c) {
+        case O_F32: f32 = 1; break;
         case 'm': model = optarg; break;
         case 'd': serve = optarg; break;
         case O_CHECK: check = optarg; break;
@@ -202,6 +206,7 @@ int main(int argc, char **argv) {
     hass_err e;
     hass_model *m = hass_model_load(model, (int)threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
     hass_tokenizer *tok = hass_tokenizer_load(model, &e);
     if (!tok) {
         hass_model_free(m);
