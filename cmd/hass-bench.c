@@ -30,6 +30,8 @@ static void usage(void) {
            "  -r, --reps N          repetitions, the median is reported (default 5)\n"
            "      --seed N          seed of the random prompt ids (default 1)\n"
            "      --device DEV      cuda, cpu or auto (default): where the model runs\n"
+           "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
+           "                        matches llama.cpp's F32 path\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
@@ -65,15 +67,17 @@ int main(int argc, char **argv) {
         {"context", required_argument, 0, 'c'}, {"curve", required_argument, 0, 'C'},
         {"reps", required_argument, 0, 'r'},   {"seed", required_argument, 0, 'S'},
         {"device", required_argument, 0, 'D'},
+        {"f32", no_argument, 0, 'F'},
         {"verbose", no_argument, 0, 'v'},      {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *model = NULL, *curve = "1,2,4,8,16,32,64";
     int64_t threads = 0, n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
-    int c, rc;
+    int c, rc, f32 = 0;
     hass_device dev = HASS_DEVICE_AUTO, got;
     while ((c = getopt_long(argc, argv, "m:t:p:g:c:r:vqhV", opts, NULL)) != -1) {
         switch (c) {
+        case 'F': f32 = 1; break;
         case 'm': model = optarg; break;
         case 't': if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc; break;
         case 'p': if ((rc = hass_cli_int(PROG, "--prompt", optarg, 0, 1 << 20, &n_prompt))) return rc; break;
@@ -113,6 +117,7 @@ int main(int argc, char **argv) {
     hass_err e;
     hass_model *m = hass_model_load(model, (int)threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
     const hass_model_cfg *cfg = hass_model_config(m);
     int V = cfg->n_vocab, max_n = (int)n_prompt;
     for (int i = 0; i < n_sizes; i++) max_n = sizes[i] > max_n ? sizes[i] : max_n;
@@ -134,8 +139,9 @@ int main(int argc, char **argv) {
     if ((e = hass_seq_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
     const char *name = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
     printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d,"
-           "\"device\":\"%s\"}\n",
-           name, hass_model_threads(m), hass_kernel_path(), (int)reps, b->ops->name);
+           "\"precision\":\"%s\",\"device\":\"%s\"}\n",
+           name, hass_model_threads(m), hass_kernel_path(), (int)reps, f32 ? "f32" : "q8",
+           b->ops->name);
     int last;
     // warm-up (page in the weights)
     hass_seq_truncate(kv, 0);

@@ -20,6 +20,7 @@
 #include "draft.h"
 #include "draft_remote.h"
 #include "head.h"
+#include "shard.h"
 #include "jsonl.h"
 #include "tokenizer.h"
 
@@ -140,7 +141,7 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
 static void usage(void) {
     printf("usage: %s -m MODEL -d HEAD [OPTIONS] [FILE...]\n"
            "       %s -m MODEL --init-random DIR [--seed N] [--no-bias]\n"
-           "       %s -m MODEL --check HEAD\n"
+           "       %s -m MODEL --check HEAD [--pack DIR [--draft-vocab N SHARD...]]\n"
            "\n"
            "Draft heads (HASS/EAGLE layout: config.json + model.safetensors) for a target model.\n"
            "\n"
@@ -153,6 +154,11 @@ static void usage(void) {
            "      --check HEAD      load HEAD against the target and print its configuration\n"
            "      --device DEV      cuda, cpu or auto (default): where -d runs the head; auto =\n"
            "                        cuda when built with CUDA and a GPU is present\n"
+           "      --pack DIR        with --check: also write HEAD into DIR compactly (BF16\n"
+           "                        weights, no embedding: the target's is used), as shipped\n"
+           "      --draft-vocab N   with --pack: the head drafts only the N tokens most frequent\n"
+           "                        among the assistant tokens of the feature SHARDs (its LM-head\n"
+           "                        product shrinks V/N times; output stays exact)\n"
            "  -d, --draft HEAD      run the drafter for HEAD as its own process: copy the JSONL\n"
            "                        token stream (FILE or stdin) to stdout after a record that\n"
            "                        announces its back channel; pipe into hass-verify -m MODEL\n"
@@ -160,6 +166,8 @@ static void usage(void) {
            "      --tree-depth N    (default 6)\n"
            "      --tree-topk N     (default 10)\n"
            "      --threads N       CPU threads (default: all cores)\n"
+           "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
+           "                        matches llama.cpp's F32 path\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
@@ -171,29 +179,78 @@ static void usage(void) {
            PROG, PROG, PROG);
 }
 
+// Give h a draft vocabulary of the n ids most frequent among the assistant (masked) tokens of
+// the shards; reports the share of those tokens it covers.
+static hass_err count_vocab(hass_head *h, const hass_head_target *tg, char **paths, int n_paths, int n) {
+    int64_t *cnt = calloc((size_t)h->n_vocab, sizeof(int64_t)), total = 0;
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    float *feat = NULL;
+    hass_err e = cnt ? HASS_OK : hass_seterr(HASS_ENOMEM, "out of memory");
+    for (int p = 0; !e && p < n_paths; p++) {
+        hass_shard *sh = hass_shard_open(paths[p], tg->fingerprint, &e);
+        if (!sh) break;
+        for (int64_t i = 0; !e && i < hass_shard_n_seq(sh); i++) {
+            int len = hass_shard_len(sh, i);
+            int32_t *ni = realloc(ids, sizeof(int32_t) * (size_t)len);
+            uint8_t *nm = ni ? realloc(mask, (size_t)len) : NULL;
+            float *nf = nm ? realloc(feat, sizeof(float) * (size_t)len * hass_shard_n_embd(sh)) : NULL;
+            if (ni) ids = ni;
+            if (nm) mask = nm;
+            if (!nf) {
+                e = hass_seterr(HASS_ENOMEM, "out of memory");
+                break;
+            }
+            feat = nf;
+            int got = hass_shard_read(sh, i, len, ids, mask, feat);
+            if (got < 0) e = got;
+            for (int j = 0; j < got; j++)
+                if (mask[j] && ids[j] >= 0 && ids[j] < h->n_vocab) cnt[ids[j]]++, total++;
+        }
+        hass_shard_free(sh);
+    }
+    if (!e && (e = hass_head_set_dvocab(h, cnt, n)) == HASS_OK && h->dvocab) {
+        int64_t cov = 0;
+        for (int i = 0; i < h->n_dvocab; i++) cov += cnt[h->dvocab[i]];
+        HASS_INFO("draft vocabulary: %d of %d ids, covering %.2f%% of %lld assistant tokens",
+                  h->n_dvocab, h->n_vocab, total ? 100.0 * cov / total : 0.0, (long long)total);
+    }
+    free(cnt), free(ids), free(mask), free(feat);
+    return e;
+}
+
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_INIT = 256, O_CHECK, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR, O_DEVICE };
+    enum { O_INIT = 256, O_CHECK, O_PACK, O_DVOCAB, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR, O_F32,
+           O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
         {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
+        {"pack", required_argument, 0, O_PACK}, {"draft-vocab", required_argument, 0, O_DVOCAB},
         {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
         {"device", required_argument, 0, O_DEVICE},
+        {"f32", no_argument, 0, O_F32},
         {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL;
+    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL, *pack = NULL;
+    int64_t dvocab = 0;
     int64_t seed = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
-    int c, rc, bias = 1;
+    int c, rc, bias = 1, f32 = 0;
     hass_device dev = HASS_DEVICE_AUTO, got;
     while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
         switch (c) {
+        case O_F32: f32 = 1; break;
         case 'm': model = optarg; break;
         case 'd': serve = optarg; break;
         case O_CHECK: check = optarg; break;
+        case O_PACK: pack = optarg; break;
+        case O_DVOCAB:
+            if (hass_cli_int(PROG, "--draft-vocab", optarg, 1, 1 << 24, &dvocab)) return 2;
+            break;
         case O_TTOTAL:
         case O_TDEPTH:
         case O_TTOPK:
@@ -223,13 +280,17 @@ int main(int argc, char **argv) {
         return hass_cli_usage_error(PROG, "nothing to do: -d HEAD, --init-random DIR or --check HEAD");
     if (!!init + !!check + !!serve > 1)
         return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
-    if (optind < argc - (serve ? 1 : 0))
+    if (pack && !check) return hass_cli_usage_error(PROG, "--pack goes with --check HEAD");
+    if (dvocab && (!pack || optind >= argc))
+        return hass_cli_usage_error(PROG, "--draft-vocab N goes with --pack DIR and feature SHARDs");
+    if (!dvocab && optind < argc - (serve ? 1 : 0))
         return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
     if (serve && hass_device_resolve(dev, &got))
         return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
     hass_err e;
     hass_model *m = hass_model_load(model, (int)threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
     hass_tokenizer *tok = hass_tokenizer_load(model, &e);
     if (!tok) {
         hass_model_free(m);
@@ -256,6 +317,12 @@ int main(int argc, char **argv) {
                    h->tok_fp, h->n_ctx_train, h->attn_mask, h->recipe);
         else
             printf("no hass metadata (public head)\n");
+        if (dvocab && (e = count_vocab(h, &tg, argv + optind, argc - optind, (int)dvocab)))
+            code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        else if (pack && (e = hass_head_save_as(h, pack, NULL, 1)))
+            code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        else if (pack)
+            HASS_INFO("wrote %s as BF16 without the embedding to %s", check, pack);
     }
     hass_head_free(h);
     hass_tokenizer_free(tok);

@@ -69,6 +69,8 @@ static void usage(void) {
            "      --ckpt-every N     save the state every N optimiser steps (200; 0 = epochs only)\n"
            "      --stop-after N     stop (with a checkpoint) after N steps in this run\n"
            "      --threads N        CPU threads (all cores)\n"
+           "      --f32              f32 activations: no 8-bit activation rounding; slower;\n"
+           "                         matches llama.cpp's F32 path\n"
            "  -s, --seed N           seed of init, data order and noise (0)\n"
            "      --progress         progress and ETA on stderr even when not a terminal\n"
            "      --no-progress      no progress line\n"
@@ -100,7 +102,7 @@ typedef struct {
     int stage, resume, progress;
     int64_t epochs, batch, max_len, ckpt_every, stop_after, threads, topk, align;
     double lr, topk_w, v_w, p_w, noise, warmup_frac, clip, wd, test_frac;
-    int noise_fixed, leaky;
+    int noise_fixed, leaky, f32;
     uint64_t seed;
 } args;
 
@@ -408,7 +410,7 @@ static hass_err checkpoint(run *r, int64_t epoch, int64_t next_batch, int head) 
 // Parse the command line into a; returns -1 to go on, else an exit code.
 static int parse(int argc, char **argv, args *a) {
     enum { O_STAGE = 256, O_INIT, O_RESUME, O_MAXLEN, O_LR, O_TOPKW, O_TOPK, O_VW, O_PW, O_ALIGN, O_NOISE,
-           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_THREADS, O_PROG, O_NOPROG, O_FEAT, O_TMPL, O_DTYPE, O_LIMIT };
+           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_THREADS, O_PROG, O_NOPROG, O_FEAT, O_TMPL, O_DTYPE, O_LIMIT, O_F32 };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
         {"stage", required_argument, 0, O_STAGE}, {"init", required_argument, 0, O_INIT},
@@ -424,6 +426,7 @@ static int parse(int argc, char **argv, args *a) {
         {"stop-after", required_argument, 0, O_STOP}, {"threads", required_argument, 0, O_THREADS},
         {"features", required_argument, 0, O_FEAT}, {"template", required_argument, 0, O_TMPL},
         {"dtype", required_argument, 0, O_DTYPE}, {"limit", required_argument, 0, O_LIMIT},
+        {"f32", no_argument, 0, O_F32},
         {"seed", required_argument, 0, 's'}, {"progress", no_argument, 0, O_PROG},
         {"no-progress", no_argument, 0, O_NOPROG}, {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
@@ -449,6 +452,7 @@ static int parse(int argc, char **argv, args *a) {
         case O_NOISE: rc = hass_cli_real(PROG, "--noise-std", optarg, 0, 100, &a->noise); break;
         case O_NFIXED: a->noise_fixed = 1; break;
         case O_LEAKY: a->leaky = 1; break;
+        case O_F32: a->f32 = 1; break;
         case O_WARM: rc = hass_cli_real(PROG, "--warmup-frac", optarg, 0, 1, &a->warmup_frac); break;
         case O_CLIP: rc = hass_cli_real(PROG, "--clip", optarg, 0, 1e9, &a->clip); break;
         case O_WD: rc = hass_cli_real(PROG, "--wd", optarg, 0, 1, &a->wd); break;
@@ -491,6 +495,7 @@ static int load_target(run *r) {
     hass_err e;
     if (!(r->m = hass_model_load(r->a.model, (int)r->a.threads, &e)))
         return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (r->a.f32) hass_model_set_precision(r->m, HASS_PREC_F32);
     const hass_model_cfg *c = hass_model_config(r->m);
     if (c->head_dim * c->n_head != c->n_embd || c->qkv_bias)
         return hass_cli_fail(HASS_EXIT_INPUT, "%s: head_dim %d x %d heads != n_embd %d or q/k/v bias: not supported "
@@ -760,6 +765,7 @@ static int run_features(const args *a, int argc, char **argv) {
     hass_err e;
     hass_model *m = hass_model_load(a->model, (int)a->threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (a->f32) hass_model_set_precision(m, HASS_PREC_F32);
     hass_tokenizer *tk = hass_tokenizer_load(a->model, &e);
     if (!tk) {
         hass_model_free(m);

@@ -47,6 +47,8 @@ static void usage(void) {
            "      --device DEV      cuda, cpu or auto (default): where the target runs; auto =\n"
            "                        cuda when built with CUDA and a GPU is present\n"
            "      --threads N       CPU threads (default: all cores)\n"
+           "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
+           "                        matches llama.cpp's F32 path\n"
            "      --stream          also write {\"type\":\"delta\",\"tokens\":[..]} per accepted token\n"
            "      --bin             write binary frames (default: JSONL)\n"
            "  -o, --output FILE     write to FILE instead of stdout\n"
@@ -228,7 +230,7 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     enum { O_TOPK = 256, O_TOPP, O_STOP, O_IGN, O_THR, O_STREAM, O_BIN, O_BUF, O_PROG, O_NOPROG,
-           O_MARGINS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_TREE, O_METRICS, O_DEVICE };
+           O_MARGINS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_TREE, O_METRICS, O_F32, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"inspect", required_argument, 0, 'I'},
         {"json", no_argument, 0, 'J'},           {"full", no_argument, 0, 'F'},
@@ -243,13 +245,14 @@ int main(int argc, char **argv) {
         {"draft", required_argument, 0, 'd'},    {"margins", no_argument, 0, O_MARGINS},
         {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
         {"tree-topk", required_argument, 0, O_TTOPK}, {"tree", required_argument, 0, O_TREE},
-        {"metrics", required_argument, 0, O_METRICS}, {"device", required_argument, 0, O_DEVICE},
+        {"metrics", required_argument, 0, O_METRICS}, {"f32", no_argument, 0, O_F32},
+        {"device", required_argument, 0, O_DEVICE},
         {"verbose", no_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
     const char *model = NULL, *insp = NULL, *outpath = "-", *stop[MAX_STOP];
     int json = 0, full = 0, c, stream = 0, bin = 0, force = 0, buffered = 0, progress = -1;
-    int n_stop = 0, ignore_eos = 0, margins = 0;
+    int n_stop = 0, ignore_eos = 0, margins = 0, f32 = 0;
     int64_t top_k = 0, seed = 0, max_new = 256, n_ctx = 0, threads = 0;
     hass_tree_cfg tree = {60, 6, 10};
     int tree_auto = 0;
@@ -289,6 +292,7 @@ int main(int argc, char **argv) {
         case 'c':
             if ((rc = hass_cli_int(PROG, "--ctx", optarg, 1, 1 << 24, &n_ctx))) return rc;
             break;
+        case O_F32: f32 = 1; break;
         case O_THR:
             if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc;
             break;
@@ -337,6 +341,7 @@ int main(int argc, char **argv) {
     double t0 = hass_now();
     hass_model *m = hass_model_load(model, (int)threads, &e);
     if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
     hass_tokenizer *tok = hass_tokenizer_load(model, &e);
     if (!tok) {
         hass_model_free(m);

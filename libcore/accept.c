@@ -6,13 +6,28 @@
 
 int hass_accept_fault = 0;
 
-// Greedy walk: follow the child equal to the argmax; bonus = the argmax where none matches.
+// Row u of a dense (n, V) logits matrix (the row provider of the matrix entry points).
+static hass_err dense_row(void *ctx, int u, int V, const float **row) {
+    *row = (const float *)ctx + (size_t)u * V;
+    return HASS_OK;
+}
+
+// Greedy acceptance over a dense logits matrix.
 void hass_accept_greedy(const hass_tree *t, const float *logits, int V, hass_accept_result *res) {
+    hass_accept_greedy_rows(t, dense_row, (void *)logits, V, res);
+}
+
+// Greedy walk: follow the child equal to the argmax; bonus = the argmax where none matches.
+hass_err hass_accept_greedy_rows(const hass_tree *t, hass_accept_row_fn row, void *ctx, int V,
+                                 hass_accept_result *res) {
     int u = 0;
     res->n_acc = 0;
     res->path[0] = 0;
     for (;;) {
-        int32_t a = hass_sample_argmax(logits + (size_t)u * V, V);
+        const float *lu;
+        hass_err e = row(ctx, u, V, &lu);
+        if (e) return e;
+        int32_t a = hass_sample_argmax(lu, V);
         int next = -1;
         for (int c = t->first_child[u]; c >= 0; c = t->next_sibling[c])
             if (t->tok[c] == a) { next = c; break; }
@@ -26,6 +41,7 @@ void hass_accept_greedy(const hass_tree *t, const float *logits, int V, hass_acc
     }
     res->tokens[res->n_acc] = res->bonus;
     res->n_tokens = res->n_acc + 1;
+    return HASS_OK;
 }
 
 // Softmax at temperature 1 without any filtering (only used by the fault hook).
@@ -34,18 +50,24 @@ static void plain_softmax(const float *l, int V, float *p) {
     hass_sampler_probs(&one, l, V, p);
 }
 
-// Recursive rejection over siblings with q = 1 (see accept.h).
+// Stochastic acceptance over a dense logits matrix.
 void hass_accept_sample(const hass_tree *t, const float *logits, int V, const hass_sampler *s,
                         hass_rng *rng, float *probs, hass_accept_result *res) {
-    if (hass_sampler_greedy(s)) {
-        hass_accept_greedy(t, logits, V, res);
-        return;
-    }
+    hass_accept_sample_rows(t, dense_row, (void *)logits, V, s, rng, probs, res);
+}
+
+// Recursive rejection over siblings with q = 1 (see accept.h).
+hass_err hass_accept_sample_rows(const hass_tree *t, hass_accept_row_fn row, void *ctx, int V,
+                                 const hass_sampler *s, hass_rng *rng, float *probs,
+                                 hass_accept_result *res) {
+    if (hass_sampler_greedy(s)) return hass_accept_greedy_rows(t, row, ctx, V, res);
     int u = 0;
     res->n_acc = 0;
     res->path[0] = 0;
     for (;;) {
-        const float *lu = logits + (size_t)u * V;
+        const float *lu;
+        hass_err e = row(ctx, u, V, &lu);
+        if (e) return e;
         if (t->first_child[u] < 0) {
             // leaf: bonus from the fresh processed distribution
             if (hass_accept_fault & 2) plain_softmax(lu, V, probs);
@@ -91,4 +113,5 @@ void hass_accept_sample(const hass_tree *t, const float *logits, int V, const ha
     }
     res->tokens[res->n_acc] = res->bonus;
     res->n_tokens = res->n_acc + 1;
+    return HASS_OK;
 }

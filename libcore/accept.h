@@ -40,6 +40,18 @@ void hass_accept_sample(const hass_tree *t,
                         float *probs, // (V) scratch
                         hass_accept_result *res);
 
+// The same walks with the logits of a node produced on demand: row(ctx, u, V, &p) points p at
+// node u's V logits (valid until the next call) or returns an error, which the walk returns. Both
+// walks read only the nodes they visit (the accepted path and the node where it stops), so a
+// caller can run the LM head on those rows alone; the result is identical to the dense form.
+typedef hass_err (*hass_accept_row_fn)(void *ctx, int u, int V, const float **row);
+hass_err hass_accept_greedy_rows(const hass_tree *t, hass_accept_row_fn row, void *ctx, int V,
+                                 hass_accept_result *res);
+hass_err hass_accept_sample_rows(const hass_tree *t, hass_accept_row_fn row, void *ctx, int V,
+                                 const hass_sampler *s, hass_rng *rng,
+                                 float *probs, // (V) scratch
+                                 hass_accept_result *res);
+
 // Test hook: deliberately broken variants, to show the distribution tests catch them.
 // Bit 1: do not renormalise the residual after a rejection. Bit 2: sample the bonus at a leaf
 // from softmax(logits) without the processor (the HASS-code bug). 0 in normal use.

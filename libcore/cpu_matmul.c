@@ -43,6 +43,34 @@ int hass_quant_is_q(int type) {
     return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
 }
 
+// Bytes of one 32-value block of a quantized type (Q8_0, Q4_0, Q4_1).
+static inline size_t qblock_bytes(int type) {
+    return type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+}
+
+// Dequantize one 32-block of a quantized weight row (block b) into out[32].
+static inline void deq_block(int type, const uint8_t *w, int b, float *out) {
+    if (type == HASS_GGML_Q8_0) {
+        const uint8_t *p = w + (size_t)b * 34;
+        float d = hass_f16_to_f32(rd16(p));
+        for (int k = 0; k < 32; k++) out[k] = d * (float)(int8_t)p[2 + k];
+    } else if (type == HASS_GGML_Q4_0) {
+        const uint8_t *p = w + (size_t)b * 18;
+        float d = hass_f16_to_f32(rd16(p));
+        for (int k = 0; k < 16; k++) {
+            out[k] = d * (float)((p[2 + k] & 15) - 8);
+            out[k + 16] = d * (float)((p[2 + k] >> 4) - 8);
+        }
+    } else { // Q4_1
+        const uint8_t *p = w + (size_t)b * 20;
+        float d = hass_f16_to_f32(rd16(p)), m = hass_f16_to_f32(rd16(p + 2));
+        for (int k = 0; k < 16; k++) {
+            out[k] = d * (float)(p[4 + k] & 15) + m;
+            out[k + 16] = d * (float)(p[4 + k] >> 4) + m;
+        }
+    }
+}
+
 // Dequantize one weight row to floats.
 void hass_quant_row(const hass_wmat *w, int r, float *out) {
     const uint8_t *p = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -56,28 +84,9 @@ void hass_quant_row(const hass_wmat *w, int r, float *out) {
         for (int i = 0; i < n; i++) out[i] = hass_bf16_to_f32(rd16(p + 2 * i));
         break;
     case HASS_GGML_Q8_0:
-        for (int b = 0; b < n / 32; b++, p += 34) {
-            float d = hass_f16_to_f32(rd16(p));
-            for (int k = 0; k < 32; k++) out[b * 32 + k] = d * (float)(int8_t)p[2 + k];
-        }
-        break;
     case HASS_GGML_Q4_0:
-        for (int b = 0; b < n / 32; b++, p += 18) {
-            float d = hass_f16_to_f32(rd16(p));
-            for (int k = 0; k < 16; k++) {
-                out[b * 32 + k] = d * (float)((p[2 + k] & 15) - 8);
-                out[b * 32 + k + 16] = d * (float)((p[2 + k] >> 4) - 8);
-            }
-        }
-        break;
     case HASS_GGML_Q4_1:
-        for (int b = 0; b < n / 32; b++, p += 20) {
-            float d = hass_f16_to_f32(rd16(p)), m = hass_f16_to_f32(rd16(p + 2));
-            for (int k = 0; k < 16; k++) {
-                out[b * 32 + k] = d * (float)(p[4 + k] & 15) + m;
-                out[b * 32 + k + 16] = d * (float)(p[4 + k] >> 4) + m;
-            }
-        }
+        for (int b = 0; b < n / 32; b++) deq_block(w->type, p, b, out + b * 32);
         break;
     default: memset(out, 0, (size_t)n * 4); break;
     }
@@ -211,6 +220,25 @@ static void kq_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t 
     }
 }
 
+// Portable, f32 mode: quantized weights dequantized per block to f32 (as hass_quant_row), times
+// the f32 activations as they are; 32 partial sums (one per block position) added in order at
+// the end.
+static void kqf_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                  float *out, size_t os) {
+    int nb = n_in / 32;
+    for (int r = 0; r < R; r++) {
+        const float *xr = (const float *)(x + r * xs);
+        float a[32] = {0}, wb[32];
+        for (int b = 0; b < nb; b++) {
+            deq_block(type, w, b, wb);
+            for (int k = 0; k < 32; k++) a[k] += wb[k] * xr[b * 32 + k];
+        }
+        float s = 0.f;
+        for (int k = 0; k < 32; k++) s += a[k];
+        out[r * os] = s;
+    }
+}
+
 // Weight element i of a float-type row.
 static inline float wf(int type, const uint8_t *w, int i) {
     if (type == HASS_GGML_F32) {
@@ -270,7 +298,7 @@ kq_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, con
         dx[r] = (const float *)(x + r * xs + ql.d);
         sx[r] = (const float *)(x + r * xs + (type == HASS_GGML_Q4_1 ? ql.s : ql.se));
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = w + b * bs;
         float dw = _cvtsh_ss(rd16(p));
@@ -342,6 +370,73 @@ T_AVX2 static void kf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
     }
 }
 
+// Dequantize 8 nibbles of a Q4 block (the low 8 bytes, one nibble each): q * d + m (Q4_0
+// passes m = -8 d, which gives the same single rounding as d * (q - 8)).
+T_AVX2 static inline __m256 deq8(__m128i bytes8, __m256 d, __m256 m) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes8)), d, m);
+}
+
+// AVX2, f32 mode: quantized weights dequantized per block (4 vectors of 8), FMA with the f32
+// activations into two accumulators per row (vectors 0, 2 and 1, 3), added at the end. R is a
+// compile-time constant per instance; the arithmetic of one row is the same in every instance.
+T_AVX2 static inline __attribute__((always_inline)) void
+kqf_avx2_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+           float *out, size_t os) {
+    int nb = n_in / 32;
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m256 a0[4], a1[4];
+    const float *xr[4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        a0[r] = a1[r] = _mm256_setzero_ps();
+        xr[r] = (const float *)(x + r * xs);
+    }
+    size_t bs = qblock_bytes(type);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = w + b * bs;
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(p))), wv[4];
+        if (type == HASS_GGML_Q8_0) {
+            __m128i q0 = _mm_loadu_si128((const __m128i *)(p + 2));
+            __m128i q1 = _mm_loadu_si128((const __m128i *)(p + 18));
+            wv[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)), d);
+            wv[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8))), d);
+            wv[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1)), d);
+            wv[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8))), d);
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            __m256 m = type == HASS_GGML_Q4_0 ? _mm256_mul_ps(d, _mm256_set1_ps(-8.f))
+                                              : _mm256_set1_ps(_cvtsh_ss(rd16(p + 2)));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
+            __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            wv[0] = deq8(lo, d, m);
+            wv[1] = deq8(_mm_srli_si128(lo, 8), d, m);
+            wv[2] = deq8(hi, d, m);
+            wv[3] = deq8(_mm_srli_si128(hi, 8), d, m);
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < R; r++) {
+            const float *xb = xr[r] + b * 32;
+            a0[r] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xb), a0[r]);
+            a1[r] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xb + 8), a1[r]);
+            a0[r] = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xb + 16), a0[r]);
+            a1[r] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xb + 24), a1[r]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) out[r * os] = hsum256(_mm256_add_ps(a0[r], a1[r]));
+}
+
+// AVX2 f32-mode kernel for any R <= 4 (dispatches to a constant-R instance).
+T_AVX2 static void kqf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
+                            int R, float *out, size_t os) {
+    switch (R) {
+    case 4: kqf_avx2_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kqf_avx2_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kqf_avx2_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kqf_avx2_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
+}
+
 // AVX-512 VNNI: quantized weights, two blocks per step (64 int8 products per vpdpbusd).
 // Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * s_x; Q4_0
 // nibbles are unsigned and corrected with -8 * d * s_x; Q4_1 adds m * s_x. The block scales of
@@ -367,7 +462,7 @@ kq_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, c
         accm[r] = _mm_setzero_ps();
         xr[r] = x + r * xs;
     }
-    size_t bs = type == HASS_GGML_Q8_0 ? 34 : type == HASS_GGML_Q4_0 ? 18 : 20;
+    size_t bs = qblock_bytes(type);
     for (int pi = 0; pi < np; pi++) {
         int b = 2 * pi, two = b + 1 < nb;
         const uint8_t *pa = w + b * bs, *pb = pa + bs;
@@ -430,6 +525,65 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
     case 3: kq_avx512_r(type, n_in, w, x, xs, 3, out, os); break;
     case 2: kq_avx512_r(type, n_in, w, x, xs, 2, out, os); break;
     default: kq_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
+    }
+}
+
+// AVX-512, f32 mode: quantized weights dequantized per block (elements 0-15 and 16-31 as two
+// vectors), FMA with the f32 activations into two accumulators per row, added at the end. R
+// (<= 8) is a compile-time constant per instance.
+T_AVX512 static inline __attribute__((always_inline)) void
+kqf_avx512_r(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+             float *out, size_t os) {
+    int nb = n_in / 32;
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m512 a0[8], a1[8];
+    const float *xr[8];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        a0[r] = a1[r] = _mm512_setzero_ps();
+        xr[r] = (const float *)(x + r * xs);
+    }
+    size_t bs = qblock_bytes(type);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = w + b * bs;
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(rd16(p))), w0, w1;
+        if (type == HASS_GGML_Q8_0) {
+            __m128i q0 = _mm_loadu_si128((const __m128i *)(p + 2));
+            __m128i q1 = _mm_loadu_si128((const __m128i *)(p + 18));
+            w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
+            w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
+        } else {
+            size_t qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+            __m512 m = type == HASS_GGML_Q4_0 ? _mm512_mul_ps(d, _mm512_set1_ps(-8.f))
+                                              : _mm512_set1_ps(_cvtsh_ss(rd16(p + 2)));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qo));
+            __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m);
+            w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m);
+        }
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            const float *xb = xr[r] + b * 32;
+            a0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), a0[r]);
+            a1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), a1[r]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+}
+
+// AVX-512 f32-mode kernel for any R <= 8 (dispatches to a constant-R instance).
+T_AVX512 static void kqf_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x,
+                                size_t xs, int R, float *out, size_t os) {
+    switch (R) {
+    case 8: kqf_avx512_r(type, n_in, w, x, xs, 8, out, os); break;
+    case 7: kqf_avx512_r(type, n_in, w, x, xs, 7, out, os); break;
+    case 6: kqf_avx512_r(type, n_in, w, x, xs, 6, out, os); break;
+    case 5: kqf_avx512_r(type, n_in, w, x, xs, 5, out, os); break;
+    case 4: kqf_avx512_r(type, n_in, w, x, xs, 4, out, os); break;
+    case 3: kqf_avx512_r(type, n_in, w, x, xs, 3, out, os); break;
+    case 2: kqf_avx512_r(type, n_in, w, x, xs, 2, out, os); break;
+    default: kqf_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
     }
 }
 
@@ -497,15 +651,16 @@ const char *hass_kernel_path(void) {
     return names[kernel_path()];
 }
 
-// Row kernel for a weight type on the current path.
-static row_kernel pick(int type) {
+// Row kernel for a weight type on the current path; f32act: quantized weights take f32
+// activations (the dequantize-and-FMA kernels) instead of 8-bit ones.
+static row_kernel pick(int type, int f32act) {
     int q = hass_quant_is_q(type);
     switch (kernel_path()) {
 #ifdef HASS_X86
-    case 2: return q ? kq_avx512 : kf_avx512;
-    case 1: return q ? kq_avx2 : kf_avx2;
+    case 2: return q ? (f32act ? kqf_avx512 : kq_avx512) : kf_avx512;
+    case 1: return q ? (f32act ? kqf_avx2 : kq_avx2) : kf_avx2;
 #endif
-    default: return q ? kq_c : kf_c;
+    default: return q ? (f32act ? kqf_c : kq_c) : kf_c;
     }
 }
 
@@ -559,13 +714,19 @@ static void mm_chunks(void *ctx, int k, int c0, int c1) {
 
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
                  hass_pool *pool) {
+    hass_mm_run_prec(jobs, n_jobs, x, n, q, pool, HASS_PREC_Q8);
+}
+
+void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
+                      hass_pool *pool, int prec) {
     HASS_ASSERT(n_jobs >= 1 && n_jobs <= MM_MAXJOBS);
     int n_in = jobs[0].w->n_in, isq = hass_quant_is_q(jobs[0].w->type);
+    int f32act = prec == HASS_PREC_F32;
     int first[MM_MAXJOBS + 1];
     row_kernel kern[MM_MAXJOBS];
     mm_ctx c = {jobs, n_jobs, n, n_in, isq && kernel_path() == 2 ? 8 : 4, first, kern,
                 NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
-    if (isq) {
+    if (isq && !f32act) {
         hass_pool_run(n > 8 ? pool : NULL, n, mm_quant, &c);
         c.xb = q;
         c.xs = c.rb;
@@ -576,7 +737,7 @@ void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, voi
     first[0] = 0;
     for (int j = 0; j < n_jobs; j++) {
         first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
-        kern[j] = pick(jobs[j].w->type);
+        kern[j] = pick(jobs[j].w->type, f32act);
     }
     hass_pool_run(pool, first[n_jobs], mm_chunks, &c);
 }

@@ -42,6 +42,11 @@ struct hass_cuda_draft {
     int32_t *d_tok, *d_pos, *d_ti; // (R), (R), (K, K)
     float *d_tv;         // (K, K)
     uint8_t *d_mask;     // (M, M)
+    // draft vocabulary (h->dvocab): the draft proposes only these ids
+    int n_dv;            // N ids, 0 = the whole vocabulary
+    int32_t *dv;         // host (N) the ids, ascending
+    float *dvbuf;        // host (K, N) log-probs over them (K > 16 only)
+    uint16_t *w_dv;      // device (N, C) their rows of the target's LM head
 };
 
 // Round up to 256 bytes.
@@ -65,7 +70,8 @@ static size_t arena_bytes(const hass_cuda_draft *d, int bias) {
            2 * al(NT * d->KD * 4) + al(R * C * 4) + al(R * 2 * C * 4) + al(R * C * 4) +
            al(R * d->QKV * 4) + 2 * al(M * d->QD * 4) + al(R * C * 4) + al(R * 2 * F * 4) +
            al(R * C * 4) + al(M * xbw * 2) + al(C * 4) + al(K * C * 4) + 2 * al(R * V * 4) +
-           2 * al(R * 4) + al(K * K * 4) + al(K * K * 4) + al(M * M);
+           2 * al(R * 4) + al(K * K * 4) + al(K * K * 4) + al(M * M) +
+           al((size_t)d->n_dv * C * 2);
 }
 
 // Upload n f32 weights to dst as bf16.
@@ -83,7 +89,7 @@ void hass_cuda_draft_free(hass_cuda_draft *d) {
     if (!d) return;
     hass_cuda_free(d->arena);
     free(d->pend_f), free(d->pend_t), free(d->lp), free(d->ti), free(d->tv), free(d->mask);
-    free(d->tok), free(d->pos);
+    free(d->tok), free(d->pos), free(d->dv), free(d->dvbuf);
     free(d);
 }
 
@@ -138,6 +144,17 @@ hass_cuda_draft *hass_cuda_draft_new(const hass_head *h, hass_backend *b, int n_
     }
     for (size_t i = 0; i < (size_t)K * V; i++) d->lp[i] = -INFINITY;
     for (int i = 0; i < K * K; i++) d->ti[i] = -1; // no entry of lp set yet
+    if (h->dvocab && h->n_dvocab > 0) {
+        d->n_dv = h->n_dvocab;
+        d->dv = malloc(sizeof(int32_t) * (size_t)d->n_dv);
+        d->dvbuf = malloc(sizeof(float) * (size_t)K * d->n_dv);
+        if (!d->dv || !d->dvbuf) {
+            hass_cuda_draft_free(d);
+            *err = hass_seterr(HASS_ENOMEM, "cuda draft: out of memory");
+            return NULL;
+        }
+        memcpy(d->dv, h->dvocab, sizeof(int32_t) * (size_t)d->n_dv);
+    }
     size_t bytes = arena_bytes(d, h->fc_b != NULL), fr = 0, tot = 0;
     if ((e = hass_cuda_mem_info(&fr, &tot)) ||
         (bytes + ((size_t)64 << 20) > fr &&
@@ -182,6 +199,7 @@ hass_cuda_draft *hass_cuda_draft_new(const hass_head *h, hass_backend *b, int n_
     d->d_ti = carve(&p, (size_t)K * K * 4);
     d->d_tv = carve(&p, (size_t)K * K * 4);
     d->d_mask = carve(&p, M * M);
+    d->w_dv = d->n_dv ? carve(&p, (size_t)d->n_dv * C * 2) : NULL;
     HASS_ASSERT((size_t)(p - (char *)d->arena) <= bytes);
     size_t qd = d->QD, kd = d->KD;
     e = up_bf16(d->fc, h->fc_w, C * 2 * C);
@@ -194,6 +212,8 @@ hass_cuda_draft *hass_cuda_draft_new(const hass_head *h, hass_backend *b, int n_
     if (!e) e = up_bf16(d->w_down, h->w_down, C * F);
     if (!e) e = hass_cuda_h2d(d->post_norm, h->post_norm, C * 4);
     for (size_t r = 0; !e && h->fc_b && r < R; r++) e = hass_cuda_h2d(d->bias_rep + r * C, h->fc_b, C * 4);
+    for (int i = 0; !e && i < d->n_dv; i++) // the draft vocabulary's LM-head rows, gathered once
+        e = hass_cuda_d2d(d->w_dv + (size_t)i * C, t->lm_head + (size_t)d->dv[i] * C, C * 2);
     if (!e) e = hass_cuda_fill_f32(d->q, M * d->QD, 1, 0.f, 0.f); // padding queries stay finite
     if (!e) e = hass_cuda_stream_sync();
     if (e) {
@@ -298,24 +318,38 @@ static hass_err catchup(hass_cuda_draft *d) {
 }
 
 // Draft log-probs of n device rows x (n, C) into the host rows d->lp: the top-K entries of each
-// row (other entries -inf) when K <= 16, else the whole rows.
+// row (other entries -inf) when K <= 16, else the whole rows. With a draft vocabulary, over its
+// ids only (normalised over them, as draft.c).
 static hass_err logprobs(hass_cuda_draft *d, const float *x, int n) {
-    int C = d->C, V = d->V, K = d->max.top_k;
+    int C = d->C, V = d->V, K = d->max.top_k, W = d->n_dv ? d->n_dv : V;
     hass_cuda_llama *t = d->t;
-    hass_err e = hass_cuda_matmul(t->cublas, d->logits, x, t->lm_head, d->xb, n, C, V, 0.f);
-    if (!e) e = hass_cuda_log_softmax(d->lpd, d->logits, n, V);
+    hass_err e = hass_cuda_matmul(t->cublas, d->logits, x, d->n_dv ? d->w_dv : t->lm_head, d->xb,
+                                  n, C, W, 0.f);
+    if (!e) e = hass_cuda_log_softmax(d->lpd, d->logits, n, W);
     if (e) return e;
-    if (K > HASS_TOPK_MAX || K > V) return hass_cuda_d2h(d->lp, d->lpd, sizeof(float) * (size_t)n * V);
+    if (K > HASS_TOPK_MAX || K > W) { // whole rows
+        if (!d->n_dv) return hass_cuda_d2h(d->lp, d->lpd, sizeof(float) * (size_t)n * V);
+        if ((e = hass_cuda_d2h(d->dvbuf, d->lpd, sizeof(float) * (size_t)n * W))) return e;
+        for (int r = 0; r < n; r++) {
+            float *dst = d->lp + (size_t)r * V;
+            for (int j = 0; j < V; j++) dst[j] = -INFINITY;
+            for (int i = 0; i < W; i++) dst[d->dv[i]] = d->dvbuf[(size_t)r * W + i];
+        }
+        return HASS_OK;
+    }
     for (int r = 0; r < n; r++) // clear the entries set by the last call
         for (int j = 0; j < K; j++)
             if (d->ti[r * K + j] >= 0 && d->ti[r * K + j] < V) d->lp[(size_t)r * V + d->ti[r * K + j]] = -INFINITY;
-    e = hass_cuda_topk(d->d_ti, d->d_tv, d->lpd, n, V, K);
+    e = hass_cuda_topk(d->d_ti, d->d_tv, d->lpd, n, W, K);
     if (!e) e = hass_cuda_d2h(d->ti, d->d_ti, sizeof(int32_t) * (size_t)n * K);
     if (!e) e = hass_cuda_d2h(d->tv, d->d_tv, sizeof(float) * (size_t)n * K);
     if (e) return e;
     for (int r = 0; r < n; r++)
-        for (int j = 0; j < K; j++)
-            if (d->ti[r * K + j] >= 0) d->lp[(size_t)r * V + d->ti[r * K + j]] = d->tv[r * K + j];
+        for (int j = 0; j < K; j++) {
+            int32_t *id = &d->ti[r * K + j];
+            if (*id >= 0 && d->n_dv) *id = d->dv[*id]; // index in the draft vocabulary -> token id
+            if (*id >= 0) d->lp[(size_t)r * V + *id] = d->tv[r * K + j];
+        }
     for (int r = n; r < K; r++) // rows not computed now: nothing to clear next time
         for (int j = 0; j < K; j++) d->ti[r * K + j] = -1;
     return HASS_OK;

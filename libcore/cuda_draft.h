@@ -8,6 +8,9 @@
 // backend's (shared, not copied). Scratch entries follow the stable ones in the device cache,
 // so one attention call sees both (the tree rows' queries are padded to the scratch block).
 //
+// A head with a draft vocabulary (h->dvocab) drafts over its ids only, as draft.c: their rows of
+// the LM head are gathered on the device once.
+//
 // Differences from draft.c: bf16 weights and rounded matmul inputs (the CPU head is f32), the
 // target's bf16 embedding; trees agree with the CPU drafter's except where draft scores are
 // within that rounding (near ties).

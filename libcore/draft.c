@@ -51,6 +51,11 @@ struct hass_draft {
     int32_t *slot; // (n_rows)
     int32_t *nvis; // (n_rows)
     hass_wmat w_fc, w_q, w_k, w_v, w_o, w_gate, w_up, w_down;
+    // draft vocabulary (h->dvocab): its rows of the target's LM head, gathered once
+    hass_wmat w_dv;   // (n_dvocab, C) in the LM head's own type
+    void *dv_rows;    // owner of w_dv's data
+    float *dv_lp;     // (K, n_dvocab) log-probs over the draft vocabulary
+    void *dv_q;       // hass_matmul scratch for K rows
 };
 
 // A row-major f32 matrix (n_out, n_in) as a weight view for hass_matmul.
@@ -81,10 +86,29 @@ void hass_draft_free(hass_draft *d) {
     if (!d) return;
     float *fs[] = {d->k_cache, d->v_cache, d->pend_f, d->o_last, d->emb, d->cat, d->u, d->q, d->k,
                    d->v, d->att, d->hid, d->hn, d->g, d->up, d->out, d->prev, d->feat, d->lp,
-                   d->sc, d->inv_freq};
+                   d->sc, d->inv_freq, d->dv_lp};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
     free(d->pend_t); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
+    free(d->dv_rows);
+    free(d->dv_q);
     free(d);
+}
+
+// The draft vocabulary's rows of the LM head (copied, in its own type) and their log-prob rows.
+static hass_err gather_dvocab(hass_draft *d, int K) {
+    const hass_wmat *w = hass_model_lm_head_w(d->m);
+    int n = d->h->n_dvocab;
+    d->dv_rows = malloc(w->row_bytes * (size_t)n);
+    d->dv_lp = malloc(sizeof(float) * (size_t)K * n);
+    d->dv_q = malloc(hass_matmul_scratch_bytes(d->C, K));
+    if (!d->dv_rows || !d->dv_lp || !d->dv_q) return hass_seterr(HASS_ENOMEM, "draft: out of memory");
+    for (int i = 0; i < n; i++)
+        memcpy((char *)d->dv_rows + w->row_bytes * (size_t)i,
+               (const char *)w->data + w->row_bytes * (size_t)d->h->dvocab[i], w->row_bytes);
+    d->w_dv = *w;
+    d->w_dv.n_out = n;
+    d->w_dv.data = d->dv_rows;
+    return HASS_OK;
 }
 
 // Allocate a drafter.
@@ -155,6 +179,10 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->w_gate = wmat_f32(h->w_gate, d->F, C);
     d->w_up = wmat_f32(h->w_up, d->F, C);
     d->w_down = wmat_f32(h->w_down, C, d->F);
+    if (h->dvocab && (e = gather_dvocab(d, K))) {
+        hass_draft_free(d);
+        goto fail0;
+    }
     return d;
 fail0:
     if (err) *err = e;
@@ -314,11 +342,24 @@ hass_err hass_draft_catchup(hass_draft *d) {
     return HASS_OK;
 }
 
-// Draft log-probs of n output rows x (n, C) into d->lp.
+// Draft log-probs of n output rows x (n, C) into d->lp; with a draft vocabulary, over its ids
+// only (normalised over them) and -inf elsewhere.
 static hass_err draft_logprobs(hass_draft *d, const float *x, int n) {
-    hass_err e = hass_model_lm_head(d->m, x, n, d->lp);
+    if (!d->dv_rows) {
+        hass_err e = hass_model_lm_head(d->m, x, n, d->lp);
+        if (e) return e;
+        for (int r = 0; r < n; r++) hass_log_softmax(d->lp + (size_t)r * d->V, d->V);
+        return HASS_OK;
+    }
+    int N = d->h->n_dvocab;
+    hass_err e = hass_matmul(d->m, d->dv_lp, x, n, &d->w_dv, d->dv_q);
     if (e) return e;
-    for (int r = 0; r < n; r++) hass_log_softmax(d->lp + (size_t)r * d->V, d->V);
+    for (int r = 0; r < n; r++) {
+        float *src = d->dv_lp + (size_t)r * N, *dst = d->lp + (size_t)r * d->V;
+        hass_log_softmax(src, N);
+        for (int j = 0; j < d->V; j++) dst[j] = -INFINITY;
+        for (int i = 0; i < N; i++) dst[d->h->dvocab[i]] = src[i];
+    }
     return HASS_OK;
 }
 

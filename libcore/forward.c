@@ -162,8 +162,8 @@ static void mm(const hass_model *m, hass_kv *kv, const float *x, int n, hass_mm_
         if (hass_quant_is_q(jobs[j].w->type)) a[na++] = jobs[j];
         else b[nb++] = jobs[j];
     }
-    if (na) hass_mm_run(a, na, x, n, kv->qbuf, m->pool);
-    if (nb) hass_mm_run(b, nb, x, n, kv->qbuf, m->pool);
+    if (na) hass_mm_run_prec(a, na, x, n, kv->qbuf, m->pool, m->prec);
+    if (nb) hass_mm_run_prec(b, nb, x, n, kv->qbuf, m->pool, m->prec);
 }
 
 // Rotate the heads of n rows (row stride `stride` floats, n_heads heads of D) by the angles in cs.
@@ -265,6 +265,7 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
     int H = c->n_head, D = c->head_dim, kvd = kv->kvd, grp = c->n_head / c->n_head_kv;
     int base = kv->base, qd = H * D;
     float scale = 1.0f / sqrtf((float)D);
+    int f16 = a->m->prec != HASS_PREC_F32;
     dot_fn dot = pick_dot();
     axpy_fn axpy = pick_axpy();
     for (int task = t0; task < t1; task++) {
@@ -289,7 +290,8 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
         for (int t = 0; t < cnt; t++) {
             int e = t < base ? t : base + bl[t - base];
             const float *vv = vc + (size_t)e * kvd + (size_t)g * D;
-            axpy(o, hass_f16_round(s[t] * inv), vv, D); // llama.cpp: f16 V times f16 probs
+            float pr = s[t] * inv;
+            axpy(o, f16 ? hass_f16_round(pr) : pr, vv, D); // llama.cpp: f16 V times f16 probs
         }
     }
 }
@@ -368,9 +370,11 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
             }
         rope(kv->q, n, qd, H, D, c->rope_mode, kv->cs);
         rope(kb, n, kvd, Hkv, D, c->rope_mode, kv->cs);
-        round_f16(kv->q, (size_t)n * qd);
-        round_f16(kb, (size_t)n * kvd);
-        round_f16(vb, (size_t)n * kvd);
+        if (m->prec != HASS_PREC_F32) { // llama.cpp's default f16 cache (and f16 queries)
+            round_f16(kv->q, (size_t)n * qd);
+            round_f16(kb, (size_t)n * kvd);
+            round_f16(vb, (size_t)n * kvd);
+        }
         attention(m, kv, n, kc, vc);
         hass_mm_job o = {&L->wo, kv->tmp};
         mm(m, kv, kv->att, n, &o, 1);

@@ -14,7 +14,9 @@
 //
 // Batch invariance: the logits and features of a row are bit-identical whether the row is
 // computed alone, inside a causal prefill block or inside a tree block, for any thread count
-// (fixed reduction order everywhere; attention reduces over the visible keys in cache order).
+// (fixed reduction order everywhere; attention reduces over the visible keys in cache order),
+// in either precision (model.h, hass_precision: by default the cache, queries and attention
+// probabilities hold fp16 values like llama.cpp's default cache; HASS_PREC_F32 keeps them f32).
 //
 // Threads: one model may serve several caches, but calls on the same model must not overlap
 // (the kernels use the model's thread team). A cache holds its own scratch, grown on demand to

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "half.h"
 #include "safetensors.h"
 #include "sample.h"
 
@@ -23,6 +24,7 @@
 #define T_DOWN "layers.0.mlp.down_proj.weight"
 #define T_NORM "layers.0.post_attention_layernorm.weight"
 #define T_EMBED "embed_tokens.weight"
+#define T_DVOCAB "draft_vocab"
 
 // One weight slot: its name, shape and where it goes.
 typedef struct slot {
@@ -73,6 +75,7 @@ static hass_err alloc_weights(hass_head *h, const char *where) {
 void hass_head_free(hass_head *h) {
     if (!h) return;
     free(h->data);
+    free(h->dvocab);
     free(h);
 }
 
@@ -162,6 +165,58 @@ static hass_err parse_config(hass_head *h, const char *path) {
 out:
     json_decref(o);
     return e;
+}
+
+// The optional draft vocabulary t (I32, [n], ascending ids in [0, V)) into h; NULL t: none.
+static hass_err load_dvocab(hass_head *h, const hass_st_tensor *t, const char *path) {
+    if (!t) return HASS_OK;
+    if (t->dtype != HASS_ST_I32 || t->n_dims != 1 || t->shape[0] < 1 || t->shape[0] > h->n_vocab)
+        return hass_seterr(HASS_EFORMAT, "%s: tensor '%s' must be I32 [n] with 1 <= n <= %d", path,
+                           T_DVOCAB, h->n_vocab);
+    int n = (int)t->shape[0];
+    if (!(h->dvocab = malloc(sizeof(int32_t) * (size_t)n)))
+        return hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
+    memcpy(h->dvocab, t->data, sizeof(int32_t) * (size_t)n);
+    h->n_dvocab = n;
+    for (int i = 0; i < n; i++)
+        if (h->dvocab[i] < 0 || h->dvocab[i] >= h->n_vocab || (i && h->dvocab[i] <= h->dvocab[i - 1]))
+            return hass_seterr(HASS_EFORMAT, "%s: tensor '%s': entry %d (%d) is not an ascending id "
+                               "below %d", path, T_DVOCAB, i, h->dvocab[i], h->n_vocab);
+    return HASS_OK;
+}
+
+// Keep the n largest counts' ids, ascending.
+hass_err hass_head_set_dvocab(hass_head *h, const int64_t *counts, int n) {
+    free(h->dvocab);
+    h->dvocab = NULL, h->n_dvocab = 0;
+    if (n <= 0 || n >= h->n_vocab) return HASS_OK;
+    int V = h->n_vocab;
+    int32_t *ord = malloc(sizeof(int32_t) * (size_t)V);
+    uint8_t *keep = calloc((size_t)V, 1);
+    if (!ord || !keep) {
+        free(ord), free(keep);
+        return hass_seterr(HASS_ENOMEM, "hass_head_set_dvocab: out of memory");
+    }
+    for (int i = 0; i < V; i++) ord[i] = i;
+    // partial selection: n passes would be slow for n ~ 8k; sort ids by (count desc, id asc)
+    for (int gap = V / 2; gap > 0; gap /= 2) // Shell sort: small, no comparator globals
+        for (int i = gap; i < V; i++) {
+            int32_t x = ord[i];
+            int j = i;
+            while (j >= gap && (counts[ord[j - gap]] < counts[x] ||
+                                (counts[ord[j - gap]] == counts[x] && ord[j - gap] > x))) {
+                ord[j] = ord[j - gap];
+                j -= gap;
+            }
+            ord[j] = x;
+        }
+    for (int i = 0; i < n; i++) keep[ord[i]] = 1;
+    h->dvocab = ord; // reuse: ascending ids of the kept set
+    for (int i = 0, k = 0; i < V; i++)
+        if (keep[i]) h->dvocab[k++] = i;
+    h->n_dvocab = n;
+    free(keep);
+    return HASS_OK;
 }
 
 // Copy a tensor into f32 dst, converting F16/BF16.
@@ -303,6 +358,7 @@ hass_head *hass_head_load(const char *path, const hass_head_target *tg, hass_err
         }
         if ((e = load_tensor(t, *s[i].dst, slot_n(&s[i]), stp))) goto fail;
     }
+    if ((e = load_dvocab(h, hass_st_find(st, T_DVOCAB), stp))) goto fail;
     const hass_st_tensor *te = hass_st_find(st, T_EMBED);
     if (te && !shape_is(te, h->n_vocab, h->n_embd)) {
         e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' has shape %s, expected [%d, %d]", stp, T_EMBED,
@@ -311,7 +367,7 @@ hass_head *hass_head_load(const char *path, const hass_head_target *tg, hass_err
     }
     for (int64_t i = 0; i < hass_st_n_tensors(st); i++) {
         const char *nm = hass_st_tensor_at(st, i)->name;
-        int known = !strcmp(nm, T_EMBED);
+        int known = !strcmp(nm, T_EMBED) || !strcmp(nm, T_DVOCAB);
         for (int j = 0; j < n; j++) known |= !strcmp(nm, s[j].name);
         if (!known) HASS_WARN("%s: ignoring unknown tensor '%s'", stp, nm);
     }
@@ -378,8 +434,13 @@ hass_head *hass_head_random(const hass_head_target *tg, int with_bias, uint64_t 
     return h;
 }
 
-// Save config.json and model.safetensors.
+// Save config.json and model.safetensors (F32).
 hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed) {
+    return hass_head_save_as(h, dir, embed, 0);
+}
+
+// Save config.json and model.safetensors, the layer's tensors in F32 or (bf16 = 1) BF16.
+hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *embed, int bf16) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return hass_seterr(HASS_EIO, "%s: %s", dir, strerror(errno));
     char path[4096];
@@ -399,7 +460,7 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
     json_object_set_new(o, "max_position_embeddings", json_integer(h->n_ctx_train > 0 ? h->n_ctx_train : 2048));
     json_object_set_new(o, "hidden_act", json_string("silu"));
     json_object_set_new(o, "bias", json_boolean(h->has_bias));
-    json_object_set_new(o, "torch_dtype", json_string("float32"));
+    json_object_set_new(o, "torch_dtype", json_string(bf16 ? "bfloat16" : "float32"));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -410,18 +471,37 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
     }
     slot s[10];
     int n = slots_of((hass_head *)h, s);
-    hass_st_tensor t[11];
+    hass_st_tensor t[12];
+    uint16_t *half[10] = {0}; // bf16 copies
     int nt = 0;
+    hass_err e = HASS_OK;
     for (int i = 0; i < n; i++) {
         hass_st_tensor *x = &t[nt++];
         memset(x, 0, sizeof *x);
         x->name = s[i].name;
-        x->dtype = HASS_ST_F32;
+        x->dtype = bf16 ? HASS_ST_BF16 : HASS_ST_F32;
         x->n_dims = s[i].cols ? 2 : 1;
         x->shape[0] = s[i].rows;
         x->shape[1] = s[i].cols;
         x->data = *s[i].dst;
-        x->n_bytes = sizeof(float) * (uint64_t)slot_n(&s[i]);
+        x->n_bytes = (bf16 ? sizeof(uint16_t) : sizeof(float)) * (uint64_t)slot_n(&s[i]);
+        if (!bf16) continue;
+        if (!(half[i] = malloc(x->n_bytes))) {
+            e = hass_seterr(HASS_ENOMEM, "%s: out of memory", dir);
+            goto out;
+        }
+        for (int64_t j = 0; j < slot_n(&s[i]); j++) half[i][j] = hass_f32_to_bf16((*s[i].dst)[j]);
+        x->data = half[i];
+    }
+    if (h->dvocab) {
+        hass_st_tensor *x = &t[nt++];
+        memset(x, 0, sizeof *x);
+        x->name = T_DVOCAB;
+        x->dtype = HASS_ST_I32;
+        x->n_dims = 1;
+        x->shape[0] = h->n_dvocab;
+        x->data = h->dvocab;
+        x->n_bytes = sizeof(int32_t) * (uint64_t)h->n_dvocab;
     }
     if (embed) {
         hass_st_tensor *x = &t[nt++];
@@ -446,5 +526,8 @@ hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed)
                           "hass.attn_mask", h->attn_mask[0] ? h->attn_mask : "correct",
                           NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    return hass_st_write(path, t, nt, meta);
+    e = hass_st_write(path, t, nt, meta);
+out:
+    for (int i = 0; i < 10; i++) free(half[i]);
+    return e;
 }

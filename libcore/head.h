@@ -65,6 +65,11 @@ typedef struct hass_head {
     float *post_norm; // (C)
     float *data;      // owner of all of the above
     size_t n_params;  // floats in data
+    // optional draft vocabulary ("draft_vocab", I32): the draft proposes only these token ids
+    // (ascending, distinct, in [0, V)), so its LM-head product covers n_dvocab rows, not V. The
+    // verification is unchanged, so output stays exact; tokens outside it are never drafted.
+    int32_t *dvocab;  // (n_dvocab) or NULL (the whole vocabulary)
+    int n_dvocab;
 } hass_head;
 
 // Load a head from a directory (config.json + model.safetensors) or from a .safetensors file
@@ -81,6 +86,12 @@ hass_head *hass_head_random(const hass_head_target *target, int with_bias, uint6
 // full EAGLE layout; NULL leaves it out (we share the target's embedding).
 hass_err hass_head_save(const hass_head *h, const char *dir,
                         const float *embed); // (V, C) or NULL
+// The same with the layer's tensors in BF16 when bf16 is 1 (round to nearest even): half the
+// size, for heads that ship (the load path converts back to f32).
+hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *embed, int bf16);
+// Give h a draft vocabulary: the n most frequent ids of counts (V entries; ties to the lower id),
+// stored ascending. n >= V or n <= 0 removes it. HASS_ENOMEM on failure.
+hass_err hass_head_set_dvocab(hass_head *h, const int64_t *counts, int n);
 // Free (NULL ok).
 void hass_head_free(hass_head *h);
 

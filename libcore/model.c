@@ -594,6 +594,15 @@ void hass_model_set_threads(hass_model *m, int n_threads) {
     m->n_threads = n_threads;
 }
 
+hass_err hass_model_set_precision(hass_model *m, int prec) {
+    if (prec != HASS_PREC_Q8 && prec != HASS_PREC_F32)
+        return hass_seterr(HASS_EINVAL, "model: unknown precision %d", prec);
+    m->prec = prec;
+    return HASS_OK;
+}
+
+int hass_model_precision(const hass_model *m) { return m->prec; }
+
 hass_err hass_model_embed(const hass_model *m, const int32_t *tok, int n, float *out) {
     for (int i = 0; i < n; i++) {
         if (tok[i] < 0 || tok[i] >= m->cfg.n_vocab)
@@ -611,12 +620,13 @@ hass_err hass_matmul(const hass_model *m, float *y, const float *x, int n, const
         return hass_seterr(HASS_EUNSUP, "matmul: weight type %s with %d inputs is not supported",
                            hass_ggml_type_name(w->type), w->n_in);
     void *tmp = NULL;
-    if (!q && hass_quant_is_q(w->type)) {
+    int prec = m ? m->prec : HASS_PREC_Q8;
+    if (!q && hass_quant_is_q(w->type) && prec != HASS_PREC_F32) {
         q = tmp = malloc(hass_matmul_scratch_bytes(w->n_in, n));
         if (!q) return hass_seterr(HASS_ENOMEM, "matmul: out of memory");
     }
     hass_mm_job job = {w, y};
-    hass_mm_run(&job, 1, x, n, q, m ? m->pool : NULL);
+    hass_mm_run_prec(&job, 1, x, n, q, m ? m->pool : NULL, prec);
     free(tmp);
     return HASS_OK;
 }

@@ -66,6 +66,19 @@ typedef struct hass_wmat {
 
 typedef struct hass_model hass_model;
 
+// Arithmetic precision of the CPU engine (hass_model_set_precision).
+typedef enum hass_precision {
+    // Default, llama.cpp's default CPU path: activations entering a Q4_0/Q4_1/Q8_0 matmul are
+    // rounded to 8 bits per 32-block (integer dot products), and the KV cache, the attention
+    // queries and the attention probabilities hold fp16 values.
+    HASS_PREC_Q8 = 0,
+    // f32 activations: quantized weights are dequantized to f32 inside the matmul and multiplied
+    // with the activations as they are; f32 KV cache, queries and probabilities. Slower (about
+    // 1.1-1.4x on SmolLM2, docs/PERF.md); reproduces llama.cpp on the same weights stored as
+    // F32 (logits within 1e-4, the same greedy paths).
+    HASS_PREC_F32 = 1,
+} hass_precision;
+
 // Load a model: a GGUF file, or a directory holding config.json and safetensors. n_threads is
 // the thread count of every kernel (<= 0: all cores). NULL with *err set on failure.
 hass_model *hass_model_load(const char *path, int n_threads, hass_err *err);
@@ -82,6 +95,12 @@ uint32_t hass_model_fingerprint(const hass_model *m);
 int hass_model_threads(const hass_model *m);
 // Change the thread count (<= 0: all cores).
 void hass_model_set_threads(hass_model *m, int n_threads);
+// Set the precision (hass_precision) of every later forward pass and matmul on this model.
+// Caches filled under another precision hold other values: truncate them (hass_kv_truncate(kv,
+// 0)) after a change. HASS_EINVAL for an unknown value.
+hass_err hass_model_set_precision(hass_model *m, int prec);
+// The precision in use (HASS_PREC_Q8 after loading).
+int hass_model_precision(const hass_model *m);
 
 // Embedding rows of n tokens: out (n, C). HASS_ERANGE for an id outside [0, V).
 hass_err hass_model_embed(const hass_model *m, const int32_t *tok, int n,
@@ -96,8 +115,9 @@ const hass_wmat *hass_model_embed_w(const hass_model *m);
 
 // y = x W^T for n rows with the model's kernels and threads: y (n, w->n_out), x (n, w->n_in).
 // Batch-invariant: row i of y is bit-identical for any n and any thread count. Rows of x are
-// quantized to 8 bits per 32-block first when W is Q4_0/Q4_1/Q8_0 (as llama.cpp does); scratch
-// `q` must hold hass_matmul_scratch_bytes(w->n_in, n) bytes (NULL: allocated per call).
+// quantized to 8 bits per 32-block first when W is Q4_0/Q4_1/Q8_0 (as llama.cpp does) unless the
+// model's precision is HASS_PREC_F32; scratch `q` must hold hass_matmul_scratch_bytes(w->n_in,
+// n) bytes (NULL: allocated per call when needed).
 hass_err hass_matmul(const hass_model *m, float *y,         // (n, n_out)
                      const float *x,                         // (n, n_in)
                      int n, const hass_wmat *w, void *q);

@@ -21,6 +21,7 @@ struct hass_model {
     hass_model_cfg cfg;
     char *path;                // owned
     int n_threads;
+    int prec;                  // hass_precision
     hass_pool *pool;           // the kernels' thread team (n_threads)
     hass_gguf *gguf;           // GGUF source, or NULL
     void **st;                 // safetensors shards (hass_st *), or NULL

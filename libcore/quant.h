@@ -5,11 +5,13 @@
 // Q4_1 {f16 d; f16 m; u8 qs[16]} value nibble * d + m; Q8_0 {f16 d; i8 qs[32]} value q * d.
 // In Q4 blocks byte k holds element k (low nibble) and element k + 16 (high nibble).
 //
-// Activations for quantized weights are quantized per row in blocks of 32 exactly like llama.cpp's
-// Q8_0/Q8_1: q = round(x / d), d = max|x| / 127, with the block's d and s = d * sum(q) rounded
-// to fp16 (kept as floats). The Q4_1 kernels use that s for the m term (as llama.cpp does); Q4_0
-// and Q8_0 corrections use d * sum(q) exactly. A quantized row (hass_quant_qrow_bytes) also holds
-// the scales laid out for the AVX-512 kernel (cpu_matmul.c, qrow_layout).
+// By default (HASS_PREC_Q8) activations for quantized weights are quantized per row in blocks
+// of 32 exactly like llama.cpp's Q8_0/Q8_1: q = round(x / d), d = max|x| / 127, with the
+// block's d and s = d * sum(q) rounded to fp16 (kept as floats). The Q4_1 kernels use that s for
+// the m term (as llama.cpp does); Q4_0 and Q8_0 corrections use d * sum(q) exactly. A quantized row (hass_quant_qrow_bytes) also holds
+// the scales laid out for the AVX-512 kernel (cpu_matmul.c, qrow_layout). In HASS_PREC_F32 mode
+// (hass_model_set_precision) the weights are dequantized to f32 inside the kernels instead and
+// the activations are used as they are (llama.cpp's path for F32 weights).
 #ifndef HASS_QUANT_H
 #define HASS_QUANT_H
 
@@ -49,5 +51,10 @@ typedef struct hass_mm_job {
 // pool: the thread team (NULL: the caller alone).
 void hass_mm_run(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
                  hass_pool *pool);
+// Same with an activation precision (hass_precision): HASS_PREC_F32 multiplies quantized
+// weights, dequantized block by block inside the kernel, with the f32 rows of x as they are (q
+// unused); the jobs must still agree on hass_quant_is_q (it picks the row-group size).
+void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n, void *q,
+                      hass_pool *pool, int prec);
 
 #endif

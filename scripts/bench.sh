@@ -5,7 +5,8 @@
 # Prints a markdown table (stdout) for docs/PERF.md; raw JSONL is kept in $OUT.
 # Environment: BUILD (build), MODEL (models/SmolLM2-135M-Instruct.Q4_1.gguf), THREADS (all
 # cores), REPS (5), PROMPT (512), GEN (128), CONTEXT (128), CURVE (1,2,4,8,16,32,64),
-# ROUNDS (2: each side runs twice, the better median of each is reported), OUT (a temp dir).
+# ROUNDS (2: each side runs twice, the better median of each is reported), OUT (a temp dir),
+# PEER (llamacpp, or f32: the peer column is hass-bench --f32, the f32-activation mode).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -23,8 +24,12 @@ if [ ! -e "$MODEL" ]; then
   echo "bench: $MODEL not found (make models)" >&2
   exit 1
 fi
+PEER=${PEER:-llamacpp}
 peer=0
-if python3 -c 'import llama_cpp' 2>/dev/null; then peer=1; else
+if [ "$PEER" = f32 ]; then peer=1; peer_cmd=("$BUILD/bin/hass-bench" -q --f32); peer_name="hass --f32"
+elif python3 -c 'import llama_cpp' 2>/dev/null; then
+  peer=1; peer_cmd=(python3 scripts/bench_llamacpp.py); peer_name=llama.cpp
+else
   echo "bench: llama_cpp (llama-cpp-python) not importable: no peer column" >&2
 fi
 args=(-m "$MODEL" -t "$THREADS" -p "$PROMPT" -g "$GEN" -c "$CONTEXT" --curve "$CURVE" -r "$REPS")
@@ -32,13 +37,13 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "bench: round $r/$ROUNDS: hass-bench" >&2
   "$BUILD/bin/hass-bench" -q "${args[@]}" > "$OUT/hass.$r.jsonl"
   if [ $peer = 1 ]; then
-    echo "bench: round $r/$ROUNDS: llama.cpp" >&2
-    python3 scripts/bench_llamacpp.py "${args[@]}" > "$OUT/peer.$r.jsonl"
+    echo "bench: round $r/$ROUNDS: $peer_name" >&2
+    "${peer_cmd[@]}" "${args[@]}" > "$OUT/peer.$r.jsonl"
   fi
 done
-python3 - "$OUT" "$ROUNDS" "$peer" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$peer" "${peer_name:-llama.cpp}" <<'PY'
 import json, sys, os, platform
-out, rounds, peer = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+out, rounds, peer, pn = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 def load(side):
     best = {}
     for r in range(1, rounds + 1):
@@ -56,7 +61,7 @@ print("Machine: %s, %d logical CPUs; threads %d; kernels %s; %d reps per median,
          cfg["reps"], rounds))
 print("Load average at the end: %s" % open("/proc/loadavg").read().split()[:3])
 print()
-print("| measurement | hass tok/s | llama.cpp tok/s | ratio | hass ms | llama.cpp ms | hass CPU ms | llama.cpp CPU ms |")
+print("| measurement | hass tok/s | %s tok/s | ratio | hass ms | %s ms | hass CPU ms | %s CPU ms |" % (pn, pn, pn))
 print("|---|---|---|---|---|---|---|---|")
 for key in sorted(h, key=lambda k: ({"prefill": 0, "decode": 1, "forward": 2}.get(k[0], 9), k[1] or 0)):
     if key[0] == "config": continue

@@ -15,8 +15,11 @@
 #           makes E1 + E2 passes at the stage-1 rate
 #   LR      stage-1 peak rate (1e-3: the paper's 3e-5 is for ~170k steps; this run has a few
 #           hundred); stage 2 uses LR/3 (the paper's 3e-5 -> 1e-5 ratio)
+#   WARMUP  warmup share of the optimiser steps (0.05)
 #   BATCH   sequences per optimiser step (4); THREADS (all cores); TEMPLATE (auto)
-#   HEADS   which heads to train ("eagle hass")
+#   HEADS   which heads to train ("eagle hass"; run "eagle" and "hass" as two processes with
+#           THREADS=1 each on a shared 2-core machine: two 2-thread jobs stall on each other)
+#   SHARDS  feature shards to train on (default OUT/features.shard, made from DATA if missing)
 set -eu
 cd "$(dirname "$0")/.."
 HASS_DATA=${HASS_DATA:-../shared/data}
@@ -33,6 +36,7 @@ E1=${E1:-4}
 E2=${E2:-1}
 LR=${LR:-1e-3}
 BATCH=${BATCH:-4}
+WARMUP=${WARMUP:-0.05}
 HEADS=${HEADS:-eagle hass}
 THREADS=${THREADS:-0}
 TEMPLATE=${TEMPLATE:-auto}
@@ -45,7 +49,7 @@ thr=()
 
 # 1. features (written atomically: a shard that exists is complete)
 SHARD=$OUT/features.shard
-if [ ! -e "$SHARD" ]; then
+if [ -z "${SHARDS:-}" ] && [ ! -e "$SHARD" ]; then
   # shellcheck disable=SC2086
   lim=()
   [ "$LIMIT" != 0 ] && lim=(--limit "$LIMIT")
@@ -58,8 +62,8 @@ stage() { # stage N DIR EPOCHS [extra args]
   shift 3
   local res=()
   [ -e "$dir/state.safetensors" ] && res=(--resume)
-  "$BIN" -m "$MODEL" -o "$dir" --stage "$n" -e "$ep" -b "$BATCH" --max-len "$MAXLEN" --progress \
-    "${thr[@]}" "${res[@]}" "$@" "$SHARD"
+  "$BIN" -m "$MODEL" -o "$dir" --stage "$n" -e "$ep" -b "$BATCH" --max-len "$MAXLEN" --warmup-frac "$WARMUP" --progress \
+    "${thr[@]}" "${res[@]}" "$@" ${SHARDS:-$SHARD}
 }
 lr2=$(awk -v x="$LR" 'BEGIN { printf "%g", x / 3 }')
 for h in $HEADS; do

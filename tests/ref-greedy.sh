@@ -14,18 +14,19 @@
 # MIN_PERCENT (default 90) of the prompts are identical and every divergence is a near tie
 # (llama.cpp's margin there < NEAR_TIE, default 0.5 logits; ours when the fixture has none):
 # the tolerance rule of the engine's test_forward_ref.c. Exit 0 pass, 1 fail,
-# 77 skip (a tool is not built yet).
+# 77 skip (a tool is not built yet). VERIFY_ARGS: extra hass-verify flags (e.g. --f32).
 set -u
 M=$1 FIX=$2 MODE=$3 MIN=${4:-90}
 NEAR=${NEAR_TIE:-0.5}
 THREADS=${HASS_TEST_THREADS:-1} # results do not depend on it; 1 is fastest on a loaded machine
+read -r -a VARGS <<<"${VERIFY_ARGS:-}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/hass-ref.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
 
 if [ "$MODE" = ids ]; then
   jq -c '{id, tokens: .ref_tokens, max_new: (.ref_greedy_tokens | length)}' "$FIX" >"$T/in"
-  hass-verify -m "$M" --temp 0 --ignore-eos --margins --threads "$THREADS" "$T/in" >"$T/out" 2>"$T/err"
+  hass-verify -m "$M" --temp 0 --ignore-eos --margins --threads "$THREADS" "${VARGS[@]}" "$T/in" >"$T/out" 2>"$T/err"
   rc=$?
   [ $rc -eq 0 ] || { echo "hass-verify exited $rc"; cat "$T/err"; exit 1; }
   # id, n compared, first differing step (-1: none), llama.cpp's and our margins there
@@ -44,7 +45,7 @@ else
   fi
   # The prompt as llama.cpp saw it: the raw text, or the rendered chat (special tokens parsed).
   jq -c '{id, max_new: (.ref_greedy_tokens | length), text: (.rendered // .text)}' "$FIX" >"$T/in"
-  hass-tokenize -m "$M" --special "$T/in" | hass-verify -m "$M" --temp 0 --margins --threads "$THREADS" | hass-detok -m "$M" >"$T/out" 2>"$T/err"
+  hass-tokenize -m "$M" --special "$T/in" | hass-verify -m "$M" --temp 0 --margins --threads "$THREADS" "${VARGS[@]}" | hass-detok -m "$M" >"$T/out" 2>"$T/err"
   st=("${PIPESTATUS[@]}")
   [ "${st[*]}" = "0 0 0" ] || { echo "pipeline exit status ${st[*]}"; cat "$T/err"; exit 1; }
   jq -rs --slurpfile ref "$FIX" '
@@ -77,6 +78,6 @@ while IFS=$'\t' read -r id len d rm om; do
   fi
 done <"$T/cmp"
 n_ref=$(grep -c . "$FIX")
-echo "$same of $n prompts identical ($MODE mode; need $MIN%), $bad divergences that are not near ties"
+echo "$same of $n prompts identical ($MODE mode${VERIFY_ARGS:+, $VERIFY_ARGS}; need $MIN%), $bad divergences that are not near ties (margin >= $NEAR)"
 [ "$n" -eq "$n_ref" ] || { echo "expected $n_ref output records, got $n"; exit 1; }
 [ $bad -eq 0 ] && [ $((same * 100)) -ge $((n * MIN)) ]

@@ -74,3 +74,18 @@ $ set -o pipefail; printf '{"type":"draft_channel","proto":1,"socket":"/nonexist
 # name: a drafter killed mid-run: the records finish by plain decoding, same tokens, no hang
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && for i in 1 2 3 4 5 6; do echo "{\"id\":$i,\"tokens\":[1,403,407]}"; done > $TMP/p.jsonl && hass-verify -m $M -n 60 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/ar && (hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl & echo $! > $TMP/pid; wait) | hass-verify -m $M -n 60 --threads 1 --tree-total 60 | (read -r first; kill -9 $(cat $TMP/pid); echo "$first"; cat) > $TMP/kout; jq -c .generated $TMP/kout | cmp - $TMP/ar; jq -r '.draft // "ok"' $TMP/kout | sort -u | tr '\n' ' '
 ~ ^(lost ok |ok )$
+
+# name: --pack writes the head in BF16 with a draft vocabulary counted from a shard; speculative output with it equals plain decoding
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-train -m $M --features $TMP/c.shard --template chatml --limit 8 --max-len 96 $HASS_DATA/sharegpt/dummy_conversation.json 2>/dev/null && hass-draft -m $M --init-random $TMP/h -s 3 && hass-draft -v -m $M --check $TMP/h --pack $TMP/p --draft-vocab 64 $TMP/c.shard 2>&1 >/dev/null | grep -o 'draft vocabulary: 64 of 512 ids' && printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300,301,302]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 40 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/ar && hass-verify -m $M -n 40 --threads 1 --draft $TMP/p --tree-total 12 --tree-depth 3 --tree-topk 3 $TMP/p.jsonl | jq -c .generated | cmp - $TMP/ar && jq -r .torch_dtype $TMP/p/config.json
+> draft vocabulary: 64 of 512 ids
+> bfloat16
+
+# name: --draft-vocab needs --pack and shards
+$ hass-draft -m x --check y --draft-vocab 64
+! --draft-vocab N goes with --pack DIR and feature SHARDs
+= 2
+
+# name: --pack needs --check
+$ hass-draft -m x --init-random y --pack z
+! --pack goes with --check HEAD
+= 2

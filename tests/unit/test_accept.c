@@ -7,6 +7,8 @@
 #include "chi2.h"
 #include "unit.h"
 
+#include <string.h>
+
 enum { V = 8, NN = 8 };
 // root: children n1 (3), n2 (1), n3 (3, duplicate), n4 (5); n1: n5 (2), n6 (4); n6: n7 (0)
 static const int32_t TOK[NN] = {6, 3, 1, 3, 5, 2, 4, 0};
@@ -128,12 +130,52 @@ static void test_stochastic(hass_tree *t) {
     hass_accept_fault = 0;
 }
 
+// A row provider that serves rows of LOGITS and records which nodes were asked for.
+typedef struct lazy {
+    int asked[NN], n_asked, fail_at;
+} lazy;
+
+static hass_err lazy_row(void *ctx, int u, int V_, const float **row) {
+    lazy *l = ctx;
+    if (u == l->fail_at) return hass_seterr(HASS_EIO, "row %d unavailable", u);
+    l->asked[l->n_asked++] = u;
+    *row = LOGITS + (size_t)u * V_;
+    return HASS_OK;
+}
+
+// The on-demand walks give the dense result bit for bit (same uniforms), ask only for the
+// nodes of the path plus the stopping node, and pass an error through.
+static void test_rows(hass_tree *t) {
+    hass_sampler samplers[3] = {{0.f, 0, 1.f}, {1.f, 0, 1.f}, {0.7f, 3, 0.9f}};
+    int same = 1, minimal = 1;
+    for (int si = 0; si < 3; si++)
+        for (uint64_t seed = 1; seed <= 300; seed++) {
+            hass_rng r1, r2;
+            hass_rng_seed(&r1, seed), hass_rng_seed(&r2, seed);
+            float p1[V], p2[V];
+            hass_accept_result a, b;
+            lazy l = {.fail_at = -1};
+            hass_accept_sample(t, LOGITS, V, &samplers[si], &r1, p1, &a);
+            hass_err e = hass_accept_sample_rows(t, lazy_row, &l, V, &samplers[si], &r2, p2, &b);
+            same &= !e && a.n_tokens == b.n_tokens && !memcmp(a.tokens, b.tokens, sizeof(int32_t) * a.n_tokens) &&
+                    !memcmp(a.path, b.path, sizeof(int32_t) * (a.n_acc + 1));
+            minimal &= l.n_asked == b.n_acc + 1;
+            for (int k = 0; k <= b.n_acc && k < l.n_asked; k++) minimal &= l.asked[k] == b.path[k];
+        }
+    CHECK("rows_equal_dense", same, "a lazy walk differs from the dense one");
+    CHECK("rows_only_path_nodes", minimal, "asked for nodes off the path");
+    lazy l = {.fail_at = 0};
+    hass_accept_result r;
+    CHECK("rows_error_passed", hass_accept_greedy_rows(t, lazy_row, &l, V, &r) == HASS_EIO, "no error");
+}
+
 int main(void) {
     hass_tree *t = make_tree();
     CHECK("tree_set", t != NULL, "%s", hass_errmsg());
     if (!t) UNIT_DONE();
     test_greedy(t);
     test_stochastic(t);
+    test_rows(t);
     hass_tree_cfg cfg = {4, 4, 4};
     hass_err err;
     hass_tree *bad = hass_tree_new(&cfg, &err);

@@ -291,7 +291,8 @@ static void test_gpu_spec(hass_model *m, hass_backend *gb, const char *label, co
 // The GPU drafter against draft.c on the same pairs: the catch-up output (NMSE: bf16 weights)
 // and the trees (equal nodes: near ties in the draft scores may swap siblings).
 static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *cb) {
-    static const hass_tree_cfg trees[] = {{12, 3, 3}, {60, 6, 10}, {30, 4, 20}};
+    static const hass_tree_cfg trees[] = {{12, 3, 3}, {60, 6, 10}, {30, 4, 20}, {60, 6, 10},
+                                          {30, 4, 20}}; // the last two with a draft vocabulary
     enum { NT = 40 };
     hass_err e;
     const hass_model_cfg *c = hass_model_config(m);
@@ -309,12 +310,19 @@ static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *c
     }
     for (size_t ti = 0; ti < sizeof trees / sizeof *trees; ti++) {
         const hass_tree_cfg *tc = &trees[ti];
+        if (ti == 3) { // draft vocabulary: the V/2 lowest ids (counts decreasing with the id)
+            int64_t *cnt = malloc(sizeof(int64_t) * V);
+            for (int i = 0; i < V; i++) cnt[i] = V - i;
+            e = hass_head_set_dvocab(h, cnt, V / 2);
+            free(cnt);
+            CHECK("gpu_draft_twin_dvocab_set", !e && h->n_dvocab == V / 2, "%s", hass_errmsg());
+        }
         hass_draft *cd = hass_draft_new(h, m, 128, tc, &e);
         hass_cuda_draft *gd = cd ? hass_cuda_draft_new(h, gb, 128, tc, &e) : NULL;
         hass_tree *t1 = hass_tree_new(tc, &e), *t2 = hass_tree_new(tc, &e);
         char name[96];
-        snprintf(name, sizeof name, "gpu_draft_twin_tree%d_%d_%d", tc->n_total, tc->levels,
-                 tc->top_k);
+        snprintf(name, sizeof name, "gpu_draft_twin_tree%d_%d_%d%s", tc->n_total, tc->levels,
+                 tc->top_k, ti >= 3 ? "_dvocab" : "");
         if (!cd || !gd || !t1 || !t2) {
             CHECK(name, 0, "setup: %s", hass_errmsg());
         } else {

@@ -1,7 +1,7 @@
 // test_forward.c: the block forward API and KV cache: stories260K's documented greedy ids, batch
 // invariance (a token's logits and features are bit-identical alone, in a prefill block and in
-// a tree block, for 1 or 2 threads, on every kernel path), KV compaction of an accepted path,
-// error cases, seeded sampling.
+// a tree block, for 1 or 2 threads, on every kernel path, in the default and the f32 precision),
+// KV compaction of an accepted path, error cases, seeded sampling, the precision switch.
 #include "forward.h"
 #include "sample.h"
 #include "quant.h"
@@ -12,12 +12,13 @@ static const int PARENT[7] = {-1, 0, 0, 1, 2, 3, 1};
 static const int PATH[4] = {0, 1, 3, 5};
 
 // Run the invariance checks for one model file on the current kernel path.
-static void invariance(const char *tag, const char *path) {
-    char name[256];
+static void invariance(const char *tag0, const char *path, int prec) {
+    char name[256], tag[64];
     hass_err e;
+    snprintf(tag, sizeof tag, "%s%s", tag0, prec == HASS_PREC_F32 ? "_f32" : "");
     hass_model *m = hass_model_load(path, 2, &e);
     snprintf(name, sizeof name, "forward_%s_%s_load", tag, hass_kernel_path());
-    CHECK(name, m != NULL, "%s", hass_errmsg());
+    CHECK(name, m != NULL && !hass_model_set_precision(m, prec), "%s", hass_errmsg());
     if (!m) return;
     const hass_model_cfg *c = hass_model_config(m);
     int V = c->n_vocab, C = c->n_embd;
@@ -138,6 +139,25 @@ int main(void) {
             CHECK("forward_commit_bad_idx_refused", !e && e2 == HASS_EINVAL && hass_kv_len(small) == 3,
                   "e %d len %d", e2, hass_kv_len(small));
             hass_kv_free(small);
+            // the precision switch: unknown values refused; f32 mode keeps the documented ids
+            // and changes the logits (f32 instead of fp16 KV cache) only slightly
+            CHECK("forward_precision_bad_refused", hass_model_set_precision(m, 7) == HASS_EINVAL &&
+                  hass_model_precision(m) == HASS_PREC_Q8, "precision %d", hass_model_precision(m));
+            float la[512], lf[512];
+            int32_t two[2] = {1, 403};
+            hass_kv_truncate(kv, 0);
+            e = hass_forward_rows(m, kv, two, NULL, 2, NULL, &(int){1}, 1, la, NULL);
+            hass_model_set_precision(m, HASS_PREC_F32);
+            hass_kv_truncate(kv, 0);
+            if (!e) e = hass_forward_rows(m, kv, two, NULL, 2, NULL, &(int){1}, 1, lf, NULL);
+            double dmax = 0;
+            for (int j = 0; j < 512; j++) dmax = fmax(dmax, fabs(la[j] - lf[j]));
+            CHECK("forward_precision_f32_changes_logits_slightly", !e && dmax > 0 && dmax < 0.05,
+                  "max |default - f32| %g (%s)", dmax, hass_errmsg());
+            int n3 = hass_generate(m, kv, &bos, 1, 11, &g, -1, out, NULL);
+            CHECK("forward_precision_f32_greedy_documented", n3 == 11 && !memcmp(out, want, sizeof want),
+                  "n %d, first ids %d %d %d", n3, out[0], out[1], out[2]);
+            hass_model_set_precision(m, HASS_PREC_Q8);
         }
         hass_kv_free(kv);
         hass_model_free(m);
@@ -145,9 +165,14 @@ int main(void) {
     int best = hass_kernel_set_path(2);
     for (int p = 0; p <= best; p++) {
         hass_kernel_set_path(p);
-        invariance("stories260k", sp);
-        if (unit_exists(mp)) invariance("smollm2", mp);
-        else SKIP("forward_smollm2_invariance", "SmolLM2 not present (make models)");
+        for (int prec = HASS_PREC_Q8; prec <= HASS_PREC_F32; prec++) {
+            invariance("stories260k", sp, prec);
+            // SmolLM2 in f32 mode on the best path only (test time; test_model_kernels checks
+            // every path's f32-mode kernels for batch invariance)
+            if (prec == HASS_PREC_F32 && p != best) continue;
+            if (unit_exists(mp)) invariance("smollm2", mp, prec);
+            else SKIP("forward_smollm2_invariance", "SmolLM2 not present (make models)");
+        }
     }
     UNIT_DONE();
 }

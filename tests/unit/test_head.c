@@ -3,6 +3,7 @@
 // F16/BF16 with an embed_tokens copy.
 #include <unistd.h>
 
+#include "half.h"
 #include "head.h"
 #include "safetensors.h"
 #include "unit.h"
@@ -31,6 +32,60 @@ static int edit_file(const char *path, const char *from, const char *to) {
     fputs(out, f);
     fclose(f);
     return 1;
+}
+
+// Draft vocabulary: the n most frequent ids (ties to the lower id), ascending; kept by a BF16
+// save and load; a descending or out-of-range list is refused. BF16 weights are the f32 ones
+// rounded to nearest even.
+static void test_dvocab_and_bf16(hass_head *h, const hass_head_target *tg, const char *dir) {
+    int64_t cnt[512] = {0};
+    for (int i = 0; i < 512; i++) cnt[i] = (i * 37) % 11; // counts 0..10, many ties
+    CHECK("dvocab_set", hass_head_set_dvocab(h, cnt, 100) == HASS_OK && h->n_dvocab == 100, "%d", h->n_dvocab);
+    int asc = 1, top = 1, kept_min = 99;
+    for (int i = 0; i < h->n_dvocab; i++) {
+        asc &= i == 0 || h->dvocab[i] > h->dvocab[i - 1];
+        if (cnt[h->dvocab[i]] < kept_min) kept_min = (int)cnt[h->dvocab[i]];
+    }
+    // every id left out has a lower count, or the same count and a higher id than a kept one
+    for (int j = 0, k = 0; j < 512; j++) {
+        while (k < h->n_dvocab && h->dvocab[k] < j) k++;
+        int in = k < h->n_dvocab && h->dvocab[k] == j;
+        if (!in && cnt[j] > kept_min) top = 0;
+    }
+    CHECK("dvocab_most_frequent_ascending", asc && top, "asc %d top %d", asc, top);
+    char d3[600], p[700];
+    snprintf(d3, sizeof d3, "%s/packed", dir);
+    CHECK("save_bf16", hass_head_save_as(h, d3, NULL, 1) == HASS_OK, "%s", hass_errmsg());
+    hass_err e;
+    hass_head *l = hass_head_load(d3, tg, &e);
+    int same = l && l->n_dvocab == 100 && !memcmp(l->dvocab, h->dvocab, 100 * sizeof(int32_t));
+    for (size_t i = 0; same && i < h->n_params; i++)
+        same = l->data[i] == hass_bf16_to_f32(hass_f32_to_bf16(h->data[i]));
+    CHECK("load_bf16_with_dvocab", same, "%s", l ? "differs" : hass_errmsg());
+    hass_head_free(l);
+    snprintf(p, sizeof p, "%s/model.safetensors", d3);
+    hass_st *st = hass_st_open(p, &e);
+    hass_st_tensor ts[16];
+    int64_t nt = st ? hass_st_n_tensors(st) : 0;
+    int32_t bad[100];
+    for (int64_t i = 0; i < nt && i < 16; i++) {
+        ts[i] = *hass_st_tensor_at(st, i);
+        if (!strcmp(ts[i].name, "draft_vocab")) {
+            memcpy(bad, ts[i].data, sizeof bad);
+            bad[5] = bad[4]; // not strictly ascending
+            ts[i].data = bad;
+        }
+    }
+    char p2[720];
+    snprintf(p2, sizeof p2, "%s.new", p);
+    hass_st_write(p2, ts, (int)nt, NULL);
+    hass_st_free(st);
+    rename(p2, p);
+    l = hass_head_load(d3, tg, &e);
+    CHECK("refuse_bad_dvocab", !l && e == HASS_EFORMAT && strstr(hass_errmsg(), "draft_vocab"), "%s", hass_errmsg());
+    hass_head_free(l);
+    hass_head_set_dvocab(h, cnt, 0);
+    CHECK("dvocab_cleared", !h->dvocab && !h->n_dvocab, "%d", h->n_dvocab);
 }
 
 int main(void) {
@@ -149,6 +204,7 @@ int main(void) {
     CHECK("refuse_missing_dir", !l && e == HASS_EIO, "err %d", e);
     free(emb);
     hass_head_free(nb);
+    test_dvocab_and_bf16(h, &tg, dir);
     hass_head_free(h);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,6 +1,7 @@
 // test_model_kernels.c: the CPU matmul kernels (portable C, AVX2, AVX-512) against a plain
 // double-precision reference on random weights of every supported type, and batch invariance
-// (a row's output is bit-identical for any block size and thread count).
+// (a row's output is bit-identical for any block size and thread count); for quantized weights
+// both the default 8-bit-activation kernels and the f32-activation ones (HASS_PREC_F32).
 #include "quant.h"
 #include "unit.h"
 
@@ -137,6 +138,42 @@ int main(void) {
                 snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", hass_kernel_path(),
                          hass_ggml_type_name(type), n_in);
                 CHECK(name, same, "a row computed alone differs from the same row in a block of %d", NMAX);
+            }
+            // f32 mode: quantized weights dequantized in the kernel, f32 activations as they are
+            if (hass_quant_is_q(type)) {
+                double scale2 = 0;
+                for (int r = 0; r < NOUT; r++) {
+                    hass_quant_row(&wm, r, deq);
+                    for (int i = 0; i < NMAX; i++) {
+                        double sum = 0;
+                        for (int k = 0; k < n_in; k++) sum += (double)deq[k] * x[i * n_in + k];
+                        ref[i * NOUT + r] = sum;
+                        if (fabs(sum) > scale2) scale2 = fabs(sum);
+                    }
+                }
+                for (int path = 0; path <= best; path++) {
+                    hass_kernel_set_path(path);
+                    hass_mm_job job = {&wm, y};
+                    hass_mm_run_prec(&job, 1, x, NMAX, NULL, pool2, HASS_PREC_F32);
+                    double err = 0;
+                    for (int i = 0; i < NMAX * NOUT; i++) {
+                        double e = fabs(y[i] - ref[i]);
+                        if (e > err) err = e;
+                    }
+                    snprintf(name, sizeof name, "kernels_f32act_%s_%s_n%d_vs_reference",
+                             hass_kernel_path(), hass_ggml_type_name(type), n_in);
+                    CHECK(name, err <= 1e-5 * scale2 + 1e-6, "max abs err %g (scale %g)", err, scale2);
+                    int same = 1;
+                    for (int i = 0; i < NMAX; i++) {
+                        hass_mm_job j1 = {&wm, y1};
+                        hass_mm_run_prec(&j1, 1, x + i * n_in, 1, NULL, NULL, HASS_PREC_F32);
+                        if (memcmp(y1, y + i * NOUT, sizeof(float) * NOUT)) same = 0;
+                    }
+                    snprintf(name, sizeof name, "kernels_f32act_%s_%s_n%d_batch_invariant",
+                             hass_kernel_path(), hass_ggml_type_name(type), n_in);
+                    CHECK(name, same, "a row computed alone differs from the same row in a block "
+                          "of %d", NMAX);
+                }
             }
             hass_kernel_set_path(2);
             free(w); free(x); free(deq); free(y); free(y1); free(ref); free(q); free(xq);

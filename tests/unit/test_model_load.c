@@ -1,9 +1,11 @@
 // test_model_load.c: model loading. Bad input (truncated file, wrong magic, a tensor shape that
 // disagrees with the config, an unsupported dtype, a missing tensor, an unknown architecture)
 // gives a clear error naming the file and the tensor, never a crash. An HF safetensors directory
-// (sharded, rotate-half Q/K layout) converted from stories260K gives the GGUF model's logits.
+// (sharded, rotate-half Q/K layout) converted from stories260K gives the GGUF model's logits;
+// LLaMA-3 RoPE scaling in its config.json gives hand-computed frequencies and position scaling.
 #include "forward.h"
 #include "gguf.h"
+#include "model_int.h" // inv_freq
 #include "safetensors.h"
 #include "unit.h"
 
@@ -87,18 +89,103 @@ static float *permute_qk(const float *w, int n_heads, int D, int cols) {
     return o;
 }
 
-// Write dir/config.json for the model type with c's hyper-parameters.
-static void write_config(const char *dir, const char *type, const hass_model_cfg *c) {
+// Write dir/config.json for the model type with c's hyper-parameters (extra: more JSON members,
+// each followed by ", ", or "").
+static void write_config_x(const char *dir, const char *type, const hass_model_cfg *c,
+                           const char *extra) {
     char p[1400];
     snprintf(p, sizeof p, "%.1300s/config.json", dir);
     FILE *f = fopen(p, "w");
     if (!f) return;
-    fprintf(f, "{\"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, "
+    fprintf(f, "{%s\"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, "
             "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
             "\"intermediate_size\": %d, \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, "
-            "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", type, c->n_vocab,
+            "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false}\n", extra, type, c->n_vocab,
             c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->n_ff);
     fclose(f);
+}
+
+// Write dir/config.json without extra members.
+static void write_config(const char *dir, const char *type, const hass_model_cfg *c) {
+    write_config_x(dir, type, c, "");
+}
+
+// LLaMA-3 RoPE scaling from config.json ("rope_scaling": {"rope_type": "llama3", ...}) on the
+// HF directory `dir` (stories260K weights: head_dim 8, theta 10000, so the unscaled inverse
+// frequencies are 1, 0.1, 0.01, 0.001 with wavelengths 2 pi / inv = 6.28, 62.8, 628, 6283).
+// g: the same weights from the GGUF, for the configuration.
+static void rope_llama3(const hass_model *g, const char *dir) {
+    const hass_model_cfg *c = hass_model_config(g);
+    hass_err e;
+    write_config(dir, "llama", c);
+    hass_model *u = hass_model_load(dir, 1, &e); // unscaled, same layout
+    if (!u) {
+        CHECK("model_rope_llama3_unscaled_loads", 0, "%s", hass_errmsg());
+        return;
+    }
+    // factor 8, low 1, high 4, original context 2048: wavelengths below 2048 / 4 = 512 keep
+    // their frequency (1, 0.1), above 2048 / 1 are divided by 8 (0.001 -> 0.000125), and 628 is
+    // in between: s = (2048 / 628.3185 - 1) / (4 - 1) = 0.7531644, inv = (1 - s) * 0.01 / 8 +
+    // s * 0.01 = 0.01 * (1 + 7 s) / 8 = 0.0078401886 (HF transformers'
+    // _compute_llama3_parameters, evaluated by hand).
+    static const double want[4] = {1.0, 0.1, 0.0078401886, 0.000125};
+    write_config_x(dir, "llama", c, "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                   "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                   "\"original_max_position_embeddings\": 2048}, ");
+    hass_model *h = hass_model_load(dir, 1, &e);
+    const hass_model_cfg *hc = h ? hass_model_config(h) : NULL;
+    CHECK("model_rope_llama3_parsed", hc && hc->rope_scaling == 1 && hc->rope_factor == 8.f &&
+          hc->rope_low_freq == 1.f && hc->rope_high_freq == 4.f && hc->rope_orig_ctx == 2048 &&
+          hc->head_dim == 8, "%s", hass_errmsg());
+    if (hc) {
+        double worst = 0;
+        for (int i = 0; i < 4; i++) worst = fmax(worst, fabs(h->inv_freq[i] / want[i] - 1));
+        CHECK("model_rope_llama3_inv_freq", worst < 1e-6, "worst relative error %g (%g %g %g %g)",
+              worst, h->inv_freq[0], h->inv_freq[1], h->inv_freq[2], h->inv_freq[3]);
+    }
+    hass_model_free(h);
+    // original context 4: every wavelength (>= 6.28) is above 4 / 1, so every frequency is
+    // divided by the factor 8 (exactly: a power of two) and position 8 p rotates like position p
+    // unscaled: the logits at positions 0, 8, 16, 24 equal the unscaled model's at 0, 1, 2, 3
+    // bit for bit (the angle 8 p * (f / 8) is exactly p * f)
+    write_config_x(dir, "llama", c, "\"rope_scaling\": {\"type\": \"llama3\", \"factor\": 8.0, "
+                   "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                   "\"original_max_position_embeddings\": 4}, ");
+    h = hass_model_load(dir, 1, &e);
+    if (h) {
+        static const int32_t tok[4] = {1, 403, 407, 261}, p8[4] = {0, 8, 16, 24};
+        int V = c->n_vocab;
+        float *a = malloc(sizeof(float) * 4 * V), *b = malloc(sizeof(float) * 4 * V);
+        hass_kv *ka = hass_kv_new(h, 32, &e), *kb = hass_kv_new(u, 32, &e);
+        hass_err ea = hass_forward(h, ka, tok, p8, 4, NULL, a, NULL);
+        hass_err eb = hass_forward(u, kb, tok, NULL, 4, NULL, b, NULL);
+        double md = 0, m0 = 0;
+        for (int i = 0; i < 4 * V; i++) md = fmax(md, fabs(a[i] - b[i]));
+        // and the scaling is not a no-op: the same positions unscaled give other logits
+        hass_kv_truncate(kb, 0);
+        hass_err ec = hass_forward(u, kb, tok, p8, 4, NULL, b, NULL);
+        for (int i = V; i < 4 * V; i++) m0 = fmax(m0, fabs(a[i] - b[i]));
+        CHECK("model_rope_llama3_scaled_positions", !ea && !eb && !ec && md == 0 && m0 > 1e-2,
+              "positions 8p scaled vs p unscaled: max |diff| %g; vs 8p unscaled %g (%s)", md, m0,
+              hass_errmsg());
+        free(a);
+        free(b);
+        hass_kv_free(ka);
+        hass_kv_free(kb);
+    } else {
+        CHECK("model_rope_llama3_scaled_positions", 0, "%s", hass_errmsg());
+    }
+    hass_model_free(h);
+    // high_freq_factor <= low_freq_factor is refused
+    write_config_x(dir, "llama", c, "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                   "\"low_freq_factor\": 4.0, \"high_freq_factor\": 1.0, "
+                   "\"original_max_position_embeddings\": 2048}, ");
+    h = hass_model_load(dir, 1, &e);
+    CHECK("model_rope_llama3_bad_refused", !h && e == HASS_EFORMAT && strstr(hass_errmsg(), "llama3"),
+          "%s", hass_errmsg());
+    hass_model_free(h);
+    hass_model_free(u);
+    write_config(dir, "llama", c);
 }
 
 // Max |difference| of the logits of two models over the first n tokens of a stories prompt
@@ -199,6 +286,7 @@ static void hf_roundtrip(const char *gguf_path, const char *dir) {
         CHECK("model_hf_logits_match_gguf", md < 1e-3, "max |diff| %g (%s)", md, hass_errmsg());
     }
     hass_model_free(h);
+    rope_llama3(g, dir);
     // the same weights as Qwen2 (q/k/v biases, here zero) in one unsharded file: same logits
     {
         char qd[1400];

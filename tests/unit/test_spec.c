@@ -310,6 +310,14 @@ int main(void) {
     hass_tree_cfg trees[4] = {{60, 6, 10}, {8, 3, 2}, {20, 4, 4}, {2, 1, 1}};
     lossless_greedy("stories260K", m, h, trees, 4, PROMPTS, PROMPT_N, 4, 40, 0);
     lossless_greedy("stories260K", m, h, trees, 1, PROMPTS, PROMPT_N, 2, 40, 1);
+    // a draft vocabulary of 96 of the 512 ids: the draft cannot propose most tokens, the output
+    // must not change
+    hass_head *hv = hass_head_random(&tg, 1, 42, &e);
+    int64_t cnt[512];
+    for (int i = 0; i < 512; i++) cnt[i] = (i * 7919) % 101;
+    hass_head_set_dvocab(hv, cnt, 96);
+    lossless_greedy("stories260K_draft_vocab96", m, hv, trees, 2, PROMPTS, PROMPT_N, 4, 40, 0);
+    hass_head_free(hv);
     ar_equivalence(m);
     drafter_failure(m, h);
 
