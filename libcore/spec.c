@@ -38,6 +38,11 @@ struct hass_spec {
     int curve_tok[N_CURVE];
     double curve_ms[N_CURVE];
     double lm_row_ms;     // draft cost per LM-head row (measured, then tracked)
+    // verification's LM head: rows of the whole tree at once (dense), or only the rows the
+    // acceptance walk visits, one by one (lazy); the cheaper by this model is used
+    double row1_ms;       // the target's LM head for one row alone
+    double rowk_ms;       // the same per row inside a batch of top-k rows
+    double tok_cycle;     // tokens per cycle, running mean (the rows a lazy walk reads)
     double reach[HASS_TREE_MAX_LEVELS + 1];                         // cycles that reached depth d-1 with depth d drafted
     double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // accepted at depth d with sibling rank r
     int n_cand;
@@ -80,6 +85,18 @@ static double med3(double a, double b, double c) {
 }
 
 // Verify cost of a block of n tokens, interpolated on the measured curve (linear between points).
+// Verification's LM-head cost for n tree rows: all at once, or the expected walk's rows alone.
+static double lm_cost(const hass_spec *s, int n, double walk_rows) {
+    double dense = n * s->rowk_ms, lazy = walk_rows * s->row1_ms;
+    return n > 1 && lazy < dense ? lazy : dense;
+}
+
+// 1 when the LM head of a tree of n nodes should run lazily (only the walk's rows).
+static int lazy_rows(const hass_spec *s, int n) {
+    return n > 1 && s->tok_cycle * s->row1_ms < n * s->rowk_ms;
+}
+
+// Interpolated body cost (target forward without the LM head) of n tree tokens.
 static double verify_cost(const hass_spec *s, int n) {
     if (s->curve_n == 0) return n;
     for (int i = 0; i < s->curve_n; i++) {
@@ -110,7 +127,7 @@ static hass_err measure_curve(hass_spec *s) {
         double t[3];
         for (int r = 0; r < 3; r++) {
             double t0 = hass_now();
-            e = hass_seq_forward(s->kv, tok + CTX, NULL, n, NULL, s->logits, NULL);
+            e = hass_seq_forward(s->kv, tok + CTX, NULL, n, NULL, NULL, s->feats);
             t[r] = (hass_now() - t0) * 1e3;
             hass_seq_truncate(s->kv, CTX);
             if (e) { free(tok); return e; }
@@ -120,15 +137,20 @@ static hass_err measure_curve(hass_spec *s) {
         if (n == nmax) break;
     }
     free(tok);
-    double t[3];
-    int k = s->cfg.tree.top_k;
+    double t[3], t1[3];
+    int k = s->cfg.tree.top_k > 1 ? s->cfg.tree.top_k : 2;
     for (int r = 0; r < 3; r++) {
         double t0 = hass_now();
         e = hass_backend_lm_head(s->b, s->feats, k, s->logits);
-        t[r] = (hass_now() - t0) * 1e3 / k;
+        double t_mid = hass_now();
+        if (!e) e = hass_backend_lm_head(s->b, s->feats, 1, s->logits);
+        t[r] = (t_mid - t0) * 1e3 / k;
+        t1[r] = (hass_now() - t_mid) * 1e3;
         if (e) return e;
     }
-    s->lm_row_ms = med3(t[0], t[1], t[2]) * 1.3; // + the draft layer and top-k
+    s->rowk_ms = med3(t[0], t[1], t[2]);
+    s->row1_ms = med3(t1[0], t1[1], t1[2]);
+    s->lm_row_ms = s->rowk_ms * 1.3; // + the draft layer and top-k
     hass_seq_truncate(s->kv, 0);
     return HASS_OK;
 }
@@ -179,7 +201,7 @@ static void choose_tree(hass_spec *s) {
                 e_acc += prod;
             }
         double draft = c->n_total > 1 ? s->lm_row_ms * (1 + (c->levels - 1) * c->top_k) : 0.0;
-        double rate = (e_acc + 1.0) / (draft + verify_cost(s, c->n_total));
+        double rate = (e_acc + 1.0) / (draft + verify_cost(s, c->n_total) + lm_cost(s, c->n_total, e_acc + 1.0));
         if (rate > best * (1.0 + 1e-9)) {
             best = rate;
             pick = *c;
@@ -189,6 +211,14 @@ static void choose_tree(hass_spec *s) {
         HASS_INFO("tree auto: total %d depth %d top-k %d (expected %.1f tokens/s)", pick.n_total,
                   pick.levels, pick.top_k, best * 1e3);
     s->cur = pick;
+}
+
+// Acceptance's row provider: node u's logits from its features, on demand.
+static hass_err node_row(void *ctx, int u, int V, const float **row) {
+    hass_spec *s = ctx;
+    float *dst = s->logits + (size_t)u * V;
+    *row = dst;
+    return hass_backend_lm_head(s->b, s->feats + (size_t)u * s->C, 1, dst);
 }
 
 // A decoder on the CPU backend (see spec.h).
@@ -218,6 +248,9 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     s->V = b->n_vocab;
     s->C = b->n_embd;
     if (dr) { s->dr = *dr; s->has_dr = 1; }
+    // LM-head cost model until measured (--tree auto): one row alone costs 2.3 rows of a batch
+    // (SmolLM2 on this CPU: 1.85 vs 0.8 ms); 2 tokens per cycle
+    s->row1_ms = 2.3, s->rowk_ms = 1.0, s->tok_cycle = 2.0;
     int N = cfg->tree.n_total;
     s->kv = hass_seq_new(b, cfg->n_ctx, N > 64 ? N : 64, &e);
     if (!s->kv) goto fail;
@@ -378,11 +411,16 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
             if (!e) e = ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, &r);
             if (e) return e;
+        } else if (lazy_rows(s, t->n)) { // LM head on the rows the walk visits only
+            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
+            if (!e) e = hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, &r);
+            if (e) return e;
         } else {
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
             if (e) return e;
             hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
         }
+        if (t != s->t_root) s->tok_cycle = 0.9 * s->tok_cycle + 0.1 * (r.n_acc + 1);
         if ((e = hass_seq_commit(s->kv, r.path, r.n_acc + 1))) return e;
         if (s->cfg.tree_auto && t != s->t_root) record_accept(s, t, &r);
         double t2 = hass_now();
