@@ -11,6 +11,7 @@
 #define AUTO_EVERY 4     // re-choose every this many cycles
 #define AUTO_EXPLORE 16  // first re-exploration with the largest tree (then at doubling gaps)
 #define N_CURVE 8        // verify-cost curve points
+#define AUTO_COST_CAP 4.0 // --tree auto considers trees whose verify costs at most this many steps
 
 struct hass_spec {
     hass_backend *b;      // the target (borrowed, or owned when own_b)
@@ -49,6 +50,8 @@ struct hass_spec {
     hass_tree_cfg cand[N_AUTO_MAX];
     int cycle_no;         // cycles since hass_spec_new (for exploration)
     int just_explored;    // the last cycle ran the exploration tree
+    int n_cap;            // largest tree --tree auto considers (AUTO_COST_CAP)
+    hass_tree_cfg explore;// the exploration budget: the deepest candidate within n_cap
 };
 
 // Vtable glue of the in-process drafter.
@@ -134,8 +137,12 @@ static hass_err measure_curve(hass_spec *s) {
         }
         s->curve_tok[s->curve_n] = n;
         s->curve_ms[s->curve_n++] = med3(t[0], t[1], t[2]);
+        // on a CPU a tree costs about its size in steps: stop past the affordable ones
+        if (s->curve_ms[s->curve_n - 1] <= AUTO_COST_CAP * s->curve_ms[0]) s->n_cap = n;
+        else break;
         if (n == nmax) break;
     }
+    if (s->n_cap < 2) s->n_cap = 2;
     free(tok);
     double t[3], t1[3];
     int k = s->cfg.tree.top_k > 1 ? s->cfg.tree.top_k : 2;
@@ -167,9 +174,15 @@ static void make_candidates(hass_spec *s) {
             if (K > mx->top_k || s->n_cand >= N_AUTO_MAX) continue;
             int N = 1 + K + (L - 1) * K;
             if (N > mx->n_total) N = mx->n_total;
-            if (N < L + 1) continue;
+            if (N < L + 1 || N > (s->n_cap > 0 ? s->n_cap : mx->n_total)) continue;
             s->cand[s->n_cand++] = (hass_tree_cfg){N, L, K};
         }
+    }
+    // explore with the deepest (then widest) affordable candidate
+    s->explore = s->cand[s->n_cand - 1];
+    for (int i = 1; i < s->n_cand; i++) {
+        const hass_tree_cfg *c = &s->cand[i], *x = &s->explore;
+        if (c->levels > x->levels || (c->levels == x->levels && c->n_total > x->n_total)) s->explore = *c;
     }
 }
 
@@ -378,12 +391,12 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         int L0 = hass_seq_len(s->kv);
         if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
         if (s->cfg.tree_auto && s->has_dr && s->curve_n) {
-            // explore with the largest tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
+            // explore with the deepest affordable tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
             // so a head that never pays costs little); re-choose every few cycles
             int c = s->cycle_no;
             int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
             if (explore) {
-                s->cur = s->cfg.tree;
+                s->cur = s->explore;
                 s->just_explored = 1;
             } else if (c % AUTO_EVERY == 0 || s->just_explored) {
                 choose_tree(s);
