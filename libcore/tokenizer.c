@@ -832,7 +832,6 @@ static hass_tokenizer *load_tokenizer_json(const char *path, hass_err *err) {
         const char *ps = json_string_value(json_object_get(pret, "prepend_scheme"));
         if (ps && !strcmp(ps, "never")) t->add_space_prefix = 0;
     }
-    json_decref(j);
     if (!e) e = tok_finish(t);
     if (!e) {
         // defaults before the config: <s>/</s>/<unk> by name
@@ -843,6 +842,7 @@ static hass_tokenizer *load_tokenizer_json(const char *path, hass_err *err) {
         const char *unk = json_string_value(json_object_get(model, "unk_token"));
         if (unk && (id = str_lookup(t, unk, strlen(unk))) >= 0) t->unk = id;
     }
+    json_decref(j); // after the last use of model (it lives inside j)
     // tokenizer_config.json beside it
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s", path);
