@@ -4,7 +4,8 @@
 # temperature, with the paper's tree (60 tokens, depth 6, top-k 10). Also runs plain decoding
 # (AR) once per temperature and checks that T = 0 speculative output equals it token for token.
 #   usage: scripts/eval-heads.sh NAME=HEAD_DIR [NAME=HEAD_DIR ...]
-# Environment: NQ questions (20: every 4th of the 80, so all 8 categories appear), MAXNEW (128),
+# Environment: NQ questions (20: every 4th of the 80, so all 8 categories appear; OFFSET shifts
+# the pick, e.g. NQ=10 OFFSET=4 takes the ten that NQ=10 leaves out), MAXNEW (128),
 # TEMPS ("0 1"), SEED (1), THREADS (all cores), TREE (hass-verify tree flags, default the
 # paper's), OUT (runs/eval). Prints a Markdown table; metrics stay in OUT.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
 M=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 DATA=${HASS_DATA:-../shared/data}
-NQ=${NQ:-20} MAXNEW=${MAXNEW:-128} SEED=${SEED:-1} OUT=${OUT:-runs/eval}
+NQ=${NQ:-20} OFFSET=${OFFSET:-0} MAXNEW=${MAXNEW:-128} SEED=${SEED:-1} OUT=${OUT:-runs/eval}
 read -r -a TEMPS <<<"${TEMPS:-0 1}"
 read -r -a TREE <<<"${TREE:---tree-total 60 --tree-depth 6 --tree-topk 10}"
 thr=()
@@ -20,7 +21,7 @@ thr=()
 [ $# -gt 0 ] || { sed -n '2,/^set/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 mkdir -p "$OUT"
 step=$((80 / NQ))
-jq -c --argjson s "$step" 'select((.question_id - 81) % $s == 0) |
+jq -c --argjson s "$step" --argjson o "$OFFSET" 'select((.question_id - 81 - $o) % $s == 0) |
        {id: .question_id, messages: [{role: "user", content: .turns[0]}]}' \
   "$DATA/mt_bench/question.jsonl" | head -n "$NQ" | "$BIN/hass-tokenize" -m "$M" >"$OUT/prompts.jsonl"
 
