@@ -434,6 +434,20 @@ hass_head *hass_head_random(const hass_head_target *tg, int with_bias, uint64_t 
     return h;
 }
 
+// Fill a tensor entry for hass_st_write (cols 0: a vector).
+static hass_st_tensor *st_tensor(hass_st_tensor *x, const char *name, hass_st_dtype dtype, int64_t rows,
+                                 int64_t cols, const void *data, uint64_t n_bytes) {
+    memset(x, 0, sizeof *x);
+    x->name = name;
+    x->dtype = dtype;
+    x->n_dims = cols ? 2 : 1;
+    x->shape[0] = rows;
+    x->shape[1] = cols;
+    x->data = data;
+    x->n_bytes = n_bytes;
+    return x;
+}
+
 // Save config.json and model.safetensors (F32).
 hass_err hass_head_save(const hass_head *h, const char *dir, const float *embed) {
     return hass_head_save_as(h, dir, embed, 0);
@@ -476,15 +490,9 @@ hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *emb
     int nt = 0;
     hass_err e = HASS_OK;
     for (int i = 0; i < n; i++) {
-        hass_st_tensor *x = &t[nt++];
-        memset(x, 0, sizeof *x);
-        x->name = s[i].name;
-        x->dtype = bf16 ? HASS_ST_BF16 : HASS_ST_F32;
-        x->n_dims = s[i].cols ? 2 : 1;
-        x->shape[0] = s[i].rows;
-        x->shape[1] = s[i].cols;
-        x->data = *s[i].dst;
-        x->n_bytes = (bf16 ? sizeof(uint16_t) : sizeof(float)) * (uint64_t)slot_n(&s[i]);
+        hass_st_tensor *x = st_tensor(&t[nt++], s[i].name, bf16 ? HASS_ST_BF16 : HASS_ST_F32,
+                                      s[i].rows, s[i].cols, *s[i].dst,
+                                      (bf16 ? sizeof(uint16_t) : sizeof(float)) * (uint64_t)slot_n(&s[i]));
         if (!bf16) continue;
         if (!(half[i] = malloc(x->n_bytes))) {
             e = hass_seterr(HASS_ENOMEM, "%s: out of memory", dir);
@@ -493,27 +501,12 @@ hass_err hass_head_save_as(const hass_head *h, const char *dir, const float *emb
         for (int64_t j = 0; j < slot_n(&s[i]); j++) half[i][j] = hass_f32_to_bf16((*s[i].dst)[j]);
         x->data = half[i];
     }
-    if (h->dvocab) {
-        hass_st_tensor *x = &t[nt++];
-        memset(x, 0, sizeof *x);
-        x->name = T_DVOCAB;
-        x->dtype = HASS_ST_I32;
-        x->n_dims = 1;
-        x->shape[0] = h->n_dvocab;
-        x->data = h->dvocab;
-        x->n_bytes = sizeof(int32_t) * (uint64_t)h->n_dvocab;
-    }
-    if (embed) {
-        hass_st_tensor *x = &t[nt++];
-        memset(x, 0, sizeof *x);
-        x->name = T_EMBED;
-        x->dtype = HASS_ST_F32;
-        x->n_dims = 2;
-        x->shape[0] = h->n_vocab;
-        x->shape[1] = h->n_embd;
-        x->data = embed;
-        x->n_bytes = sizeof(float) * (uint64_t)h->n_vocab * h->n_embd;
-    }
+    if (h->dvocab)
+        st_tensor(&t[nt++], T_DVOCAB, HASS_ST_I32, h->n_dvocab, 0, h->dvocab,
+                  sizeof(int32_t) * (uint64_t)h->n_dvocab);
+    if (embed)
+        st_tensor(&t[nt++], T_EMBED, HASS_ST_F32, h->n_vocab, h->n_embd, embed,
+                  sizeof(float) * (uint64_t)h->n_vocab * h->n_embd);
     char tf[16], kf[16], nc[24];
     snprintf(tf, sizeof tf, "%08x", h->target_fp);
     snprintf(kf, sizeof kf, "%08x", h->tok_fp);
