@@ -646,6 +646,8 @@ int hass_kernel_set_path(int p) {
     return g_path;
 }
 
+int hass_kernel_level(void) { return kernel_path(); }
+
 const char *hass_kernel_path(void) {
     static const char *names[] = {"c", "avx2", "avx512"};
     return names[kernel_path()];

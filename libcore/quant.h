@@ -40,6 +40,9 @@ void hass_quant_rows(const float *x, int n, int n_in, void *q);
 // Force a kernel path for tests and benchmarks: 0 portable C, 1 AVX2, 2 AVX-512 (capped at what
 // the CPU has, HASS_KERNELS still applies); returns the path now in use.
 int hass_kernel_set_path(int p);
+// The path in use (0 portable C, 1 AVX2, 2 AVX-512): the engine's and the trainer's kernels
+// follow the same choice.
+int hass_kernel_level(void);
 
 // One output of a multi-matmul: y (n, w->n_out) = x W^T.
 typedef struct hass_mm_job {

@@ -6,6 +6,7 @@
 // vector width or the thread count. So results are bit-identical across thread counts and
 // across the three paths (the C path uses fmaf, the same rounding as a vector FMA).
 #include "train_ops.h"
+#include "quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -149,24 +150,15 @@ T_AVX2 static void tile_256(const tg_args *g, int r0, int mr, int c0, int c1, in
 
 typedef void (*tile_fn)(const tg_args *, int, int, int, int, int, int);
 
-static tile_fn tile_cached;
-
-// The tile kernel of the best path this CPU runs (HASS_KERNELS=c|avx2 forces a lower one).
+// The tile kernel of the engine's kernel path (hass_kernel_level; HASS_KERNELS applies).
 static tile_fn pick_tile(void) {
-    tile_fn f = tile_cached;
-    if (f) return f;
-    tile_fn p = tile_c;
 #ifdef TG_X86
-    const char *force = hass_tops_kernels_forced();
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
-    if (force && !strcmp(force, "c")) avx2 = avx512 = 0;
-    if (force && !strcmp(force, "avx2")) avx512 = 0;
-    p = avx512 ? tile_512 : avx2 ? tile_256 : tile_c;
+    switch (hass_kernel_level()) {
+    case 2: return tile_512;
+    case 1: return tile_256;
+    }
 #endif
-    tile_cached = p;
-    return p;
+    return tile_c;
 }
 
 // Columns [c0, c1) of every row: k blocks outermost so a (KC, c1-c0) panel of b is reused by
@@ -203,18 +195,6 @@ void hass_tops_transpose(float *dst, const float *src, int rows, int cols) {
             for (int r = r0; r < r1; r++)
                 for (int c = c0; c < c1; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
         }
-}
-
-static const char *forced;
-
-// The path forced by hass_tops_force_kernels or else by HASS_KERNELS (NULL: none).
-const char *hass_tops_kernels_forced(void) { return forced ? forced : getenv("HASS_KERNELS"); }
-
-// Force the C or AVX2 path (tests); NULL returns to the environment's choice.
-void hass_tops_force_kernels(const char *path) {
-    forced = path;
-    tile_cached = NULL;
-    hass_tops_ce_reset();
 }
 
 // n_bytes aligned to 2 MiB and marked for transparent huge pages where the kernel allows them (a

@@ -2,6 +2,7 @@
 // OpenMP over independent rows; every reduction has one fixed order (no atomics, no reductions
 // across threads), so the results do not depend on the thread count.
 #include "train_ops.h"
+#include "quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -440,25 +441,8 @@ T_CE static void ce_grad_512(float *dl, const float *q, const float *p, float m,
 }
 #endif
 
-static int ce_v = -1;
-
-// Forget the cached kernel choice (hass_tops_force_kernels).
-void hass_tops_ce_reset(void) { ce_v = -1; }
-
-// 1 when the AVX-512 row kernels run (HASS_KERNELS=c|avx2 turns them off).
-static int ce_use_512(void) {
-    int v = ce_v;
-    if (v >= 0) return v;
-    int ok = 0;
-#ifdef CE_X86
-    __builtin_cpu_init();
-    const char *force = hass_tops_kernels_forced();
-    ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
-         !(force && (!strcmp(force, "c") || !strcmp(force, "avx2")));
-#endif
-    ce_v = ok;
-    return ok;
-}
+// 1 when the AVX-512 row kernels run: on the engine's AVX-512 path (hass_kernel_level).
+static int ce_use_512(void) { return hass_kernel_level() == 2; }
 
 #ifdef CE_X86
 #define CE_CALL(name, ...) (ce_use_512() ? name##_512(__VA_ARGS__) : name##_c(__VA_ARGS__))

@@ -173,12 +173,6 @@ void hass_tops_linear_fwd_t(float *y,        // (n, n_out)
                             const float *b,  // (n_out) or NULL
                             int n, int n_in, int n_out);
 
-// Force the "c" or "avx2" kernels of these ops (tests compare paths); NULL: back to the
-// environment (HASS_KERNELS=c|avx2|avx512) and the CPU's best.
-void hass_tops_force_kernels(const char *path);
-const char *hass_tops_kernels_forced(void);
-void hass_tops_ce_reset(void);
-
 // Big matrices (the frozen embedding and LM head) in huge pages where possible; free() them.
 // NULL on failure.
 void *hass_tops_big_alloc(size_t n_bytes);

@@ -7,6 +7,7 @@
 // |analytic - fd| / max(|analytic|, |fd|, 1e-2 * max|analytic| over the tensor); the check
 // passes when the largest is below 1e-2. (f32 forwards limit the finite differences to about
 // 1e-4 relative; a wrong gradient term gives errors of order 1.)
+#include "quant.h"
 #include "train_ops.h"
 #include "unit.h"
 
@@ -364,15 +365,14 @@ static void test_gemm(void) {
                 worst = fmax(worst, fabs(s - y[(size_t)r * M + c]) / (1 + fabs(s)));
             }
         CHECK("gemm vs double reference", worst < 1e-5 * sqrt(K), "%dx%dx%d: %.3g", n, K, M, worst);
-        const char *paths[] = {"c", "avx2"};
         int same = 1;
         for (int p = 0; p < 2; p++) {
-            hass_tops_force_kernels(paths[p]);
+            hass_kernel_set_path(p); // C, then AVX2
             float *yp = gemm_run(a, b, y0, n, K, M);
             same &= !memcmp(yp, y, (size_t)n * M * sizeof(float));
             free(yp);
         }
-        hass_tops_force_kernels(NULL);
+        hass_kernel_set_path(2); // back to the best the CPU has
 #ifdef _OPENMP
         omp_set_num_threads(1);
         float *y1 = gemm_run(a, b, y0, n, K, M);
@@ -395,9 +395,9 @@ static void test_ce_paths(void) {
     double p1[3], k1[3], p2[3], k2[3];
     int a1[3], a2[3];
     hass_tops_soft_ce(d1, p1, k1, a1, lq, lp, cp, ck, n, V, K);
-    hass_tops_force_kernels("c");
+    hass_kernel_set_path(0);
     hass_tops_soft_ce(d2, p2, k2, a2, lq, lp, cp, ck, n, V, K);
-    hass_tops_force_kernels(NULL);
+    hass_kernel_set_path(2);
     CHECK("soft_ce: vector and C paths bit-identical",
           !memcmp(d1, d2, m * sizeof(float)) && !memcmp(p1, p2, sizeof p1) && !memcmp(k1, k2, sizeof k1) &&
               !memcmp(a1, a2, sizeof a1), "ploss %.17g vs %.17g", p1[0], p2[0]);
