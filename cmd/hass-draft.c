@@ -185,7 +185,6 @@ static hass_err count_vocab(hass_head *h, const hass_head_target *tg, char **pat
     int64_t *cnt = calloc((size_t)h->n_vocab, sizeof(int64_t)), total = 0;
     int32_t *ids = NULL;
     uint8_t *mask = NULL;
-    float *feat = NULL;
     hass_err e = cnt ? HASS_OK : hass_seterr(HASS_ENOMEM, "out of memory");
     for (int p = 0; !e && p < n_paths; p++) {
         hass_shard *sh = hass_shard_open(paths[p], tg->fingerprint, &e);
@@ -194,15 +193,13 @@ static hass_err count_vocab(hass_head *h, const hass_head_target *tg, char **pat
             int len = hass_shard_len(sh, i);
             int32_t *ni = realloc(ids, sizeof(int32_t) * (size_t)len);
             uint8_t *nm = ni ? realloc(mask, (size_t)len) : NULL;
-            float *nf = nm ? realloc(feat, sizeof(float) * (size_t)len * hass_shard_n_embd(sh)) : NULL;
             if (ni) ids = ni;
-            if (nm) mask = nm;
-            if (!nf) {
+            if (!nm) {
                 e = hass_seterr(HASS_ENOMEM, "out of memory");
                 break;
             }
-            feat = nf;
-            int got = hass_shard_read(sh, i, len, ids, mask, feat);
+            mask = nm;
+            int got = hass_shard_read(sh, i, len, ids, mask, NULL);
             if (got < 0) e = got;
             for (int j = 0; j < got; j++)
                 if (mask[j] && ids[j] >= 0 && ids[j] < h->n_vocab) cnt[ids[j]]++, total++;
@@ -215,7 +212,7 @@ static hass_err count_vocab(hass_head *h, const hass_head_target *tg, char **pat
         HASS_INFO("draft vocabulary: %d of %d ids, covering %.2f%% of %lld assistant tokens",
                   h->n_dvocab, h->n_vocab, total ? 100.0 * cov / total : 0.0, (long long)total);
     }
-    free(cnt), free(ids), free(mask), free(feat);
+    free(cnt), free(ids), free(mask);
     return e;
 }
 

@@ -197,7 +197,7 @@ int hass_shard_read(const hass_shard *s, int64_t i, int max_len, int32_t *ids, u
     p += 4 * (size_t)n_full;
     for (int t = 0; t < n; t++) mask[t] = p[t] != 0;
     p += (n_full + 3) & ~3;
-    for (size_t k = 0; k < (size_t)n * H; k++) {
+    for (size_t k = 0; feat && k < (size_t)n * H; k++) {
         uint16_t v = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
         feat[k] = s->dtype == HASS_SHARD_F16 ? hass_f16_to_f32(v) : hass_bf16_to_f32(v);
     }

@@ -38,12 +38,13 @@ uint32_t hass_shard_fp(const hass_shard *s);
 int hass_shard_dtype(const hass_shard *s);
 // Positions of record i.
 int hass_shard_len(const hass_shard *s, int64_t i);
-// Check record i's CRC and copy its first n = min(len, max_len) positions out, features as f32.
+// Check record i's CRC and copy its first n = min(len, max_len) positions out, features as f32
+// (feat NULL: ids and mask only).
 // Returns n, or a negative hass_err (HASS_EFORMAT on a CRC mismatch, message names the record).
 int hass_shard_read(const hass_shard *s, int64_t i, int max_len,
                     int32_t *ids,   // (max_len)
                     uint8_t *mask,  // (max_len)
-                    float *feat);   // (max_len, n_embd)
+                    float *feat);   // (max_len, n_embd) or NULL
 // Check every record's CRC.
 hass_err hass_shard_verify(const hass_shard *s);
 

@@ -88,15 +88,15 @@ static double med3(double a, double b, double c) {
 }
 
 // Verify cost of a block of n tokens, interpolated on the measured curve (linear between points).
-// Verification's LM-head cost for n tree rows: all at once, or the expected walk's rows alone.
-static double lm_cost(const hass_spec *s, int n, double walk_rows) {
-    double dense = n * s->rowk_ms, lazy = walk_rows * s->row1_ms;
-    return n > 1 && lazy < dense ? lazy : dense;
+// 1 when verifying n tree rows is cheaper with the LM head on the walk's rows alone (walk_rows
+// of them, one at a time) than on all n rows at once.
+static int lazy_wins(const hass_spec *s, int n, double walk_rows) {
+    return n > 1 && walk_rows * s->row1_ms < n * s->rowk_ms;
 }
 
-// 1 when the LM head of a tree of n nodes should run lazily (only the walk's rows).
-static int lazy_rows(const hass_spec *s, int n) {
-    return n > 1 && s->tok_cycle * s->row1_ms < n * s->rowk_ms;
+// Verification's LM-head cost for n tree rows, the cheaper way.
+static double lm_cost(const hass_spec *s, int n, double walk_rows) {
+    return lazy_wins(s, n, walk_rows) ? walk_rows * s->row1_ms : n * s->rowk_ms;
 }
 
 // Interpolated body cost (target forward without the LM head) of n tree tokens.
@@ -424,7 +424,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
             if (!e) e = ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, &r);
             if (e) return e;
-        } else if (lazy_rows(s, t->n)) { // LM head on the rows the walk visits only
+        } else if (lazy_wins(s, t->n, s->tok_cycle)) { // LM head on the rows the walk visits only
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
             if (!e) e = hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, &r);
             if (e) return e;

@@ -72,6 +72,7 @@ struct hass_train {
     int *ttop;     // (tp_rows, max(K, 1)) top-K of P
     float *tpk;    // (tp_rows) their mass
     int tp_rows;   // rows allocated
+    int n_rows;    // masked rows of the current sequence (their indices in rows)
     float *wT;     // (n_par) the layer's matrices transposed (W^T of every tensor), per batch
     float *ws;     // (n_ctx, max(2H, I, nh*d)) scratch of the weight-gradient products
     // the frozen LM head, transposed once for the row-major products
@@ -387,6 +388,7 @@ static hass_err target_rows(hass_train *t, int n) {
     int n_rows = 0;
     for (int r = 0; r < n; r++)
         if (t->m[r] != 0.f) t->rows[n_rows++] = r;
+    t->n_rows = n_rows;
     if (n_rows > t->tp_rows) {
         free(t->tp), free(t->ttop), free(t->tpk);
         t->tp = malloc((size_t)n_rows * V * sizeof(float));
@@ -406,15 +408,13 @@ static hass_err target_rows(hass_train *t, int n) {
     return HASS_OK;
 }
 
-// Losses of step s on the masked rows of t->out (targets from target_rows); fills t->dO when
-// train. Adds unnormalised sums (sum over rows of m * loss) into sums[0..2] and accuracy counts
-// into st.
+// Losses of step s on the masked rows of t->out (rows and targets from target_rows); fills
+// t->dO when train. Adds unnormalised sums (sum over rows of m * loss) into sums[0..2] and
+// accuracy counts into st.
 static void step_losses(hass_train *t, int s, int n, double inv_norm, int train, double sums[3],
                         hass_train_stats *st) {
     int H = t->dm.n_embd, V = t->dm.n_vocab, kt = t->o.topk > 0 ? t->o.topk : 1;
-    int n_rows = 0;
-    for (int r = 0; r < n; r++)
-        if (t->m[r] != 0.f) t->rows[n_rows++] = r;
+    int n_rows = t->n_rows;
     if (train) memset(t->dO, 0, (size_t)n * H * sizeof(float));
     float cv = (float)(t->o.v_w * inv_norm), cp = (float)(t->o.p_w * inv_norm),
           ck = (float)(t->o.topk_w * inv_norm);
