@@ -55,6 +55,17 @@ static void *serve_thread(void *arg) {
     return NULL;
 }
 
+// Free run_server's drafter (CPU d or CUDA cd, either may be NULL) and its backend.
+static void free_drafters(hass_draft *d, void *cd, hass_backend *b) {
+    hass_draft_free(d);
+#ifdef HASS_WITH_CUDA
+    hass_cuda_draft_free(cd);
+#else
+    (void)cd;
+#endif
+    hass_backend_free(b);
+}
+
 // The two-process drafter: announce, copy the stream, serve; the exit code.
 static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
                       const hass_tree_cfg *max, const char *in_path, hass_device dev) {
@@ -62,8 +73,8 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
     hass_draft *d = NULL;
     hass_backend *b = hass_backend_new(m, dev, &e); // the target's embedding and LM head
     server sv = {0};
+    void *cd = NULL; // hass_cuda_draft in CUDA builds
 #ifdef HASS_WITH_CUDA
-    hass_cuda_draft *cd = NULL;
     if (b && b->dev == HASS_DEVICE_CUDA && (cd = hass_cuda_draft_new(h, b, 0, max, &e)))
         sv.dr = hass_drafter_cuda(cd);
 #endif
@@ -72,11 +83,7 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
     FILE *in = sv.dr.ctx ? hass_cli_open_in(in_path) : NULL;
     if (!in) {
         int code = sv.dr.ctx ? HASS_EXIT_RUNTIME : hass_exit_code(e);
-        hass_draft_free(d);
-#ifdef HASS_WITH_CUDA
-        hass_cuda_draft_free(cd);
-#endif
-        hass_backend_free(b);
+        free_drafters(d, cd, b);
         return hass_cli_fail(code, "%s", hass_errmsg());
     }
     sv.C = h->n_embd;
@@ -91,11 +98,7 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
     if (sv.lfd < 0 || bind(sv.lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(sv.lfd, 1) != 0) {
         int err = errno;
         if (in != stdin) fclose(in);
-        hass_draft_free(d);
-#ifdef HASS_WITH_CUDA
-        hass_cuda_draft_free(cd);
-#endif
-        hass_backend_free(b);
+        free_drafters(d, cd, b);
         return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a.sun_path, strerror(err));
     }
     hass_head_target tg;
@@ -128,11 +131,7 @@ static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
     close(sv.lfd);
     unlink(a.sun_path);
     if (in != stdin) fclose(in);
-    hass_draft_free(d);
-#ifdef HASS_WITH_CUDA
-    hass_cuda_draft_free(cd);
-#endif
-    hass_backend_free(b);
+    free_drafters(d, cd, b);
     if (sv.result && !rc) rc = hass_cli_fail(hass_exit_code(sv.result), "%s", sv.msg);
     return rc;
 }
