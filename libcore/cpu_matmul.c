@@ -100,9 +100,50 @@ void hass_quant_row(const hass_wmat *w, int r, float *out) {
 // Q8_1 s, used by Q4_1), se (nb floats: d * sum(q) exactly, for the Q4_0/Q8_0 corrections), then
 // for the AVX-512 kernel dx16 (per pair 16 floats: d of the first block x8, of the second x8)
 // and sx4 (per pair [se_a, s_a, se_b, s_b]).
+// Then, at px, the row in the packed layout of the AVX-512 kernel for packed weights (see
+// "packed layout" below).
 typedef struct qlayout {
-    size_t d, s, se, dx16, sx4, total;
+    size_t d, s, se, dx16, sx4, px, total;
 } qlayout;
+
+// Packed layout (AVX-512 kernel kp_avx512, weights packed by hass_quant_pack): a row's blocks
+// form groups of 16 (the last group: the remaining blocks, rounded up to a power of two >= 2
+// with zero blocks), and a group of g blocks is g / 2 vectors of 64 bytes whose 16 32-bit lanes
+// each belong to one block (L = 16 / g consecutive lanes per block), so that one vpdpbusd per
+// vector leaves in every lane an integer partial dot of ONE block, and the float work (one
+// convert, one multiply-add by d_w * d_x per lane) is done once per group instead of once per
+// pair of blocks. Vector k, lane l, byte t holds element 4 * (k * L + l % L) + t of block
+// l / L. Weights, per group: Q4_0/Q4_1 the vectors' 4-bit values packed two per byte (vectors
+// 2m and 2m + 1 are the low and high nibbles of 64 stored bytes; for g = 2 the one vector's
+// two 32-byte halves are the low and high nibbles of 32 stored bytes), Q8_0 the vectors as
+// bytes q + 128; then d per lane (16 fp16), and for Q4_1 m in the first lane of each block
+// (16 fp16, zero elsewhere). Activations, per group: the vectors (g * 32 bytes), then per lane
+// d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s) and the sum of the lane's bytes (16
+// int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0).
+
+// Blocks of group gi of a packed row of nb blocks.
+static inline int pk_gsize(int nb, int gi) {
+    int t = nb - 16 * gi, g = 2;
+    if (t >= 16) return 16;
+    while (g < t) g *= 2;
+    return g;
+}
+
+// Bytes of a packed weight group of g blocks.
+static inline size_t pk_wgroup(int type, int g) {
+    return type == HASS_GGML_Q8_0 ? (size_t)g * 32 + 32 : (size_t)g * 16 + (type == HASS_GGML_Q4_1 ? 64 : 32);
+}
+
+// Bytes of a packed activation group of g blocks.
+static inline size_t pk_xgroup(int g) { return (size_t)g * 32 + 192; }
+
+// Bytes of one packed weight row of n_in values.
+static size_t pk_wrow_bytes(int type, int n_in) {
+    int nb = n_in / 32;
+    size_t n = 0;
+    for (int gi = 0; gi * 16 < nb; gi++) n += pk_wgroup(type, pk_gsize(nb, gi));
+    return n;
+}
 
 // Layout of a quantized row of n_in values.
 static qlayout qrow_layout(int n_in) {
@@ -113,7 +154,9 @@ static qlayout qrow_layout(int n_in) {
     l.se = l.s + nb * 4;
     l.dx16 = (l.se + nb * 4 + 63) / 64 * 64;
     l.sx4 = l.dx16 + np * 64;
-    l.total = (l.sx4 + np * 16 + 63) / 64 * 64;
+    l.px = (l.sx4 + np * 16 + 63) / 64 * 64;
+    l.total = l.px;
+    for (int gi = 0; gi * 16 < (int)nb; gi++) l.total += pk_xgroup(pk_gsize((int)nb, gi));
     return l;
 }
 
@@ -131,14 +174,10 @@ size_t hass_matmul_scratch_bytes(int n_in, int n) {
     return hass_quant_qrow_bytes(n_in) * (size_t)(n > 0 ? n : 1) + 64;
 }
 
-// Quantize one row: qs, then d[], then s[]. As llama.cpp's quantize_row_q8_1: d = max|x| / 127,
-// q = round(x / d) (ties to even), and the stored d and s = d * sum(q) rounded to fp16.
-static void quant_row(const float *x, int n_in, uint8_t *q) {
-    int nb = n_in / 32, np = (nb + 1) / 2;
-    qlayout l = qrow_layout(n_in);
-    int8_t *qs = (int8_t *)q;
-    float *d = (float *)(q + l.d), *s = (float *)(q + l.s), *se = (float *)(q + l.se);
-    float *dx16 = (float *)(q + l.dx16), *sx4 = (float *)(q + l.sx4);
+// Quantize the blocks of one row into qs, d[], s[] and se[]. As llama.cpp's quantize_row_q8_1:
+// d = max|x| / 127, q = round(x / d) (ties to even), and the stored d and s = d * sum(q)
+// rounded to fp16.
+static void quant_blocks_c(const float *x, int nb, int8_t *qs, float *d, float *s, float *se) {
     for (int b = 0; b < nb; b++) {
         const float *xb = x + b * 32;
         float amax = 0.f;
@@ -159,7 +198,81 @@ static void quant_row(const float *x, int n_in, uint8_t *q) {
         s[b] = hass_f16_round(db * (float)sum);
         se[b] = d[b] * (float)sum; // exact: 11-bit mantissa times |sum| < 2^12
     }
+}
+
+#ifdef HASS_X86
+// quant_blocks_c with AVX-512, bit for bit: the same float operations per value (the max of
+// |x| is exact in any order, vcvtps2dq rounds to nearest even like lrintf).
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) static void
+quant_blocks_avx512(const float *x, int nb, int8_t *qs, float *d, float *s, float *se) {
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    for (int b = 0; b < nb; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        float db = amax / 127.f, id = db != 0.f ? 1.0f / db : 0.f;
+        __m512 iv = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, iv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, iv));
+        q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), nlim);
+        q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), nlim);
+        _mm_storeu_si128((__m128i *)(qs + b * 32), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        d[b] = _cvtsh_ss(_cvtss_sh(db, 0));
+        s[b] = _cvtsh_ss(_cvtss_sh(db * (float)sum, 0));
+        se[b] = d[b] * (float)sum;
+    }
+}
+#endif
+
+// Write the packed part of a quantized row (from its qs, d and s): 4-byte pieces of the blocks
+// moved to their lanes, per-lane d, s and byte sums.
+static void pack_xrow(int n_in, uint8_t *q) {
+    qlayout l = qrow_layout(n_in);
+    int nb = n_in / 32;
+    const uint8_t *qs = q;
+    const float *d = (const float *)(q + l.d), *s = (const float *)(q + l.s);
+    uint8_t *o = q + l.px;
+    for (int gi = 0; gi * 16 < nb; gi++) {
+        int g = pk_gsize(nb, gi), L = 16 / g, b0 = 16 * gi;
+        float *dx = (float *)(o + g * 32), *sx = dx + 16;
+        int32_t *xs = (int32_t *)(sx + 16);
+        for (int ln = 0; ln < 16; ln++) {
+            int b = b0 + ln / L, j = ln % L, sum = 0;
+            for (int k = 0; k < g / 2; k++) {
+                uint8_t *dst = o + k * 64 + 4 * ln;
+                if (b < nb) {
+                    memcpy(dst, qs + b * 32 + 4 * (k * L + j), 4);
+                    sum += (int8_t)dst[0] + (int8_t)dst[1] + (int8_t)dst[2] + (int8_t)dst[3];
+                } else {
+                    memset(dst, 0, 4);
+                }
+            }
+            dx[ln] = b < nb ? d[b] : 0.f;
+            sx[ln] = b < nb ? s[b] : 0.f;
+            xs[ln] = sum;
+        }
+        o += pk_xgroup(g);
+    }
+}
+
+// Quantize one row into the layout of qrow_layout: qs, d, s, se, then the AVX-512 kernels'
+// parts: the pair-wise scales (old layout, unless only_packed) and/or the packed part (packed).
+// fast: the AVX-512 quantizer (same bits as the portable one).
+static void quant_row(const float *x, int n_in, uint8_t *q, int fast, int packed, int only_packed) {
+    int nb = n_in / 32, np = (nb + 1) / 2;
+    qlayout l = qrow_layout(n_in);
+    int8_t *qs = (int8_t *)q;
+    float *d = (float *)(q + l.d), *s = (float *)(q + l.s), *se = (float *)(q + l.se);
+    float *dx16 = (float *)(q + l.dx16), *sx4 = (float *)(q + l.sx4);
+#ifdef HASS_X86
+    if (fast) quant_blocks_avx512(x, nb, qs, d, s, se);
+    else
+#endif
+        quant_blocks_c(x, nb, qs, d, s, se);
+    (void)fast;
     if (nb % 2) memset(qs + (size_t)nb * 32, 0, 32);
+    if (packed) pack_xrow(n_in, q);
+    if (only_packed) return;
     for (int p = 0; p < np; p++) {
         float da = d[2 * p], dbb = 2 * p + 1 < nb ? d[2 * p + 1] : 0.f;
         for (int k = 0; k < 8; k++) {
@@ -173,9 +286,70 @@ static void quant_row(const float *x, int n_in, uint8_t *q) {
     }
 }
 
+static int kernel_path(void);
+
+// Write one packed weight row (n_in values of a quantized type, as stored) to o.
+static void pack_wrow(int type, int n_in, const uint8_t *src, uint8_t *o) {
+    int nb = n_in / 32;
+    size_t bs = qblock_bytes(type);
+    for (int gi = 0; gi * 16 < nb; gi++) {
+        int g = pk_gsize(nb, gi), L = 16 / g, b0 = 16 * gi;
+        uint8_t V[8][64];
+        uint16_t d16[16], m16[16];
+        for (int ln = 0; ln < 16; ln++) {
+            int b = b0 + ln / L;
+            uint8_t e[32];
+            uint16_t dh = 0, mh = 0;
+            memset(e, type == HASS_GGML_Q8_0 ? 0x80 : 0, 32);
+            if (b < nb) {
+                const uint8_t *blk = src + (size_t)b * bs;
+                dh = rd16(blk);
+                if (type == HASS_GGML_Q8_0) {
+                    for (int k = 0; k < 32; k++) e[k] = (uint8_t)(blk[2 + k] ^ 0x80);
+                } else {
+                    int qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+                    for (int k = 0; k < 16; k++) {
+                        e[k] = blk[qo + k] & 15;
+                        e[k + 16] = blk[qo + k] >> 4;
+                    }
+                    if (type == HASS_GGML_Q4_1) mh = rd16(blk + 2);
+                }
+            }
+            for (int k = 0; k < g / 2; k++)
+                for (int t = 0; t < 4; t++) V[k][4 * ln + t] = e[4 * (k * L + ln % L) + t];
+            d16[ln] = dh;
+            m16[ln] = ln % L == 0 ? mh : 0;
+        }
+        uint8_t *p = o;
+        if (type == HASS_GGML_Q8_0) {
+            for (int k = 0; k < g / 2; k++, p += 64) memcpy(p, V[k], 64);
+        } else if (g >= 4) {
+            for (int mi = 0; mi < g / 4; mi++, p += 64)
+                for (int i = 0; i < 64; i++) p[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
+        } else {
+            for (int i = 0; i < 32; i++, p++) *p = (uint8_t)(V[0][i] | V[0][32 + i] << 4);
+        }
+        for (int ln = 0; ln < 16; ln++, p += 2) memcpy(p, &d16[ln], 2);
+        if (type == HASS_GGML_Q4_1)
+            for (int ln = 0; ln < 16; ln++, p += 2) memcpy(p, &m16[ln], 2);
+        o += pk_wgroup(type, g);
+    }
+}
+
+void *hass_quant_pack(const hass_wmat *w) {
+    if (!hass_quant_is_q(w->type) || w->n_in % 32 || w->n_in <= 0) return NULL;
+    size_t rb = pk_wrow_bytes(w->type, w->n_in);
+    uint8_t *p = malloc(rb * (size_t)(w->n_out > 0 ? w->n_out : 1));
+    if (!p) return NULL;
+    for (int r = 0; r < w->n_out; r++)
+        pack_wrow(w->type, w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, p + (size_t)r * rb);
+    return p;
+}
+
 void hass_quant_rows(const float *x, int n, int n_in, void *q) {
     size_t rb = hass_quant_qrow_bytes(n_in);
-    for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb);
+    int fast = kernel_path() == 2;
+    for (int i = 0; i < n; i++) quant_row(x + (size_t)i * n_in, n_in, (uint8_t *)q + i * rb, fast, 1, 0);
 }
 
 // ----------------------------------------------------------------------------
@@ -528,6 +702,143 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
     }
 }
 
+// One group of g blocks (compile-time constant) of the packed AVX-512 kernel: unpack the weight
+// vectors once, then for each of the R activation rows the integer block dots (exact, so the
+// split into two accumulators does not change any bit), the Q8_0/Q4_0 corrections in integers,
+// and acc[r] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane.
+T_AVX512 static inline __attribute__((always_inline)) void
+kp_group(int type, const int g, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
+         __m512 *acc) {
+    const int nk = g / 2;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i V[8];
+    const uint8_t *dp;
+    if (type == HASS_GGML_Q8_0) {
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < nk; k++) V[k] = _mm512_loadu_si512((const void *)(w + 64 * k));
+        dp = w + g * 32;
+    } else if (g >= 4) {
+        _Pragma("GCC unroll 4")
+        for (int mi = 0; mi < g / 4; mi++) {
+            __m512i q = _mm512_loadu_si512((const void *)(w + 64 * mi));
+            V[2 * mi] = _mm512_and_si512(q, m4);
+            V[2 * mi + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        }
+        dp = w + g * 16;
+    } else {
+        __m256i q = _mm256_loadu_si256((const __m256i *)w);
+        __m256i lo = _mm256_and_si256(q, _mm512_castsi512_si256(m4));
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm512_castsi512_si256(m4));
+        V[0] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        dp = w + 32;
+    }
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+    __m512 mw = type == HASS_GGML_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)))
+                                       : _mm512_setzero_ps();
+    // integer dots: k outer, rows inner, so that consecutive vpdpbusd are independent (two
+    // chains per row when there are fewer than 4 rows); integer sums are exact in any order
+    __m512i a0[8], a1[8];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        a0[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512((const void *)(x + r * xs)));
+        a1[r] = _mm512_setzero_si512();
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 1; k < nk; k++) {
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            __m512i xv = _mm512_loadu_si512((const void *)(x + r * xs + 64 * k));
+            if (R < 4 && (k & 1)) a1[r] = _mm512_dpbusd_epi32(a1[r], V[k], xv);
+            else a0[r] = _mm512_dpbusd_epi32(a0[r], V[k], xv);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xg = x + r * xs;
+        __m512i ia = R < 4 && nk > 1 ? _mm512_add_epi32(a0[r], a1[r]) : a0[r];
+        const float *dx = (const float *)(xg + g * 32), *sx = dx + 16;
+        if (type != HASS_GGML_Q4_1) {
+            __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16));
+            ia = _mm512_sub_epi32(ia, _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3));
+        }
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(dw, _mm512_loadu_ps(dx)), acc[r]);
+        if (type == HASS_GGML_Q4_1) acc[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sx), acc[r]);
+    }
+}
+
+// The 16 sums of the 16 lanes of v[0..15], lane j of the result = sum of v[j]'s lanes, in a
+// fixed tree (halves, quarters, pairs, single lanes) whatever the neighbours hold.
+T_AVX512 static inline __m512 hsum16x16(const __m512 *v) {
+    __m512 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++) // lanes 0-7: half sums of v[2i], 8-15: of v[2i + 1]
+        a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 4; i++) // 128-bit lane q: quarter sums of v[4i + q]
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int i = 0; i < 2; i++) // lane 4q + e: pair sums of v[4 * (2i + e / 2) + q]
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    // lane 4q + e: whole sum of v[4 * e + q] (e = 0, 1 from c[0]; 2, 3 from c[1])
+    __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(perm, d);
+}
+
+// AVX-512 VNNI on packed weights (hass_quant_pack) and the packed part of quantized activation
+// rows: n_rows <= 16 weight rows (stride wrb bytes) against R activation rows (x: the first
+// row's packed part, stride xs), out[o + r * os]. Per output: groups in order into 16 lanes,
+// then the lanes summed by hsum16x16 (the same tree for every row and every n_rows).
+T_AVX512 static inline __attribute__((always_inline)) void
+kp_avx512_r(int type, int n_in, const uint8_t *w, size_t wrb, int n_rows, const uint8_t *x,
+            size_t xs, const int R, float *out, size_t os) {
+    int nb = n_in / 32, nfull = nb / 16, gt = nb % 16 ? pk_gsize(nb, nfull) : 0;
+    size_t wf = pk_wgroup(type, 16), xf = pk_xgroup(16);
+    __m512 red[8][16];
+    for (int o = 0; o < n_rows; o++, w += wrb) {
+        __m512 acc[8];
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        const uint8_t *wg = w, *xg = x;
+        for (int gi = 0; gi < nfull; gi++, wg += wf, xg += xf) kp_group(type, 16, wg, xg, xs, R, acc);
+        switch (gt) { // the last, partly zero group
+        case 16: kp_group(type, 16, wg, xg, xs, R, acc); break;
+        case 8: kp_group(type, 8, wg, xg, xs, R, acc); break;
+        case 4: kp_group(type, 4, wg, xg, xs, R, acc); break;
+        case 2: kp_group(type, 2, wg, xg, xs, R, acc); break;
+        default: break;
+        }
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) red[r][o] = acc[r];
+    }
+    __mmask16 keep = (__mmask16)((1u << n_rows) - 1);
+    for (int r = 0; r < R; r++) {
+        for (int o = n_rows; o < 16; o++) red[r][o] = _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(out + r * os, keep, hsum16x16(red[r]));
+    }
+}
+
+// Instances of the packed kernel for one weight type and R = 1..8.
+#define KP_TYPE(name, TYPE)                                                                       \
+    T_AVX512 static void name(int n_in, const uint8_t *w, size_t wrb, int n_rows,                 \
+                              const uint8_t *x, size_t xs, int R, float *out, size_t os) {        \
+        switch (R) {                                                                              \
+        case 8: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 8, out, os); break;                \
+        case 7: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 7, out, os); break;                \
+        case 6: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 6, out, os); break;                \
+        case 5: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 5, out, os); break;                \
+        case 4: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 4, out, os); break;                \
+        case 3: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 3, out, os); break;                \
+        case 2: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 2, out, os); break;                \
+        default: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 1, out, os); break;               \
+        }                                                                                         \
+    }
+KP_TYPE(kp_avx512_q4_1, HASS_GGML_Q4_1)
+KP_TYPE(kp_avx512_q4_0, HASS_GGML_Q4_0)
+KP_TYPE(kp_avx512_q8_0, HASS_GGML_Q8_0)
+#undef KP_TYPE
+
 // AVX-512, f32 mode: quantized weights dequantized per block (elements 0-15 and 16-31 as two
 // vectors), FMA with the f32 activations into two accumulators per row, added at the end. R
 // (<= 8) is a compile-time constant per instance.
@@ -666,6 +977,21 @@ static row_kernel pick(int type, int f32act) {
     }
 }
 
+// Packed-layout kernel (kp_avx512_*): n_rows packed weight rows against R activation rows.
+typedef void (*pk_kernel)(int n_in, const uint8_t *w, size_t wrb, int n_rows, const uint8_t *x,
+                          size_t xs, int R, float *out, size_t os);
+
+// Packed-layout kernel for a quantized weight type (NULL without AVX-512).
+static pk_kernel pick_packed(int type) {
+#ifdef HASS_X86
+    if (kernel_path() == 2)
+        return type == HASS_GGML_Q4_1 ? kp_avx512_q4_1 : type == HASS_GGML_Q4_0 ? kp_avx512_q4_0
+             : type == HASS_GGML_Q8_0 ? kp_avx512_q8_0 : NULL;
+#endif
+    (void)type;
+    return NULL;
+}
+
 // ----------------------------------------------------------------------------
 // threaded driver
 
@@ -677,6 +1003,9 @@ typedef struct mm_ctx {
     int n_jobs, n, n_in, G;
     const int *first;       // (n_jobs + 1) first chunk of each job
     row_kernel *kern;       // (n_jobs)
+    pk_kernel *pkern;       // (n_jobs) when packed
+    int packed;             // 1: every job has packed weights, the rows get their packed part
+    size_t px;              // offset of the packed part in a quantized row
     const uint8_t *xb;      // input rows (quantized or float)
     size_t xs;              // input row stride in bytes
     const float *x;         // float input (for quantization)
@@ -688,7 +1017,9 @@ typedef struct mm_ctx {
 static void mm_quant(void *ctx, int k, int i0, int i1) {
     mm_ctx *c = ctx;
     (void)k;
-    for (int i = i0; i < i1; i++) quant_row(c->x + (size_t)i * c->n_in, c->n_in, c->q + i * c->rb);
+    int fast = kernel_path() == 2;
+    for (int i = i0; i < i1; i++)
+        quant_row(c->x + (size_t)i * c->n_in, c->n_in, c->q + i * c->rb, fast, c->packed, c->packed);
 }
 
 // Compute weight-row chunks [c0, c1) of the jobs for all input rows.
@@ -702,6 +1033,16 @@ static void mm_chunks(void *ctx, int k, int c0, int c1) {
         int r0 = (ch - c->first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = c->jobs[j].y;
+        if (c->packed) {
+            size_t wrb = pk_wrow_bytes(w->type, c->n_in);
+            for (int i = 0; i < c->n; i += c->G) {
+                int R = c->n - i < c->G ? c->n - i : c->G;
+                c->pkern[j](c->n_in, (const uint8_t *)w->pk + (size_t)r0 * wrb, wrb, r1 - r0,
+                            c->xb + (size_t)i * c->xs + c->px, c->xs, R,
+                            y + (size_t)i * w->n_out + r0, (size_t)w->n_out);
+            }
+            continue;
+        }
         // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
         // passes over it
         for (int i = 0; i < c->n; i += c->G) {
@@ -726,8 +1067,11 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     int f32act = prec == HASS_PREC_F32;
     int first[MM_MAXJOBS + 1];
     row_kernel kern[MM_MAXJOBS];
-    mm_ctx c = {jobs, n_jobs, n, n_in, isq && kernel_path() == 2 ? 8 : 4, first, kern,
-                NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
+    pk_kernel pkern[MM_MAXJOBS];
+    int packed = isq && !f32act && kernel_path() == 2;
+    for (int j = 0; j < n_jobs; j++) packed &= jobs[j].w->pk != NULL;
+    mm_ctx c = {jobs, n_jobs, n, n_in, isq && kernel_path() == 2 ? 8 : 4, first, kern, pkern,
+                packed, qrow_layout(n_in).px, NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
     if (isq && !f32act) {
         hass_pool_run(n > 8 ? pool : NULL, n, mm_quant, &c);
         c.xb = q;
@@ -740,6 +1084,7 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     for (int j = 0; j < n_jobs; j++) {
         first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
         kern[j] = pick(jobs[j].w->type, f32act);
+        pkern[j] = pick_packed(jobs[j].w->type);
     }
     hass_pool_run(pool, first[n_jobs], mm_chunks, &c);
 }

@@ -8,6 +8,7 @@
 
 #include "gguf.h"
 #include "ops.h"
+#include "quant.h"
 #include "sample.h"
 
 #define CHUNK 64 // catch-up rows per forward block
@@ -54,13 +55,14 @@ struct hass_draft {
     // draft vocabulary (h->dvocab): its rows of the target's LM head, gathered once
     hass_wmat w_dv;   // (n_dvocab, C) in the LM head's own type
     void *dv_rows;    // owner of w_dv's data
+    void *dv_pk;      // owner of w_dv's packed copy (NULL when the LM head has none)
     float *dv_lp;     // (K, n_dvocab) log-probs over the draft vocabulary
     void *dv_q;       // hass_matmul scratch for K rows
 };
 
 // A row-major f32 matrix (n_out, n_in) as a weight view for hass_matmul.
 static hass_wmat wmat_f32(const float *w, int n_out, int n_in) {
-    hass_wmat x = {HASS_GGML_F32, n_in, n_out, sizeof(float) * (size_t)n_in, w};
+    hass_wmat x = {HASS_GGML_F32, n_in, n_out, sizeof(float) * (size_t)n_in, w, NULL};
     return x;
 }
 
@@ -90,6 +92,7 @@ void hass_draft_free(hass_draft *d) {
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
     free(d->pend_t); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
     free(d->dv_rows);
+    free(d->dv_pk);
     free(d->dv_q);
     free(d);
 }
@@ -108,6 +111,9 @@ static hass_err gather_dvocab(hass_draft *d, int K) {
     d->w_dv = *w;
     d->w_dv.n_out = n;
     d->w_dv.data = d->dv_rows;
+    d->w_dv.pk = NULL;
+    if (w->pk && !(d->w_dv.pk = d->dv_pk = hass_quant_pack(&d->w_dv)))
+        return hass_seterr(HASS_ENOMEM, "draft: out of memory");
     return HASS_OK;
 }
 

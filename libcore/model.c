@@ -57,8 +57,8 @@ static uint32_t fnv(uint32_t h, const void *p, size_t n) {
     return h;
 }
 
-// Keep an owned allocation for hass_model_free.
-static float *own(hass_model *m, size_t n_floats) {
+// Hand an allocation to the model (freed by hass_model_free); NULL when out of memory.
+static void *own_ptr(hass_model *m, void *p) {
     if (m->n_allocs == m->cap_allocs) {
         int cap = m->cap_allocs ? 2 * m->cap_allocs : 64;
         void **a = realloc(m->allocs, (size_t)cap * sizeof *a);
@@ -66,8 +66,17 @@ static float *own(hass_model *m, size_t n_floats) {
         m->allocs = a;
         m->cap_allocs = cap;
     }
+    m->allocs[m->n_allocs++] = p;
+    return p;
+}
+
+// Keep an owned allocation for hass_model_free.
+static float *own(hass_model *m, size_t n_floats) {
     float *p = calloc(n_floats ? n_floats : 1, sizeof(float));
-    if (p) m->allocs[m->n_allocs++] = p;
+    if (p && !own_ptr(m, p)) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -177,7 +186,7 @@ static hass_err get_vec(hass_model *m, const char *logical, int il, int n, const
         return hass_seterr(HASS_EFORMAT, "%s: tensor '%s': wrong byte size", m->path, name);
     float *v = own(m, (size_t)n);
     if (!v) return hass_seterr(HASS_ENOMEM, "%s: out of memory", m->path);
-    hass_wmat w = {t.type, n, 1, (size_t)t.n_bytes, t.data};
+    hass_wmat w = {t.type, n, 1, (size_t)t.n_bytes, t.data, NULL};
     hass_quant_row(&w, 0, v);
     *out = v;
     return HASS_OK;
@@ -268,6 +277,33 @@ static hass_err load_tensors(hass_model *m) {
             (e = get_vec(m, "attn_v.bias", il, kvd, &L->bv, req)))
             return e;
         if (L->bq || L->bk || L->bv) c->qkv_bias = 1;
+    }
+    return HASS_OK;
+}
+
+// Give the quantized weights a copy in the AVX-512 kernel's packed layout (hass_quant_pack)
+// when that kernel is in use; the tied LM head shares the embedding's bytes but gets its own
+// copy (the embedding itself is only read row by row).
+static hass_err pack_weights(hass_model *m) {
+    if (hass_kernel_level() != 2) return HASS_OK;
+    hass_wmat *ws[8] = {&m->output};
+    for (int il = -1; il < m->cfg.n_layer; il++) {
+        int n = 1;
+        if (il >= 0) {
+            hass_layer *L = &m->layers[il];
+            hass_wmat *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            memcpy(ws, lw, sizeof lw);
+            n = 7;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!hass_quant_is_q(ws[i]->type)) continue;
+            void *p = hass_quant_pack(ws[i]);
+            if (!p || !own_ptr(m, p)) {
+                free(p);
+                return hass_seterr(HASS_ENOMEM, "%s: out of memory for the packed weights", m->path);
+            }
+            ws[i]->pk = p;
+        }
     }
     return HASS_OK;
 }
@@ -538,7 +574,7 @@ hass_model *hass_model_load(const char *path, int n_threads, hass_err *err) {
         m->gguf = hass_gguf_open(path, &e);
         if (!m->gguf || (e = gguf_config(m))) goto fail;
     }
-    if ((e = check_cfg(m)) || (e = load_tensors(m))) goto fail;
+    if ((e = check_cfg(m)) || (e = load_tensors(m)) || (e = pack_weights(m))) goto fail;
     const float *factors = NULL;
     if (m->gguf && (e = get_vec(m, "rope_freqs.weight", -1, m->cfg.head_dim / 2, &factors, 0)))
         goto fail;

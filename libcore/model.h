@@ -62,6 +62,9 @@ typedef struct hass_wmat {
     int n_out;         // number of rows
     size_t row_bytes;  // bytes per row
     const void *data;  // (n_out, n_in) in `type`
+    // Optional copy of a Q4_0/Q4_1/Q8_0 matrix in the block-interleaved layout of the AVX-512
+    // kernel (hass_quant_pack); NULL: the kernels read `data`. Must describe the same rows.
+    const void *pk;
 } hass_wmat;
 
 typedef struct hass_model hass_model;

@@ -34,8 +34,13 @@ size_t hass_quant_qrow_bytes(int n_in);
 const float *hass_quant_qrow_d(const void *q, int n_in);
 // The llama.cpp-style s = fp16(d * sum(q)) (nb floats) of a quantized activation row.
 const float *hass_quant_qrow_s(const void *q, int n_in);
-// Quantize n rows of x (n, n_in) into q (n rows of hass_quant_qrow_bytes(n_in)).
+// Quantize n rows of x (n, n_in) into q (n rows of hass_quant_qrow_bytes(n_in)), every part of
+// the layout, with the quantizer of the kernel path in use (the bytes are the same on every path).
 void hass_quant_rows(const float *x, int n, int n_in, void *q);
+
+// A copy of a Q4_0/Q4_1/Q8_0 matrix in the packed layout of the AVX-512 kernel (cpu_matmul.c),
+// to store in w->pk; the caller frees it. NULL for other types or out of memory.
+void *hass_quant_pack(const hass_wmat *w);
 
 // Force a kernel path for tests and benchmarks: 0 portable C, 1 AVX2, 2 AVX-512 (capped at what
 // the CPU has, HASS_KERNELS still applies); returns the path now in use.

@@ -1,7 +1,9 @@
 // test_model_kernels.c: the CPU matmul kernels (portable C, AVX2, AVX-512) against a plain
 // double-precision reference on random weights of every supported type, and batch invariance
 // (a row's output is bit-identical for any block size and thread count); for quantized weights
-// both the default 8-bit-activation kernels and the f32-activation ones (HASS_PREC_F32).
+// both the default 8-bit-activation kernels and the f32-activation ones (HASS_PREC_F32), and
+// the AVX-512 kernel on weights in its packed layout (hass_quant_pack; path "avx512packed"),
+// with block counts whose last packed group is 2, 4, 8 or 16 blocks wide.
 #include "quant.h"
 #include "unit.h"
 
@@ -53,7 +55,10 @@ static void fill(int type, uint8_t *p, int n_in, int n_out) {
 int main(void) {
     const int types[] = {HASS_GGML_F32, HASS_GGML_F16, HASS_GGML_BF16, HASS_GGML_Q8_0,
                          HASS_GGML_Q4_0, HASS_GGML_Q4_1};
-    const int n_ins[] = {576, 96};  // even and odd block counts
+    // block counts 18 (16 + 2), 3 (a group of 4 with one zero block), 21 (16 + 8 with three
+    // zero blocks), 9 (a group of 16 with seven)
+    const int n_ins[] = {576, 96, 672, 288};
+    const int n_nin = (int)(sizeof n_ins / sizeof n_ins[0]);
     enum { NOUT = 37, NMAX = 13 };
     int best = hass_kernel_set_path(2);
     char name[128];
@@ -68,8 +73,28 @@ int main(void) {
         if (fabsf(f - g) > fabsf(f) * 1e-3f) f16ok = 0;
     }
     CHECK("kernels_f16_roundtrip", f16ok, "f16 conversion error above 1e-3 relative");
+    // activation quantization: the AVX-512 quantizer writes the same bytes as the portable one
+    // (values, scales and the packed part), also for all-zero blocks and halfway values
+    if (best == 2) {
+        enum { QN = 5, QIN = 672 };
+        float *xa = malloc(sizeof(float) * QN * QIN);
+        for (int i = 0; i < QN * QIN; i++) xa[i] = frand() * (i % 5 == 0 ? 8.f : 1.f);
+        for (int k = 0; k < 32; k++) xa[32 + k] = 0.f;                   // a zero block
+        for (int k = 0; k < 32; k++) xa[64 + k] = k == 0 ? 127.f : (float)(k % 7) - 2.5f; // ties
+        size_t qb = hass_quant_qrow_bytes(QIN);
+        uint8_t *qa = malloc(qb * QN), *qc = malloc(qb * QN);
+        memset(qa, 0x5a, qb * QN);
+        memset(qc, 0x5a, qb * QN);
+        hass_kernel_set_path(0);
+        hass_quant_rows(xa, QN, QIN, qc);
+        hass_kernel_set_path(2);
+        hass_quant_rows(xa, QN, QIN, qa);
+        CHECK("kernels_quant_rows_avx512_equals_c", !memcmp(qa, qc, qb * QN),
+              "the AVX-512 quantizer's bytes differ from the portable one's");
+        free(xa); free(qa); free(qc);
+    }
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        for (size_t ni = 0; ni < 2; ni++) {
+        for (int ni = 0; ni < n_nin; ni++) {
             int type = types[ti], n_in = n_ins[ni];
             size_t rb = hass_ggml_row_bytes(type, n_in);
             uint8_t *w = malloc(rb * NOUT);
@@ -80,7 +105,7 @@ int main(void) {
             float *xq = malloc(sizeof(float) * NMAX * n_in);
             fill(type, w, n_in, NOUT);
             for (int i = 0; i < NMAX * n_in; i++) x[i] = frand() * (i % 7 == 0 ? 4.f : 1.f);
-            hass_wmat wm = {type, n_in, NOUT, rb, w};
+            hass_wmat wm = {type, n_in, NOUT, rb, w, NULL};
             // reference: dequantized weights x (quantized, for Q types) activations in double
             memcpy(xq, x, sizeof(float) * NMAX * n_in);
             if (hass_quant_is_q(type)) {
@@ -116,8 +141,13 @@ int main(void) {
                     if (fabs(s) > scale) scale = fabs(s);
                 }
             }
-            for (int path = 0; path <= best; path++) {
-                hass_kernel_set_path(path);
+            // the portable, AVX2 and AVX-512 paths on the weights as stored, then (path best + 1)
+            // the AVX-512 kernel on the packed copy
+            void *pk = best == 2 && hass_quant_is_q(type) ? hass_quant_pack(&wm) : NULL;
+            for (int path = 0; path <= best + (pk != NULL); path++) {
+                hass_kernel_set_path(path > best ? best : path);
+                wm.pk = path > best ? pk : NULL;
+                const char *pname = path > best ? "avx512packed" : hass_kernel_path();
                 hass_mm_job job = {&wm, y};
                 hass_mm_run(&job, 1, x, NMAX, q, pool2);
                 double err = 0;
@@ -125,7 +155,7 @@ int main(void) {
                     double e = fabs(y[i] - ref[i]);
                     if (e > err) err = e;
                 }
-                snprintf(name, sizeof name, "kernels_%s_%s_n%d_vs_reference", hass_kernel_path(),
+                snprintf(name, sizeof name, "kernels_%s_%s_n%d_vs_reference", pname,
                          hass_ggml_type_name(type), n_in);
                 CHECK(name, err <= 1e-5 * scale + 1e-6, "max abs err %g (scale %g)", err, scale);
                 // batch invariance: each row alone, one thread, equals its row in the block
@@ -135,10 +165,12 @@ int main(void) {
                     hass_mm_run(&j1, 1, x + i * n_in, 1, q, NULL);
                     if (memcmp(y1, y + i * NOUT, sizeof(float) * NOUT)) same = 0;
                 }
-                snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", hass_kernel_path(),
+                snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", pname,
                          hass_ggml_type_name(type), n_in);
                 CHECK(name, same, "a row computed alone differs from the same row in a block of %d", NMAX);
             }
+            wm.pk = NULL;
+            free(pk);
             // f32 mode: quantized weights dequantized in the kernel, f32 activations as they are
             if (hass_quant_is_q(type)) {
                 double scale2 = 0;
