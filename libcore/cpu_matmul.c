@@ -116,8 +116,9 @@ typedef struct qlayout {
 // l / L. Weights, per group: Q4_0/Q4_1 the vectors' 4-bit values packed two per byte (vectors
 // 2m and 2m + 1 are the low and high nibbles of 64 stored bytes; for g = 2 the one vector's
 // two 32-byte halves are the low and high nibbles of 32 stored bytes), Q8_0 the vectors as
-// bytes q + 128; then d per lane (16 fp16), and for Q4_1 m in the first lane of each block
-// (16 fp16, zero elsewhere). Activations, per group: the vectors (g * 32 bytes), then per lane
+// bytes q + 128; then the g block scales d (fp16) and for Q4_1 the g mins m (fp16), spread to
+// the lanes in the kernel, so a packed row has the bytes of the stored one when the last group
+// needs no zero blocks (SmolLM2: 18 = 16 + 2 and 48 = 3 x 16 blocks). Activations, per group: the vectors (g * 32 bytes), then per lane
 // d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s) and the sum of the lane's bytes (16
 // int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0).
 
@@ -131,7 +132,7 @@ static inline int pk_gsize(int nb, int gi) {
 
 // Bytes of a packed weight group of g blocks.
 static inline size_t pk_wgroup(int type, int g) {
-    return type == HASS_GGML_Q8_0 ? (size_t)g * 32 + 32 : (size_t)g * 16 + (type == HASS_GGML_Q4_1 ? 64 : 32);
+    return type == HASS_GGML_Q8_0 ? (size_t)g * 34 : (size_t)g * (type == HASS_GGML_Q4_1 ? 20 : 18);
 }
 
 // Bytes of a packed activation group of g blocks.
@@ -295,7 +296,7 @@ static void pack_wrow(int type, int n_in, const uint8_t *src, uint8_t *o) {
     for (int gi = 0; gi * 16 < nb; gi++) {
         int g = pk_gsize(nb, gi), L = 16 / g, b0 = 16 * gi;
         uint8_t V[8][64];
-        uint16_t d16[16], m16[16];
+        uint16_t dg[16], mg[16];
         for (int ln = 0; ln < 16; ln++) {
             int b = b0 + ln / L;
             uint8_t e[32];
@@ -317,8 +318,8 @@ static void pack_wrow(int type, int n_in, const uint8_t *src, uint8_t *o) {
             }
             for (int k = 0; k < g / 2; k++)
                 for (int t = 0; t < 4; t++) V[k][4 * ln + t] = e[4 * (k * L + ln % L) + t];
-            d16[ln] = dh;
-            m16[ln] = ln % L == 0 ? mh : 0;
+            dg[ln / L] = dh;
+            mg[ln / L] = mh;
         }
         uint8_t *p = o;
         if (type == HASS_GGML_Q8_0) {
@@ -329,9 +330,9 @@ static void pack_wrow(int type, int n_in, const uint8_t *src, uint8_t *o) {
         } else {
             for (int i = 0; i < 32; i++, p++) *p = (uint8_t)(V[0][i] | V[0][32 + i] << 4);
         }
-        for (int ln = 0; ln < 16; ln++, p += 2) memcpy(p, &d16[ln], 2);
+        for (int i = 0; i < g; i++, p += 2) memcpy(p, &dg[i], 2);
         if (type == HASS_GGML_Q4_1)
-            for (int ln = 0; ln < 16; ln++, p += 2) memcpy(p, &m16[ln], 2);
+            for (int i = 0; i < g; i++, p += 2) memcpy(p, &mg[i], 2);
         o += pk_wgroup(type, g);
     }
 }
@@ -732,9 +733,18 @@ kp_group(int type, const int g, const uint8_t *w, const uint8_t *x, size_t xs, c
         V[0] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         dp = w + 32;
     }
-    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
-    __m512 mw = type == HASS_GGML_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)))
-                                       : _mm512_setzero_ps();
+    // the g scales (and mins) spread to their lanes: d to every lane of a block, m to its first
+    __mmask16 gm = (__mmask16)((1u << g) - 1);
+    __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, dp)), mw = _mm512_setzero_ps();
+    if (type == HASS_GGML_Q4_1) mw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, dp + 2 * g));
+    if (g < 16) {
+        const int sh = g == 8 ? 1 : g == 4 ? 2 : 3; // lane l belongs to block l >> sh
+        const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        __m512i blk = _mm512_srli_epi32(lanes, sh);
+        dw = _mm512_permutexvar_ps(blk, dw);
+        __mmask16 first = (__mmask16)(g == 8 ? 0x5555 : g == 4 ? 0x1111 : 0x0101);
+        if (type == HASS_GGML_Q4_1) mw = _mm512_maskz_permutexvar_ps(first, blk, mw);
+    }
     // integer dots: k outer, rows inner, so that consecutive vpdpbusd are independent (two
     // chains per row when there are fewer than 4 rows); integer sums are exact in any order
     __m512i a0[8], a1[8];

@@ -247,6 +247,71 @@ static dot_fn pick_dot(void) {
     return dot_c;
 }
 
+#ifdef HASS_X86
+#define T_ATT __attribute__((target("avx2,fma,f16c")))
+// Scores of one query against n keys (key i at kc + ent(i) * kvd), each exactly as dot_avx2
+// computes it, times scale: four keys at a time so their sums overlap instead of one call per
+// key. ent(i) = i below base, base + bl[i - base] from there (the block's visible rows).
+T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, int base,
+                              const int *bl, int n, int D, float scale, float *s) {
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const float *k[4];
+        __m256 acc[4];
+        for (int j = 0; j < 4; j++) {
+            int e = t + j < base ? t + j : base + bl[t + j - base];
+            k[j] = kc + (size_t)e * kvd;
+            acc[j] = _mm256_setzero_ps();
+        }
+        int i = 0;
+        for (; i + 8 <= D; i += 8) {
+            __m256 q8 = _mm256_loadu_ps(qv + i);
+            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(q8, _mm256_loadu_ps(k[j] + i), acc[j]);
+        }
+        for (int j = 0; j < 4; j++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            float r = _mm_cvtss_f32(h);
+            for (int d = i; d < D; d++) r += qv[d] * k[j][d];
+            s[t + j] = r * scale;
+        }
+    }
+    for (; t < n; t++) {
+        int e = t < base ? t : base + bl[t - base];
+        s[t] = dot_avx2(qv, kc + (size_t)e * kvd, D) * scale;
+    }
+}
+
+// o = sum over the n entries (in order) of fp16(p[i] * inv) (or p[i] * inv without f16) times
+// value ent(i), with axpy_avx2's arithmetic (o += p * v, multiply then add, per element), the
+// NV * 8 = D outputs kept in registers.
+T_ATT static inline __attribute__((always_inline)) void
+values_avx2_n(float *o, const float *vc, size_t kvd, int base, const int *bl, int n, const int NV,
+              const float *p, float inv, int f16) {
+    __m256 acc[16];
+    for (int j = 0; j < NV; j++) acc[j] = _mm256_setzero_ps();
+    for (int t = 0; t < n; t++) {
+        int e = t < base ? t : base + bl[t - base];
+        const float *vv = vc + (size_t)e * kvd;
+        float pr = p[t] * inv;
+        if (f16) pr = _cvtsh_ss(_cvtss_sh(pr, 0));
+        __m256 pv = _mm256_set1_ps(pr);
+        for (int j = 0; j < NV; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(pv, _mm256_loadu_ps(vv + 8 * j)));
+    }
+    for (int j = 0; j < NV; j++) _mm256_storeu_ps(o + 8 * j, acc[j]);
+}
+
+// values_avx2_n for D = 64 or 128; 0 when D is another size (the caller uses axpy).
+T_ATT static int values_avx2(float *o, const float *vc, size_t kvd, int base, const int *bl,
+                             int n, int D, const float *p, float inv, int f16) {
+    if (D == 64) values_avx2_n(o, vc, kvd, base, bl, n, 8, p, inv, f16);
+    else if (D == 128) values_avx2_n(o, vc, kvd, base, bl, n, 16, p, inv, f16);
+    else return 0;
+    return 1;
+}
+#endif
+
 // Attention for every (row, head): softmax over the committed entries [0, base) and the visible
 // block entries, in cache order, over a compacted score array (so that the arithmetic of a row
 // does not depend on which other rows are in the block).
@@ -268,15 +333,28 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
     int f16 = a->m->prec != HASS_PREC_F32;
     dot_fn dot = pick_dot();
     axpy_fn axpy = pick_axpy();
+#ifdef HASS_X86
+    // the AVX2 path's scores and weighted values without a call per key (same arithmetic; its
+    // fp16 rounding needs F16C, which the AVX2 machines we meet have)
+    int fast = dot != dot_c && __builtin_cpu_supports("f16c");
+#endif
     for (int task = t0; task < t1; task++) {
         int i = task / H, h = task % H, g = h / grp;
         float *s = kv->scores + (size_t)k * kv->n_ctx;
         const float *qv = kv->q + (size_t)i * qd + (size_t)h * D;
         const int *bl = kv->blist + (size_t)i * kv->n_max;
         int nbl = kv->bcnt[i], cnt = 0;
-        for (int t = 0; t < base; t++) s[cnt++] = dot(qv, kc + (size_t)t * kvd + (size_t)g * D, D) * scale;
-        for (int j = 0; j < nbl; j++)
-            s[cnt++] = dot(qv, kc + (size_t)(base + bl[j]) * kvd + (size_t)g * D, D) * scale;
+#ifdef HASS_X86
+        if (fast) {
+            cnt = base + nbl;
+            scores_avx2(qv, kc + (size_t)g * D, (size_t)kvd, base, bl, cnt, D, scale, s);
+        } else
+#endif
+        {
+            for (int t = 0; t < base; t++) s[cnt++] = dot(qv, kc + (size_t)t * kvd + (size_t)g * D, D) * scale;
+            for (int j = 0; j < nbl; j++)
+                s[cnt++] = dot(qv, kc + (size_t)(base + bl[j]) * kvd + (size_t)g * D, D) * scale;
+        }
         float mx = -INFINITY;
         for (int t = 0; t < cnt; t++) mx = s[t] > mx ? s[t] : mx;
         double sum = 0.0;
@@ -286,6 +364,10 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
         }
         float inv = cnt ? (float)(1.0 / sum) : 0.f; // a row that sees nothing gets zeros
         float *o = kv->att + (size_t)i * qd + (size_t)h * D;
+#ifdef HASS_X86
+        if (fast && values_avx2(o, vc + (size_t)g * D, (size_t)kvd, base, bl, cnt, D, s, inv, f16))
+            continue;
+#endif
         for (int d = 0; d < D; d++) o[d] = 0.f;
         for (int t = 0; t < cnt; t++) {
             int e = t < base ? t : base + bl[t - base];
@@ -302,9 +384,25 @@ static void attention(const hass_model *m, hass_kv *kv, int n, const float *kc, 
     hass_pool_run(m->pool, n * m->cfg.n_head, attention_tasks, &a);
 }
 
+#ifdef HASS_X86
+// round_f16 with F16C, 8 values at a time (the same rounding as hass_f16_round).
+__attribute__((target("avx,f16c"))) static void round_f16_hw(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), 0)));
+    for (; i < n; i++) x[i] = _cvtsh_ss(_cvtss_sh(x[i], 0));
+}
+#endif
+
 // Round n values to fp16 in place (the KV cache and the attention queries hold fp16 values,
 // as llama.cpp's default f16 cache does).
 static void round_f16(float *x, size_t n) {
+#ifdef HASS_X86
+    if (__builtin_cpu_supports("f16c")) {
+        round_f16_hw(x, n);
+        return;
+    }
+#endif
     for (size_t i = 0; i < n; i++) x[i] = hass_f16_round(x[i]);
 }
 
