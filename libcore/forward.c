@@ -258,6 +258,7 @@ T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, int 
     for (; t + 4 <= n; t += 4) {
         const float *k[4];
         __m256 acc[4];
+        _Pragma("GCC unroll 4")
         for (int j = 0; j < 4; j++) {
             int e = t + j < base ? t + j : base + bl[t + j - base];
             k[j] = kc + (size_t)e * kvd;
@@ -266,8 +267,10 @@ T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, int 
         int i = 0;
         for (; i + 8 <= D; i += 8) {
             __m256 q8 = _mm256_loadu_ps(qv + i);
+            _Pragma("GCC unroll 4")
             for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(q8, _mm256_loadu_ps(k[j] + i), acc[j]);
         }
+        _Pragma("GCC unroll 4")
         for (int j = 0; j < 4; j++) {
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -290,6 +293,7 @@ T_ATT static inline __attribute__((always_inline)) void
 values_avx2_n(float *o, const float *vc, size_t kvd, int base, const int *bl, int n, const int NV,
               const float *p, float inv, int f16) {
     __m256 acc[16];
+    _Pragma("GCC unroll 16")
     for (int j = 0; j < NV; j++) acc[j] = _mm256_setzero_ps();
     for (int t = 0; t < n; t++) {
         int e = t < base ? t : base + bl[t - base];
@@ -297,8 +301,10 @@ values_avx2_n(float *o, const float *vc, size_t kvd, int base, const int *bl, in
         float pr = p[t] * inv;
         if (f16) pr = _cvtsh_ss(_cvtss_sh(pr, 0));
         __m256 pv = _mm256_set1_ps(pr);
+        _Pragma("GCC unroll 16")
         for (int j = 0; j < NV; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(pv, _mm256_loadu_ps(vv + 8 * j)));
     }
+    _Pragma("GCC unroll 16")
     for (int j = 0; j < NV; j++) _mm256_storeu_ps(o + 8 * j, acc[j]);
 }
 
