@@ -106,44 +106,54 @@ typedef struct qlayout {
     size_t d, s, se, dx16, sx4, px, total;
 } qlayout;
 
-// Packed layout (AVX-512 kernel kp_avx512, weights packed by hass_quant_pack): a row's blocks
-// form groups of 16 (the last group: the remaining blocks, rounded up to a power of two >= 2
-// with zero blocks), and a group of g blocks is g / 2 vectors of 64 bytes whose 16 32-bit lanes
-// each belong to one block (L = 16 / g consecutive lanes per block), so that one vpdpbusd per
-// vector leaves in every lane an integer partial dot of ONE block, and the float work (one
-// convert, one multiply-add by d_w * d_x per lane) is done once per group instead of once per
-// pair of blocks. Vector k, lane l, byte t holds element 4 * (k * L + l % L) + t of block
-// l / L. Weights, per group: Q4_0/Q4_1 the vectors' 4-bit values packed two per byte (vectors
-// 2m and 2m + 1 are the low and high nibbles of 64 stored bytes; for g = 2 the one vector's
-// two 32-byte halves are the low and high nibbles of 32 stored bytes), Q8_0 the vectors as
-// bytes q + 128; then the g block scales d (fp16) and for Q4_1 the g mins m (fp16), spread to
-// the lanes in the kernel, so a packed row has the bytes of the stored one when the last group
-// needs no zero blocks (SmolLM2: 18 = 16 + 2 and 48 = 3 x 16 blocks). Activations, per group: the vectors (g * 32 bytes), then per lane
-// d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s) and the sum of the lane's bytes (16
-// int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0).
+// Packed layout (AVX-512 kernel kp_avx512, weights packed by hass_quant_pack): blocks go in
+// groups of 16, one block per 32-bit lane: 8 vectors of 64 bytes, vector k lane l byte t =
+// element 4k + t of lane l's block, so that one vpdpbusd per vector leaves in every lane an
+// integer partial dot of ONE block and the float work (one convert, one multiply-add by
+// d_w * d_x, one by m_w * s_x per lane) is done once per 16 blocks instead of per pair. A weight
+// row of nb = 16 * nfull + t blocks: its nfull groups (main region, row after row); the tails
+// (0 < t < 16 blocks, padded with zero blocks to g = a power of two >= 2) of RG = 16 / g
+// consecutive rows share one group in the tail region (lane l: block 16 * nfull + l % g of row
+// l / g; zero rows past n_out), so the tails cost one group per RG rows (SmolLM2: 18 = 16 + 2
+// blocks, the tails of 8 rows per group). Weights, per group: Q4_0/Q4_1 the 4-bit values two per
+// byte (vectors 2m and 2m + 1 are the low and high nibbles of the m-th 64 stored bytes), Q8_0
+// the values as bytes q + 128; then the 16 scales d (fp16) and for Q4_1 the 16 mins m (fp16):
+// the stored bytes, rearranged. Activations: a row's nfull groups (lane l: block 16 gi + l) and
+// with a tail one more group (lane l: block 16 * nfull + l % g, the tail repeated RG times),
+// each: the 8 vectors, then per lane d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s) and
+// the sum of the lane's bytes (16 int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0).
 
-// Blocks of group gi of a packed row of nb blocks.
-static inline int pk_gsize(int nb, int gi) {
-    int t = nb - 16 * gi, g = 2;
-    if (t >= 16) return 16;
-    while (g < t) g *= 2;
-    return g;
+enum { PK_XGROUP = 512 + 192 }; // bytes of an activation group
+
+// Group structure of a packed row of n_in values.
+typedef struct pk_shape {
+    int nb, nfull; // blocks; full groups
+    int g, rg;     // tail blocks rounded up (0: no tail); rows per tail group (16 / g)
+} pk_shape;
+
+// The packed shape of rows of n_in values.
+static pk_shape pk_shape_of(int n_in) {
+    pk_shape sh = {n_in / 32, n_in / 32 / 16, 0, 0};
+    int t = sh.nb % 16;
+    if (t) {
+        sh.g = 2;
+        while (sh.g < t) sh.g *= 2;
+        sh.rg = 16 / sh.g;
+    }
+    return sh;
 }
 
-// Bytes of a packed weight group of g blocks.
-static inline size_t pk_wgroup(int type, int g) {
-    return type == HASS_GGML_Q8_0 ? (size_t)g * 34 : (size_t)g * (type == HASS_GGML_Q4_1 ? 20 : 18);
+// Bytes of a packed weight group.
+static inline size_t pk_wgroup(int type) {
+    return type == HASS_GGML_Q8_0 ? 16 * 34 : type == HASS_GGML_Q4_1 ? 16 * 20 : 16 * 18;
 }
 
-// Bytes of a packed activation group of g blocks.
-static inline size_t pk_xgroup(int g) { return (size_t)g * 32 + 192; }
-
-// Bytes of one packed weight row of n_in values.
-static size_t pk_wrow_bytes(int type, int n_in) {
-    int nb = n_in / 32;
-    size_t n = 0;
-    for (int gi = 0; gi * 16 < nb; gi++) n += pk_wgroup(type, pk_gsize(nb, gi));
-    return n;
+// Bytes of a packed weight matrix.
+static size_t pk_bytes(int type, int n_in, int n_out) {
+    pk_shape sh = pk_shape_of(n_in);
+    size_t n = (size_t)n_out * sh.nfull;
+    if (sh.g) n += ((size_t)n_out + sh.rg - 1) / sh.rg;
+    return n * pk_wgroup(type);
 }
 
 // Layout of a quantized row of n_in values.
@@ -156,8 +166,8 @@ static qlayout qrow_layout(int n_in) {
     l.dx16 = (l.se + nb * 4 + 63) / 64 * 64;
     l.sx4 = l.dx16 + np * 64;
     l.px = (l.sx4 + np * 16 + 63) / 64 * 64;
-    l.total = l.px;
-    for (int gi = 0; gi * 16 < (int)nb; gi++) l.total += pk_xgroup(pk_gsize((int)nb, gi));
+    pk_shape sh = pk_shape_of(n_in);
+    l.total = l.px + (size_t)(sh.nfull + (sh.g > 0)) * PK_XGROUP;
     return l;
 }
 
@@ -225,34 +235,45 @@ quant_blocks_avx512(const float *x, int nb, int8_t *qs, float *d, float *s, floa
 }
 #endif
 
-// Write the packed part of a quantized row (from its qs, d and s): 4-byte pieces of the blocks
-// moved to their lanes, per-lane d, s and byte sums.
+// Write one packed activation group: lane l holds block bl[l] (-1: zeros) of the row's qs,
+// d and s.
+static void pack_xgroup(const uint8_t *qs, const float *d, const float *s, const int *bl, uint8_t *o) {
+    float *dx = (float *)(o + 512), *sx = dx + 16;
+    int32_t *xs = (int32_t *)(sx + 16);
+    for (int ln = 0; ln < 16; ln++) {
+        int b = bl[ln], sum = 0;
+        for (int k = 0; k < 8; k++) {
+            uint8_t *dst = o + k * 64 + 4 * ln;
+            if (b >= 0) {
+                memcpy(dst, qs + b * 32 + 4 * k, 4);
+                sum += (int8_t)dst[0] + (int8_t)dst[1] + (int8_t)dst[2] + (int8_t)dst[3];
+            } else {
+                memset(dst, 0, 4);
+            }
+        }
+        dx[ln] = b >= 0 ? d[b] : 0.f;
+        sx[ln] = b >= 0 ? s[b] : 0.f;
+        xs[ln] = sum;
+    }
+}
+
+// Write the packed part of a quantized row (from its qs, d and s).
 static void pack_xrow(int n_in, uint8_t *q) {
     qlayout l = qrow_layout(n_in);
-    int nb = n_in / 32;
-    const uint8_t *qs = q;
+    pk_shape sh = pk_shape_of(n_in);
     const float *d = (const float *)(q + l.d), *s = (const float *)(q + l.s);
     uint8_t *o = q + l.px;
-    for (int gi = 0; gi * 16 < nb; gi++) {
-        int g = pk_gsize(nb, gi), L = 16 / g, b0 = 16 * gi;
-        float *dx = (float *)(o + g * 32), *sx = dx + 16;
-        int32_t *xs = (int32_t *)(sx + 16);
+    int bl[16];
+    for (int gi = 0; gi < sh.nfull; gi++, o += PK_XGROUP) {
+        for (int ln = 0; ln < 16; ln++) bl[ln] = 16 * gi + ln;
+        pack_xgroup(q, d, s, bl, o);
+    }
+    if (sh.g) {
         for (int ln = 0; ln < 16; ln++) {
-            int b = b0 + ln / L, j = ln % L, sum = 0;
-            for (int k = 0; k < g / 2; k++) {
-                uint8_t *dst = o + k * 64 + 4 * ln;
-                if (b < nb) {
-                    memcpy(dst, qs + b * 32 + 4 * (k * L + j), 4);
-                    sum += (int8_t)dst[0] + (int8_t)dst[1] + (int8_t)dst[2] + (int8_t)dst[3];
-                } else {
-                    memset(dst, 0, 4);
-                }
-            }
-            dx[ln] = b < nb ? d[b] : 0.f;
-            sx[ln] = b < nb ? s[b] : 0.f;
-            xs[ln] = sum;
+            int b = 16 * sh.nfull + ln % sh.g;
+            bl[ln] = b < sh.nb ? b : -1;
         }
-        o += pk_xgroup(g);
+        pack_xgroup(q, d, s, bl, o);
     }
 }
 
@@ -289,62 +310,69 @@ static void quant_row(const float *x, int n_in, uint8_t *q, int fast, int packed
 
 static int kernel_path(void);
 
-// Write one packed weight row (n_in values of a quantized type, as stored) to o.
-static void pack_wrow(int type, int n_in, const uint8_t *src, uint8_t *o) {
-    int nb = n_in / 32;
-    size_t bs = qblock_bytes(type);
-    for (int gi = 0; gi * 16 < nb; gi++) {
-        int g = pk_gsize(nb, gi), L = 16 / g, b0 = 16 * gi;
-        uint8_t V[8][64];
-        uint16_t dg[16], mg[16];
-        for (int ln = 0; ln < 16; ln++) {
-            int b = b0 + ln / L;
-            uint8_t e[32];
-            uint16_t dh = 0, mh = 0;
-            memset(e, type == HASS_GGML_Q8_0 ? 0x80 : 0, 32);
-            if (b < nb) {
-                const uint8_t *blk = src + (size_t)b * bs;
-                dh = rd16(blk);
-                if (type == HASS_GGML_Q8_0) {
-                    for (int k = 0; k < 32; k++) e[k] = (uint8_t)(blk[2 + k] ^ 0x80);
-                } else {
-                    int qo = type == HASS_GGML_Q4_0 ? 2 : 4;
-                    for (int k = 0; k < 16; k++) {
-                        e[k] = blk[qo + k] & 15;
-                        e[k + 16] = blk[qo + k] >> 4;
-                    }
-                    if (type == HASS_GGML_Q4_1) mh = rd16(blk + 2);
+// Write one packed weight group: lane l holds the stored block blk[l] (NULL: a zero block).
+static void pack_wgroup(int type, const uint8_t *const *blk, uint8_t *o) {
+    uint8_t V[8][64];
+    uint16_t dg[16], mg[16];
+    for (int ln = 0; ln < 16; ln++) {
+        uint8_t e[32];
+        uint16_t dh = 0, mh = 0;
+        memset(e, type == HASS_GGML_Q8_0 ? 0x80 : 0, 32);
+        const uint8_t *b = blk[ln];
+        if (b) {
+            dh = rd16(b);
+            if (type == HASS_GGML_Q8_0) {
+                for (int k = 0; k < 32; k++) e[k] = (uint8_t)(b[2 + k] ^ 0x80);
+            } else {
+                int qo = type == HASS_GGML_Q4_0 ? 2 : 4;
+                for (int k = 0; k < 16; k++) {
+                    e[k] = b[qo + k] & 15;
+                    e[k + 16] = b[qo + k] >> 4;
                 }
+                if (type == HASS_GGML_Q4_1) mh = rd16(b + 2);
             }
-            for (int k = 0; k < g / 2; k++)
-                for (int t = 0; t < 4; t++) V[k][4 * ln + t] = e[4 * (k * L + ln % L) + t];
-            dg[ln / L] = dh;
-            mg[ln / L] = mh;
         }
-        uint8_t *p = o;
-        if (type == HASS_GGML_Q8_0) {
-            for (int k = 0; k < g / 2; k++, p += 64) memcpy(p, V[k], 64);
-        } else if (g >= 4) {
-            for (int mi = 0; mi < g / 4; mi++, p += 64)
-                for (int i = 0; i < 64; i++) p[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
-        } else {
-            for (int i = 0; i < 32; i++, p++) *p = (uint8_t)(V[0][i] | V[0][32 + i] << 4);
-        }
-        for (int i = 0; i < g; i++, p += 2) memcpy(p, &dg[i], 2);
-        if (type == HASS_GGML_Q4_1)
-            for (int i = 0; i < g; i++, p += 2) memcpy(p, &mg[i], 2);
-        o += pk_wgroup(type, g);
+        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+        dg[ln] = dh;
+        mg[ln] = mh;
     }
+    uint8_t *p = o;
+    if (type == HASS_GGML_Q8_0) {
+        for (int k = 0; k < 8; k++, p += 64) memcpy(p, V[k], 64);
+    } else {
+        for (int mi = 0; mi < 4; mi++, p += 64)
+            for (int i = 0; i < 64; i++) p[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
+    }
+    memcpy(p, dg, 32);
+    if (type == HASS_GGML_Q4_1) memcpy(p + 32, mg, 32);
 }
 
 void *hass_quant_pack(const hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || w->n_in % 32 || w->n_in <= 0) return NULL;
-    size_t rb = pk_wrow_bytes(w->type, w->n_in);
-    uint8_t *p = malloc(rb * (size_t)(w->n_out > 0 ? w->n_out : 1));
-    if (!p) return NULL;
-    for (int r = 0; r < w->n_out; r++)
-        pack_wrow(w->type, w->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes, p + (size_t)r * rb);
-    return p;
+    if (!hass_quant_is_q(w->type) || w->n_in % 32 || w->n_in <= 0 || w->n_out <= 0) return NULL;
+    int type = w->type, n_out = w->n_out;
+    pk_shape sh = pk_shape_of(w->n_in);
+    size_t bs = qblock_bytes(type), G = pk_wgroup(type);
+    uint8_t *pk = malloc(pk_bytes(type, w->n_in, n_out)), *o = pk;
+    if (!pk) return NULL;
+    const uint8_t *blk[16];
+    for (int r = 0; r < n_out; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        for (int gi = 0; gi < sh.nfull; gi++, o += G) {
+            for (int ln = 0; ln < 16; ln++) blk[ln] = row + (size_t)(16 * gi + ln) * bs;
+            pack_wgroup(type, blk, o);
+        }
+    }
+    if (sh.g)
+        for (int r0 = 0; r0 < n_out; r0 += sh.rg, o += G) {
+            for (int ln = 0; ln < 16; ln++) {
+                int r = r0 + ln / sh.g, b = 16 * sh.nfull + ln % sh.g;
+                blk[ln] = r < n_out && b < sh.nb
+                              ? (const uint8_t *)w->data + (size_t)r * w->row_bytes + (size_t)b * bs
+                              : NULL;
+            }
+            pack_wgroup(type, blk, o);
+        }
+    return pk;
 }
 
 void hass_quant_rows(const float *x, int n, int n_in, void *q) {
@@ -703,50 +731,32 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
     }
 }
 
-// One group of g blocks (compile-time constant) of the packed AVX-512 kernel: unpack the weight
-// vectors once, then for each of the R activation rows the integer block dots (exact, so the
-// split into two accumulators does not change any bit), the Q8_0/Q4_0 corrections in integers,
-// and acc[r] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane.
+// One packed group (16 blocks, one per lane) of the AVX-512 kernel: unpack the weight vectors
+// once, then for each of the R activation rows the integer block dots (exact, so how the
+// products are split between accumulators changes no bit), the Q8_0/Q4_0 corrections in
+// integers, and acc[r] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane.
 T_AVX512 static inline __attribute__((always_inline)) void
-kp_group(int type, const int g, const uint8_t *w, const uint8_t *x, size_t xs, const int R,
-         __m512 *acc) {
-    const int nk = g / 2;
+kp_group(int type, const uint8_t *w, const uint8_t *x, size_t xs, const int R, __m512 *acc) {
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i V[8];
     const uint8_t *dp;
     if (type == HASS_GGML_Q8_0) {
         _Pragma("GCC unroll 8")
-        for (int k = 0; k < nk; k++) V[k] = _mm512_loadu_si512((const void *)(w + 64 * k));
-        dp = w + g * 32;
-    } else if (g >= 4) {
+        for (int k = 0; k < 8; k++) V[k] = _mm512_loadu_si512((const void *)(w + 64 * k));
+        dp = w + 512;
+    } else {
         _Pragma("GCC unroll 4")
-        for (int mi = 0; mi < g / 4; mi++) {
+        for (int mi = 0; mi < 4; mi++) {
             __m512i q = _mm512_loadu_si512((const void *)(w + 64 * mi));
             V[2 * mi] = _mm512_and_si512(q, m4);
             V[2 * mi + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
         }
-        dp = w + g * 16;
-    } else {
-        __m256i q = _mm256_loadu_si256((const __m256i *)w);
-        __m256i lo = _mm256_and_si256(q, _mm512_castsi512_si256(m4));
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm512_castsi512_si256(m4));
-        V[0] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        dp = w + 32;
+        dp = w + 256;
     }
-    // the g scales (and mins) spread to their lanes: d to every lane of a block, m to its first
-    __mmask16 gm = (__mmask16)((1u << g) - 1);
-    __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, dp)), mw = _mm512_setzero_ps();
-    if (type == HASS_GGML_Q4_1) mw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, dp + 2 * g));
-    if (g < 16) {
-        const int sh = g == 8 ? 1 : g == 4 ? 2 : 3; // lane l belongs to block l >> sh
-        const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        __m512i blk = _mm512_srli_epi32(lanes, sh);
-        dw = _mm512_permutexvar_ps(blk, dw);
-        __mmask16 first = (__mmask16)(g == 8 ? 0x5555 : g == 4 ? 0x1111 : 0x0101);
-        if (type == HASS_GGML_Q4_1) mw = _mm512_maskz_permutexvar_ps(first, blk, mw);
-    }
-    // integer dots: k outer, rows inner, so that consecutive vpdpbusd are independent (two
-    // chains per row when there are fewer than 4 rows); integer sums are exact in any order
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp)), mw = _mm512_setzero_ps();
+    if (type == HASS_GGML_Q4_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)));
+    // k outer, rows inner, so that consecutive vpdpbusd are independent (two chains per row
+    // when there are fewer than 4 rows)
     __m512i a0[8], a1[8];
     _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
@@ -754,7 +764,7 @@ kp_group(int type, const int g, const uint8_t *w, const uint8_t *x, size_t xs, c
         a1[r] = _mm512_setzero_si512();
     }
     _Pragma("GCC unroll 8")
-    for (int k = 1; k < nk; k++) {
+    for (int k = 1; k < 8; k++) {
         _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             __m512i xv = _mm512_loadu_si512((const void *)(x + r * xs + 64 * k));
@@ -765,8 +775,8 @@ kp_group(int type, const int g, const uint8_t *w, const uint8_t *x, size_t xs, c
     _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         const uint8_t *xg = x + r * xs;
-        __m512i ia = R < 4 && nk > 1 ? _mm512_add_epi32(a0[r], a1[r]) : a0[r];
-        const float *dx = (const float *)(xg + g * 32), *sx = dx + 16;
+        __m512i ia = R < 4 ? _mm512_add_epi32(a0[r], a1[r]) : a0[r];
+        const float *dx = (const float *)(xg + 512), *sx = dx + 16;
         if (type != HASS_GGML_Q4_1) {
             __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16));
             ia = _mm512_sub_epi32(ia, _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3));
@@ -796,52 +806,75 @@ T_AVX512 static inline __m512 hsum16x16(const __m512 *v) {
     return _mm512_permutexvar_ps(perm, d);
 }
 
-// AVX-512 VNNI on packed weights (hass_quant_pack) and the packed part of quantized activation
-// rows: n_rows <= 16 weight rows (stride wrb bytes) against R activation rows (x: the first
-// row's packed part, stride xs), out[o + r * os]. Per output: groups in order into 16 lanes,
-// then the lanes summed by hsum16x16 (the same tree for every row and every n_rows).
+// AVX-512 VNNI on packed weights (hass_quant_pack: pk, a matrix of n_out rows) and the packed
+// part of quantized activation rows: weight rows o0 .. o0 + n_rows - 1 (n_rows <= 16, o0 a
+// multiple of 16) against R activation rows (x: the first row's packed part, stride xs),
+// out[o + r * os]. Per output: the main groups in order into 16 lanes summed by hsum16x16, plus
+// the row's lanes of its tail group added in order; the same arithmetic for any R, n_rows, o0.
 T_AVX512 static inline __attribute__((always_inline)) void
-kp_avx512_r(int type, int n_in, const uint8_t *w, size_t wrb, int n_rows, const uint8_t *x,
-            size_t xs, const int R, float *out, size_t os) {
-    int nb = n_in / 32, nfull = nb / 16, gt = nb % 16 ? pk_gsize(nb, nfull) : 0;
-    size_t wf = pk_wgroup(type, 16), xf = pk_xgroup(16);
-    __m512 red[8][16];
-    for (int o = 0; o < n_rows; o++, w += wrb) {
-        __m512 acc[8];
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-        const uint8_t *wg = w, *xg = x;
-        for (int gi = 0; gi < nfull; gi++, wg += wf, xg += xf) kp_group(type, 16, wg, xg, xs, R, acc);
-        switch (gt) { // the last, partly zero group
-        case 16: kp_group(type, 16, wg, xg, xs, R, acc); break;
-        case 8: kp_group(type, 8, wg, xg, xs, R, acc); break;
-        case 4: kp_group(type, 4, wg, xg, xs, R, acc); break;
-        case 2: kp_group(type, 2, wg, xg, xs, R, acc); break;
-        default: break;
+kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows,
+            const uint8_t *x, size_t xs, const int R, float *out, size_t os) {
+    pk_shape sh = pk_shape_of(n_in);
+    size_t G = pk_wgroup(type), wrb = (size_t)sh.nfull * G;
+    __m512 res[8];
+    if (sh.nfull) {
+        const uint8_t *w = pk + (size_t)o0 * wrb;
+        __m512 red[8][16];
+        for (int o = 0; o < n_rows; o++, w += wrb) {
+            __m512 acc[8];
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+            for (int gi = 0; gi < sh.nfull; gi++) kp_group(type, w + gi * G, x + (size_t)gi * PK_XGROUP, xs, R, acc);
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < R; r++) red[r][o] = acc[r];
         }
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < R; r++) red[r][o] = acc[r];
+        for (int r = 0; r < R; r++) {
+            for (int o = n_rows; o < 16; o++) red[r][o] = _mm512_setzero_ps();
+            res[r] = hsum16x16(red[r]);
+        }
+    } else {
+        for (int r = 0; r < R; r++) res[r] = _mm512_setzero_ps();
+    }
+    if (sh.g) { // tail groups: lane l of group c is row o0 + c * rg + l / g
+        const uint8_t *wt = pk + (size_t)n_out * wrb + (size_t)(o0 / sh.rg) * G;
+        const uint8_t *xt = x + (size_t)sh.nfull * PK_XGROUP;
+        float tb[8][256];
+        int nc = (n_rows + sh.rg - 1) / sh.rg;
+        for (int c = 0; c < nc; c++) {
+            __m512 acc[8];
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+            kp_group(type, wt + c * G, xt, xs, R, acc);
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < R; r++) _mm512_storeu_ps(tb[r] + 16 * c, acc[r]);
+        }
+        for (int r = 0; r < R; r++) {
+            float t[16] = {0};
+            for (int o = 0; o < n_rows; o++) {
+                float v = tb[r][o * sh.g];
+                for (int b = 1; b < sh.g; b++) v += tb[r][o * sh.g + b];
+                t[o] = v;
+            }
+            res[r] = _mm512_add_ps(res[r], _mm512_loadu_ps(t));
+        }
     }
     __mmask16 keep = (__mmask16)((1u << n_rows) - 1);
-    for (int r = 0; r < R; r++) {
-        for (int o = n_rows; o < 16; o++) red[r][o] = _mm512_setzero_ps();
-        _mm512_mask_storeu_ps(out + r * os, keep, hsum16x16(red[r]));
-    }
+    for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(out + r * os, keep, res[r]);
 }
 
 // Instances of the packed kernel for one weight type and R = 1..8.
 #define KP_TYPE(name, TYPE)                                                                       \
-    T_AVX512 static void name(int n_in, const uint8_t *w, size_t wrb, int n_rows,                 \
+    T_AVX512 static void name(int n_in, const uint8_t *pk, int n_out, int o0, int n_rows,         \
                               const uint8_t *x, size_t xs, int R, float *out, size_t os) {        \
         switch (R) {                                                                              \
-        case 8: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 8, out, os); break;                \
-        case 7: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 7, out, os); break;                \
-        case 6: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 6, out, os); break;                \
-        case 5: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 5, out, os); break;                \
-        case 4: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 4, out, os); break;                \
-        case 3: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 3, out, os); break;                \
-        case 2: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 2, out, os); break;                \
-        default: kp_avx512_r(TYPE, n_in, w, wrb, n_rows, x, xs, 1, out, os); break;               \
+        case 8: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 8, out, os); break;         \
+        case 7: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 7, out, os); break;         \
+        case 6: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 6, out, os); break;         \
+        case 5: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 5, out, os); break;         \
+        case 4: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 4, out, os); break;         \
+        case 3: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 3, out, os); break;         \
+        case 2: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 2, out, os); break;         \
+        default: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 1, out, os); break;        \
         }                                                                                         \
     }
 KP_TYPE(kp_avx512_q4_1, HASS_GGML_Q4_1)
@@ -987,9 +1020,10 @@ static row_kernel pick(int type, int f32act) {
     }
 }
 
-// Packed-layout kernel (kp_avx512_*): n_rows packed weight rows against R activation rows.
-typedef void (*pk_kernel)(int n_in, const uint8_t *w, size_t wrb, int n_rows, const uint8_t *x,
-                          size_t xs, int R, float *out, size_t os);
+// Packed-layout kernel (kp_avx512_*): weight rows o0 .. o0 + n_rows - 1 of a packed matrix
+// against R activation rows.
+typedef void (*pk_kernel)(int n_in, const uint8_t *pk, int n_out, int o0, int n_rows,
+                          const uint8_t *x, size_t xs, int R, float *out, size_t os);
 
 // Packed-layout kernel for a quantized weight type (NULL without AVX-512).
 static pk_kernel pick_packed(int type) {
@@ -1044,10 +1078,9 @@ static void mm_chunks(void *ctx, int k, int c0, int c1) {
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = c->jobs[j].y;
         if (c->packed) {
-            size_t wrb = pk_wrow_bytes(w->type, c->n_in);
             for (int i = 0; i < c->n; i += c->G) {
                 int R = c->n - i < c->G ? c->n - i : c->G;
-                c->pkern[j](c->n_in, (const uint8_t *)w->pk + (size_t)r0 * wrb, wrb, r1 - r0,
+                c->pkern[j](c->n_in, (const uint8_t *)w->pk, w->n_out, r0, r1 - r0,
                             c->xb + (size_t)i * c->xs + c->px, c->xs, R,
                             y + (size_t)i * w->n_out + r0, (size_t)w->n_out);
             }

@@ -3,7 +3,8 @@
 // (a row's output is bit-identical for any block size and thread count); for quantized weights
 // both the default 8-bit-activation kernels and the f32-activation ones (HASS_PREC_F32), and
 // the AVX-512 kernel on weights in its packed layout (hass_quant_pack; path "avx512packed"),
-// with block counts whose last packed group is 2, 4, 8 or 16 blocks wide.
+// with row tails of 2, 4, 8 and 16 blocks (tail groups shared by 8, 4, 2 and 1 rows; 37 rows
+// leave the last tail group part empty).
 #include "quant.h"
 #include "unit.h"
 
@@ -55,8 +56,8 @@ static void fill(int type, uint8_t *p, int n_in, int n_out) {
 int main(void) {
     const int types[] = {HASS_GGML_F32, HASS_GGML_F16, HASS_GGML_BF16, HASS_GGML_Q8_0,
                          HASS_GGML_Q4_0, HASS_GGML_Q4_1};
-    // block counts 18 (16 + 2), 3 (a group of 4 with one zero block), 21 (16 + 8 with three
-    // zero blocks), 9 (a group of 16 with seven)
+    // block counts 18 (16 + a tail of 2), 3 (no full group, a tail of 4 with one zero block),
+    // 21 (16 + a tail of 8 with three zero blocks), 9 (a tail of 16 with seven)
     const int n_ins[] = {576, 96, 672, 288};
     const int n_nin = (int)(sizeof n_ins / sizeof n_ins[0]);
     enum { NOUT = 37, NMAX = 13 };
