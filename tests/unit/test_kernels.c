@@ -461,6 +461,101 @@ static void test_attention_decode(void) {
     }
 }
 
+// Batch invariance: attention_rows over a block (causal and a tree mask) gives each query exactly
+// the bits of attention_decode run for that query alone over the same visible keys laid out as
+// a chain (what plain decoding computes); within tolerance of the CPU twin.
+static void test_attention_rows_invariant(void) {
+    enum { H = 9, HK = 3, HD = 64, NP = 37, N = 7, MK = 600, NS = 3 };
+    // a tree of 7: 0 root; 1, 2 children of 0; 3 child of 1; 4, 5 children of 3; 6 child of 2
+    static const int parent[N] = {-1, 0, 0, 1, 3, 3, 2};
+    int kvd = HK * HD, qs = H * HD + 2 * kvd;
+    size_t nkv = (size_t)MK * kvd;
+    float *q = malloc((size_t)N * qs * 4), *kc = malloc(nkv * 4), *vc = malloc(nkv * 4);
+    float *kc2 = malloc(nkv * 4), *vc2 = malloc(nkv * 4);
+    float *got = malloc((size_t)N * H * HD * 4), *one = malloc((size_t)H * HD * 4);
+    float *ref = malloc((size_t)N * H * HD * 4);
+    uint8_t mask[N * N] = {0};
+    fill(q, (size_t)N * qs, 1.f), fill(kc, nkv, 1.f), fill(vc, nkv, 1.f);
+    for (int i = 0; i < N; i++)
+        for (int j = i; j >= 0; j = parent[j]) mask[i * N + j] = 1;
+    for (int m = 0; m < 2; m++) { // 0 causal, 1 tree
+        const uint8_t *mk = m ? mask : NULL;
+        g_dev_fail = 0;
+        float *dq = up(q, (size_t)N * qs * 4), *dk = up(kc, nkv * 4), *dv = up(vc, nkv * 4);
+        float *dout = up(NULL, (size_t)N * H * HD * 4);
+        float *dpart = up(NULL, hass_cuda_attention_rows_part(NS, N, H, HD) * 4);
+        uint8_t *dm = up(mask, sizeof mask);
+        if (!g_dev_fail && hass_cuda_attention_rows(dout, dq, dk, dv, mk ? dm : NULL, NP, N, qs, MK,
+                                                    H, HK, HD, dpart, NS))
+            g_dev_fail = 1;
+        down(got, dout, (size_t)N * H * HD * 4);
+        hass_cpu_attention(ref, q, kc, vc, mk, NP, N, qs, H, HK, HD);
+        size_t at = 0;
+        double r = g_dev_fail ? 1e30 : rel_err(got, ref, (size_t)N * H * HD, 2e-5, 1e-4, &at);
+        CHECK(m ? "cuda attention rows (tree) vs cpu" : "cuda attention rows (causal) vs cpu",
+              !g_dev_fail && r <= 1.0, "worst %.3g at %zu", r, at);
+        // each query alone: its visible block entries copied after the committed rows as a chain
+        int same = 0;
+        for (int i = 0; i < N; i++) {
+            memcpy(kc2, kc, nkv * 4), memcpy(vc2, vc, nkv * 4);
+            int L = NP;
+            for (int j = 0; j < N; j++) {
+                if (mk ? !mask[i * N + j] : j > i) continue;
+                memcpy(kc2 + (size_t)L * kvd, kc + (size_t)(NP + j) * kvd, (size_t)kvd * 4);
+                memcpy(vc2 + (size_t)L * kvd, vc + (size_t)(NP + j) * kvd, (size_t)kvd * 4);
+                L++;
+            }
+            int np1 = L - 1;
+            float *dk2 = up(kc2, nkv * 4), *dv2 = up(vc2, nkv * 4), *dq1 = up(q + (size_t)i * qs, (size_t)H * HD * 4);
+            int32_t *dnp = up(&np1, 4);
+            if (!g_dev_fail && hass_cuda_attention_decode(dout, dq1, dk2, dv2, dnp, MK, H, HK, HD,
+                                                          dpart, NS))
+                g_dev_fail = 1;
+            down(one, dout, (size_t)H * HD * 4);
+            same += !g_dev_fail && !memcmp(one, got + (size_t)i * H * HD, (size_t)H * HD * 4);
+            hass_cuda_free(dk2), hass_cuda_free(dv2), hass_cuda_free(dq1), hass_cuda_free(dnp);
+        }
+        CHECK(m ? "cuda attention rows (tree) == decode of each query alone, bit for bit"
+                : "cuda attention rows (causal) == decode of each query alone, bit for bit",
+              same == N, "%d of %d queries identical", same, N);
+        hass_cuda_free(dq), hass_cuda_free(dk), hass_cuda_free(dv), hass_cuda_free(dout);
+        hass_cuda_free(dpart), hass_cuda_free(dm);
+    }
+    free(q), free(kc), free(vc), free(kc2), free(vc2), free(got), free(one), free(ref);
+}
+
+// Batch invariance of the matmul's default path: row r of a block of n (1, 5, 16, 40 rows) has
+// exactly the bits of the same row computed alone.
+static void test_matmul_invariant(void *cublas) {
+    enum { IN = 576, OUT = 200, NMAX = 40 };
+    float *x = malloc((size_t)NMAX * IN * 4), *y = malloc((size_t)NMAX * OUT * 4);
+    float *y1 = malloc((size_t)OUT * 4);
+    uint16_t *w = malloc((size_t)OUT * IN * 2);
+    fill(x, (size_t)NMAX * IN, 1.f);
+    for (size_t i = 0; i < (size_t)OUT * IN; i++) w[i] = hass_f32_to_bf16(0.05f * (float)((i * 7919) % 201) / 100.f - 0.05f);
+    static const int ns[] = {1, 5, 16, 40};
+    hass_cuda_set_batch_invariant(1);
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        int n = ns[k], same = 0;
+        g_dev_fail = 0;
+        float *dx = up(x, (size_t)n * IN * 4), *dy = up(NULL, (size_t)n * OUT * 4);
+        uint16_t *dw = up(w, (size_t)OUT * IN * 2), *dxb = up(NULL, (size_t)n * IN * 2);
+        if (!g_dev_fail && hass_cuda_matmul(cublas, dy, dx, dw, dxb, n, IN, OUT, 0.f)) g_dev_fail = 1;
+        down(y, dy, (size_t)n * OUT * 4);
+        for (int r = 0; r < n; r++) {
+            if (!g_dev_fail && hass_cuda_matmul(cublas, dy, dx + (size_t)r * IN, dw, dxb, 1, IN, OUT, 0.f))
+                g_dev_fail = 1;
+            down(y1, dy, (size_t)OUT * 4);
+            same += !g_dev_fail && !memcmp(y1, y + (size_t)r * OUT, (size_t)OUT * 4);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "cuda matmul rows of a block of %d == each row alone, bit for bit", n);
+        CHECK(name, same == n, "%d of %d rows identical", same, n);
+        hass_cuda_free(dx), hass_cuda_free(dy), hass_cuda_free(dw), hass_cuda_free(dxb);
+    }
+    free(x), free(y), free(y1), free(w);
+}
+
 // KV store at a device position vs hass_cpu_kv_store: exact.
 static void test_kv_store(void) {
     enum { N = 3, QD = 40, KVD = 24, STRIDE = QD + 2 * KVD + 4, CTX = 16 };
@@ -776,9 +871,11 @@ int main(void) {
     test_rope();
     test_attention();
     test_attention_decode();
+    test_attention_rows_invariant();
     test_kv_store();
     test_swiglu_add();
     test_matmul(cublas);
+    test_matmul_invariant(cublas);
     test_rows();
     test_sample();
     test_accept();
