@@ -254,7 +254,11 @@ static void test_gpu_greedy(hass_backend *gb, hass_backend *cb, const char *labe
     enum { N = 64 };
     int32_t ref[N], got[N];
     float mg[N], mg2[N];
+    // the reference: the CPU engine in f32 mode (llama.cpp's F32 path within 6.5e-5), so a
+    // divergence measures the GPU's bf16 rounding, not the CPU's 8-bit activations
+    hass_model_set_precision(cb->m, HASS_PREC_F32);
     int nr = greedy(cb, PROMPT, NP, N, ref, mg);
+    hass_model_set_precision(cb->m, HASS_PREC_Q8);
     int ng = greedy(gb, PROMPT, NP, N, got, mg2);
     char why[200], name[96];
     int ok = nr > 0 && ng > 0 && agree(ref, nr, mg, got, ng, why, sizeof why);
@@ -297,9 +301,10 @@ static void test_gpu_spec(hass_model *m, hass_backend *gb, const char *label, co
 }
 
 // The GPU drafter against draft.c on the same pairs: the catch-up output (NMSE: bf16 weights)
-// and the trees: node by node the cumulative draft scores agree (bf16 tolerance), while the
-// tokens may differ where siblings are near-tied (a random head's scores are nearly flat: on the
-// H100 17 of 24 nodes kept their token in the smallest tree), so only half must.
+// and the root's K candidates (its draft distribution's top-K, sorted): scores within bf16
+// tolerance, tokens equal wherever the score is apart from its neighbours. Deeper nodes are
+// printed, not checked: a random head's scores are nearly flat, so a near-tied parent swapped
+// at one level changes the whole subtree (on the H100, 17 of 24 nodes kept their token).
 static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *cb) {
     static const hass_tree_cfg trees[] = {{12, 3, 3}, {60, 6, 10}, {30, 4, 20}, {60, 6, 10},
                                           {30, 4, 20}}; // the last two with a draft vocabulary
@@ -337,7 +342,7 @@ static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *c
             CHECK(name, 0, "setup: %s", hass_errmsg());
         } else {
             // two cycles: 30 pairs then 10 more (a catch-up in two calls), a tree after each
-            int same = 0, same_sc = 0, nodes = 0, ok = 1;
+            int same = 0, nodes = 0, ok = 1, cand = 0, cand_ok = 0;
             double err_o = 0;
             for (int cyc = 0; cyc < 2 && ok; cyc++) {
                 int a = cyc ? 30 : 0, k = cyc ? NT - 30 : 30;
@@ -353,18 +358,21 @@ static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *c
                 }
                 double q = nmse(go, hass_draft_last(cd), C);
                 err_o = q > err_o ? q : err_o;
-                for (int j = 0; j < t1->n; j++, nodes++) {
+                for (int j = 0; j < t1->n; j++, nodes++)
                     same += t1->tok[j] == t2->tok[j] && t1->parent[j] == t2->parent[j];
-                    float s1 = j ? t1->cand_score[t1->node_flat[j]] : 0.f;
-                    float s2 = j ? t2->cand_score[t2->node_flat[j]] : 0.f;
-                    same_sc += fabsf(s1 - s2) <= 2e-2f + 1e-3f * fabsf(s1);
+                int K = tc->top_k < V ? tc->top_k : V;
+                for (int j = 0; j < K; j++, cand++) {
+                    float s1 = t1->cand_score[j], s2 = t2->cand_score[j], tol = 2e-2f + 1e-3f * fabsf(s1);
+                    int apart = (j == 0 || t1->cand_score[j - 1] - s1 > 2 * tol) &&
+                                (j == K - 1 || s1 - t1->cand_score[j + 1] > 2 * tol);
+                    cand_ok += fabsf(s1 - s2) <= tol && (!apart || t1->cand_tok[j] == t2->cand_tok[j]);
                 }
             }
-            CHECK(name, ok && err_o < 1e-3 && same_sc * 10 >= nodes * 9 && same * 2 >= nodes,
-                  "%s; catch-up output NMSE %.3g, %d/%d node scores and %d/%d tokens equal",
-                  ok ? "ran" : hass_errmsg(), err_o, same_sc, nodes, same, nodes);
-            printf("  %s: catch-up NMSE %.3g, %d/%d node scores and %d/%d tokens equal\n", name,
-                   err_o, same_sc, nodes, same, nodes);
+            CHECK(name, ok && err_o < 1e-3 && cand_ok == cand,
+                  "%s; catch-up output NMSE %.3g, %d/%d root candidates agree", ok ? "ran" : hass_errmsg(),
+                  err_o, cand_ok, cand);
+            printf("  %s: catch-up NMSE %.3g, %d/%d root candidates agree, %d/%d tree nodes equal\n",
+                   name, err_o, cand_ok, cand, same, nodes);
         }
         hass_tree_free(t1), hass_tree_free(t2);
         hass_cuda_draft_free(gd);
