@@ -32,14 +32,15 @@ HEAD=heads/smollm2-135m-instruct
 DATA=${HASS_DATA:-.dev/data}
 
 # 1. greedy GPU vs CPU
-if [ -x build/greedy_gpu_cpu ]; then
+if [ -z "${SKIP_SPEC:-}" ] && [ -x build/greedy_gpu_cpu ]; then
   timeout 120 build/greedy_gpu_cpu "$M" "Once upon a time" 64 >"$OUT/greedy-smol.log" 2>&1
   say "greedy SmolLM2 GPU vs CPU: exit $?"
   grep -E '^(gpu:|greedy|cpu [0-9]|first)' "$OUT/greedy-smol.log" | cut -c1-200 | sed 's/^/  /' | tee -a "$SUM"
 fi
 
-# 2. speculative on the GPU: MT-bench first turns
+# 2. speculative on the GPU: MT-bench first turns (SKIP_SPEC=1: only step 3)
 NQ=${NQ:-20} MAXNEW=${MAXNEW:-128}
+[ -n "${SKIP_SPEC:-}" ] && NQ=0
 python3 - "$DATA/mt_bench/question.jsonl" "$NQ" >/tmp/mtb.jsonl <<'PY'
 import json, sys
 for i, l in enumerate(open(sys.argv[1])):
@@ -47,7 +48,7 @@ for i, l in enumerate(open(sys.argv[1])):
     q = json.loads(l)
     print(json.dumps({"id": q["question_id"], "messages": [{"role": "user", "content": q["turns"][0]}]}))
 PY
-hass-tokenize -m "$M" /tmp/mtb.jsonl >/tmp/mtb.tok || say "tokenize failed"
+[ "$NQ" -gt 0 ] && { hass-tokenize -m "$M" /tmp/mtb.jsonl >/tmp/mtb.tok || say "tokenize failed"; }
 spec() { # name, flags...
   local name=$1; shift
   timeout 120 hass-verify -m "$M" --device ${DEV:-cuda} -n "$MAXNEW" --no-progress --metrics "$OUT/$name.metrics" "$@" \
@@ -56,6 +57,7 @@ spec() { # name, flags...
   python3 -c "import json,sys; [print(json.dumps([r.get('id'), r.get('generated')])) for r in map(json.loads, open(sys.argv[1]))]" /tmp/$name.out >/tmp/$name.ids 2>/dev/null
   say "spec $name: exit $rc, $(wc -l </tmp/$name.ids) records"
 }
+[ "$NQ" -gt 0 ] && {
 spec ar
 spec ar2
 spec fixed --draft "$HEAD" --tree-total 60 --tree-depth 6 --tree-topk 10
@@ -71,17 +73,20 @@ for v in ar ar2 fixed auto chain4; do
 done
 grep -h "tree auto" "$OUT/auto.err" | tail -3 | sed 's/^/  /' | tee -a "$SUM"
 tail -2 "$OUT"/fixed.err | sed 's/^/  fixed.err: /' | tee -a "$SUM"
+}
 
-# 3. self-distillation: K GPU pipelines over slices of the prompts for SD_SECONDS
+# 3. self-distillation: K GPU pipelines plus SD_CPU_PIPES one-thread CPU pipelines over slices of
+#    the prompts for SD_SECONDS
 if [ -n "${SD_PROMPTS:-}" ] && [ -s "$SD_PROMPTS" ]; then
-  K=${SD_PIPES:-12} S=${SD_SECONDS:-150}
-  mkdir -p /tmp/sd
-  split -n l/$K -d "$SD_PROMPTS" /tmp/sd/p.
+  K=${SD_PIPES:-12} KC=${SD_CPU_PIPES:-0} S=${SD_SECONDS:-150}
+  rm -rf /tmp/sd && mkdir -p /tmp/sd
+  split -n l/$((K + KC)) -d -a 3 "$SD_PROMPTS" /tmp/sd/p.
   t=$(date +%s)
   i=0
-  for f in /tmp/sd/p.*; do
-    temp=$((i % 2))
-    ( timeout "$S" bash -c "hass-tokenize -m $M $f | hass-verify -m $M --device ${DEV:-cuda} -n ${SD_MAXNEW:-256} -t $temp -s 1 --no-progress | hass-detok -m $M" \
+  for f in /tmp/sd/p.???; do
+    temp=$((i % 2)) dev=${DEV:-cuda} thr=
+    [ $i -ge "$K" ] && dev=cpu thr="--threads 1"
+    ( timeout "$S" bash -c "hass-tokenize -m $M $f | hass-verify -m $M --device $dev $thr -n ${SD_MAXNEW:-256} -t $temp -s 1 --no-progress | hass-detok -m $M" \
         >"$f.out" 2>"$f.err" ) &
     i=$((i + 1))
   done
@@ -94,8 +99,8 @@ for l in sys.stdin:
     try: n += len(json.loads(l).get('generated') or [])
     except Exception: pass
 print(n)")
-  say "self-distillation: $n answers, $toks tokens in $(( $(date +%s) - t ))s with $K GPU pipelines"
-  tail -q -n 2 /tmp/sd/p.00.err | sed 's/^/  sd err: /' | tee -a "$SUM"
+  say "self-distillation: $n answers, $toks tokens in $(( $(date +%s) - t ))s with $K GPU and $KC CPU pipelines"
+  tail -q -n 2 /tmp/sd/p.000.err | sed 's/^/  sd err: /' | tee -a "$SUM"
 fi
 say "total $(( $(date +%s) - T0 ))s"
 # the device tool returns at most 8 files: the logs and metrics travel as one archive
