@@ -38,7 +38,7 @@ static size_t state_bytes(const hass_cuda_llama_cfg *c) {
     return 2 * al((size_t)c->n_layer * c->n_ctx * kv * 4) + 2 * al(T * E * 4) +
            al(T * (q + 2 * kv) * 4) + al(T * q * 4) + al(T * 2 * F * 4) + al(T * F * 4) +
            al(T * xbw * 2) + al(T * c->n_vocab * 4) + 2 * al(T * 4) + al(T * T) + al(4) +
-           al((size_t)dec_splits(c->n_ctx) * c->n_head * (hd + 2) * 4);
+           al(hass_cuda_attention_rows_part(dec_splits(c->n_ctx), c->max_tok, c->n_head, (int)hd) * 4);
 }
 
 // Device bytes a stack of this shape needs.
@@ -116,7 +116,7 @@ static void carve_state(hass_cuda_llama *m, char **p) {
     m->mask = (uint8_t *)carve(p, T * T);
     m->n_past = (int32_t *)carve(p, 4);
     m->dec_split = dec_splits(c->n_ctx);
-    m->dec_part = (float *)carve(p, (size_t)m->dec_split * c->n_head * (m->head_dim + 2) * 4);
+    m->dec_part = (float *)carve(p, hass_cuda_attention_rows_part(m->dec_split, c->max_tok, c->n_head, m->head_dim) * 4);
 }
 
 // Allocate a stack after checking the shapes and the free device memory.
@@ -249,8 +249,13 @@ extern "C" hass_err hass_cuda_llama_forward(hass_cuda_llama *m, int n_past, int 
         HASS_CUDA_CHECK(cudaMemcpy2DAsync(vc + (size_t)n_past * m->kv_dim, row,
                                           m->qkv + m->q_dim + m->kv_dim, src, row, n,
                                           cudaMemcpyDeviceToDevice, hass_cuda_stream));
-        e = hass_cuda_attention(m->att, m->qkv, kc, vc, use_mask ? m->mask : NULL, n_past, n,
-                                m->qkv_dim, c->n_head, c->n_kv_head, hd);
+        if (hass_cuda_batch_invariant()) // the decode step's arithmetic for every row
+            e = hass_cuda_attention_rows(m->att, m->qkv, kc, vc, use_mask ? m->mask : NULL, n_past,
+                                         n, m->qkv_dim, c->n_ctx, c->n_head, c->n_kv_head, hd,
+                                         m->dec_part, m->dec_split);
+        else
+            e = hass_cuda_attention(m->att, m->qkv, kc, vc, use_mask ? m->mask : NULL, n_past, n,
+                                    m->qkv_dim, c->n_head, c->n_kv_head, hd);
         if (!e) e = hass_cuda_matmul(m->cublas, m->x, m->att, L->wo, m->xb, n, m->q_dim, E, 1.f);
         if (!e) e = hass_cuda_rmsnorm_bf16(NULL, m->xb, m->x, L->ffn_norm, n, E, c->norm_eps);
         if (!e) e = hass_cuda_matmul_bf16(m->cublas, m->gu, m->xb, L->w_gu, n, E, 2 * F, 0.f, 0);

@@ -8,11 +8,21 @@
 // ldb=in; C=y, ldc=out; m=out, n=n, k=in).
 #include "common.cuh"
 
-#define GEMV_MAX_N 8
+#define GEMV_MAX_N 16
 #define GEMV_WARPS 8 // output rows per block (one per warp)
 #define GEMV_UNROLL 4
 
 static int g_gemv_max_n = 4; // n up to which hass_cuda_matmul takes the GEMV path
+static int g_invariant = 1;  // path 0 runs every n as GEMV chunks (batch-invariant rows)
+
+// Batch-invariant mode on or off (on by default): path 0 of hass_cuda_matmul_bf16 then gives
+// every row the GEMV kernel's arithmetic, whatever n, instead of cuBLAS for n above the GEMV
+// limit; hass_cuda_llama_forward uses hass_cuda_attention_rows. Off: faster large blocks, but a
+// row's bits depend on the block size.
+extern "C" void hass_cuda_set_batch_invariant(int on) { g_invariant = on != 0; }
+
+// Whether batch-invariant mode is on.
+extern "C" int hass_cuda_batch_invariant(void) { return g_invariant; }
 
 // Set the largest n for which hass_cuda_matmul uses the GEMV kernel (0 = cuBLAS always).
 extern "C" void hass_cuda_matmul_set_gemv_max(int n) {
@@ -71,7 +81,7 @@ __global__ void k_gemv(float *y,            // (N, out)
     }
 }
 
-// Launch k_gemv<N> for a runtime n (1..8).
+// Launch k_gemv<N> for a runtime n (1..16).
 static hass_err gemv_launch(float *d_y, const uint16_t *d_xb, const uint16_t *d_w, int n, int in,
                             int out, float beta) {
     dim3 grid(CEIL_DIV(out, GEMV_WARPS)), block(32 * GEMV_WARPS);
@@ -85,6 +95,14 @@ static hass_err gemv_launch(float *d_y, const uint16_t *d_xb, const uint16_t *d_
     case 6: k_gemv<6><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
     case 7: k_gemv<7><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
     case 8: k_gemv<8><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 9: k_gemv<9><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 10: k_gemv<10><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 11: k_gemv<11><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 12: k_gemv<12><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 13: k_gemv<13><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 14: k_gemv<14><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 15: k_gemv<15><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
+    case 16: k_gemv<16><<<grid, block, 0, s>>>(d_y, d_xb, d_w, in, out, beta); break;
     default: return hass_seterr(HASS_EINVAL, "cuda gemv: n %d outside 1..%d", n, GEMV_MAX_N);
     }
     HASS_CUDA_LAUNCHED();
@@ -92,18 +110,28 @@ static hass_err gemv_launch(float *d_y, const uint16_t *d_xb, const uint16_t *d_
 }
 
 
-// y = xb W^T + beta*y with xb already bf16; path: 0 auto, 1 cuBLAS, 2 GEMV (n <= 8, in % 8 == 0).
+// y = xb W^T + beta*y with xb already bf16; path: 0 auto (batch-invariant mode: GEMV chunks of
+// up to 16 rows for any n), 1 cuBLAS, 2 GEMV (n <= 16, in % 8 == 0).
 extern "C" hass_err hass_cuda_matmul_bf16(void *cublas, float *d_y, const uint16_t *d_xb,
                                           const uint16_t *d_w, int n, int in, int out, float beta,
                                           int path) {
     if (n <= 0 || out <= 0) return HASS_OK;
-    bool gemv_ok = n <= GEMV_MAX_N && in % 8 == 0 && ((uintptr_t)d_w & 15) == 0 &&
-                   ((uintptr_t)d_xb & 15) == 0;
+    bool shape_ok = in % 8 == 0 && ((uintptr_t)d_w & 15) == 0 && ((uintptr_t)d_xb & 15) == 0;
+    bool gemv_ok = n <= GEMV_MAX_N && shape_ok;
     if (path == 2 && !gemv_ok)
-        return hass_seterr(HASS_EINVAL, "cuda gemv: n %d, in %d: needs n <= 8, in %% 8 == 0", n,
-                           in);
+        return hass_seterr(HASS_EINVAL, "cuda gemv: n %d, in %d: needs n <= %d, in %% 8 == 0", n,
+                           in, GEMV_MAX_N);
     if (path == 2 || (path == 0 && gemv_ok && n <= g_gemv_max_n))
         return gemv_launch(d_y, d_xb, d_w, n, in, out, beta);
+    if (path == 0 && g_invariant && shape_ok) { // each row: the GEMV arithmetic, whatever n
+        for (int r = 0; r < n; r += GEMV_MAX_N) {
+            int c = n - r < GEMV_MAX_N ? n - r : GEMV_MAX_N;
+            hass_err e = gemv_launch(d_y + (size_t)r * out, d_xb + (size_t)r * in, d_w, c, in,
+                                     out, beta);
+            if (e) return e;
+        }
+        return HASS_OK;
+    }
     const float alpha = 1.0f;
     HASS_CUBLAS_CHECK(cublasGemmEx(hass_cublas_get(cublas), CUBLAS_OP_T, CUBLAS_OP_N, out, n, in,
                                    &alpha, d_w, CUDA_R_16BF, in, d_xb, CUDA_R_16BF, in, &beta, d_y,

@@ -10,9 +10,10 @@
 // The CPU backend calls hass_forward/hass_kv_* and hass_model_lm_head unchanged (bit-identical
 // to calling them directly). The CUDA backend (libcore/cuda_backend.c, built with CUDA only)
 // uploads the model as bf16 (hass_cuda_llama_from_model), gives each sequence its own KV cache
-// and scratch (hass_cuda_llama_fork), and copies logits/feature rows back to the host. It is not
-// batch-invariant: a row's logits can differ in the last bits with the block size (cuBLAS picks
-// other algorithms), so speculative and plain greedy output can part at a near tie.
+// and scratch (hass_cuda_llama_fork), and copies logits/feature rows back to the host. It is
+// batch-invariant (hass_cuda_set_batch_invariant): a row's logits do not depend on the block
+// size or the row's place in a tree, so speculative output equals plain output at T = 0 on the
+// GPU as on the CPU. HASS_CUDA_INVARIANT=0 trades that for cuBLAS on large blocks.
 #ifndef HASS_BACKEND_H
 #define HASS_BACKEND_H
 

@@ -54,6 +54,12 @@ hass_err hass_cuda_matmul_bf16(void *cublas, float *d_y, const uint16_t *d_xb,
                                const uint16_t *d_w, int n, int in, int out, float beta, int path);
 // Largest n for which path 0 picks the GEMV kernel (default 4; 0 = always cuBLAS).
 void hass_cuda_matmul_set_gemv_max(int n);
+// Batch-invariant mode (on by default; HASS_CUDA_INVARIANT=0 turns it off in the backend): every
+// row of a matmul gets the GEMV kernel's arithmetic whatever the block size, and the LLaMA stack
+// uses hass_cuda_attention_rows, so verifying a tree gives the bits of decoding its tokens one
+// by one. Off: cuBLAS and the chunked attention kernel for large blocks (faster, not invariant).
+void hass_cuda_set_batch_invariant(int on);
+int hass_cuda_batch_invariant(void);
 hass_err hass_cuda_argmax(int32_t *d_idx, const float *d_x, int n_rows, int n_col);
 hass_err hass_cuda_topk(int32_t *d_idx, float *d_val, const float *d_x, int n_rows, int n_col,
                         int k);
@@ -77,6 +83,18 @@ hass_err hass_cuda_attention_decode(float *d_out, const float *d_q, const float 
                                     const float *d_v_cache, const int32_t *d_n_past, int max_keys,
                                     int n_head, int n_kv_head, int head_dim, float *d_part,
                                     int n_split);
+// n queries (rows of d_q, stride q_stride) after n_past committed entries with block mask d_mask
+// (n, n) or NULL (causal); twin: hass_cpu_attention. Batch-invariant: each query runs the decode
+// step's arithmetic over its own visible keys in order (committed, then the block entries its
+// mask row allows), splits of ceil(max_keys / n_split) ordinals, so a tree's rows get the bits
+// of the same tokens decoded alone (hass_cuda_attention_decode with the same max_keys and
+// n_split). d_part: hass_cuda_attention_rows_part(n_split, n, n_head, head_dim) floats.
+hass_err hass_cuda_attention_rows(float *d_out, const float *d_q, const float *d_k_cache,
+                                  const float *d_v_cache, const uint8_t *d_mask, int n_past, int n,
+                                  int q_stride, int max_keys, int n_head, int n_kv_head,
+                                  int head_dim, float *d_part, int n_split);
+// Floats of split scratch hass_cuda_attention_rows needs for a block of n queries.
+size_t hass_cuda_attention_rows_part(int n_split, int n, int n_head, int head_dim);
 // K/V parts of n qkv rows to cache rows *d_n_past + r (twin: hass_cpu_kv_store).
 hass_err hass_cuda_kv_store(float *d_k_cache, float *d_v_cache, const float *d_qkv,
                             const int32_t *d_n_past, int n, int qkv_stride, int q_dim, int kv_dim);

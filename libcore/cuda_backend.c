@@ -334,6 +334,8 @@ hass_backend *hass_backend_cuda(hass_model *m, hass_err *err) {
         return NULL;
     }
     b->impl = cb;
+    const char *inv = getenv("HASS_CUDA_INVARIANT"); // 0: faster large blocks, not lossless
+    hass_cuda_set_batch_invariant(!(inv && !strcmp(inv, "0")));
     const char *gr = getenv("HASS_CUDA_GRAPH");
     if (gr && !strcmp(gr, "1")) { // every launch on one stream so the decode step can be captured
         hass_err e = hass_cuda_stream_create(&cb->stream);
