@@ -438,6 +438,7 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
             return hass_seterr(HASS_EINVAL, "forward: logit row %d outside the block of %d",
                                rows[r], n);
     hass_err e = hass_kv_reserve(kv, n);
+    if (!e) e = hass_model_pack_layers(m);
     if (e) return e;
     int C = c->n_embd, D = c->head_dim, H = c->n_head, Hkv = c->n_head_kv, F = c->n_ff;
     int qd = H * D, kvd = kv->kvd, half = D / 2;

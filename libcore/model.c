@@ -281,30 +281,30 @@ static hass_err load_tensors(hass_model *m) {
     return HASS_OK;
 }
 
-// Give the quantized weights a copy in the AVX-512 kernel's packed layout (hass_quant_pack)
-// when that kernel is in use; the tied LM head shares the embedding's bytes but gets its own
-// copy (the embedding itself is only read row by row).
-static hass_err pack_weights(hass_model *m) {
-    if (hass_kernel_level() != 2) return HASS_OK;
-    hass_wmat *ws[8] = {&m->output};
-    for (int il = -1; il < m->cfg.n_layer; il++) {
-        int n = 1;
-        if (il >= 0) {
-            hass_layer *L = &m->layers[il];
-            hass_wmat *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            memcpy(ws, lw, sizeof lw);
-            n = 7;
-        }
-        for (int i = 0; i < n; i++) {
-            if (!hass_quant_is_q(ws[i]->type)) continue;
-            void *p = hass_quant_pack(ws[i]);
-            if (!p || !own_ptr(m, p)) {
-                free(p);
-                return hass_seterr(HASS_ENOMEM, "%s: out of memory for the packed weights", m->path);
-            }
-            ws[i]->pk = p;
+// Give a quantized matrix its copy in the AVX-512 kernel's packed layout (hass_quant_pack),
+// owned by the model.
+static hass_err pack_mat(hass_model *m, hass_wmat *w) {
+    if (!hass_quant_is_q(w->type) || w->pk) return HASS_OK;
+    void *p = hass_quant_pack(w);
+    if (!p || !own_ptr(m, p)) {
+        free(p);
+        return hass_seterr(HASS_ENOMEM, "%s: out of memory for the packed weights", m->path);
+    }
+    w->pk = p;
+    return HASS_OK;
+}
+
+hass_err hass_model_pack_layers(hass_model *m) {
+    if (m->layers_packed || hass_kernel_level() != 2) return HASS_OK;
+    for (int il = 0; il < m->cfg.n_layer; il++) {
+        hass_layer *L = &m->layers[il];
+        hass_wmat *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            hass_err e = pack_mat(m, lw[i]);
+            if (e) return e;
         }
     }
+    m->layers_packed = 1;
     return HASS_OK;
 }
 
@@ -574,7 +574,10 @@ hass_model *hass_model_load(const char *path, int n_threads, hass_err *err) {
         m->gguf = hass_gguf_open(path, &e);
         if (!m->gguf || (e = gguf_config(m))) goto fail;
     }
-    if ((e = check_cfg(m)) || (e = load_tensors(m)) || (e = pack_weights(m))) goto fail;
+    if ((e = check_cfg(m)) || (e = load_tensors(m))) goto fail;
+    // the LM head is packed now (the drafter process uses it too), the layers on the first
+    // forward (hass_model_pack_layers): a drafter never runs them
+    if (hass_kernel_level() == 2 && (e = pack_mat(m, &m->output))) goto fail;
     const float *factors = NULL;
     if (m->gguf && (e = get_vec(m, "rope_freqs.weight", -1, m->cfg.head_dim / 2, &factors, 0)))
         goto fail;

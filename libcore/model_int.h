@@ -34,6 +34,12 @@ struct hass_model {
     void **allocs;             // owned f32 vectors (norms, biases, inv_freq)
     int n_allocs, cap_allocs;
     uint32_t fingerprint;
+    int layers_packed;         // 1: the layers' quantized weights have their packed copy (pk)
 };
+
+// Give the layers' quantized weights their copy in the AVX-512 kernel's packed layout when that
+// kernel is in use (once; the forward pass calls it, a model used only for its embedding and
+// LM head never pays for it).
+hass_err hass_model_pack_layers(hass_model *m);
 
 #endif
