@@ -6,7 +6,8 @@
 # Environment: BUILD (build), MODEL (models/SmolLM2-135M-Instruct.Q4_1.gguf), THREADS (all
 # cores), REPS (5), PROMPT (512), GEN (128), CONTEXT (128), CURVE (1,2,4,8,16,32,64),
 # ROUNDS (2: each side runs twice, the better median of each is reported), OUT (a temp dir),
-# PEER (llamacpp, or f32: the peer column is hass-bench --f32, the f32-activation mode).
+# PEER (llamacpp; f32: the peer column is hass-bench --f32, the f32-activation mode; or the path
+# of another hass-bench binary, e.g. a build of an older commit, for before/after tables).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -27,6 +28,7 @@ fi
 PEER=${PEER:-llamacpp}
 peer=0
 if [ "$PEER" = f32 ]; then peer=1; peer_cmd=("$BUILD/bin/hass-bench" -q --f32); peer_name="hass --f32"
+elif [ -x "$PEER" ] && [ -f "$PEER" ]; then peer=1; peer_cmd=("$PEER" -q); peer_name="$PEER"
 elif python3 -c 'import llama_cpp' 2>/dev/null; then
   peer=1; peer_cmd=(python3 scripts/bench_llamacpp.py); peer_name=llama.cpp
 else
