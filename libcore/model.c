@@ -295,7 +295,8 @@ static hass_err pack_mat(hass_model *m, hass_wmat *w) {
 }
 
 hass_err hass_model_pack_layers(hass_model *m) {
-    if (m->layers_packed || hass_kernel_level() != 2) return HASS_OK;
+    // f32 mode reads the stored blocks (kqf_*): pack when a default-precision forward comes
+    if (m->layers_packed || hass_kernel_level() != 2 || m->prec == HASS_PREC_F32) return HASS_OK;
     for (int il = 0; il < m->cfg.n_layer; il++) {
         hass_layer *L = &m->layers[il];
         hass_wmat *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};

@@ -38,8 +38,8 @@ struct hass_model {
 };
 
 // Give the layers' quantized weights their copy in the AVX-512 kernel's packed layout when that
-// kernel is in use (once; the forward pass calls it, a model used only for its embedding and
-// LM head never pays for it).
+// kernel is in use and the precision is the default (once; the forward pass calls it, a model
+// used only for its embedding and LM head or only in f32 mode never pays for it).
 hass_err hass_model_pack_layers(hass_model *m);
 
 #endif
