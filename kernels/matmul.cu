@@ -121,9 +121,9 @@ extern "C" hass_err hass_cuda_matmul_bf16(void *cublas, float *d_y, const uint16
     if (path == 2 && !gemv_ok)
         return hass_seterr(HASS_EINVAL, "cuda gemv: n %d, in %d: needs n <= %d, in %% 8 == 0", n,
                            in, GEMV_MAX_N);
-    if (path == 2 || (path == 0 && gemv_ok && n <= g_gemv_max_n))
-        return gemv_launch(d_y, d_xb, d_w, n, in, out, beta);
-    if (path == 0 && g_invariant && shape_ok) { // each row: the GEMV arithmetic, whatever n
+    // GEMV: path 2, small blocks, and in batch-invariant mode any n (chunks of up to
+    // GEMV_MAX_N rows; each row gets the same arithmetic whatever the chunk)
+    if (path == 2 || (path == 0 && shape_ok && (g_invariant || n <= g_gemv_max_n))) {
         for (int r = 0; r < n; r += GEMV_MAX_N) {
             int c = n - r < GEMV_MAX_N ? n - r : GEMV_MAX_N;
             hass_err e = gemv_launch(d_y + (size_t)r * out, d_xb + (size_t)r * in, d_w, c, in,
