@@ -110,17 +110,6 @@ out:
 }
 
 #ifdef HASS_WITH_CUDA
-// Normalised squared error sum (a-b)^2 / sum b^2.
-static double nmse(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? num / den : num;
-}
-
 // First index where two id arrays of n differ (-1: equal).
 static int first_diff_i(const int32_t *a, const int32_t *b, int n) {
     for (int i = 0; i < n; i++)
@@ -192,7 +181,7 @@ static void test_gpu_forward(hass_model *m, hass_backend *gb, hass_backend *cb) 
     for (int i = 0; i < N; i++) tok[i] = i < NP ? PROMPT[i] : (int32_t)((i * 37 + 11) % V);
     hass_err eg = hass_seq_forward(gs, tok, NULL, N, NULL, gl, gf);
     hass_err ec = hass_seq_forward(cs, tok, NULL, N, NULL, cl, cf);
-    double el = nmse(gl, cl, (size_t)N * V), ef = nmse(gf, cf, (size_t)N * C);
+    double el = unit_nmse(gl, cl, (size_t)N * V), ef = unit_nmse(gf, cf, (size_t)N * C);
     int am = 0;
     for (int r = 0; r < N; r++) am += argmax(gl + (size_t)r * V, V) == argmax(cl + (size_t)r * V, V);
     CHECK("gpu_prefill_150_chunked_vs_cpu", !eg && !ec && el < 1e-3 && ef < 1e-3 && am >= N - 3 &&
@@ -203,8 +192,8 @@ static void test_gpu_forward(hass_model *m, hass_backend *gb, hass_backend *cb) 
     float *r2 = malloc(sizeof(float) * 2 * V);
     hass_seq_truncate(gs, 0);
     eg = hass_seq_forward_rows(gs, tok, NULL, N, NULL, rows, 2, r2, NULL);
-    CHECK("gpu_forward_rows", !eg && nmse(r2, gl + (size_t)(N - 1) * V, V) < 1e-6 &&
-                                  nmse(r2 + V, gl + (size_t)3 * V, V) < 1e-6,
+    CHECK("gpu_forward_rows", !eg && unit_nmse(r2, gl + (size_t)(N - 1) * V, V) < 1e-6 &&
+                                  unit_nmse(r2 + V, gl + (size_t)3 * V, V) < 1e-6,
           "%d %s", eg, hass_errmsg());
     // tree block after NP entries, commit path {0, 2, 3}, then one more token: against a
     // sequence that forwarded the path tokens directly
@@ -218,13 +207,13 @@ static void test_gpu_forward(hass_model *m, hass_backend *gb, hass_backend *cb) 
     hass_seq_truncate(cs, 0);
     ec = hass_seq_forward(cs, tok, NULL, NP, NULL, NULL, NULL);
     if (!ec) ec = hass_seq_forward(cs, tt, tp, 4, mk, cl, NULL);
-    double etree = eg || ec ? 1 : nmse(gl, cl, (size_t)4 * V);
+    double etree = eg || ec ? 1 : unit_nmse(gl, cl, (size_t)4 * V);
     if (!eg) eg = hass_seq_commit(gs, path, 3);
     if (!eg) eg = hass_seq_forward(gs, &nx, NULL, 1, NULL, gl, NULL);
     hass_seq *ds = hass_seq_new(gb, 64, 8, &e);
     hass_err ed = ds ? hass_seq_forward(ds, tok, NULL, NP, NULL, NULL, NULL) : e;
     if (!ed) ed = hass_seq_forward(ds, direct, NULL, 4, NULL, cl, NULL);
-    double ecm = eg || ed ? 1 : nmse(gl, cl + (size_t)3 * V, V);
+    double ecm = eg || ed ? 1 : unit_nmse(gl, cl + (size_t)3 * V, V);
     CHECK("gpu_tree_mask_vs_cpu", !eg && !ec && etree < 1e-3,
           "err %d/%d, tree logits NMSE %.3g", eg, ec, etree);
     CHECK("gpu_commit_path_vs_direct", !eg && !ed && ecm < 1e-5 && hass_seq_len(gs) == NP + 4 &&
@@ -234,8 +223,8 @@ static void test_gpu_forward(hass_model *m, hass_backend *gb, hass_backend *cb) 
     // LM head of the CPU features on the device
     eg = hass_backend_lm_head(gb, cf, 3, gl);
     ec = hass_backend_lm_head(cb, cf, 3, cl);
-    CHECK("gpu_lm_head_vs_cpu", !eg && !ec && nmse(gl, cl, (size_t)3 * V) < 1e-3,
-          "%d %d NMSE %.3g", eg, ec, nmse(gl, cl, (size_t)3 * V));
+    CHECK("gpu_lm_head_vs_cpu", !eg && !ec && unit_nmse(gl, cl, (size_t)3 * V) < 1e-3,
+          "%d %d NMSE %.3g", eg, ec, unit_nmse(gl, cl, (size_t)3 * V));
     // bad input: a token outside the vocabulary, a masked block beyond max_tok
     int32_t bad = V;
     size_t before = (size_t)hass_seq_len(gs);
@@ -356,7 +345,7 @@ static void test_gpu_draft_twin(hass_model *m, hass_backend *gb, hass_backend *c
                     ok = 0;
                     break;
                 }
-                double q = nmse(go, hass_draft_last(cd), C);
+                double q = unit_nmse(go, hass_draft_last(cd), C);
                 err_o = q > err_o ? q : err_o;
                 for (int j = 0; j < t1->n; j++, nodes++)
                     same += t1->tok[j] == t2->tok[j] && t1->parent[j] == t2->parent[j];

@@ -26,6 +26,17 @@ static int unit_failed = 0;
 
 #define SKIP(name, why) printf("skip: %s (%s)\n", name, why)
 
+// Normalised squared error sum (a-b)^2 / sum b^2 over n floats (sum (a-b)^2 when b is all zero).
+static inline double unit_nmse(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
 // Shared test data folder (../shared/data beside the checkout, or $HASS_DATA).
 static inline const char *unit_data_dir(void) {
     const char *d = getenv("HASS_DATA");
