@@ -107,6 +107,13 @@ extern "C" hass_err hass_cuda_h2d(void *d, const void *h, size_t n_bytes) {
     return HASS_OK;
 }
 
+// Copy host (pageable) -> device on hass_cuda_stream; returns once h is staged, not waiting for
+// the queued work (see cuda.h).
+extern "C" hass_err hass_cuda_h2d_staged(void *d, const void *h, size_t n_bytes) {
+    HASS_CUDA_CHECK(cudaMemcpyAsync(d, h, n_bytes, cudaMemcpyHostToDevice, hass_cuda_stream));
+    return HASS_OK;
+}
+
 // Copy device -> host on hass_cuda_stream (after the work queued there); synchronous.
 extern "C" hass_err hass_cuda_d2h(void *h, const void *d, size_t n_bytes) {
     HASS_CUDA_CHECK(cudaMemcpyAsync(h, d, n_bytes, cudaMemcpyDeviceToHost, hass_cuda_stream));
@@ -189,5 +196,14 @@ extern "C" hass_err hass_cuda_copy2d(void *dst, size_t dpitch, const void *src, 
     HASS_CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width_bytes, n_rows,
                                       cudaMemcpyDefault, hass_cuda_stream));
     HASS_CUDA_CHECK(cudaStreamSynchronize(hass_cuda_stream));
+    return HASS_OK;
+}
+
+// Copy rows between pitched device buffers on hass_cuda_stream (asynchronous).
+extern "C" hass_err hass_cuda_copy2d_d2d(void *d_dst, size_t dpitch, const void *d_src,
+                                         size_t spitch, size_t width_bytes, size_t n_rows) {
+    if (n_rows == 0 || width_bytes == 0) return HASS_OK;
+    HASS_CUDA_CHECK(cudaMemcpy2DAsync(d_dst, dpitch, d_src, spitch, width_bytes, n_rows,
+                                      cudaMemcpyDeviceToDevice, hass_cuda_stream));
     return HASS_OK;
 }

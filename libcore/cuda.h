@@ -20,6 +20,12 @@ hass_err hass_cuda_sync(void);
 // (cudaMemcpyDefault); synchronous.
 hass_err hass_cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch,
                           size_t width_bytes, size_t n_rows);
+// Device-to-device only: the same, queued without waiting.
+hass_err hass_cuda_copy2d_d2d(void *d_dst, size_t dpitch, const void *d_src, size_t spitch,
+                              size_t width_bytes, size_t n_rows);
+// Host -> device from pageable (malloc) memory without waiting for the device: returns once h
+// is staged, so it may be reused at once (CUDA's rule for pageable sources; not for pinned).
+hass_err hass_cuda_h2d_staged(void *d, const void *h, size_t n_bytes);
 hass_err hass_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 hass_err hass_cuda_device_name(char *buf, size_t n);
 hass_err hass_cuda_cublas_create(void **handle);

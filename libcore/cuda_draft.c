@@ -24,7 +24,7 @@ struct hass_cuda_draft {
     int n_stable, n_pend, has_last;
     float *pend_f;       // host (n_ctx, C)
     int32_t *pend_t;     // host (n_ctx)
-    float *lp;           // host (K, V) log-probs, -inf outside the top-K rows' entries
+    float *lp;           // host (K, V) whole log-prob rows (top-K above 16 only)
     int32_t *ti;         // host (K, K) top-K ids per row
     float *tv;           // host (K, K) their log-probs
     uint8_t *mask;       // host (M, M) expansion mask
@@ -142,8 +142,6 @@ hass_cuda_draft *hass_cuda_draft_new(const hass_head *h, hass_backend *b, int n_
         *err = hass_seterr(HASS_ENOMEM, "cuda draft: out of memory for a context of %d", n_ctx);
         return NULL;
     }
-    for (size_t i = 0; i < (size_t)K * V; i++) d->lp[i] = -INFINITY;
-    for (int i = 0; i < K * K; i++) d->ti[i] = -1; // no entry of lp set yet
     if (h->dvocab && h->n_dvocab > 0) {
         d->n_dv = h->n_dvocab;
         d->dv = malloc(sizeof(int32_t) * (size_t)d->n_dv);
@@ -262,16 +260,17 @@ hass_err hass_cuda_draft_push(hass_cuda_draft *d, const float *feats, const int3
 static hass_err layer_forward(hass_cuda_draft *d, int n, int n_past, int slot0, int q_off) {
     int C = d->C, QD = d->QD, KD = d->KD, QKV = d->QKV, F = d->F;
     hass_cuda_llama *t = d->t;
-    hass_err e = hass_cuda_h2d(d->d_tok, d->tok, sizeof(int32_t) * n);
-    if (!e) e = hass_cuda_h2d(d->d_pos, d->pos, sizeof(int32_t) * n);
+    // no waits inside a level: host inputs are staged, device copies queued
+    hass_err e = hass_cuda_h2d_staged(d->d_tok, d->tok, sizeof(int32_t) * n);
+    if (!e) e = hass_cuda_h2d_staged(d->d_pos, d->pos, sizeof(int32_t) * n);
     if (!e) e = hass_cuda_embed(d->emb, t->tok_embd, d->d_tok, n, d->V, C);
-    if (!e) e = hass_cuda_copy2d(d->cat, 2 * C * 4, d->emb, C * 4, C * 4, n);
+    if (!e) e = hass_cuda_copy2d_d2d(d->cat, 2 * C * 4, d->emb, C * 4, C * 4, n);
     if (!e && d->bias_rep) e = hass_cuda_d2d(d->u, d->bias_rep, (size_t)n * C * 4);
     if (!e) e = hass_cuda_matmul(t->cublas, d->u, d->cat, d->fc, d->xb, n, 2 * C, C, d->bias_rep ? 1.f : 0.f);
     if (!e) e = hass_cuda_matmul(t->cublas, d->qkv, d->u, d->wqkv, d->xb, n, C, QKV, 0.f);
     if (!e) e = hass_cuda_rope(d->qkv, d->d_pos, n, QKV, d->H + d->Hkv, d->D, d->theta, HASS_ROPE_HALF);
-    if (!e) e = hass_cuda_copy2d(d->k_cache + (size_t)slot0 * KD, KD * 4, d->qkv + QD, QKV * 4, KD * 4, n);
-    if (!e) e = hass_cuda_copy2d(d->v_cache + (size_t)slot0 * KD, KD * 4, d->qkv + QD + KD, QKV * 4, KD * 4, n);
+    if (!e) e = hass_cuda_copy2d_d2d(d->k_cache + (size_t)slot0 * KD, KD * 4, d->qkv + QD, QKV * 4, KD * 4, n);
+    if (!e) e = hass_cuda_copy2d_d2d(d->v_cache + (size_t)slot0 * KD, KD * 4, d->qkv + QD + KD, QKV * 4, KD * 4, n);
     const float *att = d->att;
     if (e) return e;
     if (q_off < 0) {
@@ -279,8 +278,8 @@ static hass_err layer_forward(hass_cuda_draft *d, int n, int n_past, int slot0, 
                                 d->H, d->Hkv, d->D);
     } else {
         int m = q_off + n;
-        e = hass_cuda_copy2d(d->q + (size_t)q_off * QD, QD * 4, d->qkv, QKV * 4, QD * 4, n);
-        if (!e) e = hass_cuda_h2d(d->d_mask, d->mask, (size_t)m * m);
+        e = hass_cuda_copy2d_d2d(d->q + (size_t)q_off * QD, QD * 4, d->qkv, QKV * 4, QD * 4, n);
+        if (!e) e = hass_cuda_h2d_staged(d->d_mask, d->mask, (size_t)m * m);
         if (!e) e = hass_cuda_attention(d->att, d->q, d->k_cache, d->v_cache, d->d_mask, n_past,
                                         m, QD, d->H, d->Hkv, d->D);
         att = d->att + (size_t)q_off * QD;
@@ -317,17 +316,20 @@ static hass_err catchup(hass_cuda_draft *d) {
     return HASS_OK;
 }
 
-// Draft log-probs of n device rows x (n, C) into the host rows d->lp: the top-K entries of each
-// row (other entries -inf) when K <= 16, else the whole rows. With a draft vocabulary, over its
-// ids only (normalised over them, as draft.c).
-static hass_err logprobs(hass_cuda_draft *d, const float *x, int n) {
+// Draft log-probs of n device rows x (n, C). K <= 16 (and <= the ids drafted from): each
+// row's top K, ranked on the device, into the host lists d->ti / d->tv (row r at r * K, token
+// ids, best first); otherwise the whole rows into the host rows d->lp (*whole = 1). With a
+// draft vocabulary, over its ids only (normalised over them, as draft.c; ascending ids, so
+// ties rank as the token ids').
+static hass_err draft_rows(hass_cuda_draft *d, const float *x, int n, int *whole) {
     int C = d->C, V = d->V, K = d->max.top_k, W = d->n_dv ? d->n_dv : V;
     hass_cuda_llama *t = d->t;
     hass_err e = hass_cuda_matmul(t->cublas, d->logits, x, d->n_dv ? d->w_dv : t->lm_head, d->xb,
                                   n, C, W, 0.f);
     if (!e) e = hass_cuda_log_softmax(d->lpd, d->logits, n, W);
     if (e) return e;
-    if (K > HASS_TOPK_MAX || K > W) { // whole rows
+    *whole = K > HASS_TOPK_MAX || K > W;
+    if (*whole) {
         if (!d->n_dv) return hass_cuda_d2h(d->lp, d->lpd, sizeof(float) * (size_t)n * V);
         if ((e = hass_cuda_d2h(d->dvbuf, d->lpd, sizeof(float) * (size_t)n * W))) return e;
         for (int r = 0; r < n; r++) {
@@ -337,21 +339,13 @@ static hass_err logprobs(hass_cuda_draft *d, const float *x, int n) {
         }
         return HASS_OK;
     }
-    for (int r = 0; r < n; r++) // clear the entries set by the last call
-        for (int j = 0; j < K; j++)
-            if (d->ti[r * K + j] >= 0 && d->ti[r * K + j] < V) d->lp[(size_t)r * V + d->ti[r * K + j]] = -INFINITY;
     e = hass_cuda_topk(d->d_ti, d->d_tv, d->lpd, n, W, K);
-    if (!e) e = hass_cuda_d2h(d->ti, d->d_ti, sizeof(int32_t) * (size_t)n * K);
+    if (!e) e = hass_cuda_d2h(d->ti, d->d_ti, sizeof(int32_t) * (size_t)n * K); // waits: the level's one
     if (!e) e = hass_cuda_d2h(d->tv, d->d_tv, sizeof(float) * (size_t)n * K);
     if (e) return e;
-    for (int r = 0; r < n; r++)
-        for (int j = 0; j < K; j++) {
-            int32_t *id = &d->ti[r * K + j];
-            if (*id >= 0 && d->n_dv) *id = d->dv[*id]; // index in the draft vocabulary -> token id
-            if (*id >= 0) d->lp[(size_t)r * V + *id] = d->tv[r * K + j];
-        }
-    for (int r = n; r < K; r++) // rows not computed now: nothing to clear next time
-        for (int j = 0; j < K; j++) d->ti[r * K + j] = -1;
+    if (d->n_dv)
+        for (int i = 0; i < n * K; i++)
+            if (d->ti[i] >= 0) d->ti[i] = d->dv[d->ti[i]]; // index in the draft vocabulary -> token id
     return HASS_OK;
 }
 
@@ -369,8 +363,10 @@ hass_err hass_cuda_draft_tree(hass_cuda_draft *d, int32_t root, hass_tree *t) {
     hass_err e = catchup(d);
     if (e) return e;
     if (!d->has_last) return hass_seterr(HASS_EINVAL, "cuda draft: no committed pair to draft from");
-    if ((e = logprobs(d, d->o_last, 1))) return e;
-    hass_tree_begin(t, root, d->lp, d->V);
+    int whole;
+    if ((e = draft_rows(d, d->o_last, 1, &whole))) return e;
+    if (whole) hass_tree_begin(t, root, d->lp, d->V);
+    else hass_tree_begin_k(t, root, d->ti, d->tv, d->max.top_k);
     while (hass_tree_want_expand(t)) {
         int i = t->step, n = t->n_beam, q_off = i * K, m = q_off + n;
         for (int r = 0; r < n && !e; r++) {
@@ -387,9 +383,10 @@ hass_err hass_cuda_draft_tree(hass_cuda_draft *d, int32_t root, hass_tree *t) {
                 d->mask[(size_t)(q_off + r) * m + x] = t->beam_mask[(size_t)r * t->mask_w + x] != 0;
         if (!e) e = layer_forward(d, n, d->n_stable, d->n_stable + q_off, q_off);
         if (!e) e = hass_cuda_d2d(d->prev, d->out, (size_t)n * C * 4);
-        if (!e) e = logprobs(d, d->prev, n);
+        if (!e) e = draft_rows(d, d->prev, n, &whole);
         if (e) return e;
-        hass_tree_expand(t, d->lp, d->V);
+        if (whole) hass_tree_expand(t, d->lp, d->V);
+        else hass_tree_expand_k(t, d->ti, d->tv, d->max.top_k, K);
     }
     hass_tree_finish(t);
     return HASS_OK;

@@ -44,7 +44,9 @@ struct hass_draft {
     float *out;    // (n_rows, C)
     float *prev;   // (K, C) outputs of the previous expansion step
     float *feat;   // (K, C) input features of the current beam
-    float *lp;     // (K, V) log-probs
+    float *lp;     // (K, V) log-probs (no draft vocabulary)
+    int32_t *tk_id; // (K, K) each row's top-k token ids, best first
+    float *tk_lp;   // (K, K) their log-probs
     float *sc;     // (n_ctx + n_scratch) attention scores
     float *inv_freq; // (D/2)
     int32_t *tok;  // (n_rows)
@@ -88,9 +90,9 @@ void hass_draft_free(hass_draft *d) {
     if (!d) return;
     float *fs[] = {d->k_cache, d->v_cache, d->pend_f, d->o_last, d->emb, d->cat, d->u, d->q, d->k,
                    d->v, d->att, d->hid, d->hn, d->g, d->up, d->out, d->prev, d->feat, d->lp,
-                   d->sc, d->inv_freq, d->dv_lp};
+                   d->tk_lp, d->sc, d->inv_freq, d->dv_lp};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
-    free(d->pend_t); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
+    free(d->pend_t); free(d->tk_id); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
     free(d->dv_rows);
     free(d->dv_pk);
     free(d->dv_q);
@@ -161,6 +163,8 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->prev = malloc(sizeof(float) * K * C);
     d->feat = malloc(sizeof(float) * K * C);
     d->lp = malloc(sizeof(float) * (size_t)K * d->V);
+    d->tk_id = malloc(sizeof(int32_t) * K * K);
+    d->tk_lp = malloc(sizeof(float) * K * K);
     d->sc = malloc(sizeof(float) * NT);
     d->inv_freq = malloc(sizeof(float) * (d->D / 2));
     d->tok = malloc(sizeof(int32_t) * R);
@@ -169,7 +173,7 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->nvis = malloc(sizeof(int32_t) * R);
     if (!d->k_cache || !d->v_cache || !d->pend_f || !d->pend_t || !d->o_last || !d->emb ||
         !d->cat || !d->u || !d->q || !d->k || !d->v || !d->att || !d->hid || !d->hn || !d->g ||
-        !d->up || !d->out || !d->prev || !d->feat || !d->lp || !d->sc || !d->inv_freq ||
+        !d->up || !d->out || !d->prev || !d->feat || !d->lp || !d->tk_id || !d->tk_lp || !d->sc || !d->inv_freq ||
         !d->tok || !d->pos || !d->slot || !d->nvis) {
         hass_draft_free(d);
         e = hass_seterr(HASS_ENOMEM, "draft: out of memory for a context of %d", n_ctx);
@@ -348,23 +352,30 @@ hass_err hass_draft_catchup(hass_draft *d) {
     return HASS_OK;
 }
 
-// Draft log-probs of n output rows x (n, C) into d->lp; with a draft vocabulary, over its ids
-// only (normalised over them) and -inf elsewhere.
-static hass_err draft_logprobs(hass_draft *d, const float *x, int n) {
+// Draft log-probs of n output rows x (n, C), kept as each row's top k (ids best first, ties
+// by lower id) in d->tk_id / d->tk_lp, row r at r * max top-k; with a draft vocabulary, over
+// its ids only (normalised over them; ascending ids, so its ties rank as the token ids').
+static hass_err draft_topk(hass_draft *d, const float *x, int n, int k) {
+    int K = d->max.top_k;
     if (!d->dv_rows) {
         hass_err e = hass_model_lm_head(d->m, x, n, d->lp);
         if (e) return e;
-        for (int r = 0; r < n; r++) hass_log_softmax(d->lp + (size_t)r * d->V, d->V);
+        for (int r = 0; r < n; r++) {
+            float *row = d->lp + (size_t)r * d->V;
+            hass_log_softmax(row, d->V);
+            hass_topk(row, d->V, k, d->tk_id + r * K, d->tk_lp + r * K);
+        }
         return HASS_OK;
     }
     int N = d->h->n_dvocab;
     hass_err e = hass_matmul(d->m, d->dv_lp, x, n, &d->w_dv, d->dv_q);
     if (e) return e;
     for (int r = 0; r < n; r++) {
-        float *src = d->dv_lp + (size_t)r * N, *dst = d->lp + (size_t)r * d->V;
+        float *src = d->dv_lp + (size_t)r * N;
+        int32_t *id = d->tk_id + r * K;
         hass_log_softmax(src, N);
-        for (int j = 0; j < d->V; j++) dst[j] = -INFINITY;
-        for (int i = 0; i < N; i++) dst[d->h->dvocab[i]] = src[i];
+        hass_topk(src, N, k, id, d->tk_lp + r * K);
+        for (int j = 0; j < k; j++) id[j] = d->h->dvocab[id[j]];
     }
     return HASS_OK;
 }
@@ -381,9 +392,9 @@ hass_err hass_draft_tree(hass_draft *d, int32_t root, hass_tree *t) {
     hass_err e = hass_draft_catchup(d);
     if (e) return e;
     if (!d->has_last) return hass_seterr(HASS_EINVAL, "draft: no committed pair to draft from");
-    if ((e = draft_logprobs(d, d->o_last, 1))) return e;
-    hass_tree_begin(t, root, d->lp, d->V);
-    int K = c->top_k;
+    int K = c->top_k, W = d->dv_rows ? d->h->n_dvocab : d->V, k = K < W ? K : W;
+    if ((e = draft_topk(d, d->o_last, 1, k))) return e;
+    hass_tree_begin_k(t, root, d->tk_id, d->tk_lp, k);
     while (hass_tree_want_expand(t)) {
         int i = t->step, n = t->n_beam;
         for (int r = 0; r < n; r++) {
@@ -397,8 +408,8 @@ hass_err hass_draft_tree(hass_draft *d, int32_t root, hass_tree *t) {
         e = layer_forward(d, d->feat, n, t->beam_mask, t->mask_w, (i + 1) * K);
         if (e) return e;
         memcpy(d->prev, d->out, sizeof(float) * (size_t)n * d->C);
-        if ((e = draft_logprobs(d, d->prev, n))) return e;
-        hass_tree_expand(t, d->lp, d->V);
+        if ((e = draft_topk(d, d->prev, n, k))) return e;
+        hass_tree_expand_k(t, d->tk_id, d->tk_lp, d->max.top_k, k);
     }
     hass_tree_finish(t);
     return HASS_OK;

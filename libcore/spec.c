@@ -10,6 +10,7 @@
 #define N_AUTO_MAX 64    // candidate budgets for --tree auto
 #define AUTO_EVERY 4     // re-choose every this many cycles
 #define AUTO_EXPLORE 16  // first re-exploration with the largest tree (then at doubling gaps)
+#define AUTO_WINDOW 32   // --tree auto: pairs kept for the drafter while decoding plainly
 #define N_CURVE 8        // verify-cost curve points
 #define AUTO_COST_CAP 4.0 // --tree auto considers trees whose verify costs at most this many steps
 
@@ -52,6 +53,12 @@ struct hass_spec {
     int just_explored;    // the last cycle ran the exploration tree
     int n_cap;            // largest tree --tree auto considers (AUTO_COST_CAP)
     hass_tree_cfg explore;// the exploration budget: the deepest candidate within n_cap
+    // --tree auto while decoding plainly: the pairs the drafter has not seen, the last
+    // AUTO_WINDOW of them (a ring); stale = older ones were dropped (the drafter restarts
+    // from the window, so a plain stretch costs no catch-up of its own)
+    float *ring_f;        // (AUTO_WINDOW, C)
+    int32_t *ring_t;      // (AUTO_WINDOW)
+    int ring_n, ring_head, ring_stale;
 };
 
 // Vtable glue of the in-process drafter.
@@ -77,6 +84,7 @@ void hass_spec_free(hass_spec *s) {
     hass_tree_free(s->t_root);
     free(s->logits); free(s->feats); free(s->gath); free(s->probs); free(s->nxt); free(s->pos);
     free(s->cycles);
+    free(s->ring_f); free(s->ring_t);
     free(s);
 }
 
@@ -201,6 +209,27 @@ static double accept_rate(const hass_spec *s, int d, int K) {
     return r;
 }
 
+// The exploration budget: the deepest (then widest) affordable candidate, but no deeper than
+// the first level the head is expected to reach less than 1 time in 10 (so a weak head is
+// explored with a short chain, not a tree whose deep levels it never reaches).
+static hass_tree_cfg explore_tree(const hass_spec *s) {
+    const hass_tree_cfg *x = &s->explore;
+    int depth = 1;
+    double prod = 1.0;
+    while (depth < x->levels) {
+        prod *= accept_rate(s, depth, x->top_k);
+        if (prod < 0.1) break;
+        depth++;
+    }
+    hass_tree_cfg best = s->cand[0];
+    for (int i = 1; i < s->n_cand; i++) {
+        const hass_tree_cfg *c = &s->cand[i];
+        if (c->levels > depth) continue;
+        if (c->levels > best.levels || (c->levels == best.levels && c->n_total > best.n_total)) best = *c;
+    }
+    return best.n_total > 1 ? best : *x;
+}
+
 // Choose the budget with the best expected tokens per millisecond.
 static void choose_tree(hass_spec *s) {
     double best = -1.0;
@@ -281,7 +310,10 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     s->probs = malloc(sizeof(float) * s->V);
     s->nxt = malloc(sizeof(int32_t) * (size_t)s->n_ctx);
     s->pos = malloc(sizeof(int32_t) * N);
-    if (!s->logits || !s->feats || !s->gath || !s->probs || !s->nxt || !s->pos) {
+    s->ring_f = malloc(sizeof(float) * AUTO_WINDOW * s->C);
+    s->ring_t = malloc(sizeof(int32_t) * AUTO_WINDOW);
+    if (!s->logits || !s->feats || !s->gath || !s->probs || !s->nxt || !s->pos || !s->ring_f ||
+        !s->ring_t) {
         e = hass_seterr(HASS_ENOMEM, "spec: out of memory");
         goto fail;
     }
@@ -359,6 +391,35 @@ static hass_err cur_tree(hass_spec *s, hass_tree **out) {
     return HASS_OK;
 }
 
+// Keep m committed pairs (features, next tokens) for the drafter in the ring, the oldest
+// dropped past AUTO_WINDOW.
+static void ring_put(hass_spec *s, const float *f, const int32_t *tok, int m) {
+    for (int i = 0; i < m; i++) {
+        int slot = (s->ring_head + s->ring_n) % AUTO_WINDOW;
+        if (s->ring_n == AUTO_WINDOW) { // full: drop the oldest
+            s->ring_head = (s->ring_head + 1) % AUTO_WINDOW;
+            s->ring_stale = 1;
+        } else {
+            s->ring_n++;
+        }
+        memcpy(s->ring_f + (size_t)slot * s->C, f + (size_t)i * s->C, sizeof(float) * s->C);
+        s->ring_t[slot] = tok[i];
+    }
+}
+
+// Hand the ring's pairs to the drafter before it drafts: all of them when none was dropped
+// (the drafter's state is then exactly as if fed every cycle), else restart it from the window.
+static hass_err ring_sync(hass_spec *s) {
+    hass_err e = HASS_OK;
+    if (s->ring_stale) e = s->dr.reset(s->dr.ctx);
+    for (int i = 0; !e && i < s->ring_n; i++) {
+        int slot = (s->ring_head + i) % AUTO_WINDOW;
+        e = s->dr.push(s->dr.ctx, s->ring_f + (size_t)slot * s->C, &s->ring_t[slot], 1);
+    }
+    s->ring_n = s->ring_head = s->ring_stale = 0;
+    return e;
+}
+
 // The decode loop (see spec.h).
 int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int max_new,
                        const int32_t *stop_ids, int n_stop, int32_t *out, hass_spec_stats *st,
@@ -374,6 +435,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
     hass_seq_truncate(s->kv, 0);
     hass_rng_seed(&s->rng, s->cfg.seed);
     if (s->has_dr && (e = s->dr.reset(s->dr.ctx))) return e;
+    s->ring_n = s->ring_head = s->ring_stale = 0;
     int last = n_prompt - 1;
     e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits, s->feats);
     if (e) return e;
@@ -385,7 +447,9 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
     if (!stop && s->has_dr) {
         for (int i = 0; i < n_prompt - 1; i++) s->nxt[i] = prompt[i + 1];
         s->nxt[n_prompt - 1] = root;
-        if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
+        // --tree auto settled on plain decoding: the prompt waits in the ring like plain steps
+        if (s->cfg.tree_auto && s->curve_n && s->cur.n_total == 1) ring_put(s, s->feats, s->nxt, n_prompt);
+        else if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
     }
     while (!stop) {
         int L0 = hass_seq_len(s->kv);
@@ -396,7 +460,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
             int c = s->cycle_no;
             int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
             if (explore) {
-                s->cur = s->explore;
+                s->cur = explore_tree(s);
                 s->just_explored = 1;
             } else if (c % AUTO_EVERY == 0 || s->just_explored) {
                 choose_tree(s);
@@ -413,7 +477,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         if (t == s->t_root) {
             int32_t par = -1;
             hass_tree_set(t, 1, &root, &par);
-        } else if ((e = s->dr.tree(s->dr.ctx, root, t))) {
+        } else if ((e = ring_sync(s)) || (e = s->dr.tree(s->dr.ctx, root, t))) {
             return e;
         }
         double t1 = hass_now();
@@ -471,7 +535,8 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         if (s->has_dr) {
             for (int j = 0; j <= r.n_acc; j++)
                 memcpy(s->gath + (size_t)j * C, s->feats + (size_t)r.path[j] * C, sizeof(float) * C);
-            if ((e = s->dr.push(s->dr.ctx, s->gath, r.tokens, r.n_tokens))) return e;
+            if (s->cfg.tree_auto && t == s->t_root) ring_put(s, s->gath, r.tokens, r.n_tokens);
+            else if ((e = s->dr.push(s->dr.ctx, s->gath, r.tokens, r.n_tokens))) return e;
         }
         root = r.bonus;
     }

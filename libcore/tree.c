@@ -81,11 +81,23 @@ void hass_tree_free(hass_tree *t) {
 // Level 1: the top-K tokens of lp become candidates 0..K-1 and the first beam.
 void hass_tree_begin(hass_tree *t, int32_t root, const float *lp, int V) {
     int K = t->cfg.top_k < V ? t->cfg.top_k : V;
+    int32_t ids[HASS_TREE_MAX_TOPK];
+    float vals[HASS_TREE_MAX_TOPK];
+    hass_topk(lp, V, K, ids, vals);
+    hass_tree_begin_k(t, root, ids, vals, K);
+}
+
+// Level 1 from the root row's top-k list (best first, ties by lower id).
+void hass_tree_begin_k(hass_tree *t, int32_t root, const int32_t *ids, const float *lp, int k) {
+    int K = t->cfg.top_k < k ? t->cfg.top_k : k;
     t->n = 0;
     t->step = 0;
     t->tok[0] = root;
-    hass_topk(lp, V, K, t->cand_tok, t->cand_score);
-    for (int j = 0; j < K; j++) t->cand_parent[j] = -1;
+    for (int j = 0; j < K; j++) {
+        t->cand_tok[j] = ids[j];
+        t->cand_score[j] = lp[j];
+        t->cand_parent[j] = -1;
+    }
     t->n_cand = K;
     t->n_beam = K;
     memset(t->beam_mask, 0, (size_t)t->cfg.top_k * t->mask_w);
@@ -100,35 +112,34 @@ void hass_tree_begin(hass_tree *t, int32_t root, const float *lp, int V) {
 // Whether another expansion step is due.
 int hass_tree_want_expand(const hass_tree *t) { return t->step < t->cfg.levels - 1; }
 
-// Children of the beam: top-K per row with cumulative scores; next beam = best K of them.
-void hass_tree_expand(hass_tree *t, const float *lp, int V) {
-    HASS_ASSERT(hass_tree_want_expand(t));
-    int K = t->cfg.top_k, kc = K < V ? K : V;
-    int base = t->n_cand, i = t->step;
-    int32_t ids[HASS_TREE_MAX_TOPK];
-    float vals[HASS_TREE_MAX_TOPK];
-    // children stored at base + r*K + j; rows with fewer than K children (V < K) pad with -inf
-    for (int r = 0; r < K; r++) {
-        for (int j = 0; j < K; j++) {
-            int f = base + r * K + j;
-            t->cand_tok[f] = 0;
-            t->cand_score[f] = -INFINITY;
-            t->cand_parent[f] = -2; // not a real candidate
-        }
-        if (r >= t->n_beam) continue;
-        hass_topk(lp + (size_t)r * V, V, kc, ids, vals);
-        float ps = t->cand_score[t->beam_flat[r]];
-        for (int j = 0; j < kc; j++) {
-            int f = base + r * K + j;
-            float s = ps + vals[j];
-            t->cand_tok[f] = ids[j];
-            t->cand_score[f] = s < ps ? s : ps; // a child never outranks its parent
-            t->cand_parent[f] = t->beam_flat[r];
-        }
+// Clear the K x K child slots of this expansion (rows with fewer than K children keep -inf).
+static void expand_clear(hass_tree *t, int base) {
+    int K = t->cfg.top_k;
+    for (int f = base; f < base + K * K; f++) {
+        t->cand_tok[f] = 0;
+        t->cand_score[f] = -INFINITY;
+        t->cand_parent[f] = -2; // not a real candidate
     }
+}
+
+// Beam row r's children from its top-kc list: slots base + r*K + j, cumulative scores.
+static void expand_row(hass_tree *t, int base, int r, const int32_t *ids, const float *vals, int kc) {
+    int K = t->cfg.top_k;
+    float ps = t->cand_score[t->beam_flat[r]];
+    for (int j = 0; j < kc && j < K; j++) {
+        int f = base + r * K + j;
+        float s = ps + vals[j];
+        t->cand_tok[f] = ids[j];
+        t->cand_score[f] = s < ps ? s : ps; // a child never outranks its parent
+        t->cand_parent[f] = t->beam_flat[r];
+    }
+}
+
+// After the children are in: the next beam = the K best children (ties: lower flat index).
+static void expand_finish(hass_tree *t, int base) {
+    int K = t->cfg.top_k, i = t->step;
     t->n_cand = base + K * K;
     t->step++;
-    // next beam: the K best children (ties: lower flat index)
     int32_t pick[HASS_TREE_MAX_TOPK];
     int nb = 0;
     hass_topk(t->cand_score + base, K * K, K, pick, NULL);
@@ -149,6 +160,30 @@ void hass_tree_expand(hass_tree *t, const float *lp, int V) {
         }
     }
     t->n_beam = nb;
+}
+
+// Children of the beam: top-K per row with cumulative scores; next beam = best K of them.
+void hass_tree_expand(hass_tree *t, const float *lp, int V) {
+    HASS_ASSERT(hass_tree_want_expand(t));
+    int K = t->cfg.top_k, kc = K < V ? K : V, base = t->n_cand;
+    int32_t ids[HASS_TREE_MAX_TOPK];
+    float vals[HASS_TREE_MAX_TOPK];
+    expand_clear(t, base);
+    for (int r = 0; r < t->n_beam; r++) {
+        hass_topk(lp + (size_t)r * V, V, kc, ids, vals);
+        expand_row(t, base, r, ids, vals, kc);
+    }
+    expand_finish(t, base);
+}
+
+// The same from the beam rows' top-k lists (row r at ids/lp + r * stride, k entries each).
+void hass_tree_expand_k(hass_tree *t, const int32_t *ids, const float *lp, int stride, int k) {
+    HASS_ASSERT(hass_tree_want_expand(t));
+    int base = t->n_cand;
+    expand_clear(t, base);
+    for (int r = 0; r < t->n_beam; r++)
+        expand_row(t, base, r, ids + (size_t)r * stride, lp + (size_t)r * stride, k);
+    expand_finish(t, base);
 }
 
 // Ascending int comparator.

@@ -77,11 +77,21 @@ void hass_tree_free(hass_tree *t);
 // Start a cycle: root token and the draft log-probs after the catch-up (V values).
 void hass_tree_begin(hass_tree *t, int32_t root, const float *lp, // (V)
                      int V);
+// The same from the root row's top-k list: ids best first (ties by lower id), lp their
+// log-probs; the first min(k, top_k) are used. Drafters that rank on the device pass these.
+void hass_tree_begin_k(hass_tree *t, int32_t root, const int32_t *ids, // (k)
+                       const float *lp,                                // (k)
+                       int k);
 // Whether another expansion step is due (step < levels - 1).
 int hass_tree_want_expand(const hass_tree *t);
 // Add the children of the current beam from its rows' log-probs and pick the next beam.
 void hass_tree_expand(hass_tree *t, const float *lp, // (n_beam, V)
                       int V);
+// The same from the beam rows' top-k lists: row r's k entries at ids + r * stride and
+// lp + r * stride, best first (ties by lower id); as hass_tree_expand on rows whose top-k they are.
+void hass_tree_expand_k(hass_tree *t, const int32_t *ids, // (n_beam, stride)
+                        const float *lp,                  // (n_beam, stride)
+                        int stride, int k);
 // Rerank, sort, and build parent, depth, mask, children lists and retrieve rows.
 void hass_tree_finish(hass_tree *t);
 // Depth, tree mask, children lists and retrieve rows from t->n, tok and parent (parents first).

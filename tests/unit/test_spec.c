@@ -70,6 +70,39 @@ static void lossless_greedy(const char *label, hass_model *m, const hass_head *h
     hass_kv_free(kv);
 }
 
+// --tree auto over long plain stretches: the drafter is fed only the last window of pairs and
+// restarted from it before an exploration; the output must still equal plain decoding, and at
+// least one exploration must have come after such a restart (more than 32 plain cycles).
+static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6], const int *pn) {
+    hass_err e;
+    hass_tree_cfg tc = {60, 6, 10};
+    hass_draft *d = hass_draft_new(h, m, 0, &tc, &e);
+    hass_drafter dr = hass_drafter_local(d);
+    hass_spec_cfg sc = {tc, 1, {0.f, 0, 1.f}, 1, 0};
+    hass_spec *s = d ? hass_spec_new(m, &dr, &sc, &e) : NULL;
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    enum { N_NEW = 200 };
+    int32_t ref[N_NEW], got[N_NEW];
+    int ok = s && kv, restarts = 0;
+    for (int p = 0; ok && p < 3; p++) {
+        hass_sample_cfg g = {0.f, 1.f, 0, 0};
+        int nr = hass_generate(m, kv, prompts[p], pn[p], N_NEW, &g, -1, ref, NULL);
+        hass_spec_stats st;
+        int ng = hass_spec_generate(s, prompts[p], pn[p], N_NEW, NULL, 0, got, &st, NULL, NULL);
+        if (nr < 0 || ng != nr || first_diff(ref, nr, got, ng) >= 0) ok = 0;
+        for (int c = 0, plain = 0; ok && c < st.n_cycles; c++) {
+            if (st.cycles[c].tree_n > 1 && plain > 32) restarts++;
+            plain = st.cycles[c].tree_n > 1 ? 0 : plain + 1;
+        }
+    }
+    CHECK("spec_auto_window_lossless", ok, "spec output differs from plain decoding (%s)",
+          hass_errmsg());
+    CHECK("spec_auto_window_exercised", restarts > 0, "no exploration after a long plain stretch");
+    hass_kv_free(kv);
+    hass_spec_free(s);
+    hass_draft_free(d);
+}
+
 // ---- an oracle drafter: proposes the target's own top-K (tests deep acceptance at T > 0) ----
 typedef struct oracle {
     hass_model *m;
@@ -310,6 +343,7 @@ int main(void) {
     hass_tree_cfg trees[4] = {{60, 6, 10}, {8, 3, 2}, {20, 4, 4}, {2, 1, 1}};
     lossless_greedy("stories260K", m, h, trees, 4, PROMPTS, PROMPT_N, 4, 40, 0);
     lossless_greedy("stories260K", m, h, trees, 1, PROMPTS, PROMPT_N, 2, 40, 1);
+    auto_window(m, h, PROMPTS, PROMPT_N);
     // a draft vocabulary of 96 of the 512 ids: the draft cannot propose most tokens, the output
     // must not change
     hass_head *hv = hass_head_random(&tg, 1, 42, &e);

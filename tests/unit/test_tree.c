@@ -95,6 +95,53 @@ static void build(hass_tree *t, int tied, uint64_t seed) {
     hass_tree_finish(t);
 }
 
+// The same tree from each row's top-k lists (hass_tree_begin_k / expand_k), lists of KL >= K
+// entries at stride KL, as a drafter ranking on the device passes them.
+static void build_k(hass_tree *t, int tied, uint64_t seed, int KL) {
+    enum { VB = 200 };
+    static float lp[64 * VB];
+    int32_t ids[64 * 16];
+    float vals[64 * 16];
+    uint64_t s = seed;
+    int K = t->cfg.top_k;
+    for (int v = 0; v < VB; v++) lp[v] = tied ? -5.3f : -5.f - 8.f * frand(&s);
+    hass_log_softmax(lp, VB);
+    hass_topk(lp, VB, KL, ids, vals);
+    hass_tree_begin_k(t, 7, ids, vals, KL);
+    while (hass_tree_want_expand(t)) {
+        for (int r = 0; r < K; r++) {
+            for (int v = 0; v < VB; v++) lp[r * VB + v] = tied ? 0.f : 4.f * frand(&s) * frand(&s);
+            hass_log_softmax(lp + r * VB, VB);
+            hass_topk(lp + r * VB, VB, KL, ids + r * KL, vals + r * KL);
+        }
+        hass_tree_expand_k(t, ids, vals, KL, K);
+    }
+    hass_tree_finish(t);
+}
+
+// Trees from top-k lists equal trees from whole rows, node for node.
+static void test_topk_lists(void) {
+    hass_tree_cfg cfg = {60, 6, 10};
+    hass_err err;
+    hass_tree *t = hass_tree_new(&cfg, &err), *u = hass_tree_new(&cfg, &err);
+    for (int tied = 0; tied < 2; tied++)
+        for (int KL = 10; KL <= 16; KL += 6) {
+            int same = 1;
+            for (int rep = 0; rep < 10; rep++) {
+                build(t, tied, 300 + rep);
+                build_k(u, tied, 300 + rep, KL);
+                if (t->n != u->n) same = 0;
+                for (int j = 0; same && j < t->n; j++)
+                    if (t->tok[j] != u->tok[j] || t->parent[j] != u->parent[j]) same = 0;
+            }
+            char name[64];
+            snprintf(name, sizeof name, "tree_topk_lists_%d%s", KL, tied ? "_tied" : "");
+            CHECK(name, same, "tree from top-%d lists differs from the whole-row tree", KL);
+        }
+    hass_tree_free(t);
+    hass_tree_free(u);
+}
+
 static void test_invariants(void) {
     hass_tree_cfg cfg = {60, 6, 10};
     hass_err err;
@@ -165,5 +212,6 @@ static void test_invariants(void) {
 int main(void) {
     test_toy();
     test_invariants();
+    test_topk_lists();
     UNIT_DONE();
 }
