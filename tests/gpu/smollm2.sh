@@ -63,13 +63,26 @@ spec ar2
 spec fixed --draft "$HEAD" --tree-total 60 --tree-depth 6 --tree-topk 10
 spec auto --draft "$HEAD" --tree auto -v
 spec chain4 --draft "$HEAD" --tree-total 5 --tree-depth 4 --tree-topk 1
-for v in ar2 fixed auto chain4; do
+spec chain2 --draft "$HEAD" --tree-total 3 --tree-depth 2 --tree-topk 1
+spec tree8 --draft "$HEAD" --tree-total 8 --tree-depth 3 --tree-topk 3
+V2=""
+if [ -n "${HEAD2:-}" ] && [ -e "$HEAD2/model.safetensors" ]; then # a second head to compare
+  spec auto-h2 --draft "$HEAD2" --tree auto -v
+  spec fixed-h2 --draft "$HEAD2" --tree-total 60 --tree-depth 6 --tree-topk 10
+  V2="auto-h2 fixed-h2"
+fi
+for v in ar2 fixed auto chain4 chain2 tree8 $V2; do
   if cmp -s /tmp/ar.ids /tmp/$v.ids; then say "  $v: output identical to AR"
   else say "  $v: OUTPUT DIFFERS FROM AR ($(diff /tmp/ar.ids /tmp/$v.ids | grep -c '^<') records)"; fi
 done
-for v in ar ar2 fixed auto chain4; do
+for v in ar ar2 fixed auto chain4 chain2 tree8 $V2; do
   [ -s "$OUT/$v.metrics" ] || continue
   say "  $v: $(hass-stats --json --ar "$OUT/ar.metrics" "$OUT/$v.metrics" 2>&1 | head -c 600)"
+  # the drafter's cost per cycle and per tree level (budget[1] levels drafted)
+  say "    $(python3 -c "import json,sys
+c=[r for r in map(json.loads, open(sys.argv[1])) if r.get('type')=='cycle' and r['tree']>1]
+n=len(c); d=sum(r['draft_ms'] for r in c); lv=sum(r['budget'][1] for r in c); v=sum(r['verify_ms'] for r in c)
+print('drafted cycles %d: draft %.3f ms/cycle %.3f ms/level, verify %.3f ms/cycle' % (n, d/n, d/lv, v/n) if n else 'no drafted cycles')" "$OUT/$v.metrics" 2>&1)"
 done
 grep -h "tree auto" "$OUT/auto.err" | tail -3 | sed 's/^/  /' | tee -a "$SUM"
 tail -2 "$OUT"/fixed.err | sed 's/^/  fixed.err: /' | tee -a "$SUM"
