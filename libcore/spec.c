@@ -39,7 +39,9 @@ struct hass_spec {
     int curve_n;
     int curve_tok[N_CURVE];
     double curve_ms[N_CURVE];
-    double lm_row_ms;     // draft cost per LM-head row (measured, then tracked)
+    // draft cost of a tree of L levels and top-k K: scale * (c0 + (L - 1) * (lvl + K * row)),
+    // c0, lvl, row measured at the start, scale tracked (catch-up and drift)
+    double dr_c0, dr_lvl, dr_row, dr_scale;
     // verification's LM head: rows of the whole tree at once (dense), or only the rows the
     // acceptance walk visits, one by one (lazy); the cheaper by this model is used
     double row1_ms;       // the target's LM head for one row alone
@@ -165,8 +167,61 @@ static hass_err measure_curve(hass_spec *s) {
     }
     s->rowk_ms = med3(t[0], t[1], t[2]);
     s->row1_ms = med3(t1[0], t1[1], t1[2]);
-    s->lm_row_ms = s->rowk_ms * 1.3; // + the draft layer and top-k
+    double lm_row_ms = s->rowk_ms * 1.3; // until the drafter is timed: a row costs an LM-head row
+    s->dr_c0 = lm_row_ms, s->dr_lvl = 0.0, s->dr_row = lm_row_ms, s->dr_scale = 1.0;
     hass_seq_truncate(s->kv, 0);
+    return HASS_OK;
+}
+
+// The drafter's modelled cost of tree budget c (ms, before the tracked scale).
+static double draft_model(const hass_spec *s, const hass_tree_cfg *c) {
+    return s->dr_c0 + (c->levels - 1) * (s->dr_lvl + c->top_k * s->dr_row);
+}
+
+// Median time of drafting tree t from root (ms), three tries.
+static hass_err time_tree(hass_spec *s, int32_t root, hass_tree *t, double *ms) {
+    double v[3];
+    for (int r = 0; r < 3; r++) {
+        double t0 = hass_now();
+        hass_err e = s->dr.tree(s->dr.ctx, root, t);
+        if (e) return e;
+        v[r] = (hass_now() - t0) * 1e3;
+    }
+    *ms = med3(v[0], v[1], v[2]);
+    return HASS_OK;
+}
+
+// Time the drafter on a short dummy context: a one-level tree (c0), a 3-level chain and a
+// 3-level tree of top-k Kx give the cost per expansion level and per beam row (on a CPU a row
+// costs the most; on a GPU, where the rows of a level run together, the level does).
+static hass_err measure_draft(hass_spec *s) {
+    enum { CTX = 32 };
+    const hass_tree_cfg *mx = &s->cfg.tree;
+    int Kx = mx->top_k < 4 ? mx->top_k : 4;
+    if (mx->levels < 3 || Kx < 2 || CTX + 1 > s->n_ctx) return HASS_OK; // keep the LM-head model
+    int32_t tok[CTX], nxt[CTX];
+    for (int i = 0; i < CTX; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V), nxt[i] = (int32_t)(((i + 1) * 7 + 1) % s->V);
+    hass_seq_truncate(s->kv, 0);
+    hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, s->feats);
+    if (!e) e = s->dr.reset(s->dr.ctx);
+    if (!e) e = s->dr.push(s->dr.ctx, s->feats, nxt, CTX);
+    hass_tree_cfg cf[3] = {{1 + Kx, 1, Kx}, {4, 3, 1}, {1 + Kx + 2 * Kx, 3, Kx}};
+    double ms[3];
+    for (int i = 0; i < 3 && !e; i++) {
+        hass_tree *t = hass_tree_new(&cf[i], &e);
+        if (!t) break;
+        e = time_tree(s, nxt[CTX - 1], t, &ms[i]);
+        hass_tree_free(t);
+    }
+    hass_seq_truncate(s->kv, 0);
+    if (!e) e = s->dr.reset(s->dr.ctx);
+    if (e) return e;
+    double row = (ms[2] - ms[1]) / (2.0 * (Kx - 1)), lvl = (ms[1] - ms[0]) / 2.0 - row;
+    s->dr_c0 = ms[0];
+    s->dr_row = row > 0.0 ? row : 0.0;
+    s->dr_lvl = lvl > 0.0 ? lvl : 0.0;
+    HASS_INFO("tree auto: draft %.2f ms + %.3f ms per level + %.3f ms per row", s->dr_c0, s->dr_lvl,
+              s->dr_row);
     return HASS_OK;
 }
 
@@ -242,7 +297,7 @@ static void choose_tree(hass_spec *s) {
                 prod *= accept_rate(s, d, c->top_k);
                 e_acc += prod;
             }
-        double draft = c->n_total > 1 ? s->lm_row_ms * (1 + (c->levels - 1) * c->top_k) : 0.0;
+        double draft = c->n_total > 1 ? s->dr_scale * draft_model(s, c) : 0.0;
         double rate = (e_acc + 1.0) / (draft + verify_cost(s, c->n_total) + lm_cost(s, c->n_total, e_acc + 1.0));
         if (rate > best * (1.0 + 1e-9)) {
             best = rate;
@@ -319,7 +374,7 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     }
     if ((e = hass_seq_reserve(s->kv, N > 64 ? N : 64))) goto fail;
     if (cfg->tree_auto && s->has_dr) {
-        if ((e = measure_curve(s))) goto fail;
+        if ((e = measure_curve(s)) || (e = measure_draft(s))) goto fail;
         make_candidates(s);
         if (s->curve_n)
             for (int i = 0; i < s->curve_n; i++)
@@ -527,8 +582,8 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         cy->draft_ms = (t1 - t0) * 1e3;
         cy->verify_ms = (t2 - t1) * 1e3;
         if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
-            double rows = 1 + (t->cfg.levels - 1) * t->cfg.top_k;
-            s->lm_row_ms = 0.8 * s->lm_row_ms + 0.2 * cy->draft_ms / rows;
+            double q = cy->draft_ms / draft_model(s, &t->cfg);
+            s->dr_scale = 0.8 * s->dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
         }
         if (emit && n_new && emit(ud, out + n_out - n_new, n_new, cy)) stop = 1;
         if (stop) break;

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""scripts/sd-prompts.py: prompts for self-distillation (docs/TRAINING.md) from ShareGPT.
+
+Reads ShareGPT records ({"id", "conversations": [{"from", "value"}, ...]}, as written by
+scripts/fetch-sharegpt.sh), keeps the first human turn of each conversation when it has at most
+--max-chars characters, drops repeated texts (the first kept) and conversations whose id is in
+an --exclude file, shuffles with Python's random.Random(--seed), and writes one
+{"id": PREFIX + id, "messages": [{"role": "user", "content": text}]} per line on stdout, the
+input of `hass-tokenize | hass-verify | hass-detok`. --exclude files are JSONL (or .gz) records
+with an "id"; a prefix of letters and digits ending in '-' (sd2-) is ignored when matching.
+
+  usage: scripts/sd-prompts.py ALL.jsonl PREFIX [--max-chars N] [--seed S] [--exclude F ...]
+"""
+import argparse
+import gzip
+import json
+import random
+import re
+import sys
+
+
+def ids_of(path):
+    """The conversation ids of a JSONL (or gzipped JSONL) file, any 'sdN-' prefix removed."""
+    op = gzip.open if path.endswith(".gz") else open
+    out = set()
+    with op(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.add(re.sub(r"^[A-Za-z0-9]+-(?=.)", "", str(json.loads(line)["id"])))
+            except (ValueError, KeyError) as e:
+                sys.exit(f"sd-prompts: {path}:{n}: no id ({e})")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("all", help="ShareGPT JSONL (scripts/fetch-sharegpt.sh)")
+    ap.add_argument("prefix", help="prefix of the output ids (e.g. sd2-)")
+    ap.add_argument("--max-chars", type=int, default=1500)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--exclude", nargs="*", default=[], help="files whose ids are left out")
+    a = ap.parse_args()
+    skip = set()
+    for p in a.exclude:
+        skip |= ids_of(p)
+    seen, out = set(), []
+    with open(a.all, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                r = json.loads(line)
+                turns = r["conversations"]
+            except (ValueError, KeyError) as e:
+                sys.exit(f"sd-prompts: {a.all}:{n}: not a ShareGPT record ({e})")
+            if not turns or turns[0].get("from") != "human":
+                continue
+            text = turns[0].get("value", "")
+            if not text.strip() or len(text) > a.max_chars or text in seen or r["id"] in skip:
+                continue
+            seen.add(text)
+            out.append({"id": a.prefix + r["id"], "messages": [{"role": "user", "content": text}]})
+    random.Random(a.seed).shuffle(out)
+    for r in out:
+        print(json.dumps(r))
+    print(f"sd-prompts: {len(out)} prompts ({len(skip)} ids excluded)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
