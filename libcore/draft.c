@@ -60,12 +60,44 @@ struct hass_draft {
     void *dv_pk;      // owner of w_dv's packed copy (NULL when the LM head has none)
     float *dv_lp;     // (K, n_dvocab) log-probs over the draft vocabulary
     void *dv_q;       // hass_matmul scratch for K rows
+    uint16_t *bf;     // the layer's weights as bf16 when all are bf16 values (else NULL)
 };
 
 // A row-major f32 matrix (n_out, n_in) as a weight view for hass_matmul.
 static hass_wmat wmat_f32(const float *w, int n_out, int n_in) {
     hass_wmat x = {HASS_GGML_F32, n_in, n_out, sizeof(float) * (size_t)n_in, w, NULL};
     return x;
+}
+
+// The layer's weights as bf16 when every value is one (a head packed in bf16, as shipped): the
+// kernels widen bf16 to f32 exactly, so the products are the same, and a draft level streams
+// half the bytes (the weights do not stay in cache beside the target's).
+static hass_err layer_bf16(hass_draft *d) {
+    hass_wmat *w[] = {&d->w_fc, &d->w_q, &d->w_k, &d->w_v, &d->w_o, &d->w_gate, &d->w_up, &d->w_down};
+    enum { NW = sizeof w / sizeof *w };
+    size_t n = 0;
+    for (int i = 0; i < NW; i++) {
+        const float *f = w[i]->data;
+        size_t m = (size_t)w[i]->n_out * w[i]->n_in;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t b;
+            memcpy(&b, &f[j], 4);
+            if (b & 0xffffu) return HASS_OK; // not all bf16: keep f32
+        }
+        n += m;
+    }
+    if (!(d->bf = malloc(sizeof(uint16_t) * n))) return hass_seterr(HASS_ENOMEM, "draft: out of memory");
+    uint16_t *o = d->bf;
+    for (int i = 0; i < NW; i++) {
+        const float *f = w[i]->data;
+        size_t m = (size_t)w[i]->n_out * w[i]->n_in;
+        for (size_t j = 0; j < m; j++) o[j] = hass_f32_to_bf16(f[j]);
+        w[i]->type = HASS_GGML_BF16;
+        w[i]->row_bytes = sizeof(uint16_t) * (size_t)w[i]->n_in;
+        w[i]->data = o;
+        o += m;
+    }
+    return HASS_OK;
 }
 
 // Head target description of a loaded model.
@@ -92,7 +124,7 @@ void hass_draft_free(hass_draft *d) {
                    d->v, d->att, d->hid, d->hn, d->g, d->up, d->out, d->prev, d->feat, d->lp,
                    d->tk_lp, d->sc, d->inv_freq, d->dv_lp};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
-    free(d->pend_t); free(d->tk_id); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
+    free(d->pend_t); free(d->tk_id); free(d->bf); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
     free(d->dv_rows);
     free(d->dv_pk);
     free(d->dv_q);
@@ -189,7 +221,7 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->w_gate = wmat_f32(h->w_gate, d->F, C);
     d->w_up = wmat_f32(h->w_up, d->F, C);
     d->w_down = wmat_f32(h->w_down, C, d->F);
-    if (h->dvocab && (e = gather_dvocab(d, K))) {
+    if ((e = layer_bf16(d)) || (h->dvocab && (e = gather_dvocab(d, K)))) {
         hass_draft_free(d);
         goto fail0;
     }
