@@ -49,6 +49,7 @@ struct hass_spec {
     double tok_cycle;     // tokens per cycle, running mean (the rows a lazy walk reads)
     double reach[HASS_TREE_MAX_LEVELS + 1];                         // cycles that reached depth d-1 with depth d drafted
     double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // accepted at depth d with sibling rank r
+    double opp[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // of those, cycles that drafted rank r there
     int n_cand;
     hass_tree_cfg cand[N_AUTO_MAX];
     int cycle_no;         // cycles since hass_spec_new (for exploration)
@@ -249,17 +250,22 @@ static void make_candidates(hass_spec *s) {
     }
 }
 
-// Estimated acceptance rate at depth d with K siblings drafted (Beta(1,1) prior; deeper levels
-// without data borrow the level above).
+// Estimated acceptance rate at depth d with K siblings drafted: at T = 0 at most one sibling is
+// accepted, so the rate is the sum over ranks r < K of P(rank r is the accepted one), each
+// estimated from the cycles that drafted rank r there (a narrow tree says nothing about rank 2).
+// Priors (Beta, weight 1): rank 0 borrows the level above's rank-0 rate (0.5 at level 1), rank r
+// half of rank r - 1's estimate.
 static double accept_rate(const hass_spec *s, int d, int K) {
-    double r_prev = 0.5;
-    double r = 0.5;
+    double p0_prev = 0.5, r = 0.5;
     for (int j = 1; j <= d; j++) {
-        double h = 0.0;
-        for (int k = 0; k < K && k < HASS_TREE_MAX_TOPK; k++) h += s->hit[j][k];
-        double n = s->reach[j];
-        r = n > 0 ? (h + r_prev) / (n + 1.0) : r_prev;
-        r_prev = r;
+        double prior = p0_prev, sum = 0.0;
+        for (int k = 0; k < K && k < HASS_TREE_MAX_TOPK; k++) {
+            double p = (s->hit[j][k] + prior) / (s->opp[j][k] + 1.0);
+            if (k == 0) p0_prev = p;
+            sum += p;
+            prior = 0.5 * p;
+        }
+        r = sum < 1.0 ? sum : 1.0;
     }
     return r;
 }
@@ -418,6 +424,8 @@ static void record_accept(hass_spec *s, const hass_tree *t, const hass_accept_re
         int u = r->path[d - 1];
         if (t->first_child[u] < 0) break;
         s->reach[d] += 1.0;
+        int k = 0;
+        for (int c = t->first_child[u]; c >= 0 && k < HASS_TREE_MAX_TOPK; c = t->next_sibling[c]) s->opp[d][k++] += 1.0;
         if (r->n_acc >= d) {
             int rank = 0;
             for (int c = t->first_child[u]; c >= 0 && c != r->path[d]; c = t->next_sibling[c]) rank++;
