@@ -152,6 +152,7 @@ typedef struct run_ctx {
     int64_t n_tokens;     // tokens generated
     double decode_ms;     // summed decode time
     int64_t n_decode;     // summed decode steps
+    int64_t n_channels;   // hass-draft's channel announcements (read, but not records to decode)
     hass_progress prog;
     hass_model *m;          // borrowed
     hass_backend *b;        // borrowed: the target's device
@@ -204,7 +205,10 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
                           json_t **out) {
     run_ctx *c = ctx;
     const char *type = json_string_value(json_object_get(in, "type"));
-    if (type && !strcmp(type, "draft_channel")) return on_channel(c, in, out);
+    if (type && !strcmp(type, "draft_channel")) {
+        c->n_channels++;
+        return on_channel(c, in, out);
+    }
     hass_err e = hass_gen_record(c->g, &c->cfg, in, where, c->index, c->stream, w, out);
     if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {
         // the drafter process is gone: finish this record and the rest by plain decoding
@@ -404,7 +408,7 @@ int main(int argc, char **argv) {
     if (out != stdout && fclose(out) != 0 && !e)
         e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
     HASS_INFO("%lld records (%lld failed), %lld tokens generated, %.1f tok/s decode",
-              (long long)st.n_in, (long long)st.n_failed, (long long)rc_.n_tokens,
+              (long long)(st.n_in - rc_.n_channels), (long long)st.n_failed, (long long)rc_.n_tokens,
               rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
     if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", metrics_path);

@@ -10,6 +10,10 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --in
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 $TMP/p.jsonl --metrics $TMP/ar.jsonl | jq -c .generated > $TMP/a && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree auto --tree-total 20 --metrics $TMP/m.jsonl $TMP/p.jsonl | jq -c .generated | cmp - $TMP/a && hass-stats --ar $TMP/ar.jsonl --json $TMP/m.jsonl | jq -c '[.requests, .generated, (.tau >= 1), (.speedup > 0)]'
 > [1,30,true,true]
 
+# name: two processes with --tree auto: lossless, and the summary counts records, not hass-draft's channel announcement
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/a && hass-draft -m $M -d $TMP/h $TMP/p.jsonl | hass-verify -m $M -n 30 --threads 1 --tree auto -v 2>$TMP/err | jq -c .generated | cmp - $TMP/a && grep -o 'verify: [0-9]* records' $TMP/err
+> verify: 1 records
+
 # name: at T > 0 the same seed gives the same speculative output
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && for s in 4 4; do echo '{"id":1,"tokens":[1,403]}' | hass-verify -m $M -n 16 -t 1.2 --top-p 0.9 -s $s --threads 1 --draft $TMP/h --tree-total 8 --tree-depth 3 --tree-topk 2 | jq -c .generated; done | uniq | wc -l
 > 1
