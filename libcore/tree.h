@@ -19,6 +19,9 @@
 //       hass_tree_expand(t, lp, V);                 // lp: (n_beam, V) log-probs of the outputs
 //   }
 //   hass_tree_finish(t);                            // -> n, tok, parent, depth, mask, retrieve
+// Drafters that already have each row's top-k (ranked on a device, or over a draft vocabulary)
+// call hass_tree_begin_k / hass_tree_expand_k with those lists instead: the same tree, no
+// whole-vocabulary rows.
 #ifndef HASS_TREE_H
 #define HASS_TREE_H
 
