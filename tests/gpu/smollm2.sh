@@ -60,6 +60,7 @@ spec() { # name, flags...
 [ "$NQ" -gt 0 ] && {
 spec ar
 spec ar2
+HASS_CUDA_GRAPH=1 spec argraph # plain decoding through the captured decode graph: the best baseline
 spec fixed --draft "$HEAD" --tree-total 60 --tree-depth 6 --tree-topk 10
 spec auto --draft "$HEAD" --tree auto -v
 spec chain4 --draft "$HEAD" --tree-total 5 --tree-depth 4 --tree-topk 1
@@ -71,11 +72,11 @@ if [ -n "${HEAD2:-}" ] && [ -e "$HEAD2/model.safetensors" ]; then # a second hea
   spec fixed-h2 --draft "$HEAD2" --tree-total 60 --tree-depth 6 --tree-topk 10
   V2="auto-h2 fixed-h2"
 fi
-for v in ar2 fixed auto chain4 chain2 tree8 $V2; do
+for v in ar2 argraph fixed auto chain4 chain2 tree8 $V2; do
   if cmp -s /tmp/ar.ids /tmp/$v.ids; then say "  $v: output identical to AR"
   else say "  $v: OUTPUT DIFFERS FROM AR ($(diff /tmp/ar.ids /tmp/$v.ids | grep -c '^<') records)"; fi
 done
-for v in ar ar2 fixed auto chain4 chain2 tree8 $V2; do
+for v in ar ar2 argraph fixed auto chain4 chain2 tree8 $V2; do
   [ -s "$OUT/$v.metrics" ] || continue
   say "  $v: $(hass-stats --json --ar "$OUT/ar.metrics" "$OUT/$v.metrics" 2>&1 | head -c 600)"
   # the drafter's cost per cycle and per tree level (budget[1] levels drafted)
