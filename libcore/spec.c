@@ -242,12 +242,9 @@ static void make_candidates(hass_spec *s) {
             s->cand[s->n_cand++] = (hass_tree_cfg){N, L, K};
         }
     }
-    // explore with the deepest (then widest) affordable candidate
+    // explore with the deepest (then widest) affordable candidate: the last one, as they come
+    // by depth, then top-k, and a wider top-k never has fewer tokens
     s->explore = s->cand[s->n_cand - 1];
-    for (int i = 1; i < s->n_cand; i++) {
-        const hass_tree_cfg *c = &s->cand[i], *x = &s->explore;
-        if (c->levels > x->levels || (c->levels == x->levels && c->n_total > x->n_total)) s->explore = *c;
-    }
 }
 
 // Estimated acceptance rate at depth d with K siblings drafted: at T = 0 at most one sibling is
@@ -455,8 +452,12 @@ static hass_err cur_tree(hass_spec *s, hass_tree **out) {
 }
 
 // Keep m committed pairs (features, next tokens) for the drafter in the ring, the oldest
-// dropped past AUTO_WINDOW.
+// dropped past AUTO_WINDOW (pairs that would be dropped at once are not copied).
 static void ring_put(hass_spec *s, const float *f, const int32_t *tok, int m) {
+    if (m > AUTO_WINDOW) {
+        f += (size_t)(m - AUTO_WINDOW) * s->C, tok += m - AUTO_WINDOW, m = AUTO_WINDOW;
+        s->ring_stale = 1;
+    }
     for (int i = 0; i < m; i++) {
         int slot = (s->ring_head + s->ring_n) % AUTO_WINDOW;
         if (s->ring_n == AUTO_WINDOW) { // full: drop the oldest
@@ -470,14 +471,17 @@ static void ring_put(hass_spec *s, const float *f, const int32_t *tok, int m) {
     }
 }
 
-// Hand the ring's pairs to the drafter before it drafts: all of them when none was dropped
-// (the drafter's state is then exactly as if fed every cycle), else restart it from the window.
+// Hand the ring's pairs to the drafter before it drafts, in order (at most two contiguous
+// runs): all of them when none was dropped (the drafter's state is then exactly as if fed every
+// cycle), else restart it from the window.
 static hass_err ring_sync(hass_spec *s) {
     hass_err e = HASS_OK;
     if (s->ring_stale) e = s->dr.reset(s->dr.ctx);
-    for (int i = 0; !e && i < s->ring_n; i++) {
-        int slot = (s->ring_head + i) % AUTO_WINDOW;
-        e = s->dr.push(s->dr.ctx, s->ring_f + (size_t)slot * s->C, &s->ring_t[slot], 1);
+    for (int done = 0; !e && done < s->ring_n;) {
+        int slot = (s->ring_head + done) % AUTO_WINDOW;
+        int run = AUTO_WINDOW - slot < s->ring_n - done ? AUTO_WINDOW - slot : s->ring_n - done;
+        e = s->dr.push(s->dr.ctx, s->ring_f + (size_t)slot * s->C, &s->ring_t[slot], run);
+        done += run;
     }
     s->ring_n = s->ring_head = s->ring_stale = 0;
     return e;

@@ -72,7 +72,8 @@ static void lossless_greedy(const char *label, hass_model *m, const hass_head *h
 
 // --tree auto over long plain stretches: the drafter is fed only the last window of pairs and
 // restarted from it before an exploration; the output must still equal plain decoding, and at
-// least one exploration must have come after such a restart (more than 32 plain cycles).
+// least one exploration must have come after such a restart (more than 32 plain cycles). The
+// last request's 60-token prompt goes into the ring whole (more pairs than it keeps).
 static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6], const int *pn) {
     hass_err e;
     hass_tree_cfg tc = {60, 6, 10};
@@ -84,11 +85,15 @@ static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6]
     enum { N_NEW = 200 };
     int32_t ref[N_NEW], got[N_NEW];
     int ok = s && kv, restarts = 0;
-    for (int p = 0; ok && p < 3; p++) {
+    int32_t longp[60];
+    for (int i = 0; i < 60; i++) longp[i] = i ? (int32_t)((i * 37 + 11) % 512) : 1;
+    for (int p = 0; ok && p < 4; p++) {
+        const int32_t *pr = p < 3 ? prompts[p] : longp;
+        int np = p < 3 ? pn[p] : 60;
         hass_sample_cfg g = {0.f, 1.f, 0, 0};
-        int nr = hass_generate(m, kv, prompts[p], pn[p], N_NEW, &g, -1, ref, NULL);
+        int nr = hass_generate(m, kv, pr, np, N_NEW, &g, -1, ref, NULL);
         hass_spec_stats st;
-        int ng = hass_spec_generate(s, prompts[p], pn[p], N_NEW, NULL, 0, got, &st, NULL, NULL);
+        int ng = hass_spec_generate(s, pr, np, N_NEW, NULL, 0, got, &st, NULL, NULL);
         if (nr < 0 || ng != nr || first_diff(ref, nr, got, ng) >= 0) ok = 0;
         for (int c = 0, plain = 0; ok && c < st.n_cycles; c++) {
             if (st.cycles[c].tree_n > 1 && plain > 32) restarts++;
