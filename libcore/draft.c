@@ -194,7 +194,7 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->out = malloc(sizeof(float) * R * C);
     d->prev = malloc(sizeof(float) * K * C);
     d->feat = malloc(sizeof(float) * K * C);
-    d->lp = malloc(sizeof(float) * (size_t)K * d->V);
+    d->lp = h->dvocab ? NULL : malloc(sizeof(float) * (size_t)K * d->V); // whole rows: no draft vocabulary
     d->tk_id = malloc(sizeof(int32_t) * K * K);
     d->tk_lp = malloc(sizeof(float) * K * K);
     d->sc = malloc(sizeof(float) * NT);
@@ -205,7 +205,7 @@ hass_draft *hass_draft_new(const hass_head *h, hass_model *m, int n_ctx, const h
     d->nvis = malloc(sizeof(int32_t) * R);
     if (!d->k_cache || !d->v_cache || !d->pend_f || !d->pend_t || !d->o_last || !d->emb ||
         !d->cat || !d->u || !d->q || !d->k || !d->v || !d->att || !d->hid || !d->hn || !d->g ||
-        !d->up || !d->out || !d->prev || !d->feat || !d->lp || !d->tk_id || !d->tk_lp || !d->sc || !d->inv_freq ||
+        !d->up || !d->out || !d->prev || !d->feat || (!h->dvocab && !d->lp) || !d->tk_id || !d->tk_lp || !d->sc || !d->inv_freq ||
         !d->tok || !d->pos || !d->slot || !d->nvis) {
         hass_draft_free(d);
         e = hass_seterr(HASS_ENOMEM, "draft: out of memory for a context of %d", n_ctx);

@@ -160,7 +160,6 @@ hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass
     return g;
 }
 
-// Create generation state on a backend.
 // Warm the backend: the first forwards' one-off work (the CPU's weight packing, a GPU's kernel
 // and library setup) happens here, not inside the first record's timing, so plain and
 // speculative decoding (which measures its costs at start) are timed alike.
@@ -176,6 +175,7 @@ static hass_err warm_up(hass_gen *g) {
     return e;
 }
 
+// Create generation state on a backend.
 hass_gen *hass_gen_new_on(hass_backend *b, const hass_tokenizer *tok, int n_ctx, hass_err *err) {
     hass_gen *g = calloc(1, sizeof *g);
     if (!g) {
