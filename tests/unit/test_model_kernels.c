@@ -145,6 +145,11 @@ int main(void) {
             // the portable, AVX2 and AVX-512 paths on the weights as stored, then (path best + 1)
             // the AVX-512 kernel on the packed copy
             void *pk = best == 2 && hass_quant_is_q(type) ? hass_quant_pack(&wm) : NULL;
+            // BF16 weights widened to F32: the drafter keeps a bf16-valued head in BF16 on the
+            // promise that every path gives the same bits as for the F32 copy
+            float *wf = type == HASS_GGML_BF16 ? malloc(sizeof(float) * NOUT * n_in) : NULL;
+            float *yf = wf ? malloc(sizeof(float) * NMAX * NOUT) : NULL;
+            for (int r = 0; wf && r < NOUT; r++) hass_quant_row(&wm, r, wf + (size_t)r * n_in);
             for (int path = 0; path <= best + (pk != NULL); path++) {
                 hass_kernel_set_path(path > best ? best : path);
                 wm.pk = path > best ? pk : NULL;
@@ -169,9 +174,19 @@ int main(void) {
                 snprintf(name, sizeof name, "kernels_%s_%s_n%d_batch_invariant", pname,
                          hass_ggml_type_name(type), n_in);
                 CHECK(name, same, "a row computed alone differs from the same row in a block of %d", NMAX);
+                if (wf) {
+                    hass_wmat w32 = {HASS_GGML_F32, n_in, NOUT, sizeof(float) * n_in, wf, NULL};
+                    hass_mm_job jf = {&w32, yf};
+                    hass_mm_run(&jf, 1, x, NMAX, q, pool2);
+                    snprintf(name, sizeof name, "kernels_%s_bf16_n%d_equals_f32", pname, n_in);
+                    CHECK(name, !memcmp(yf, y, sizeof(float) * NMAX * NOUT),
+                          "BF16 weights give other bits than the same values in F32");
+                }
             }
             wm.pk = NULL;
             free(pk);
+            free(wf);
+            free(yf);
             // f32 mode: quantized weights dequantized in the kernel, f32 activations as they are
             if (hass_quant_is_q(type)) {
                 double scale2 = 0;
