@@ -1,17 +1,16 @@
 // spec.c: speculative decode loop: prefill, draft tree, one target tree pass, acceptance, KV
 // compaction, feature feedback; plus the --tree auto budget from a measured cost profile.
 #include "spec.h"
+#include "spec_auto.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define N_AUTO_MAX 64    // candidate budgets for --tree auto
 #define AUTO_EVERY 4     // re-choose every this many cycles
 #define AUTO_EXPLORE 16  // first re-exploration with the largest tree (then at doubling gaps)
 #define AUTO_WINDOW 32   // --tree auto: pairs kept for the drafter while decoding plainly
-#define N_CURVE 8        // verify-cost curve points
 #define AUTO_COST_CAP 4.0 // --tree auto considers trees whose verify costs at most this many steps
 
 struct hass_spec {
@@ -35,27 +34,9 @@ struct hass_spec {
     hass_rng rng;
     hass_spec_cycle *cycles;
     int cap_cycles;
-    // --tree auto state
-    int curve_n;
-    int curve_tok[N_CURVE];
-    double curve_ms[N_CURVE];
-    // draft cost of a tree of L levels and top-k K: scale * (c0 + (L - 1) * (lvl + K * row)),
-    // c0, lvl, row measured at the start, scale tracked (catch-up and drift)
-    double dr_c0, dr_lvl, dr_row, dr_scale;
-    // verification's LM head: rows of the whole tree at once (dense), or only the rows the
-    // acceptance walk visits, one by one (lazy); the cheaper by this model is used
-    double row1_ms;       // the target's LM head for one row alone
-    double rowk_ms;       // the same per row inside a batch of top-k rows
-    double tok_cycle;     // tokens per cycle, running mean (the rows a lazy walk reads)
-    double reach[HASS_TREE_MAX_LEVELS + 1];                         // cycles that reached depth d-1 with depth d drafted
-    double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // accepted at depth d with sibling rank r
-    double opp[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];       // of those, cycles that drafted rank r there
-    int n_cand;
-    hass_tree_cfg cand[N_AUTO_MAX];
+    hass_auto au;         // --tree auto's cost and acceptance model (spec_auto.h)
     int cycle_no;         // cycles since hass_spec_new (for exploration)
     int just_explored;    // the last cycle ran the exploration tree
-    int n_cap;            // largest tree --tree auto considers (AUTO_COST_CAP)
-    hass_tree_cfg explore;// the exploration budget: the deepest candidate within n_cap
     // --tree auto while decoding plainly: the pairs the drafter has not seen, the last
     // AUTO_WINDOW of them (a ring); stale = older ones were dropped (the drafter restarts
     // from the window, so a plain stretch costs no catch-up of its own)
@@ -98,32 +79,6 @@ static double med3(double a, double b, double c) {
     return a > b ? a : b;
 }
 
-// Verify cost of a block of n tokens, interpolated on the measured curve (linear between points).
-// 1 when verifying n tree rows is cheaper with the LM head on the walk's rows alone (walk_rows
-// of them, one at a time) than on all n rows at once.
-static int lazy_wins(const hass_spec *s, int n, double walk_rows) {
-    return n > 1 && walk_rows * s->row1_ms < n * s->rowk_ms;
-}
-
-// Verification's LM-head cost for n tree rows, the cheaper way.
-static double lm_cost(const hass_spec *s, int n, double walk_rows) {
-    return lazy_wins(s, n, walk_rows) ? walk_rows * s->row1_ms : n * s->rowk_ms;
-}
-
-// Interpolated body cost (target forward without the LM head) of n tree tokens.
-static double verify_cost(const hass_spec *s, int n) {
-    if (s->curve_n == 0) return n;
-    for (int i = 0; i < s->curve_n; i++) {
-        if (n <= s->curve_tok[i]) {
-            if (i == 0) return s->curve_ms[0];
-            double f = (double)(n - s->curve_tok[i - 1]) / (s->curve_tok[i] - s->curve_tok[i - 1]);
-            return s->curve_ms[i - 1] + f * (s->curve_ms[i] - s->curve_ms[i - 1]);
-        }
-    }
-    int l = s->curve_n - 1;
-    return s->curve_ms[l] * n / s->curve_tok[l];
-}
-
 // Time target forwards of 1, 2, 4, ... tokens after a short context, and the LM head per row.
 static hass_err measure_curve(hass_spec *s) {
     enum { CTX = 32 };
@@ -135,8 +90,8 @@ static hass_err measure_curve(hass_spec *s) {
     hass_seq_truncate(s->kv, 0);
     hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, NULL);
     if (e) { free(tok); return e; }
-    s->curve_n = 0;
-    for (int n = 1; s->curve_n < N_CURVE; n *= 2) {
+    s->au.curve_n = 0;
+    for (int n = 1; s->au.curve_n < HASS_AUTO_CURVE; n *= 2) {
         if (n > nmax) n = nmax;
         double t[3];
         for (int r = 0; r < 3; r++) {
@@ -146,14 +101,14 @@ static hass_err measure_curve(hass_spec *s) {
             hass_seq_truncate(s->kv, CTX);
             if (e) { free(tok); return e; }
         }
-        s->curve_tok[s->curve_n] = n;
-        s->curve_ms[s->curve_n++] = med3(t[0], t[1], t[2]);
+        s->au.curve_tok[s->au.curve_n] = n;
+        s->au.curve_ms[s->au.curve_n++] = med3(t[0], t[1], t[2]);
         // on a CPU a tree costs about its size in steps: stop past the affordable ones
-        if (s->curve_ms[s->curve_n - 1] <= AUTO_COST_CAP * s->curve_ms[0]) s->n_cap = n;
+        if (s->au.curve_ms[s->au.curve_n - 1] <= AUTO_COST_CAP * s->au.curve_ms[0]) s->au.n_cap = n;
         else break;
         if (n == nmax) break;
     }
-    if (s->n_cap < 2) s->n_cap = 2;
+    if (s->au.n_cap < 2) s->au.n_cap = 2;
     free(tok);
     double t[3], t1[3];
     int k = s->cfg.tree.top_k > 1 ? s->cfg.tree.top_k : 2;
@@ -166,17 +121,12 @@ static hass_err measure_curve(hass_spec *s) {
         t1[r] = (hass_now() - t_mid) * 1e3;
         if (e) return e;
     }
-    s->rowk_ms = med3(t[0], t[1], t[2]);
-    s->row1_ms = med3(t1[0], t1[1], t1[2]);
-    double lm_row_ms = s->rowk_ms * 1.3; // until the drafter is timed: a row costs an LM-head row
-    s->dr_c0 = lm_row_ms, s->dr_lvl = 0.0, s->dr_row = lm_row_ms, s->dr_scale = 1.0;
+    s->au.rowk_ms = med3(t[0], t[1], t[2]);
+    s->au.row1_ms = med3(t1[0], t1[1], t1[2]);
+    double lm_row_ms = s->au.rowk_ms * 1.3; // until the drafter is timed: a row costs an LM-head row
+    s->au.dr_c0 = lm_row_ms, s->au.dr_lvl = 0.0, s->au.dr_row = lm_row_ms, s->au.dr_scale = 1.0;
     hass_seq_truncate(s->kv, 0);
     return HASS_OK;
-}
-
-// The drafter's modelled cost of tree budget c (ms, before the tracked scale).
-static double draft_model(const hass_spec *s, const hass_tree_cfg *c) {
-    return s->dr_c0 + (c->levels - 1) * (s->dr_lvl + c->top_k * s->dr_row);
 }
 
 // Median time of drafting tree t from root (ms), three tries.
@@ -218,98 +168,21 @@ static hass_err measure_draft(hass_spec *s) {
     if (!e) e = s->dr.reset(s->dr.ctx);
     if (e) return e;
     double row = (ms[2] - ms[1]) / (2.0 * (Kx - 1)), lvl = (ms[1] - ms[0]) / 2.0 - row;
-    s->dr_c0 = ms[0];
-    s->dr_row = row > 0.0 ? row : 0.0;
-    s->dr_lvl = lvl > 0.0 ? lvl : 0.0;
-    HASS_INFO("tree auto: draft %.2f ms + %.3f ms per level + %.3f ms per row", s->dr_c0, s->dr_lvl,
-              s->dr_row);
+    s->au.dr_c0 = ms[0];
+    s->au.dr_row = row > 0.0 ? row : 0.0;
+    s->au.dr_lvl = lvl > 0.0 ? lvl : 0.0;
+    HASS_INFO("tree auto: draft %.2f ms + %.3f ms per level + %.3f ms per row", s->au.dr_c0, s->au.dr_lvl,
+              s->au.dr_row);
     return HASS_OK;
 }
 
-// Candidate budgets for --tree auto (plain decoding first).
-static void make_candidates(hass_spec *s) {
-    const hass_tree_cfg *mx = &s->cfg.tree;
-    static const int ks[] = {1, 2, 3, 4, 6, 8, 10, 16};
-    s->n_cand = 0;
-    s->cand[s->n_cand++] = (hass_tree_cfg){1, 1, 1};
-    for (int L = 1; L <= mx->levels; L++) {
-        for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
-            int K = ks[i];
-            if (K > mx->top_k || s->n_cand >= N_AUTO_MAX) continue;
-            int N = 1 + K + (L - 1) * K;
-            if (N > mx->n_total) N = mx->n_total;
-            if (N < L + 1 || N > (s->n_cap > 0 ? s->n_cap : mx->n_total)) continue;
-            s->cand[s->n_cand++] = (hass_tree_cfg){N, L, K};
-        }
-    }
-    // explore with the deepest (then widest) affordable candidate: the last one, as they come
-    // by depth, then top-k, and a wider top-k never has fewer tokens
-    s->explore = s->cand[s->n_cand - 1];
-}
-
-// Estimated acceptance rate at depth d with K siblings drafted: at T = 0 at most one sibling is
-// accepted, so the rate is the sum over ranks r < K of P(rank r is the accepted one), each
-// estimated from the cycles that drafted rank r there (a narrow tree says nothing about rank 2).
-// Priors (Beta, weight 1): rank 0 borrows the level above's rank-0 rate (0.5 at level 1), rank r
-// half of rank r - 1's estimate.
-static double accept_rate(const hass_spec *s, int d, int K) {
-    double p0_prev = 0.5, r = 0.5;
-    for (int j = 1; j <= d; j++) {
-        double prior = p0_prev, sum = 0.0;
-        for (int k = 0; k < K && k < HASS_TREE_MAX_TOPK; k++) {
-            double p = (s->hit[j][k] + prior) / (s->opp[j][k] + 1.0);
-            if (k == 0) p0_prev = p;
-            sum += p;
-            prior = 0.5 * p;
-        }
-        r = sum < 1.0 ? sum : 1.0;
-    }
-    return r;
-}
-
-// The exploration budget: the deepest (then widest) affordable candidate, but no deeper than
-// the first level the head is expected to reach less than 1 time in 10 (so a weak head is
-// explored with a short chain, not a tree whose deep levels it never reaches).
-static hass_tree_cfg explore_tree(const hass_spec *s) {
-    const hass_tree_cfg *x = &s->explore;
-    int depth = 1;
-    double prod = 1.0;
-    while (depth < x->levels) {
-        prod *= accept_rate(s, depth, x->top_k);
-        if (prod < 0.1) break;
-        depth++;
-    }
-    hass_tree_cfg best = s->cand[0];
-    for (int i = 1; i < s->n_cand; i++) {
-        const hass_tree_cfg *c = &s->cand[i];
-        if (c->levels > depth) continue;
-        if (c->levels > best.levels || (c->levels == best.levels && c->n_total > best.n_total)) best = *c;
-    }
-    return best.n_total > 1 ? best : *x;
-}
-
-// Choose the budget with the best expected tokens per millisecond.
+// Re-choose the budget, saying so when it changes.
 static void choose_tree(hass_spec *s) {
-    double best = -1.0;
-    hass_tree_cfg pick = s->cand[0];
-    for (int i = 0; i < s->n_cand; i++) {
-        const hass_tree_cfg *c = &s->cand[i];
-        double e_acc = 0.0, prod = 1.0;
-        if (c->n_total > 1)
-            for (int d = 1; d <= c->levels; d++) {
-                prod *= accept_rate(s, d, c->top_k);
-                e_acc += prod;
-            }
-        double draft = c->n_total > 1 ? s->dr_scale * draft_model(s, c) : 0.0;
-        double rate = (e_acc + 1.0) / (draft + verify_cost(s, c->n_total) + lm_cost(s, c->n_total, e_acc + 1.0));
-        if (rate > best * (1.0 + 1e-9)) {
-            best = rate;
-            pick = *c;
-        }
-    }
+    double rate;
+    hass_tree_cfg pick = hass_auto_choose(&s->au, &rate);
     if (pick.n_total != s->cur.n_total || pick.levels != s->cur.levels || pick.top_k != s->cur.top_k)
         HASS_INFO("tree auto: total %d depth %d top-k %d (expected %.1f tokens/s)", pick.n_total,
-                  pick.levels, pick.top_k, best * 1e3);
+                  pick.levels, pick.top_k, rate * 1e3);
     s->cur = pick;
 }
 
@@ -348,9 +221,7 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     s->V = b->n_vocab;
     s->C = b->n_embd;
     if (dr) { s->dr = *dr; s->has_dr = 1; }
-    // LM-head cost model until measured (--tree auto): one row alone costs 2.3 rows of a batch
-    // (SmolLM2 on this CPU: 1.85 vs 0.8 ms); 2 tokens per cycle
-    s->row1_ms = 2.3, s->rowk_ms = 1.0, s->tok_cycle = 2.0;
+    hass_auto_init(&s->au);
     int N = cfg->tree.n_total;
     s->kv = hass_seq_new(b, cfg->n_ctx, N > 64 ? N : 64, &e);
     if (!s->kv) goto fail;
@@ -378,10 +249,10 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     if ((e = hass_seq_reserve(s->kv, N > 64 ? N : 64))) goto fail;
     if (cfg->tree_auto && s->has_dr) {
         if ((e = measure_curve(s)) || (e = measure_draft(s))) goto fail;
-        make_candidates(s);
-        if (s->curve_n)
-            for (int i = 0; i < s->curve_n; i++)
-                HASS_INFO("tree auto: verify %d tokens %.2f ms", s->curve_tok[i], s->curve_ms[i]);
+        hass_auto_candidates(&s->au, &s->cfg.tree);
+        if (s->au.curve_n)
+            for (int i = 0; i < s->au.curve_n; i++)
+                HASS_INFO("tree auto: verify %d tokens %.2f ms", s->au.curve_tok[i], s->au.curve_ms[i]);
     }
     return s;
 fail:
@@ -401,9 +272,9 @@ hass_tree_cfg hass_spec_current_tree(const hass_spec *s) { return s->cur; }
 
 // Measured curve.
 int hass_spec_cost_curve(const hass_spec *s, const int **n_tok, const double **ms) {
-    *n_tok = s->curve_tok;
-    *ms = s->curve_ms;
-    return s->curve_n;
+    *n_tok = s->au.curve_tok;
+    *ms = s->au.curve_ms;
+    return s->au.curve_n;
 }
 
 // Whether tok is a stop token.
@@ -411,24 +282,6 @@ static int is_stop(int32_t tok, const int32_t *stop, int n_stop) {
     for (int i = 0; i < n_stop; i++)
         if (stop[i] == tok) return 1;
     return 0;
-}
-
-// Record acceptance statistics of one cycle for --tree auto.
-static void record_accept(hass_spec *s, const hass_tree *t, const hass_accept_result *r) {
-    for (int d = 1; d <= t->max_depth && d <= HASS_TREE_MAX_LEVELS; d++) {
-        if (r->n_acc < d - 1) break;
-        // was any node drafted below the path node at depth d-1?
-        int u = r->path[d - 1];
-        if (t->first_child[u] < 0) break;
-        s->reach[d] += 1.0;
-        int k = 0;
-        for (int c = t->first_child[u]; c >= 0 && k < HASS_TREE_MAX_TOPK; c = t->next_sibling[c]) s->opp[d][k++] += 1.0;
-        if (r->n_acc >= d) {
-            int rank = 0;
-            for (int c = t->first_child[u]; c >= 0 && c != r->path[d]; c = t->next_sibling[c]) rank++;
-            if (rank < HASS_TREE_MAX_TOPK) s->hit[d][rank] += 1.0;
-        }
-    }
 }
 
 // Make sure a tree object for the current budget exists.
@@ -515,19 +368,19 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         for (int i = 0; i < n_prompt - 1; i++) s->nxt[i] = prompt[i + 1];
         s->nxt[n_prompt - 1] = root;
         // --tree auto settled on plain decoding: the prompt waits in the ring like plain steps
-        if (s->cfg.tree_auto && s->curve_n && s->cur.n_total == 1) ring_put(s, s->feats, s->nxt, n_prompt);
+        if (s->cfg.tree_auto && s->au.curve_n && s->cur.n_total == 1) ring_put(s, s->feats, s->nxt, n_prompt);
         else if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
     }
     while (!stop) {
         int L0 = hass_seq_len(s->kv);
         if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
-        if (s->cfg.tree_auto && s->has_dr && s->curve_n) {
+        if (s->cfg.tree_auto && s->has_dr && s->au.curve_n) {
             // explore with the deepest affordable tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
             // so a head that never pays costs little); re-choose every few cycles
             int c = s->cycle_no;
             int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
             if (explore) {
-                s->cur = explore_tree(s);
+                s->cur = hass_auto_explore(&s->au);
                 s->just_explored = 1;
             } else if (c % AUTO_EVERY == 0 || s->just_explored) {
                 choose_tree(s);
@@ -555,7 +408,7 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
             if (!e) e = ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, &r);
             if (e) return e;
-        } else if (lazy_wins(s, t->n, s->tok_cycle)) { // LM head on the rows the walk visits only
+        } else if (hass_auto_lazy_wins(&s->au, t->n, s->au.tok_cycle)) { // LM head on the rows the walk visits only
             e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
             if (!e) e = hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, &r);
             if (e) return e;
@@ -564,9 +417,9 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
             if (e) return e;
             hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
         }
-        if (t != s->t_root) s->tok_cycle = 0.9 * s->tok_cycle + 0.1 * (r.n_acc + 1);
+        if (t != s->t_root) s->au.tok_cycle = 0.9 * s->au.tok_cycle + 0.1 * (r.n_acc + 1);
         if ((e = hass_seq_commit(s->kv, r.path, r.n_acc + 1))) return e;
-        if (s->cfg.tree_auto && t != s->t_root) record_accept(s, t, &r);
+        if (s->cfg.tree_auto && t != s->t_root) hass_auto_record(&s->au, t, &r);
         double t2 = hass_now();
         // trim at a stop token and at max_new
         int n_new = 0;
@@ -594,8 +447,8 @@ int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int ma
         cy->draft_ms = (t1 - t0) * 1e3;
         cy->verify_ms = (t2 - t1) * 1e3;
         if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
-            double q = cy->draft_ms / draft_model(s, &t->cfg);
-            s->dr_scale = 0.8 * s->dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
+            double q = cy->draft_ms / hass_auto_draft_ms(&s->au, &t->cfg);
+            s->au.dr_scale = 0.8 * s->au.dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
         }
         if (emit && n_new && emit(ud, out + n_out - n_new, n_new, cy)) stop = 1;
         if (stop) break;
