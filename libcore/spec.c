@@ -37,6 +37,7 @@ struct hass_spec {
     hass_auto au;         // --tree auto's cost and acceptance model (spec_auto.h)
     int cycle_no;         // cycles since hass_spec_new (for exploration)
     int just_explored;    // the last cycle ran the exploration tree
+    int ctx_feats;        // s->feats holds the dummy context's features (measure_curve)
     // --tree auto while decoding plainly: the pairs the drafter has not seen, the last
     // AUTO_WINDOW of them (a ring); stale = older ones were dropped (the drafter restarts
     // from the window, so a plain stretch costs no catch-up of its own)
@@ -79,16 +80,24 @@ static double med3(double a, double b, double c) {
     return a > b ? a : b;
 }
 
-// Time target forwards of 1, 2, 4, ... tokens after a short context, and the LM head per row.
+#define MEASURE_CTX 32 // dummy context of the start measurements
+
+// The dummy context's tokens: tok[i] = (i * 7 + 1) % V.
+static void dummy_tokens(const hass_spec *s, int32_t *tok, int n) {
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V);
+}
+
+// Time target forwards of 1, 2, 4, ... tokens after a short context, and the LM head per row;
+// the context's features stay in s->feats (rows 0 .. MEASURE_CTX-1) for measure_draft.
 static hass_err measure_curve(hass_spec *s) {
-    enum { CTX = 32 };
+    enum { CTX = MEASURE_CTX };
     int nmax = s->cfg.tree.n_total;
     if (CTX + nmax + 1 > s->n_ctx) return HASS_OK; // context too small to measure: no curve
     int32_t *tok = malloc(sizeof(int32_t) * (CTX + nmax));
     if (!tok) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
-    for (int i = 0; i < CTX + nmax; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V);
+    dummy_tokens(s, tok, CTX + nmax);
     hass_seq_truncate(s->kv, 0);
-    hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, NULL);
+    hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, s->feats);
     if (e) { free(tok); return e; }
     s->au.curve_n = 0;
     for (int n = 1; s->au.curve_n < HASS_AUTO_CURVE; n *= 2) {
@@ -96,7 +105,7 @@ static hass_err measure_curve(hass_spec *s) {
         double t[3];
         for (int r = 0; r < 3; r++) {
             double t0 = hass_now();
-            e = hass_seq_forward(s->kv, tok + CTX, NULL, n, NULL, NULL, s->feats);
+            e = hass_seq_forward(s->kv, tok + CTX, NULL, n, NULL, NULL, s->feats + (size_t)CTX * s->C);
             t[r] = (hass_now() - t0) * 1e3;
             hass_seq_truncate(s->kv, CTX);
             if (e) { free(tok); return e; }
@@ -126,6 +135,7 @@ static hass_err measure_curve(hass_spec *s) {
     double lm_row_ms = s->au.rowk_ms * 1.3; // until the drafter is timed: a row costs an LM-head row
     s->au.dr_c0 = lm_row_ms, s->au.dr_lvl = 0.0, s->au.dr_row = lm_row_ms, s->au.dr_scale = 1.0;
     hass_seq_truncate(s->kv, 0);
+    s->ctx_feats = 1;
     return HASS_OK;
 }
 
@@ -146,14 +156,18 @@ static hass_err time_tree(hass_spec *s, int32_t root, hass_tree *t, double *ms) 
 // 3-level tree of top-k Kx give the cost per expansion level and per beam row (on a CPU a row
 // costs the most; on a GPU, where the rows of a level run together, the level does).
 static hass_err measure_draft(hass_spec *s) {
-    enum { CTX = 32 };
+    enum { CTX = MEASURE_CTX };
     const hass_tree_cfg *mx = &s->cfg.tree;
     int Kx = mx->top_k < 4 ? mx->top_k : 4;
     if (mx->levels < 3 || Kx < 2 || CTX + 1 > s->n_ctx) return HASS_OK; // keep the LM-head model
     int32_t tok[CTX], nxt[CTX];
-    for (int i = 0; i < CTX; i++) tok[i] = (int32_t)((i * 7 + 1) % s->V), nxt[i] = (int32_t)(((i + 1) * 7 + 1) % s->V);
-    hass_seq_truncate(s->kv, 0);
-    hass_err e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, s->feats);
+    dummy_tokens(s, tok, CTX);
+    for (int i = 0; i < CTX; i++) nxt[i] = (int32_t)(((i + 1) * 7 + 1) % s->V);
+    hass_err e = HASS_OK;
+    if (!s->ctx_feats) { // measure_curve did not run: the context's features
+        hass_seq_truncate(s->kv, 0);
+        e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, s->feats);
+    }
     if (!e) e = s->dr.reset(s->dr.ctx);
     if (!e) e = s->dr.push(s->dr.ctx, s->feats, nxt, CTX);
     hass_tree_cfg cf[3] = {{1 + Kx, 1, Kx}, {4, 3, 1}, {1 + Kx + 2 * Kx, 3, Kx}};
