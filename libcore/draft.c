@@ -61,6 +61,9 @@ struct hass_draft {
     float *dv_lp;     // (K, n_dvocab) log-probs over the draft vocabulary
     void *dv_q;       // hass_matmul scratch for K rows
     uint16_t *bf;     // the layer's weights as bf16 when all are bf16 values (else NULL)
+    uint8_t *q8;      // the layer's weights as Q8_0 blocks (hass_draft_new_q8), else NULL
+    void *q8_pk[8];   // their packed copies (AVX-512), else NULL
+    void *lq;         // hass_matmul scratch for n_rows rows of the widest input (Q8_0 layer)
 };
 
 // A row-major f32 matrix (n_out, n_in) as a weight view for hass_matmul.
@@ -100,6 +103,61 @@ static hass_err layer_bf16(hass_draft *d) {
     return HASS_OK;
 }
 
+// Q8_0 blocks of n values x (n a multiple of 32) into dst: per 32 values d = max|x| / 127,
+// q = round(x / d), d stored in fp16 (ggml's reference quantizer).
+static void q8_0_row(const float *x, int n, uint8_t *dst) {
+    for (int b = 0; b < n / 32; b++, x += 32, dst += 34) {
+        float amax = 0.f;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float dl = amax / 127.f, id = dl ? 1.f / dl : 0.f;
+        uint16_t h = hass_f32_to_f16(dl);
+        memcpy(dst, &h, 2);
+        for (int i = 0; i < 32; i++) dst[2 + i] = (uint8_t)(int8_t)roundf(x[i] * id);
+    }
+}
+
+// The layer's weights as Q8_0 (see draft.h), packed for the AVX-512 kernel where the model's are.
+hass_err hass_draft_quantize(hass_draft *d) {
+    hass_wmat *w[] = {&d->w_fc, &d->w_q, &d->w_k, &d->w_v, &d->w_o, &d->w_gate, &d->w_up, &d->w_down};
+    enum { NW = sizeof w / sizeof *w };
+    if (d->q8) return HASS_OK;
+    size_t n = 0, widest = 0;
+    for (int i = 0; i < NW; i++) {
+        if (w[i]->n_in % 32)
+            return hass_seterr(HASS_EUNSUP, "draft: a layer of width %d cannot be Q8_0 (32-value blocks)",
+                               w[i]->n_in);
+        n += (size_t)w[i]->n_out * (w[i]->n_in / 32) * 34;
+        if ((size_t)w[i]->n_in > widest) widest = w[i]->n_in;
+    }
+    float *row = malloc(sizeof(float) * widest);
+    d->q8 = malloc(n);
+    d->lq = malloc(hass_matmul_scratch_bytes((int)widest, d->n_rows));
+    if (!row || !d->q8 || !d->lq) {
+        free(row), free(d->q8), free(d->lq), d->q8 = NULL, d->lq = NULL;
+        return hass_seterr(HASS_ENOMEM, "draft: out of memory");
+    }
+    // each matrix is whole in one type at every point, so a failed pack leaves a valid drafter
+    uint8_t *o = d->q8;
+    for (int i = 0; i < NW; i++) {
+        size_t rb = (size_t)(w[i]->n_in / 32) * 34;
+        for (int r = 0; r < w[i]->n_out; r++) {
+            hass_quant_row(w[i], r, row); // f32 or bf16 as loaded
+            q8_0_row(row, w[i]->n_in, o + rb * r);
+        }
+        w[i]->type = HASS_GGML_Q8_0;
+        w[i]->row_bytes = rb;
+        w[i]->data = o;
+        w[i]->pk = NULL;
+        if (hass_kernel_level() == 2 && !(w[i]->pk = d->q8_pk[i] = hass_quant_pack(w[i]))) {
+            free(row);
+            return hass_seterr(HASS_ENOMEM, "draft: out of memory");
+        }
+        o += rb * w[i]->n_out;
+    }
+    free(row);
+    return HASS_OK;
+}
+
 // Head target description of a loaded model.
 void hass_head_target_of(const hass_model *m, uint32_t tok_fp, hass_head_target *tg) {
     const hass_model_cfg *c = hass_model_config(m);
@@ -124,7 +182,9 @@ void hass_draft_free(hass_draft *d) {
                    d->v, d->att, d->hid, d->hn, d->g, d->up, d->out, d->prev, d->feat, d->lp,
                    d->tk_lp, d->sc, d->inv_freq, d->dv_lp};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
-    free(d->pend_t); free(d->tk_id); free(d->bf); free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
+    free(d->pend_t); free(d->tk_id); free(d->bf); free(d->q8); free(d->lq);
+    for (int i = 0; i < 8; i++) free(d->q8_pk[i]);
+    free(d->tok); free(d->pos); free(d->slot); free(d->nvis);
     free(d->dv_rows);
     free(d->dv_pk);
     free(d->dv_q);
@@ -281,13 +341,13 @@ static hass_err layer_forward(hass_draft *d, const float *feat, int n, const uin
         memcpy(d->cat + (size_t)r * 2 * C, d->emb + (size_t)r * C, sizeof(float) * C);
         memcpy(d->cat + (size_t)r * 2 * C + C, feat + (size_t)r * C, sizeof(float) * C);
     }
-    if ((e = hass_matmul(d->m, d->u, d->cat, n, &d->w_fc, NULL))) return e;
+    if ((e = hass_matmul(d->m, d->u, d->cat, n, &d->w_fc, d->lq))) return e;
     if (h->fc_b)
         for (int r = 0; r < n; r++)
             for (int i = 0; i < C; i++) d->u[(size_t)r * C + i] += h->fc_b[i];
-    if ((e = hass_matmul(d->m, d->q, d->u, n, &d->w_q, NULL)) ||
-        (e = hass_matmul(d->m, d->k, d->u, n, &d->w_k, NULL)) ||
-        (e = hass_matmul(d->m, d->v, d->u, n, &d->w_v, NULL)))
+    if ((e = hass_matmul(d->m, d->q, d->u, n, &d->w_q, d->lq)) ||
+        (e = hass_matmul(d->m, d->k, d->u, n, &d->w_k, d->lq)) ||
+        (e = hass_matmul(d->m, d->v, d->u, n, &d->w_v, d->lq)))
         return e;
     for (int r = 0; r < n; r++) {
         for (int hh = 0; hh < H; hh++) rope_half(d->q + (size_t)r * QD + hh * D, D, d->pos[r], d->inv_freq);
@@ -345,17 +405,17 @@ static hass_err layer_forward(hass_draft *d, const float *feat, int n, const uin
                 }
         }
     }
-    if ((e = hass_matmul(d->m, d->hid, d->att, n, &d->w_o, NULL))) return e;
+    if ((e = hass_matmul(d->m, d->hid, d->att, n, &d->w_o, d->lq))) return e;
     for (size_t i = 0; i < (size_t)n * C; i++) d->hid[i] += d->u[i];
     hass_cpu_rmsnorm(d->hn, d->hid, h->post_norm, n, C, h->norm_eps);
-    if ((e = hass_matmul(d->m, d->g, d->hn, n, &d->w_gate, NULL)) ||
-        (e = hass_matmul(d->m, d->up, d->hn, n, &d->w_up, NULL)))
+    if ((e = hass_matmul(d->m, d->g, d->hn, n, &d->w_gate, d->lq)) ||
+        (e = hass_matmul(d->m, d->up, d->hn, n, &d->w_up, d->lq)))
         return e;
     for (size_t i = 0; i < (size_t)n * F; i++) {
         float x = d->g[i];
         d->g[i] = x / (1.f + expf(-x)) * d->up[i];
     }
-    if ((e = hass_matmul(d->m, d->out, d->g, n, &d->w_down, NULL))) return e;
+    if ((e = hass_matmul(d->m, d->out, d->g, n, &d->w_down, d->lq))) return e;
     for (size_t i = 0; i < (size_t)n * C; i++) d->out[i] += d->hid[i];
     return HASS_OK;
 }

@@ -14,6 +14,15 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --in
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/a && hass-draft -m $M -d $TMP/h $TMP/p.jsonl | hass-verify -m $M -n 30 --threads 1 --tree auto -v 2>$TMP/err | jq -c .generated | cmp - $TMP/a && grep -o 'verify: [0-9]* records' $TMP/err
 > verify: 1 records
 
+# name: the shipped head with its layer in Q8_0 (default) and exact gives plain decoding's text, in one process and in two
+@needs $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+$ M=$HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf; echo '{"id":1,"messages":[{"role":"user","content":"Name three colours."}]}' | hass-tokenize -m $M > $TMP/p.jsonl && hass-verify -m $M -n 24 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/a && for x in "" --draft-exact; do hass-verify -m $M -n 24 --threads 1 --draft heads/smollm2-135m-instruct --tree-total 8 --tree-depth 3 --tree-topk 2 $x $TMP/p.jsonl | jq -c .generated | cmp - $TMP/a || echo differs $x; hass-draft -m $M -d heads/smollm2-135m-instruct --threads 1 $x $TMP/p.jsonl | hass-verify -m $M -n 24 --threads 1 --tree-total 8 --tree-depth 3 --tree-topk 2 | jq -c .generated | cmp - $TMP/a || echo differs two-process $x; done; wc -l < $TMP/a
+> 1
+
+# name: a head whose widths are not multiples of 32 keeps an exact drafter (said at -v)
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403]}' | hass-verify -m $M -n 8 --threads 1 --draft $TMP/h --tree-total 4 --tree-depth 2 --tree-topk 2 -v 2>&1 >/dev/null | grep -o 'width 172 cannot be Q8_0.*'
+> width 172 cannot be Q8_0 (32-value blocks); the drafter stays exact
+
 # name: at T > 0 the same seed gives the same speculative output
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && for s in 4 4; do echo '{"id":1,"tokens":[1,403]}' | hass-verify -m $M -n 16 -t 1.2 --top-p 0.9 -s $s --threads 1 --draft $TMP/h --tree-total 8 --tree-depth 3 --tree-topk 2 | jq -c .generated; done | uniq | wc -l
 > 1

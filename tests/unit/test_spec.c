@@ -23,6 +23,8 @@ static int first_diff(const int32_t *a, int na, const int32_t *b, int nb) {
     return na == nb ? -1 : n;
 }
 
+static int g_quant; // lossless_greedy: the drafter's layer in Q8_0 (hass_draft_quantize)
+
 // T = 0 losslessness for one model and head over the prompts and tree budgets.
 static void lossless_greedy(const char *label, hass_model *m, const hass_head *h,
                             const hass_tree_cfg *trees, int n_trees, int32_t (*prompts)[6],
@@ -32,12 +34,13 @@ static void lossless_greedy(const char *label, hass_model *m, const hass_head *h
     int32_t *ref = malloc(sizeof(int32_t) * n_new), *got = malloc(sizeof(int32_t) * n_new);
     for (int ti = 0; ti < n_trees; ti++) {
         hass_draft *d = hass_draft_new(h, m, 0, &trees[ti], &e);
+        if (d && g_quant && hass_draft_quantize(d)) hass_draft_free(d), d = NULL;
         hass_drafter dr = hass_drafter_local(d);
         hass_spec_cfg sc = {trees[ti], tree_auto, {0.f, 0, 1.f}, 1, 0};
         hass_spec *s = d ? hass_spec_new(m, &dr, &sc, &e) : NULL;
         char name[160];
-        snprintf(name, sizeof name, "%s_greedy_lossless_tree%d_%d_%d%s", label, trees[ti].n_total,
-                 trees[ti].levels, trees[ti].top_k, tree_auto ? "_auto" : "");
+        snprintf(name, sizeof name, "%s_greedy_lossless_tree%d_%d_%d%s%s", label, trees[ti].n_total,
+                 trees[ti].levels, trees[ti].top_k, tree_auto ? "_auto" : "", g_quant ? "_q8" : "");
         if (!s) {
             CHECK(name, 0, "setup: %s", hass_errmsg());
             hass_draft_free(d);
@@ -331,6 +334,55 @@ static void drafter_failure(hass_model *m, const hass_head *h) {
     hass_draft_free(d);
 }
 
+// The drafter's layer in Q8_0 (hass_draft_quantize) against the exact one on the shipped SmolLM2
+// head: the same committed pairs give outputs within NMSE 1e-3 and the same first draft at nearly
+// every position; a width that is not a multiple of 32 is refused and the drafter stays exact.
+static void q8_drafter(hass_model *sm, const hass_head *h, hass_model *tiny, const hass_head *th) {
+    hass_err e;
+    hass_tree_cfg tc = {2, 1, 1};
+    hass_draft *dx = hass_draft_new(h, sm, 256, &tc, &e), *dq = hass_draft_new(h, sm, 256, &tc, &e);
+    CHECK("q8_drafter_setup", dx && dq && hass_draft_quantize(dq) == HASS_OK, "%s", hass_errmsg());
+    if (!dx || !dq) { hass_draft_free(dx); hass_draft_free(dq); return; }
+    // a real context: the target's features of a chat prompt and its greedy continuation
+    enum { NP = 6, NG = 48, N = NP + NG };
+    static const int32_t prompt[NP] = {1, 9690, 198, 504, 3458, 314};
+    int32_t tok[N + 1];
+    memcpy(tok, prompt, sizeof prompt);
+    hass_kv *kv = hass_kv_new(sm, 0, &e);
+    hass_sample_cfg g = {0.f, 1.f, 0, 0};
+    int ng = hass_generate(sm, kv, tok, NP, NG + 1, &g, -1, tok + NP, NULL);
+    const hass_model_cfg *mc = hass_model_config(sm);
+    float *feat = malloc(sizeof(float) * N * mc->n_embd);
+    hass_kv_truncate(kv, 0);
+    e = ng == NG + 1 ? hass_forward(sm, kv, tok, NULL, N, NULL, NULL, feat) : HASS_EINVAL;
+    CHECK("q8_drafter_context", e == HASS_OK, "%s", hass_errmsg());
+    double worst = 0.0;
+    int same = 0;
+    hass_tree *tx = hass_tree_new(&tc, &e), *tq = hass_tree_new(&tc, &e);
+    for (int i = 0; !e && i < N; i++) { // pair i: feature of position i, next token i + 1
+        if ((e = hass_draft_push(dx, feat + (size_t)i * mc->n_embd, tok + i + 1, 1)) ||
+            (e = hass_draft_push(dq, feat + (size_t)i * mc->n_embd, tok + i + 1, 1)) ||
+            (e = hass_draft_tree(dx, tok[i + 1], tx)) || (e = hass_draft_tree(dq, tok[i + 1], tq)))
+            break;
+        double q = unit_nmse(hass_draft_last(dq), hass_draft_last(dx), mc->n_embd);
+        if (q > worst) worst = q;
+        same += tx->tok[1] == tq->tok[1];
+    }
+    CHECK("q8_drafter_runs", e == HASS_OK, "%s", hass_errmsg());
+    printf("# q8 drafter vs exact: worst output NMSE %.2e, same first draft at %d of %d positions\n",
+           worst, same, N);
+    CHECK("q8_drafter_close", worst < 1e-3, "worst NMSE %g", worst);
+    CHECK("q8_drafter_same_drafts", same >= N * 9 / 10, "%d of %d", same, N);
+    hass_tree_free(tx), hass_tree_free(tq);
+    free(feat);
+    hass_kv_free(kv);
+    hass_draft_free(dx), hass_draft_free(dq);
+    hass_draft *dt = hass_draft_new(th, tiny, 0, &tc, &e);
+    e = dt ? hass_draft_quantize(dt) : HASS_EINVAL;
+    CHECK("q8_drafter_refuses_width_172", e == HASS_EUNSUP, "got %d: %s", e, hass_errmsg());
+    hass_draft_free(dt);
+}
+
 int main(void) {
     char path[1024];
     unit_data(path, sizeof path, "models/stories260K/stories260K-v3-f32.gguf");
@@ -402,6 +454,15 @@ int main(void) {
             hass_tree_cfg stt[2] = {{60, 6, 10}, {12, 3, 3}};
             lossless_greedy("smollm2", sm, sh, stt, 2, sp, spn, 1, 8, 0);
             hass_head_free(sh);
+            hass_head *ship = hass_head_load("heads/smollm2-135m-instruct", &st, &e);
+            CHECK("load_shipped_head", ship != NULL, "%s", hass_errmsg());
+            if (ship) {
+                g_quant = 1;
+                lossless_greedy("smollm2_shipped", sm, ship, stt + 1, 1, sp, spn, 2, 24, 0);
+                g_quant = 0;
+                q8_drafter(sm, ship, m, h);
+                hass_head_free(ship);
+            }
             hass_model_free(sm);
         }
     }
