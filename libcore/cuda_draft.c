@@ -131,13 +131,14 @@ hass_cuda_draft *hass_cuda_draft_new(const hass_head *h, hass_backend *b, int n_
     size_t C = d->C, R = d->R, M = d->M, V = d->V, F = d->F;
     d->pend_f = malloc(sizeof(float) * (size_t)n_ctx * C);
     d->pend_t = malloc(sizeof(int32_t) * (size_t)n_ctx);
-    d->lp = malloc(sizeof(float) * (size_t)K * V);
+    int whole = K > HASS_TOPK_MAX || K > (h->dvocab && h->n_dvocab > 0 ? h->n_dvocab : h->n_vocab);
+    d->lp = whole ? malloc(sizeof(float) * (size_t)K * V) : NULL; // only draft_rows' whole-row path
     d->ti = malloc(sizeof(int32_t) * (size_t)K * K);
     d->tv = malloc(sizeof(float) * (size_t)K * K);
     d->mask = malloc(M * M);
     d->tok = malloc(sizeof(int32_t) * R);
     d->pos = malloc(sizeof(int32_t) * R);
-    if (!d->pend_f || !d->pend_t || !d->lp || !d->ti || !d->tv || !d->mask || !d->tok || !d->pos) {
+    if (!d->pend_f || !d->pend_t || (whole && !d->lp) || !d->ti || !d->tv || !d->mask || !d->tok || !d->pos) {
         hass_cuda_draft_free(d);
         *err = hass_seterr(HASS_ENOMEM, "cuda draft: out of memory for a context of %d", n_ctx);
         return NULL;
