@@ -61,7 +61,7 @@ struct hass_draft {
     float *dv_lp;     // (K, n_dvocab) log-probs over the draft vocabulary
     void *dv_q;       // hass_matmul scratch for K rows
     uint16_t *bf;     // the layer's weights as bf16 when all are bf16 values (else NULL)
-    uint8_t *q8;      // the layer's weights as Q8_0 blocks (hass_draft_new_q8), else NULL
+    uint8_t *q8;      // the layer's weights as Q8_0 blocks (hass_draft_quantize), else NULL
     void *q8_pk[8];   // their packed copies (AVX-512), else NULL
     void *lq;         // hass_matmul scratch for n_rows rows of the widest input (Q8_0 layer)
 };
@@ -155,6 +155,8 @@ hass_err hass_draft_quantize(hass_draft *d) {
         o += rb * w[i]->n_out;
     }
     free(row);
+    free(d->bf); // the bf16 copy, if any, is no longer referenced
+    d->bf = NULL;
     return HASS_OK;
 }
 
@@ -345,10 +347,9 @@ static hass_err layer_forward(hass_draft *d, const float *feat, int n, const uin
     if (h->fc_b)
         for (int r = 0; r < n; r++)
             for (int i = 0; i < C; i++) d->u[(size_t)r * C + i] += h->fc_b[i];
-    if ((e = hass_matmul(d->m, d->q, d->u, n, &d->w_q, d->lq)) ||
-        (e = hass_matmul(d->m, d->k, d->u, n, &d->w_k, d->lq)) ||
-        (e = hass_matmul(d->m, d->v, d->u, n, &d->w_v, d->lq)))
-        return e;
+    float *qkv_y[3] = {d->q, d->k, d->v};
+    const hass_wmat *qkv_w[3] = {&d->w_q, &d->w_k, &d->w_v};
+    if ((e = hass_matmul_shared(d->m, qkv_y, d->u, n, qkv_w, 3, d->lq))) return e;
     for (int r = 0; r < n; r++) {
         for (int hh = 0; hh < H; hh++) rope_half(d->q + (size_t)r * QD + hh * D, D, d->pos[r], d->inv_freq);
         for (int hh = 0; hh < Hkv; hh++) rope_half(d->k + (size_t)r * KD + hh * D, D, d->pos[r], d->inv_freq);
@@ -408,9 +409,9 @@ static hass_err layer_forward(hass_draft *d, const float *feat, int n, const uin
     if ((e = hass_matmul(d->m, d->hid, d->att, n, &d->w_o, d->lq))) return e;
     for (size_t i = 0; i < (size_t)n * C; i++) d->hid[i] += d->u[i];
     hass_cpu_rmsnorm(d->hn, d->hid, h->post_norm, n, C, h->norm_eps);
-    if ((e = hass_matmul(d->m, d->g, d->hn, n, &d->w_gate, d->lq)) ||
-        (e = hass_matmul(d->m, d->up, d->hn, n, &d->w_up, d->lq)))
-        return e;
+    float *gu_y[2] = {d->g, d->up};
+    const hass_wmat *gu_w[2] = {&d->w_gate, &d->w_up};
+    if ((e = hass_matmul_shared(d->m, gu_y, d->hn, n, gu_w, 2, d->lq))) return e;
     for (size_t i = 0; i < (size_t)n * F; i++) {
         float x = d->g[i];
         d->g[i] = x / (1.f + expf(-x)) * d->up[i];

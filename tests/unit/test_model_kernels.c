@@ -53,6 +53,49 @@ static void fill(int type, uint8_t *p, int n_in, int n_out) {
     }
 }
 
+// hass_matmul_shared (q/k/v, gate/up sharing an input) gives the bits of separate hass_matmul
+// calls, for Q8_0 (the input quantized once) and F32 weights; mixed kinds are refused.
+static void test_shared(void) {
+    enum { NIN = 96, N = 5, NO = 3 };
+    const int outs[NO] = {40, 24, 7};
+    const int types[2] = {HASS_GGML_Q8_0, HASS_GGML_F32};
+    float x[N * NIN];
+    for (int i = 0; i < N * NIN; i++) x[i] = frand();
+    for (int ti = 0; ti < 2; ti++) {
+        size_t rb = hass_ggml_row_bytes(types[ti], NIN);
+        uint8_t *wd[NO];
+        hass_wmat wm[NO];
+        const hass_wmat *wp[NO];
+        float *ys[NO], *ysep[NO];
+        for (int j = 0; j < NO; j++) {
+            wd[j] = malloc(rb * outs[j]);
+            fill(types[ti], wd[j], NIN, outs[j]);
+            wm[j] = (hass_wmat){types[ti], NIN, outs[j], rb, wd[j], NULL};
+            wp[j] = &wm[j];
+            ys[j] = malloc(sizeof(float) * N * outs[j]);
+            ysep[j] = malloc(sizeof(float) * N * outs[j]);
+        }
+        hass_err e = hass_matmul_shared(NULL, ys, x, N, wp, NO, NULL);
+        int same = e == HASS_OK;
+        for (int j = 0; j < NO && same; j++) {
+            hass_matmul(NULL, ysep[j], x, N, wp[j], NULL);
+            same = !memcmp(ys[j], ysep[j], sizeof(float) * N * outs[j]);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "matmul_shared_%s_equals_separate", hass_ggml_type_name(types[ti]));
+        CHECK(name, same, "%s", e ? hass_errmsg() : "other bits than separate calls");
+        for (int j = 0; j < NO; j++) free(wd[j]), free(ys[j]), free(ysep[j]);
+    }
+    float wf[4 * NIN] = {0}, y0[N * 4], y1[N * 4];
+    uint8_t wq[4 * 3 * 34] = {0};
+    hass_wmat a = {HASS_GGML_F32, NIN, 4, sizeof(float) * NIN, wf, NULL};
+    hass_wmat b = {HASS_GGML_Q8_0, NIN, 4, 3 * 34, wq, NULL};
+    const hass_wmat *mix[2] = {&a, &b};
+    float *ym[2] = {y0, y1};
+    CHECK("matmul_shared_refuses_mixed_kinds", hass_matmul_shared(NULL, ym, x, N, mix, 2, NULL) == HASS_EINVAL,
+          "mixed F32 and Q8_0 accepted");
+}
+
 int main(void) {
     const int types[] = {HASS_GGML_F32, HASS_GGML_F16, HASS_GGML_BF16, HASS_GGML_Q8_0,
                          HASS_GGML_Q4_0, HASS_GGML_Q4_1};
@@ -228,5 +271,6 @@ int main(void) {
         }
     }
     hass_pool_free(pool2);
+    test_shared();
     UNIT_DONE();
 }
