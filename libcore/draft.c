@@ -136,7 +136,6 @@ hass_err hass_draft_quantize(hass_draft *d) {
         free(row), free(d->q8), free(d->lq), d->q8 = NULL, d->lq = NULL;
         return hass_seterr(HASS_ENOMEM, "draft: out of memory");
     }
-    // each matrix is whole in one type at every point, so a failed pack leaves a valid drafter
     uint8_t *o = d->q8;
     for (int i = 0; i < NW; i++) {
         size_t rb = (size_t)(w[i]->n_in / 32) * 34;
@@ -147,11 +146,8 @@ hass_err hass_draft_quantize(hass_draft *d) {
         w[i]->type = HASS_GGML_Q8_0;
         w[i]->row_bytes = rb;
         w[i]->data = o;
-        w[i]->pk = NULL;
-        if (hass_kernel_level() == 2 && !(w[i]->pk = d->q8_pk[i] = hass_quant_pack(w[i]))) {
-            free(row);
-            return hass_seterr(HASS_ENOMEM, "draft: out of memory");
-        }
+        // the packed copy is a speed-up only: without memory for it the kernels read the blocks
+        w[i]->pk = d->q8_pk[i] = hass_kernel_level() == 2 ? hass_quant_pack(w[i]) : NULL;
         o += rb * w[i]->n_out;
     }
     free(row);
