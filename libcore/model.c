@@ -655,24 +655,11 @@ hass_err hass_model_embed(const hass_model *m, const int32_t *tok, int n, float 
 
 hass_err hass_matmul(const hass_model *m, float *y, const float *x, int n, const hass_wmat *w,
                      void *q) {
-    if (n <= 0) return HASS_OK;
-    if (!hass_quant_supported(w->type) || (hass_quant_is_q(w->type) && w->n_in % 32))
-        return hass_seterr(HASS_EUNSUP, "matmul: weight type %s with %d inputs is not supported",
-                           hass_ggml_type_name(w->type), w->n_in);
-    void *tmp = NULL;
-    int prec = m ? m->prec : HASS_PREC_Q8;
-    if (!q && hass_quant_is_q(w->type) && prec != HASS_PREC_F32) {
-        q = tmp = malloc(hass_matmul_scratch_bytes(w->n_in, n));
-        if (!q) return hass_seterr(HASS_ENOMEM, "matmul: out of memory");
-    }
-    hass_mm_job job = {w, y};
-    hass_mm_run_prec(&job, 1, x, n, q, m ? m->pool : NULL, prec);
-    free(tmp);
-    return HASS_OK;
+    return hass_matmul_shared(m, &y, x, n, &w, 1, q);
 }
 
 hass_err hass_matmul_shared(const hass_model *m, float *const *y, const float *x, int n,
-                      const hass_wmat *const *w, int n_w, void *q) {
+                            const hass_wmat *const *w, int n_w, void *q) {
     hass_mm_job jobs[3];
     if (n_w < 1 || n_w > 3) return hass_seterr(HASS_EINVAL, "matmul: %d weights, 1 to 3 share an input", n_w);
     for (int i = 0; i < n_w; i++) {
@@ -680,7 +667,7 @@ hass_err hass_matmul_shared(const hass_model *m, float *const *y, const float *x
             return hass_seterr(HASS_EINVAL, "matmul: weights %d and 0 differ in inputs or kind", i);
         jobs[i] = (hass_mm_job){w[i], y[i]};
     }
-    if (n_w == 1 || n <= 0) return hass_matmul(m, y[0], x, n, w[0], q);
+    if (n <= 0) return HASS_OK;
     if (!hass_quant_supported(w[0]->type) || (hass_quant_is_q(w[0]->type) && w[0]->n_in % 32))
         return hass_seterr(HASS_EUNSUP, "matmul: weight type %s with %d inputs is not supported",
                            hass_ggml_type_name(w[0]->type), w[0]->n_in);

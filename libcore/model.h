@@ -128,7 +128,7 @@ hass_err hass_matmul(const hass_model *m, float *y,         // (n, n_out)
 // and the products run in one parallel region, with the same bits as separate calls. The
 // weights must have the same n_in and all be quantized types or all not; y[i] (n, w[i]->n_out).
 hass_err hass_matmul_shared(const hass_model *m, float *const *y, const float *x, int n,
-                      const hass_wmat *const *w, int n_w, void *q);
+                            const hass_wmat *const *w, int n_w, void *q);
 // Scratch bytes hass_matmul needs for n rows of n_in values.
 size_t hass_matmul_scratch_bytes(int n_in, int n);
 
