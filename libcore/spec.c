@@ -37,7 +37,6 @@ struct hass_spec {
     hass_auto au;         // --tree auto's cost and acceptance model (spec_auto.h)
     int cycle_no;         // cycles since hass_spec_new (for exploration)
     int just_explored;    // the last cycle ran the exploration tree
-    int ctx_feats;        // s->feats holds the dummy context's features (measure_curve)
     // --tree auto while decoding plainly: the pairs the drafter has not seen, the last
     // AUTO_WINDOW of them (a ring); stale = older ones were dropped (the drafter restarts
     // from the window, so a plain stretch costs no catch-up of its own)
@@ -88,7 +87,8 @@ static void dummy_tokens(const hass_spec *s, int32_t *tok, int n) {
 }
 
 // Time target forwards of 1, 2, 4, ... tokens after a short context, and the LM head per row;
-// the context's features stay in s->feats (rows 0 .. MEASURE_CTX-1) for measure_draft.
+// when it measured (s->au.curve_n > 0) the context's features stay in s->feats (rows 0 ..
+// MEASURE_CTX-1) for measure_draft.
 static hass_err measure_curve(hass_spec *s) {
     enum { CTX = MEASURE_CTX };
     int nmax = s->cfg.tree.n_total;
@@ -135,7 +135,6 @@ static hass_err measure_curve(hass_spec *s) {
     double lm_row_ms = s->au.rowk_ms * 1.3; // until the drafter is timed: a row costs an LM-head row
     s->au.dr_c0 = lm_row_ms, s->au.dr_lvl = 0.0, s->au.dr_row = lm_row_ms, s->au.dr_scale = 1.0;
     hass_seq_truncate(s->kv, 0);
-    s->ctx_feats = 1;
     return HASS_OK;
 }
 
@@ -164,7 +163,7 @@ static hass_err measure_draft(hass_spec *s) {
     dummy_tokens(s, tok, CTX);
     for (int i = 0; i < CTX; i++) nxt[i] = (int32_t)(((i + 1) * 7 + 1) % s->V);
     hass_err e = HASS_OK;
-    if (!s->ctx_feats) { // measure_curve did not run: the context's features
+    if (!s->au.curve_n) { // measure_curve did not measure: the context's features
         hass_seq_truncate(s->kv, 0);
         e = hass_seq_forward(s->kv, tok, NULL, CTX, NULL, NULL, s->feats);
     }

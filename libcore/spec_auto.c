@@ -129,7 +129,6 @@ void hass_auto_record(hass_auto *a, const hass_tree *t, const hass_accept_result
         if (r->n_acc < d - 1) break;
         int u = r->path[d - 1];
         if (t->first_child[u] < 0) break; // nothing drafted below the path node at depth d-1
-        a->reach[d] += 1.0;
         int k = 0;
         for (int c = t->first_child[u]; c >= 0 && k < HASS_TREE_MAX_TOPK; c = t->next_sibling[c]) a->opp[d][k++] += 1.0;
         if (r->n_acc >= d) {

@@ -24,9 +24,10 @@ typedef struct hass_auto {
     double row1_ms;                        // the target's LM head for one row alone
     double rowk_ms;                        // the same per row inside a batch of rows
     double tok_cycle;                      // tokens per cycle, running mean
-    double reach[HASS_TREE_MAX_LEVELS + 1];                   // cycles that drafted depth d below the path
-    double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK]; // accepted at depth d with sibling rank r
-    double opp[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK]; // of those, cycles that drafted rank r there
+    // per depth d and sibling rank r: cycles that drafted rank r below the path node of depth
+    // d-1 (rank 0: every cycle that reached a drafted depth d), and those that accepted it
+    double opp[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];
+    double hit[HASS_TREE_MAX_LEVELS + 1][HASS_TREE_MAX_TOPK];
     int n_cand;                            // candidates, plain decoding (1, 1, 1) first
     hass_tree_cfg cand[HASS_AUTO_MAX_CAND];
     int n_cap;                             // largest tree considered (tokens; 0: no cap)

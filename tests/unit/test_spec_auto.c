@@ -23,7 +23,6 @@ static void machine(hass_auto *a, int gpu) {
 
 // n cycles that drafted the K best siblings at depth d and accepted rank r in rate[r] of them.
 static void observe(hass_auto *a, int d, int K, const double *rate, int n) {
-    a->reach[d] += n;
     for (int k = 0; k < K; k++) {
         a->opp[d][k] += n;
         a->hit[d][k] += rate[k] * n;
@@ -74,13 +73,13 @@ static void test_record(void) {
     hass_auto_record(&a, t, &r1);
     hass_auto_record(&a, t, &r2);
     hass_auto_record(&a, t, &r0);
-    CHECK("auto_record_depth1", a.reach[1] == 3 && a.opp[1][0] == 3 && a.opp[1][2] == 3 &&
+    CHECK("auto_record_depth1", a.opp[1][0] == 3 && a.opp[1][2] == 3 &&
           a.opp[1][3] == 0 && a.hit[1][0] == 1 && a.hit[1][1] == 1 && a.hit[1][2] == 0,
-          "reach %g opp %g %g %g hit %g %g %g", a.reach[1], a.opp[1][0], a.opp[1][2], a.opp[1][3],
+          "opp %g %g %g hit %g %g %g", a.opp[1][0], a.opp[1][2], a.opp[1][3],
           a.hit[1][0], a.hit[1][1], a.hit[1][2]);
-    CHECK("auto_record_depth2", a.reach[2] == 1 && a.opp[2][0] == 1 && a.opp[2][1] == 1 &&
+    CHECK("auto_record_depth2", a.opp[2][0] == 1 && a.opp[2][1] == 1 &&
           a.opp[2][2] == 0 && a.hit[2][0] == 0 && a.hit[2][1] == 1,
-          "reach %g opp %g %g %g hit %g %g", a.reach[2], a.opp[2][0], a.opp[2][1], a.opp[2][2],
+          "opp %g %g %g hit %g %g", a.opp[2][0], a.opp[2][1], a.opp[2][2],
           a.hit[2][0], a.hit[2][1]);
     hass_tree_free(t);
 }
