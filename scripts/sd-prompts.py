@@ -35,6 +35,17 @@ def ids_of(path):
     return out
 
 
+def records(path):
+    """The ShareGPT records of a JSONL file, each with its list of turns."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                r = json.loads(line)
+                yield r, r["conversations"]
+            except (ValueError, KeyError) as e:
+                sys.exit(f"sd-prompts: {path}:{n}: not a ShareGPT record ({e})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("all", help="ShareGPT JSONL (scripts/fetch-sharegpt.sh)")
@@ -42,29 +53,58 @@ def main():
     ap.add_argument("--max-chars", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--exclude", nargs="*", default=[], help="files whose ids are left out")
+    ap.add_argument("--continue", dest="cont", nargs="*", default=[],
+                    help="self-distilled conversations to continue with their next human turn")
     a = ap.parse_args()
     skip = set()
     for p in a.exclude:
         skip |= ids_of(p)
+    if a.cont:
+        second_turns(a, skip)
+        return
     seen, out = set(), []
-    with open(a.all, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                r = json.loads(line)
-                turns = r["conversations"]
-            except (ValueError, KeyError) as e:
-                sys.exit(f"sd-prompts: {a.all}:{n}: not a ShareGPT record ({e})")
-            if not turns or turns[0].get("from") != "human":
-                continue
-            text = turns[0].get("value", "")
-            if not text.strip() or len(text) > a.max_chars or text in seen or r["id"] in skip:
-                continue
-            seen.add(text)
-            out.append({"id": a.prefix + r["id"], "messages": [{"role": "user", "content": text}]})
+    for r, turns in records(a.all):
+        if not turns or turns[0].get("from") != "human":
+            continue
+        text = turns[0].get("value", "")
+        if not text.strip() or len(text) > a.max_chars or text in seen or r["id"] in skip:
+            continue
+        seen.add(text)
+        out.append({"id": a.prefix + r["id"], "messages": [{"role": "user", "content": text}]})
     random.Random(a.seed).shuffle(out)
     for r in out:
         print(json.dumps(r))
     print(f"sd-prompts: {len(out)} prompts ({len(skip)} ids excluded)", file=sys.stderr)
+
+
+def second_turns(a, skip):
+    """Print the second-turn prompts of --continue's conversations (see the module's text)."""
+    nxt = {}
+    for r, turns in records(a.all):
+        if len(turns) >= 3 and [t.get("from") for t in turns[:3]] == ["human", "gpt", "human"]:
+            nxt[r["id"]] = turns[2].get("value", "")
+    out, seen = [], set()
+    for p in a.cont:
+        with open(p, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    c = json.loads(line)
+                    base, msgs = re.sub(r"^[A-Za-z0-9]+-(?=.)", "", str(c["id"])), c["messages"]
+                except (ValueError, KeyError) as e:
+                    sys.exit(f"sd-prompts: {p}:{n}: not a conversation ({e})")
+                oid = base + ":t2"
+                text = nxt.get(base, "")
+                if (oid in skip or oid in seen or not text.strip() or len(msgs) != 2 or
+                        [m.get("role") for m in msgs] != ["user", "assistant"]):
+                    continue
+                if sum(len(m.get("content", "")) for m in msgs) + len(text) > a.max_chars:
+                    continue
+                seen.add(oid)
+                out.append({"id": a.prefix + oid, "messages": msgs + [{"role": "user", "content": text}]})
+    random.Random(a.seed).shuffle(out)
+    for r in out:
+        print(json.dumps(r))
+    print(f"sd-prompts: {len(out)} second-turn prompts ({len(skip)} ids excluded)", file=sys.stderr)
 
 
 if __name__ == "__main__":
