@@ -28,6 +28,13 @@ void hass_gen_set_spec(hass_gen *g, hass_spec *s, FILE *metrics) {
     g->metrics = metrics;
 }
 
+// Process CPU time in seconds (all threads).
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // What the speculative emit callback needs.
 typedef struct spec_emit_ctx {
     hass_gen *g;
@@ -36,11 +43,13 @@ typedef struct spec_emit_ctx {
     hass_gen_emit_fn emit;
     void *ectx;
     hass_err e;
+    double c1; // process CPU time when the root came (the prefill's end), else -1
 } spec_emit_ctx;
 
 // Feed a chunk of accepted tokens through the stop tracker; non-zero ends the generation.
 static int spec_emit(void *ctx, const int32_t *tok, int n, const hass_spec_cycle *cyc) {
     spec_emit_ctx *c = ctx;
+    if (!cyc) c->c1 = cpu_now();
     for (int i = 0; i < n; i++) {
         int keep = 0;
         hass_finish f = hass_stop_push(c->st, tok[i], &keep);
@@ -68,8 +77,9 @@ static hass_err spec_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     if (!buf) return hass_seterr(HASS_ENOMEM, "out of memory");
     hass_spec_set_seed(g->spec, seed);
     hass_spec_set_sampler(g->spec, &cfg->sampler);
-    spec_emit_ctx c = {g, &st, out, emit, ectx, HASS_OK};
+    spec_emit_ctx c = {g, &st, out, emit, ectx, HASS_OK, -1.0};
     int n = hass_spec_generate(g->spec, prompt, n_prompt, cap, NULL, 0, buf, &g->last, spec_emit, &c);
+    if (c.c1 >= 0) out->decode_cpu_ms = 1e3 * (cpu_now() - c.c1);
     free(buf);
     hass_stop_free(&st);
     if (n < 0) return (hass_err)n;
@@ -221,13 +231,6 @@ void hass_gen_free(hass_gen *g) {
 
 // Cache capacity.
 int hass_gen_ctx(const hass_gen *g) { return g->n_ctx; }
-
-// Process CPU time in seconds (all threads).
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // Difference between the largest and the second largest of n logits.
 static float top2_margin(const float *x, int n) {

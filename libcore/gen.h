@@ -72,7 +72,8 @@ typedef struct hass_gen_out {
     int n_prompt;
     double prefill_ms;      // prompt forward and the first sample
     double decode_ms;       // the one-token steps after it
-    double decode_cpu_ms;   // process CPU time (all threads) of those steps
+    double decode_cpu_ms;   // process CPU time (all threads) of those steps or cycles (a drafter
+                            // in another process not counted)
     int n_decode;           // number of those steps
 } hass_gen_out;
 

@@ -62,6 +62,10 @@ $ printf '{"type":"cycle"}\n' | hass-stats
 ! "accepted"
 = 3
 
+# name: speculative decoding reports its timing like plain decoding, CPU time of the cycles included
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && echo '{"id":"s","tokens":[1,403,407]}' | hass-verify -m $M -n 40 --threads 1 --draft $TMP/h --tree-total 4 --tree-depth 2 --tree-topk 2 | jq -c '.timing | [keys, (.prefill_ms > 0), (.decode_ms > 0), (.tok_s > 0), (.decode_cpu_ms > 0)]'
+> [["decode_cpu_ms","decode_ms","prefill_ms","tok_s"],true,true,true,true]
+
 # name: two processes (hass-draft | hass-verify, back channel) give the in-process output, T = 0
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300,301,302]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree-total 12 --tree-depth 3 --tree-topk 3 $TMP/p.jsonl > $TMP/one && hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | hass-verify -m $M -n 30 --threads 1 --tree-total 12 --tree-depth 3 --tree-topk 3 | jq -c 'del(.timing)' > $TMP/two && jq -c 'del(.timing)' $TMP/one | cmp - $TMP/two && wc -l < $TMP/two
 > 2
