@@ -19,6 +19,11 @@ import re
 import sys
 
 
+def base_id(rid):
+    """A conversation id without its 'sdN-' prefix: the ShareGPT id every round shares."""
+    return re.sub(r"^[A-Za-z0-9]+-(?=.)", "", str(rid))
+
+
 def ids_of(path):
     """The conversation ids of a JSONL (or gzipped JSONL) file, any 'sdN-' prefix removed."""
     op = gzip.open if path.endswith(".gz") else open
@@ -29,7 +34,7 @@ def ids_of(path):
             if not line:
                 continue
             try:
-                out.add(re.sub(r"^[A-Za-z0-9]+-(?=.)", "", str(json.loads(line)["id"])))
+                out.add(base_id(json.loads(line)["id"]))
             except (ValueError, KeyError) as e:
                 sys.exit(f"sd-prompts: {path}:{n}: no id ({e})")
     return out
@@ -44,6 +49,14 @@ def records(path):
                 yield r, r["conversations"]
             except (ValueError, KeyError) as e:
                 sys.exit(f"sd-prompts: {path}:{n}: not a ShareGPT record ({e})")
+
+
+def emit(out, seed, what, n_skip):
+    """Print the prompts out in an order shuffled by seed, and their count on stderr."""
+    random.Random(seed).shuffle(out)
+    for r in out:
+        print(json.dumps(r))
+    print(f"sd-prompts: {len(out)} {what} ({n_skip} ids excluded)", file=sys.stderr)
 
 
 def main():
@@ -71,10 +84,7 @@ def main():
             continue
         seen.add(text)
         out.append({"id": a.prefix + r["id"], "messages": [{"role": "user", "content": text}]})
-    random.Random(a.seed).shuffle(out)
-    for r in out:
-        print(json.dumps(r))
-    print(f"sd-prompts: {len(out)} prompts ({len(skip)} ids excluded)", file=sys.stderr)
+    emit(out, a.seed, "prompts", len(skip))
 
 
 def second_turns(a, skip):
@@ -89,7 +99,7 @@ def second_turns(a, skip):
             for n, line in enumerate(f, 1):
                 try:
                     c = json.loads(line)
-                    base, msgs = re.sub(r"^[A-Za-z0-9]+-(?=.)", "", str(c["id"])), c["messages"]
+                    base, msgs = base_id(c["id"]), c["messages"]
                 except (ValueError, KeyError) as e:
                     sys.exit(f"sd-prompts: {p}:{n}: not a conversation ({e})")
                 oid = base + ":t2"
@@ -101,10 +111,7 @@ def second_turns(a, skip):
                     continue
                 seen.add(oid)
                 out.append({"id": a.prefix + oid, "messages": msgs + [{"role": "user", "content": text}]})
-    random.Random(a.seed).shuffle(out)
-    for r in out:
-        print(json.dumps(r))
-    print(f"sd-prompts: {len(out)} second-turn prompts ({len(skip)} ids excluded)", file=sys.stderr)
+    emit(out, a.seed, "second-turn prompts", len(skip))
 
 
 if __name__ == "__main__":
