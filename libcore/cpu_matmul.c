@@ -834,7 +834,7 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
             for (int r = 0; r < R; r++) red[r][o] = acc[r];
         }
         for (int r = 0; r < R; r++) {
-            for (int o = n_rows; o < 16; o++) red[r][o] = _mm512_setzero_ps();
+            for (int oo = n_rows; oo < 16; oo++) red[r][oo] = _mm512_setzero_ps();
             res[r] = hsum16x16(red[r]);
         }
     } else {
@@ -843,24 +843,30 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
     if (sh.g) { // tail groups: lane l of group c is row o0 + c * rg + l / g
         const uint8_t *wt = pk + (size_t)n_out * wrb + (size_t)(o0 / sh.rg) * G;
         const uint8_t *xt = x + (size_t)sh.nfull * PK_XGROUP;
-        float tb[8][256];
         int nc = (n_rows + sh.rg - 1) / sh.rg;
+        __m512 tg[16][8];
         for (int c = 0; c < nc; c++) {
-            __m512 acc[8];
             _Pragma("GCC unroll 8")
-            for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-            kp_group(type, wt + c * G, xt, xs, R, acc);
-            _Pragma("GCC unroll 8")
-            for (int r = 0; r < R; r++) _mm512_storeu_ps(tb[r] + 16 * c, acc[r]);
+            for (int r = 0; r < R; r++) tg[c][r] = _mm512_setzero_ps();
+            kp_group(type, wt + c * G, xt, xs, R, tg[c]);
         }
+        // lane o of E_b: block b of row o (group o / rg, lane (o % rg) g + b), gathered by
+        // permutes rather than through memory (a wide load of narrow stores stalls); the
+        // row's blocks are summed in order, then added to the main groups' sum
         for (int r = 0; r < R; r++) {
-            float t[16] = {0};
-            for (int o = 0; o < n_rows; o++) {
-                float v = tb[r][o * sh.g];
-                for (int b = 1; b < sh.g; b++) v += tb[r][o * sh.g + b];
-                t[o] = v;
+            __m512 t = _mm512_setzero_ps();
+            for (int b = 0; b < sh.g; b++) {
+                __m512i idx = _mm512_add_epi32(
+                    _mm512_mullo_epi32(_mm512_and_si512(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                        _mm512_set1_epi32(sh.rg - 1)),
+                                       _mm512_set1_epi32(sh.g)),
+                    _mm512_set1_epi32(b));
+                __m512 e = _mm512_setzero_ps();
+                for (int c = 0; c < nc; c++)
+                    e = _mm512_mask_permutexvar_ps(e, (__mmask16)(((1u << sh.rg) - 1) << (c * sh.rg)), idx, tg[c][r]);
+                t = b == 0 ? e : _mm512_add_ps(t, e);
             }
-            res[r] = _mm512_add_ps(res[r], _mm512_loadu_ps(t));
+            res[r] = _mm512_add_ps(res[r], t);
         }
     }
     __mmask16 keep = (__mmask16)((1u << n_rows) - 1);
