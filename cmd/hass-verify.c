@@ -2,7 +2,10 @@
 // token record autoregressively (the baseline); --inspect prints a model file's metadata.
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend.h"
 #include "cli.h"
@@ -32,7 +35,9 @@ static void usage(void) {
            "      --tree-depth N    tree levels below the root (default 6)\n"
            "      --tree-topk N     children per expanded node and beam width (default 10)\n"
            "      --tree MODE       fixed (default) or auto: choose total/depth/top-k from the\n"
-           "                        measured verify-cost curve and the acceptance so far\n"
+           "                        measured verify-cost curve and the acceptance so far;\n"
+           "                        the start measurements are kept for the next run in\n"
+           "                        $HASS_CACHE_DIR (default ~/.cache/hass; empty: none)\n"
            "      --draft-exact     keep the head's layer weights as loaded (default on a CPU:\n"
            "                        8-bit Q8_0, about half the drafting time, same output)\n"
            "      --metrics FILE    per-cycle/per-request metrics JSONL (see hass-stats(1))\n"
@@ -94,6 +99,23 @@ typedef struct spec_state {
     int tree_auto;
 } spec_state;
 
+// The --tree auto cost cache file of this setup (hass_cli_cache_file): keyed by what the
+// measured costs depend on: the target, the head file, the device, threads and kernels, the
+// drafter's precision, the tree limits and the context. NULL: measure every run.
+static char *cost_cache(hass_backend *b, const char *draft, const hass_tree_cfg *tc, int n_ctx,
+                        int exact) {
+    char head[PATH_MAX], st_path[PATH_MAX + 32], key[PATH_MAX + 256];
+    struct stat st = {0};
+    if (!realpath(draft, head)) return NULL;
+    snprintf(st_path, sizeof st_path, "%s/model.safetensors", head);
+    if (stat(st_path, &st)) return NULL;
+    snprintf(key, sizeof key, "%08x|%s|%lld|%lld|%s|%d|%s|%d|%d,%d,%d|%d",
+             (unsigned)hass_model_fingerprint(b->m), head, (long long)st.st_size,
+             (long long)st.st_mtime, hass_device_name(b->dev), hass_model_threads(b->m),
+             hass_kernel_path(), exact, tc->n_total, tc->levels, tc->top_k, n_ctx);
+    return hass_cli_cache_file("tree-auto", key);
+}
+
 // Load the head (checked against the target), the drafter and the decoder; the exit code.
 static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok, const char *draft,
                       const hass_tree_cfg *tc, int tree_auto, const char *metrics, int n_ctx,
@@ -127,8 +149,10 @@ static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok
         }
         dr = hass_drafter_local(sp->draft);
     }
-    hass_spec_cfg sc = {*tc, tree_auto, {0.f, 0, 1.f}, 0, n_ctx};
+    char *cache = tree_auto ? cost_cache(b, draft, tc, n_ctx, exact) : NULL;
+    hass_spec_cfg sc = {*tc, tree_auto, {0.f, 0, 1.f}, 0, n_ctx, cache};
     sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
+    free(cache);
     if (!sp->spec) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
     hass_tree_cfg cur = hass_spec_current_tree(sp->spec);
     HASS_INFO("draft head %s: tree %s, total %d, depth %d, top-k %d", draft,
@@ -198,7 +222,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     sp->remote = hass_remote_connect(path, hass_model_config(c->m)->n_embd, 30000, &e);
     if (!sp->remote) return e;
     hass_drafter dr = hass_remote_drafter(sp->remote);
-    hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g)};
+    hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g), NULL};
     sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);

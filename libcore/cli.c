@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // Print the version line.
 void hass_cli_version(FILE *out, const char *prog) {
@@ -64,4 +66,44 @@ FILE *hass_cli_open_in(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
     return f;
+}
+
+// FNV-1a, 64 bits, of a string, continuing from h.
+static uint64_t fnv64(uint64_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+// Make a directory unless it exists; 0 on success.
+static int ensure_dir(const char *d) {
+    return mkdir(d, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+// The cache file for prefix and key (see cli.h).
+char *hass_cli_cache_file(const char *prefix, const char *key) {
+    const char *env = getenv("HASS_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (env && !*env) return NULL; // caching off
+    char dir[4096];
+    if (env) snprintf(dir, sizeof dir, "%s", env);
+    else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/hass", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/hass", home);
+    else return NULL;
+    if (!env && !(xdg && *xdg)) { // ~/.cache may not exist yet
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/.cache", home);
+        if (ensure_dir(parent)) return NULL;
+    } else if (!env && ensure_dir(xdg)) {
+        return NULL;
+    }
+    if (ensure_dir(dir)) return NULL;
+    uint64_t h = fnv64(1469598103934665603ull, key);
+    char line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r"); // the same key on another machine is another file
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) { h = fnv64(h, line); break; }
+    if (f) fclose(f);
+    size_t n = strlen(dir) + strlen(prefix) + 32;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s-%016llx.json", dir, prefix, (unsigned long long)h);
+    return p;
 }

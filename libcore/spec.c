@@ -5,8 +5,10 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define AUTO_EVERY 4     // re-choose every this many cycles
 #define AUTO_EXPLORE 16  // first re-exploration with the largest tree (then at doubling gaps)
@@ -189,6 +191,83 @@ static hass_err measure_draft(hass_spec *s) {
     return HASS_OK;
 }
 
+#define COST_CACHE_VERSION 1
+
+// A finite number >= lo from a JSON value, or -1 (every valid field is >= 0).
+static double cache_num(json_t *v, double lo) {
+    double x = json_is_number(v) ? json_number_value(v) : -1.0;
+    return isfinite(x) && x >= lo ? x : -1.0;
+}
+
+// Fill the start measurements from the cost cache file; 0 (nothing changed) when it is missing
+// or anything in it is off (then it is measured and rewritten).
+static int cache_load(hass_spec *s, const char *path) {
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o) { // a missing file is the first run; anything else is worth a word
+        if (access(path, F_OK) == 0)
+            HASS_INFO("tree auto: %s does not hold valid costs (%s); measuring", path, je.text);
+        return 0;
+    }
+    hass_auto a = s->au;
+    json_t *cv = json_object_get(o, "curve");
+    int ok = json_integer_value(json_object_get(o, "version")) == COST_CACHE_VERSION &&
+             json_is_array(cv) && json_array_size(cv) >= 1 && json_array_size(cv) <= HASS_AUTO_CURVE;
+    a.curve_n = ok ? (int)json_array_size(cv) : 0;
+    for (int i = 0; ok && i < a.curve_n; i++) {
+        json_t *pt = json_array_get(cv, (size_t)i);
+        json_t *tk = json_array_get(pt, 0);
+        a.curve_tok[i] = json_is_integer(tk) ? (int)json_integer_value(tk) : 0;
+        a.curve_ms[i] = cache_num(json_array_get(pt, 1), 1e-9);
+        ok = a.curve_tok[i] > (i ? a.curve_tok[i - 1] : 0) && a.curve_tok[i] <= s->cfg.tree.n_total &&
+             a.curve_ms[i] > 0.0;
+    }
+    json_t *cap = json_object_get(o, "n_cap");
+    a.n_cap = json_is_integer(cap) ? (int)json_integer_value(cap) : 0;
+    a.row1_ms = cache_num(json_object_get(o, "row1_ms"), 0.0);
+    a.rowk_ms = cache_num(json_object_get(o, "rowk_ms"), 0.0);
+    a.dr_c0 = cache_num(json_object_get(o, "draft_ms"), 0.0);
+    a.dr_lvl = cache_num(json_object_get(o, "draft_level_ms"), 0.0);
+    a.dr_row = cache_num(json_object_get(o, "draft_row_ms"), 0.0);
+    ok = ok && a.n_cap >= 2 && a.n_cap <= s->cfg.tree.n_total && a.row1_ms >= 0 && a.rowk_ms >= 0 &&
+         a.dr_c0 >= 0 && a.dr_lvl >= 0 && a.dr_row >= 0;
+    json_decref(o);
+    if (!ok) {
+        HASS_INFO("tree auto: %s does not hold valid costs; measuring", path);
+        return 0;
+    }
+    a.dr_scale = 1.0;
+    s->au = a;
+    return 1;
+}
+
+// Write the start measurements to the cost cache file (a temporary file renamed over it, so a
+// concurrent reader sees the old or the new whole); a failure only costs the next run a
+// measurement, so it is reported at -v and otherwise ignored.
+static void cache_save(const hass_spec *s, const char *path) {
+    const hass_auto *a = &s->au;
+    json_t *cv = json_array();
+    for (int i = 0; i < a->curve_n; i++)
+        json_array_append_new(cv, json_pack("[i,f]", a->curve_tok[i], a->curve_ms[i]));
+    json_t *o = json_pack("{s:i,s:o,s:i,s:f,s:f,s:f,s:f,s:f}", "version", COST_CACHE_VERSION,
+                          "curve", cv, "n_cap", a->n_cap, "row1_ms", a->row1_ms, "rowk_ms",
+                          a->rowk_ms, "draft_ms", a->dr_c0, "draft_level_ms", a->dr_lvl,
+                          "draft_row_ms", a->dr_row);
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    int ok = o && tmp;
+    if (ok) {
+        snprintf(tmp, n, "%s.%ld.tmp", path, (long)getpid());
+        ok = json_dump_file(o, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0 &&
+             rename(tmp, path) == 0;
+        if (!ok) remove(tmp);
+    }
+    if (ok) HASS_INFO("tree auto: costs saved to %s", path);
+    else HASS_INFO("tree auto: could not save the costs to %s", path);
+    free(tmp);
+    json_decref(o);
+}
+
 // Re-choose the budget, saying so when it changes.
 static void choose_tree(hass_spec *s) {
     double rate;
@@ -261,7 +340,12 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
     }
     if ((e = hass_seq_reserve(s->kv, N > 64 ? N : 64))) goto fail;
     if (cfg->tree_auto && s->has_dr) {
-        if ((e = measure_curve(s)) || (e = measure_draft(s))) goto fail;
+        if (cfg->cost_cache && cache_load(s, cfg->cost_cache)) {
+            HASS_INFO("tree auto: costs from %s", cfg->cost_cache);
+        } else {
+            if ((e = measure_curve(s)) || (e = measure_draft(s))) goto fail;
+            if (cfg->cost_cache && s->au.curve_n) cache_save(s, cfg->cost_cache);
+        }
         hass_auto_candidates(&s->au, &s->cfg.tree);
         if (s->au.curve_n)
             for (int i = 0; i < s->au.curve_n; i++)

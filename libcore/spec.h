@@ -14,7 +14,9 @@
 // hass_spec_new) and the per-depth acceptance observed so far, re-evaluated every few cycles:
 // it maximises expected tokens per second = E[accepted + 1] / (draft cost + verify cost(N)).
 // Total 1 (plain decoding) is one of the candidates; pending pairs are caught up lazily when a
-// tree is drafted again.
+// tree is drafted again. The start measurements (~0.3-0.5 s on a 2-core CPU) can come from
+// cfg.cost_cache, a small JSON file the caller keys to the setup (model, head, device, threads,
+// tree limits): the output never depends on them, only the speed.
 //
 // Stop: after the first token in stop_ids, or after max_new tokens (the output is cut there, so
 // the result equals plain decoding's exactly at T = 0), or at the context limit.
@@ -45,6 +47,8 @@ typedef struct hass_spec_cfg {
     hass_sampler sampler;
     uint64_t seed;
     int n_ctx;           // target/draft context (<= 0: the model's)
+    const char *cost_cache; // tree_auto: a file of this setup's start measurements, read when
+                            // valid instead of measuring, else written after (NULL: measure)
 } hass_spec_cfg;
 
 // Per-cycle metrics.

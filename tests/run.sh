@@ -18,6 +18,8 @@ PAT=${T:-}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hass-tests.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 export TMP
+# --tree auto keeps its start measurements here, not in the user's ~/.cache
+export HASS_CACHE_DIR="$TMP/cache"
 pass=0 fail=0 skip=0
 failed_names=()
 

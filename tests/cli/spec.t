@@ -106,3 +106,19 @@ $ hass-draft -m x --check y --draft-vocab 64
 $ hass-draft -m x --init-random y --pack z
 ! --pack goes with --check HEAD
 = 2
+
+# name: --tree auto keeps its start measurements in $HASS_CACHE_DIR and reads them on the next run, with the same output
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && export HASS_CACHE_DIR=$TMP/cc && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree auto -v $TMP/p.jsonl 2>$TMP/e1 | jq -c .generated > $TMP/a && hass-verify -m $M -n 30 --threads 1 --draft $TMP/h --tree auto -v $TMP/p.jsonl 2>$TMP/e2 | jq -c .generated | cmp - $TMP/a && grep -c "costs saved" $TMP/e1 && grep -c "costs from" $TMP/e2 && ls $TMP/cc | grep -c '^tree-auto-[0-9a-f]\{16\}\.json$'
+> 1
+> 1
+> 1
+
+# name: --tree auto measures over a corrupt cost cache file and rewrites it
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && export HASS_CACHE_DIR=$TMP/cb && hass-verify -m $M -n 5 --threads 1 --draft $TMP/h --tree auto $TMP/p.jsonl >/dev/null && f=$(ls $TMP/cb/tree-auto-*.json) && echo '{"version":1,"curve":[[1,' > $f && hass-verify -m $M -n 5 --threads 1 --draft $TMP/h --tree auto -v $TMP/p.jsonl 2>$TMP/e >/dev/null && grep -c "does not hold valid costs" $TMP/e && jq -c '[.version, (.curve | length > 0)]' $f
+> 1
+> [1,true]
+
+# name: the cost cache goes to $XDG_CACHE_HOME/hass, else ~/.cache/hass; HASS_CACHE_DIR set empty keeps none
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && mkdir -p $TMP/h1 $TMP/h2 $TMP/h3 && r() { hass-verify -m $M -n 5 --threads 1 --draft $TMP/h --tree auto $TMP/p.jsonl >/dev/null; } && (unset HASS_CACHE_DIR; HOME=$TMP/h1 XDG_CACHE_HOME=$TMP/h2/x r) && (unset HASS_CACHE_DIR; HOME=$TMP/h3 XDG_CACHE_HOME= r) && (HASS_CACHE_DIR= HOME=$TMP/h1 XDG_CACHE_HOME= r) && ls $TMP/h2/x/hass $TMP/h3/.cache/hass | grep -c '^tree-auto-' && ls -A $TMP/h1 | wc -l
+> 2
+> 0

@@ -274,7 +274,7 @@ static void test_gpu_spec(hass_model *m, hass_backend *gb, const char *label, co
                  trees[ti].n_total, trees[ti].levels, trees[ti].top_k);
         hass_draft *d = h ? hass_draft_new(h, m, np + n_new + 72, &trees[ti], &e) : NULL;
         hass_drafter dr = hass_drafter_local(d);
-        hass_spec_cfg sc = {trees[ti], 0, {0.f, 0, 1.f}, 1, np + n_new + 72};
+        hass_spec_cfg sc = {trees[ti], 0, {0.f, 0, 1.f}, 1, np + n_new + 72, NULL};
         hass_spec *s = d ? hass_spec_new_on(gb, &dr, &sc, &e) : NULL;
         hass_spec_stats st = {0};
         int ng = s ? hass_spec_generate(s, prompt, np, n_new, NULL, 0, got, &st, NULL, NULL) : e;
@@ -386,7 +386,7 @@ static void test_gpu_spec_gpu_draft(hass_model *m, hass_backend *gb, const char 
     hass_head *h = hass_head_random(&tg, 1, 7, &e);
     hass_cuda_draft *gd = h ? hass_cuda_draft_new(h, gb, NP + N + 72, &tree, &e) : NULL;
     hass_drafter dr = hass_drafter_cuda(gd);
-    hass_spec_cfg sc = {tree, 0, {0.f, 0, 1.f}, 1, NP + N + 72};
+    hass_spec_cfg sc = {tree, 0, {0.f, 0, 1.f}, 1, NP + N + 72, NULL};
     hass_spec *s = gd ? hass_spec_new_on(gb, &dr, &sc, &e) : NULL;
     hass_spec_stats st = {0};
     int ng = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, got, &st, NULL, NULL) : e;
@@ -424,7 +424,7 @@ static void test_gpu_accept_device_vs_host(hass_model *m) {
         for (int w = 0; w < 2; w++) {
             hass_draft *d = hass_draft_new(h, m, NP + N + 72, &tree, &e);
             hass_drafter dr = hass_drafter_local(d);
-            hass_spec_cfg sc = {tree, 0, smps[k], 5, NP + N + 72};
+            hass_spec_cfg sc = {tree, 0, smps[k], 5, NP + N + 72, NULL};
             hass_spec *s = d ? hass_spec_new_on(w ? db : hb, &dr, &sc, &e) : NULL;
             hass_spec_stats st = {0};
             n[w] = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, out[w], &st, NULL, NULL) : e;

@@ -12,6 +12,8 @@
 #include "spec.h"
 #include "unit.h"
 
+#include <unistd.h>
+
 static int32_t PROMPTS[4][6] = {{1, 403, 407, 261, 378, 432}, {1, 300}, {1}, {1, 260, 270, 280, 290, 300}};
 static int PROMPT_N[4] = {6, 2, 1, 6};
 
@@ -36,7 +38,7 @@ static void lossless_greedy(const char *label, hass_model *m, const hass_head *h
         hass_draft *d = hass_draft_new(h, m, 0, &trees[ti], &e);
         if (d && g_quant && hass_draft_quantize(d)) hass_draft_free(d), d = NULL;
         hass_drafter dr = hass_drafter_local(d);
-        hass_spec_cfg sc = {trees[ti], tree_auto, {0.f, 0, 1.f}, 1, 0};
+        hass_spec_cfg sc = {trees[ti], tree_auto, {0.f, 0, 1.f}, 1, 0, NULL};
         hass_spec *s = d ? hass_spec_new(m, &dr, &sc, &e) : NULL;
         char name[160];
         snprintf(name, sizeof name, "%s_greedy_lossless_tree%d_%d_%d%s%s", label, trees[ti].n_total,
@@ -82,7 +84,7 @@ static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6]
     hass_tree_cfg tc = {60, 6, 10};
     hass_draft *d = hass_draft_new(h, m, 0, &tc, &e);
     hass_drafter dr = hass_drafter_local(d);
-    hass_spec_cfg sc = {tc, 1, {0.f, 0, 1.f}, 1, 0};
+    hass_spec_cfg sc = {tc, 1, {0.f, 0, 1.f}, 1, 0, NULL};
     hass_spec *s = d ? hass_spec_new(m, &dr, &sc, &e) : NULL;
     hass_kv *kv = hass_kv_new(m, 0, &e);
     enum { N_NEW = 200 };
@@ -108,6 +110,76 @@ static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6]
     CHECK("spec_auto_window_exercised", restarts > 0, "no exploration after a long plain stretch");
     hass_kv_free(kv);
     hass_spec_free(s);
+    hass_draft_free(d);
+}
+
+// --tree auto's cost cache: the first decoder measures and writes the file, the next one takes
+// the same costs from it (the curve to the bit); a corrupt file, or one whose curve goes past
+// the tree's size, is measured over and rewritten; and the output is plain decoding's either way.
+static hass_spec *cached_spec(hass_model *m, hass_drafter *dr, const char *path, int total) {
+    hass_err e;
+    hass_spec_cfg sc = {{total, total > 6 ? 6 : total - 1, total > 6 ? 10 : 2}, 1, {0.f, 0, 1.f}, 1, 0, path};
+    return hass_spec_new(m, dr, &sc, &e);
+}
+
+// Whether the file holds a valid cache (version 1, a curve).
+static int cache_ok(const char *path) {
+    FILE *f = fopen(path, "r");
+    char buf[2048] = {0};
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    return n > 0 && strstr(buf, "\"version\":1") && strstr(buf, "\"curve\":[[1,");
+}
+
+static void cost_cache(hass_model *m, const hass_head *h) {
+    hass_err e;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hass-test-cost-%d.json", (int)getpid());
+    remove(path);
+    hass_tree_cfg tc = {60, 6, 10};
+    hass_draft *d = hass_draft_new(h, m, 0, &tc, &e);
+    hass_drafter dr = hass_drafter_local(d);
+    hass_spec *s1 = d ? cached_spec(m, &dr, path, 60) : NULL;
+    hass_spec *s2 = s1 ? cached_spec(m, &dr, path, 60) : NULL;
+    const int *t1 = NULL, *t2 = NULL;
+    const double *ms1 = NULL, *ms2 = NULL;
+    int n1 = s1 ? hass_spec_cost_curve(s1, &t1, &ms1) : 0, n2 = s2 ? hass_spec_cost_curve(s2, &t2, &ms2) : -1;
+    int same = n1 > 0 && n1 == n2;
+    for (int i = 0; same && i < n1; i++) same = t1[i] == t2[i] && ms1[i] == ms2[i];
+    CHECK("spec_cost_cache_written", s1 && cache_ok(path), "no valid cost cache at %s (%s)", path,
+          hass_errmsg());
+    CHECK("spec_cost_cache_read", same, "the second decoder's curve (%d points) is not the first's (%d)",
+          n2, n1);
+    // the output does not depend on where the costs came from
+    enum { N_NEW = 40 };
+    int32_t ref[N_NEW], got[N_NEW];
+    hass_kv *kv = hass_kv_new(m, 0, &e);
+    hass_sample_cfg g = {0.f, 1.f, 0, 0};
+    int nr = kv ? hass_generate(m, kv, PROMPTS[0], PROMPT_N[0], N_NEW, &g, -1, ref, NULL) : -1;
+    int ng = s2 ? hass_spec_generate(s2, PROMPTS[0], PROMPT_N[0], N_NEW, NULL, 0, got, NULL, NULL, NULL) : -2;
+    CHECK("spec_cost_cache_lossless", nr > 0 && ng == nr && first_diff(ref, nr, got, ng) < 0,
+          "output with cached costs differs from plain decoding");
+    hass_spec_free(s2);
+    // a torn file, and a curve past a smaller tree's size: measured over and rewritten
+    const char *bad[2] = {"{\"version\":1,\"curve\":[[1,", NULL};
+    int fixed[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        if (bad[k]) {
+            FILE *f = fopen(path, "w");
+            if (f) fputs(bad[k], f), fclose(f);
+        }
+        hass_spec *s3 = cached_spec(m, &dr, path, k ? 4 : 60);
+        const int *t3 = NULL;
+        const double *ms3 = NULL;
+        int n3 = s3 ? hass_spec_cost_curve(s3, &t3, &ms3) : 0;
+        fixed[k] = s3 && n3 > 0 && t3[n3 - 1] <= (k ? 4 : 60) && cache_ok(path);
+        hass_spec_free(s3);
+    }
+    CHECK("spec_cost_cache_torn_file", fixed[0], "a torn cache file was not measured over");
+    CHECK("spec_cost_cache_other_tree", fixed[1], "a cached curve past the tree's size was used");
+    remove(path);
+    hass_kv_free(kv);
+    hass_spec_free(s1);
     hass_draft_free(d);
 }
 
@@ -179,7 +251,7 @@ static hass_err or_tree(void *c, int32_t root, hass_tree *t) {
 static void oracle_greedy(hass_model *m, hass_drafter *dr, const hass_tree_cfg *tc) {
     hass_err e;
     hass_kv *kv = hass_kv_new(m, 0, &e);
-    hass_spec_cfg sc = {*tc, 0, {0.f, 0, 1.f}, 1, 0};
+    hass_spec_cfg sc = {*tc, 0, {0.f, 0, 1.f}, 1, 0, NULL};
     hass_spec *s = hass_spec_new(m, dr, &sc, &e);
     int32_t ref[80], got[80];
     int ok = 1, acc = 0, cyc = 0, at = -1, p;
@@ -236,7 +308,7 @@ static void stochastic_run(hass_model *m, const hass_drafter *dr, const hass_tre
                                 298, 315, 421, 395, 317, 426, 338, 401, 396, 267};
     int V = hass_model_config(m)->n_vocab;
     hass_err e;
-    hass_spec_cfg sc = {*tree, 0, *smp, 0, 64};
+    hass_spec_cfg sc = {*tree, 0, *smp, 0, 64, NULL};
     hass_spec *s = hass_spec_new(m, dr, &sc, &e);
     int64_t *c1 = calloc(V, sizeof(int64_t)), *c2 = calloc((size_t)V * V, sizeof(int64_t));
     int32_t (*outs)[3] = malloc(sizeof(int32_t[3]) * n_runs);
@@ -286,7 +358,7 @@ static void ar_equivalence(hass_model *m) {
     hass_err e;
     hass_tree_cfg one = {60, 6, 10};
     hass_sampler smp = {0.9f, 40, 0.95f};
-    hass_spec_cfg sc = {one, 0, smp, 77, 0};
+    hass_spec_cfg sc = {one, 0, smp, 77, 0, NULL};
     hass_spec *s = hass_spec_new(m, NULL, &sc, &e);
     int32_t got[40], ref[40];
     int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], 40, NULL, 0, got, NULL, NULL, NULL);
@@ -323,7 +395,7 @@ static void drafter_failure(hass_model *m, const hass_head *h) {
     hass_draft *d = hass_draft_new(h, m, 0, &tc, &e);
     hass_drafter dr = hass_drafter_local(d);
     dr.tree = bad_tree;
-    hass_spec_cfg sc = {tc, 0, {0.f, 0, 1.f}, 1, 0};
+    hass_spec_cfg sc = {tc, 0, {0.f, 0, 1.f}, 1, 0, NULL};
     hass_spec *s = hass_spec_new(m, &dr, &sc, &e);
     int32_t out[30];
     g_fail_after = 2;
@@ -401,6 +473,7 @@ int main(void) {
     lossless_greedy("stories260K", m, h, trees, 4, PROMPTS, PROMPT_N, 4, 40, 0);
     lossless_greedy("stories260K", m, h, trees, 1, PROMPTS, PROMPT_N, 2, 40, 1);
     auto_window(m, h, PROMPTS, PROMPT_N);
+    cost_cache(m, h);
     // a draft vocabulary of 96 of the 512 ids: the draft cannot propose most tokens, the output
     // must not change
     hass_head *hv = hass_head_random(&tg, 1, 42, &e);
