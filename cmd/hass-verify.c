@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "cuda.h"
 #include "cuda_draft.h"
 #include "draft.h"
 #include "draft_remote.h"
@@ -100,18 +101,21 @@ typedef struct spec_state {
 } spec_state;
 
 // The --tree auto cost cache file of this setup (hass_cli_cache_file): keyed by what the
-// measured costs depend on: the target, the head file, the device, threads and kernels, the
-// drafter's precision, the tree limits and the context. NULL: measure every run.
+// measured costs depend on: the target, the head file, the device (and GPU), threads and
+// kernels, the drafter's precision, the tree limits and the context. NULL: measure every run.
 static char *cost_cache(hass_backend *b, const char *draft, const hass_tree_cfg *tc, int n_ctx,
                         int exact) {
-    char head[PATH_MAX], st_path[PATH_MAX + 32], key[PATH_MAX + 256];
+    char head[PATH_MAX], st_path[PATH_MAX + 32], key[PATH_MAX + 512], gpu[256] = "";
     struct stat st = {0};
+#ifdef HASS_WITH_CUDA
+    if (b->dev == HASS_DEVICE_CUDA && hass_cuda_device_name(gpu, sizeof gpu)) gpu[0] = 0;
+#endif
     if (!realpath(draft, head)) return NULL;
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", head);
     if (stat(st_path, &st)) return NULL;
-    snprintf(key, sizeof key, "%08x|%s|%lld|%lld|%s|%d|%s|%d|%d,%d,%d|%d",
+    snprintf(key, sizeof key, "%08x|%s|%lld|%lld|%s %s|%d|%s|%d|%d,%d,%d|%d",
              (unsigned)hass_model_fingerprint(b->m), head, (long long)st.st_size,
-             (long long)st.st_mtime, hass_device_name(b->dev), hass_model_threads(b->m),
+             (long long)st.st_mtime, hass_device_name(b->dev), gpu, hass_model_threads(b->m),
              hass_kernel_path(), exact, tc->n_total, tc->levels, tc->top_k, n_ctx);
     return hass_cli_cache_file("tree-auto", key);
 }
