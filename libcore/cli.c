@@ -74,8 +74,15 @@ static uint64_t fnv64(uint64_t h, const char *s) {
     return h;
 }
 
-// Make a directory unless it exists; 0 on success.
-static int ensure_dir(const char *d) {
+// Make a directory and any missing parents (mkdir -p); 0 on success.
+static int make_dirs(char *d) {
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int bad = mkdir(d, 0755) != 0 && errno != EEXIST;
+        *p = '/';
+        if (bad) return -1;
+    }
     return mkdir(d, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
@@ -88,14 +95,7 @@ char *hass_cli_cache_file(const char *prefix, const char *key) {
     else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/hass", xdg);
     else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/hass", home);
     else return NULL;
-    if (!env && !(xdg && *xdg)) { // ~/.cache may not exist yet
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%s/.cache", home);
-        if (ensure_dir(parent)) return NULL;
-    } else if (!env && ensure_dir(xdg)) {
-        return NULL;
-    }
-    if (ensure_dir(dir)) return NULL;
+    if (make_dirs(dir)) return NULL;
     uint64_t h = fnv64(1469598103934665603ull, key);
     char line[512];
     FILE *f = fopen("/proc/cpuinfo", "r"); // the same key on another machine is another file

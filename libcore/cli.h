@@ -33,7 +33,7 @@ FILE *hass_cli_open_out(const char *path);
 FILE *hass_cli_open_in(const char *path);
 // A file for measurements kept between runs: DIR/<prefix>-<16 hex digits>.json, the digits a
 // hash of key and this machine's CPU model, DIR = $HASS_CACHE_DIR, else $XDG_CACHE_HOME/hass,
-// else $HOME/.cache/hass (made when missing). NULL (caller frees otherwise) when
+// else $HOME/.cache/hass (made with its parents when missing). NULL (caller frees otherwise) when
 // HASS_CACHE_DIR is set empty, no directory is known, or it cannot be made.
 char *hass_cli_cache_file(const char *prefix, const char *key);
 

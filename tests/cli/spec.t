@@ -119,6 +119,6 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --in
 > [1,true]
 
 # name: the cost cache goes to $XDG_CACHE_HOME/hass, else ~/.cache/hass; HASS_CACHE_DIR set empty keeps none
-$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && mkdir -p $TMP/h1 $TMP/h2 $TMP/h3 && r() { hass-verify -m $M -n 5 --threads 1 --draft $TMP/h --tree auto $TMP/p.jsonl >/dev/null; } && (unset HASS_CACHE_DIR; HOME=$TMP/h1 XDG_CACHE_HOME=$TMP/h2/x r) && (unset HASS_CACHE_DIR; HOME=$TMP/h3 XDG_CACHE_HOME= r) && (HASS_CACHE_DIR= HOME=$TMP/h1 XDG_CACHE_HOME= r) && ls $TMP/h2/x/hass $TMP/h3/.cache/hass | grep -c '^tree-auto-' && ls -A $TMP/h1 | wc -l
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && mkdir -p $TMP/h1 $TMP/h3 && r() { hass-verify -m $M -n 5 --threads 1 --draft $TMP/h --tree auto $TMP/p.jsonl >/dev/null; } && (unset HASS_CACHE_DIR; HOME=$TMP/h1 XDG_CACHE_HOME=$TMP/h2/x r) && (unset HASS_CACHE_DIR; HOME=$TMP/h3 XDG_CACHE_HOME= r) && (HASS_CACHE_DIR= HOME=$TMP/h1 XDG_CACHE_HOME= r) && ls $TMP/h2/x/hass $TMP/h3/.cache/hass | grep -c '^tree-auto-' && ls -A $TMP/h1 | wc -l
 > 2
 > 0
