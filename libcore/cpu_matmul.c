@@ -853,14 +853,14 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
         // lane o of E_b: block b of row o (group o / rg, lane (o % rg) g + b), gathered by
         // permutes rather than through memory (a wide load of narrow stores stalls); the
         // row's blocks are summed in order, then added to the main groups' sum
+        const __m512i lane0 = _mm512_mullo_epi32( // lane o: (o % rg) g, block 0 of row o
+            _mm512_and_si512(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                             _mm512_set1_epi32(sh.rg - 1)),
+            _mm512_set1_epi32(sh.g));
         for (int r = 0; r < R; r++) {
             __m512 t = _mm512_setzero_ps();
             for (int b = 0; b < sh.g; b++) {
-                __m512i idx = _mm512_add_epi32(
-                    _mm512_mullo_epi32(_mm512_and_si512(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                        _mm512_set1_epi32(sh.rg - 1)),
-                                       _mm512_set1_epi32(sh.g)),
-                    _mm512_set1_epi32(b));
+                __m512i idx = _mm512_add_epi32(lane0, _mm512_set1_epi32(b));
                 __m512 e = _mm512_setzero_ps();
                 for (int c = 0; c < nc; c++)
                     e = _mm512_mask_permutexvar_ps(e, (__mmask16)(((1u << sh.rg) - 1) << (c * sh.rg)), idx, tg[c][r]);

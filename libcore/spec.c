@@ -193,10 +193,10 @@ static hass_err measure_draft(hass_spec *s) {
 
 #define COST_CACHE_VERSION 1
 
-// A finite number >= lo from a JSON value, or -1 (every valid field is >= 0).
-static double cache_num(json_t *v, double lo) {
+// A finite number >= 0 from a JSON value, or -1 (every valid field is >= 0).
+static double cache_num(json_t *v) {
     double x = json_is_number(v) ? json_number_value(v) : -1.0;
-    return isfinite(x) && x >= lo ? x : -1.0;
+    return isfinite(x) && x >= 0.0 ? x : -1.0;
 }
 
 // Fill the start measurements from the cost cache file; 0 (nothing changed) when it is missing
@@ -218,17 +218,17 @@ static int cache_load(hass_spec *s, const char *path) {
         json_t *pt = json_array_get(cv, (size_t)i);
         json_t *tk = json_array_get(pt, 0);
         a.curve_tok[i] = json_is_integer(tk) ? (int)json_integer_value(tk) : 0;
-        a.curve_ms[i] = cache_num(json_array_get(pt, 1), 1e-9);
+        a.curve_ms[i] = cache_num(json_array_get(pt, 1));
         ok = a.curve_tok[i] > (i ? a.curve_tok[i - 1] : 0) && a.curve_tok[i] <= s->cfg.tree.n_total &&
              a.curve_ms[i] > 0.0;
     }
     json_t *cap = json_object_get(o, "n_cap");
     a.n_cap = json_is_integer(cap) ? (int)json_integer_value(cap) : 0;
-    a.row1_ms = cache_num(json_object_get(o, "row1_ms"), 0.0);
-    a.rowk_ms = cache_num(json_object_get(o, "rowk_ms"), 0.0);
-    a.dr_c0 = cache_num(json_object_get(o, "draft_ms"), 0.0);
-    a.dr_lvl = cache_num(json_object_get(o, "draft_level_ms"), 0.0);
-    a.dr_row = cache_num(json_object_get(o, "draft_row_ms"), 0.0);
+    a.row1_ms = cache_num(json_object_get(o, "row1_ms"));
+    a.rowk_ms = cache_num(json_object_get(o, "rowk_ms"));
+    a.dr_c0 = cache_num(json_object_get(o, "draft_ms"));
+    a.dr_lvl = cache_num(json_object_get(o, "draft_level_ms"));
+    a.dr_row = cache_num(json_object_get(o, "draft_row_ms"));
     ok = ok && a.n_cap >= 2 && a.n_cap <= s->cfg.tree.n_total && a.row1_ms >= 0 && a.rowk_ms >= 0 &&
          a.dr_c0 >= 0 && a.dr_lvl >= 0 && a.dr_row >= 0;
     json_decref(o);
@@ -236,8 +236,7 @@ static int cache_load(hass_spec *s, const char *path) {
         HASS_INFO("tree auto: %s does not hold valid costs; measuring", path);
         return 0;
     }
-    a.dr_scale = 1.0;
-    s->au = a;
+    s->au = a; // dr_scale stays hass_auto_init's 1
     return 1;
 }
 
