@@ -50,7 +50,8 @@ static void usage(void) {
            "  -n, --max-new N       most tokens generated per record (default 256)\n"
            "      --stop STR        stop when the text contains STR (repeatable, up to %d)\n"
            "      --ignore-eos      do not stop at end-of-generation tokens\n"
-           "      --margins         add \"margins\": top1 - top2 logit of every step\n"
+           "      --margins         add \"margins\": top1 - top2 logit of every step (plain\n"
+           "                        decoding only)\n"
            "  -c, --ctx N           context length: prompt + generation (default: the model's)\n"
            "      --device DEV      cuda, cpu or auto (default): where the target runs; auto =\n"
            "                        cuda when built with CUDA and a GPU is present\n"
@@ -230,6 +231,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);
+    if (c->cfg.margins) HASS_INFO("--margins: not written while a drafter is connected");
     HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", path, tc.n_total, tc.levels,
               tc.top_k);
     return HASS_OK;
@@ -368,6 +370,9 @@ int main(int argc, char **argv) {
     }
     if (insp) return inspect(insp, json, full);
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    if (margins && draft)
+        return hass_cli_usage_error(PROG, "--margins: plain decoding only (a verify cycle keeps no "
+                                          "logits per step); drop --draft");
     hass_device got; // checked before the model loads; hass_backend_new resolves again
     if (hass_device_resolve(dev, &got)) return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
 

@@ -248,7 +248,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
                       hass_gen_out *out) {
     memset(out, 0, sizeof *out);
     out->tokens = g->out;
-    out->margins = cfg->margins ? g->margins : NULL;
+    out->margins = cfg->margins && !g->spec ? g->margins : NULL; // no per-step logits in a cycle
     out->stop_idx = -1;
     out->n_prompt = n_prompt;
     if (n_prompt <= 0) return hass_seterr(HASS_ERANGE, "\"tokens\" is empty");

@@ -66,6 +66,7 @@ hass_finish hass_stop_push(hass_stop *s, int32_t id, int *keep);
 typedef struct hass_gen_out {
     const int32_t *tokens;  // (n_tokens) generated ids
     const float *margins;   // (n_tokens) top1 - top2 logit at each step (cfg->margins), or NULL
+                            // (also NULL with a speculative decoder: no per-step logits)
     int n_tokens;
     hass_finish finish;
     int stop_idx;           // which stop string matched (-1: none)

@@ -118,6 +118,11 @@ $ printf '{"id":1,"error":"hass-tokenize: bad"}\n{"id":2,"tokens":[1]}\n' | hass
 $ echo '{"id":"s","tokens":[1,403,407,261,378]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 3 --margins | jq -c '.margins | map(. * 100 | round)'
 > [352,291,483]
 
+# name: --margins with --draft is a usage error (a verify cycle keeps no per-step logits)
+$ echo '{"id":"s","tokens":[1,403]}' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 3 --margins --draft x
+= 2
+! --margins: plain decoding only
+
 # name: bad flag values are usage errors naming the flag
 $ hass-verify -m x --temp -1
 = 2
