@@ -26,7 +26,11 @@ endif
 
 CFLAGS   ?= $(OPTFLAGS)
 CFLAGS   += -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -pthread
-CPPFLAGS += -D_GNU_SOURCE -Ilibcore
+# libcore's folders, lowest first: a folder includes only headers of its own and lower folders
+# (libcore/README.md; tests/layers.sh checks it)
+LAYERS   := base io formats text engine spec train cli
+INCLUDES := $(addprefix -Ilibcore/,$(LAYERS))
+CPPFLAGS += -D_GNU_SOURCE $(INCLUDES)
 LDFLAGS  += -pthread
 LDLIBS   += -lm
 ifeq ($(WERROR),1)
@@ -76,7 +80,7 @@ ifneq ($(NVCC),)
   CUDA_MSG  := ✓ nvcc $(CUDA_VER) ($(NVCC)): CUDA kernels for sm_$(CUDA_ARCH) + PTX, cuBLAS
   CPPFLAGS  += -DHASS_WITH_CUDA -DHASS_CUDA_VERSION='"$(CUDA_VER)"' -DHASS_CUDA_ARCH='"sm_$(CUDA_ARCH)"'
   NVCCFLAGS ?= -O3 -lineinfo
-  NVCCFLAGS += -std=c++17 -Ilibcore -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+  NVCCFLAGS += -std=c++17 $(INCLUDES) -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
                -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -DHASS_WITH_CUDA
   ifeq ($(WERROR),1)
@@ -91,12 +95,12 @@ else
 endif
 
 # ---- sources ---------------------------------------------------------------------------------
-LIBSRC  := $(wildcard libcore/*.c)
+LIBSRC  := $(wildcard $(addsuffix /*.c,$(addprefix libcore/,$(LAYERS))))
 LIBOBJ  := $(patsubst libcore/%.c,$(BUILD)/libcore/%.o,$(LIBSRC))
 LIB     := $(BUILD)/libhass.a
 BINS    := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(wildcard cmd/*.c))
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
-HDRS    := $(wildcard libcore/*.h)
+HDRS    := $(wildcard $(addsuffix /*.h,$(addprefix libcore/,$(LAYERS))))
 
 .PHONY: all debug test bench models install clean print-config check
 all: banner $(BINS) $(TESTS)
@@ -108,7 +112,8 @@ banner:
 	@echo "building into $(BUILD)/"
 .PHONY: banner
 
-$(BUILD)/libcore/%.o: libcore/%.c $(HDRS) | $(BUILD)/libcore
+$(BUILD)/libcore/%.o: libcore/%.c $(HDRS)
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/kernels/%.o: kernels/%.cu $(HDRS) $(wildcard kernels/*.cuh) | $(BUILD)/kernels
@@ -124,7 +129,7 @@ $(BUILD)/bin/%: cmd/%.c $(LIB) $(HDRS) | $(BUILD)/bin
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB) $(HDRS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
-$(BUILD)/libcore $(BUILD)/kernels $(BUILD)/bin $(BUILD)/tests:
+$(BUILD)/kernels $(BUILD)/bin $(BUILD)/tests:
 	@mkdir -p $@
 
 test: all

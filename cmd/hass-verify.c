@@ -9,7 +9,7 @@
 
 #include "backend.h"
 #include "cli.h"
-#include "cuda.h"
+#include "gpu.h"
 #include "cuda_draft.h"
 #include "draft.h"
 #include "draft_remote.h"

@@ -108,7 +108,7 @@ extern "C" hass_err hass_cuda_h2d(void *d, const void *h, size_t n_bytes) {
 }
 
 // Copy host (pageable) -> device on hass_cuda_stream; returns once h is staged, not waiting for
-// the queued work (see cuda.h).
+// the queued work (see gpu.h).
 extern "C" hass_err hass_cuda_h2d_staged(void *d, const void *h, size_t n_bytes) {
     HASS_CUDA_CHECK(cudaMemcpyAsync(d, h, n_bytes, cudaMemcpyHostToDevice, hass_cuda_stream));
     return HASS_OK;

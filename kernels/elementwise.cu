@@ -1,5 +1,5 @@
 // elementwise.cu: embedding gather, RoPE, SwiGLU, residual add, f32 -> bf16 and a random bf16
-// fill. CPU twins (the specification) in libcore/ops_cpu.c.
+// fill. CPU twins (the specification) in libcore/engine/ops_cpu.c.
 #include "common.cuh"
 
 // y[r] = float(table[tok[r]]), zero row for an out-of-range id; grid-stride over n_tok*dim.

@@ -6,7 +6,7 @@
 #include "ops.h"
 
 extern "C" {
-#include "cuda.h"
+#include "gpu.h"
 }
 
 // Round a byte count up to 256 (alignment of every tensor in the arena).

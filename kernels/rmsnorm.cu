@@ -1,4 +1,4 @@
-// rmsnorm.cu: RMSNorm over rows; CPU twin hass_cpu_rmsnorm in libcore/ops_cpu.c.
+// rmsnorm.cu: RMSNorm over rows; CPU twin hass_cpu_rmsnorm in libcore/engine/ops_cpu.c.
 #include "common.cuh"
 
 // One block per row: y = x / sqrt(mean(x^2) + eps) * w, in float (y) and/or bf16 (yb).

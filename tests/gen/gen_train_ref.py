@@ -4,7 +4,7 @@
 Builds a tiny draft head (H 16, 2 heads / 1 KV head, I 24, V 40), a batch of two sequences
 (L 7 and 5, right-padded like the reference loader), and runs, in float64 with HIPS autograd:
 the reference data loader (ids shifted left, targets f_{t+1}, last mask slot 0), the seeded
-uniform noise (the same counter-based stream as libcore/train.c), S = 3 alignment steps with
+uniform noise (the same counter-based stream as libcore/train/train.c), S = 3 alignment steps with
 the n = s+1 attention masks built as in the official cnets_hass.py (mask 0 = lower triangle
 shifted down by s rows, mask j = identity shifted down by s-j rows), detached copies, the step
 losses (SmoothL1 mean over H, soft CE against softmax(W_head f_{t+1}), top-K K=10 without

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generate libcore/unicode_data.c: the Unicode general-category groups the pre-tokenizers need
+"""Generate libcore/text/unicode_data.c: the Unicode general-category groups the pre-tokenizers need
 (\\p{L}, \\p{N}, \\p{P}, \\p{S}, \\p{M}, \\p{Z}, \\p{C}) as one sorted table of ranges.
 
-Run once (python3 tests/gen/gen_unicode.py > libcore/unicode_data.c); the output is committed.
+Run once (python3 tests/gen/gen_unicode.py > libcore/text/unicode_data.c); the output is committed.
 Source: Python's unicodedata (its Unicode version is written into the file).
 Each entry is (first_codepoint << 4) | group; a range runs until the next entry's start.
 """

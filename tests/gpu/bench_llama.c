@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda.h"
+#include "gpu.h"
 #include "hass.h"
 #include "ops.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda.h"
+#include "gpu.h"
 #include "forward.h"
 #include "hass.h"
 #include "model.h"

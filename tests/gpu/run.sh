@@ -117,7 +117,7 @@ fi
 CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
 build_prog() { # build_prog NAME: tests/gpu/NAME.c -> build/NAME
   rm -f "build/$1"
-  run_step "$1-build" 120 gcc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -DHASS_WITH_CUDA -Ilibcore \
+  run_step "$1-build" 120 gcc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -DHASS_WITH_CUDA $(for d in libcore/*/; do printf -- "-I%s " "${d%/}"; done) \
     $(pkg-config --cflags jansson zlib) "tests/gpu/$1.c" -o "build/$1" build/libhass.a -fopenmp -pthread \
     $(pkg-config --libs jansson zlib) -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" \
     -lcublas -lcudart -lstdc++ -lm && rm -f "$OUT/$1-build.log" # keep $OUT under 8 files

@@ -13,7 +13,7 @@
 #include <math.h>
 
 #include "backend.h"
-#include "cuda.h"
+#include "gpu.h"
 #include "cuda_draft.h"
 #include "draft.h"
 #include "forward.h"

@@ -1,9 +1,9 @@
-// test_kernels.c: every CUDA kernel against its CPU twin (libcore/ops_cpu.c) on random inputs
+// test_kernels.c: every CUDA kernel against its CPU twin (libcore/engine/ops_cpu.c) on random inputs
 // at several sizes (including sizes that do not fill a block), the GPU LLaMA forward against the
 // same forward composed of twins, and a CUDA-graph replay against a plain launch. Skips without
 // CUDA or a device. Tolerances: |gpu - cpu| <= atol + rtol*|cpu| per element, NMSE for matmuls
 // and the forward; integer outputs (argmax, top-k, acceptance, compaction) must be equal.
-#include "cuda.h"
+#include "gpu.h"
 #include "ops.h"
 #include "unit.h"
 

@@ -1,4 +1,4 @@
-// test_kernels_cpu.c: known answers for the CPU twins of the CUDA kernels (libcore/ops_cpu.c),
+// test_kernels_cpu.c: known answers for the CPU twins of the CUDA kernels (libcore/engine/ops_cpu.c),
 // which are the specification the GPU kernels are tested against. Runs everywhere.
 #include "accept.h"
 #include "ops.h"

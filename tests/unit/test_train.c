@@ -1,4 +1,4 @@
-// test_train.c: the full HASS training step (libcore/train.c).
+// test_train.c: the full HASS training step (libcore/train/train.c).
 //  - against tests/data/train_step_ref{,_leaky}.bin, made by tests/gen/gen_train_ref.py with HIPS
 //    autograd in float64 (independent code: padded batch, the reference's 0/1 mask matrices):
 //    noise, per-step losses, top-1/top-3 counts, summed gradients and the weights after two

@@ -1,4 +1,4 @@
-// test_train_shard.c: feature shards (libcore/shard.c): round trip in f16 and bf16, the bad-input
+// test_train_shard.c: feature shards (libcore/train/shard.c): round trip in f16 and bf16, the bad-input
 // cases (corrupt record, corrupt header, another target's shard, truncation, bad magic, token
 // outside the vocabulary), atomic writing, the target matrices on stories260K, and a shard
 // written by an independent writer (tests/gen/gen_train_shard.py) read back.

@@ -107,3 +107,15 @@ char *hass_cli_cache_file(const char *prefix, const char *key) {
     if (p) snprintf(p, n, "%s/%s-%016llx.json", dir, prefix, (unsigned long long)h);
     return p;
 }
+
+// One of --tree-total/--tree-depth/--tree-topk into cfg (checked range).
+int hass_tree_flag(const char *prog, int which, const char *arg, hass_tree_cfg *cfg) {
+    static const char *names[3] = {"--tree-total", "--tree-depth", "--tree-topk"};
+    static const int64_t hi[3] = {HASS_TREE_MAX_TOTAL, HASS_TREE_MAX_LEVELS, HASS_TREE_MAX_TOPK};
+    int64_t v;
+    int rc = hass_cli_int(prog, names[which], arg, 1, hi[which], &v);
+    if (rc) return rc;
+    int *field[3] = {&cfg->n_total, &cfg->levels, &cfg->top_k};
+    *field[which] = (int)v;
+    return 0;
+}

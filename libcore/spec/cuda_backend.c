@@ -9,7 +9,7 @@
 
 #include "accept.h"
 #include "backend.h"
-#include "cuda.h"
+#include "gpu.h"
 
 #define SEQ_MIN_TOK 64 // rows per forward at least (prefill runs in chunks of this many)
 

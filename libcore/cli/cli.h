@@ -4,6 +4,7 @@
 #define HASS_CLI_H
 
 #include "hass.h"
+#include "tree.h"
 
 // Exit codes of the suite (DESIGN.md section 7, hass.7).
 enum {
@@ -36,5 +37,9 @@ FILE *hass_cli_open_in(const char *path);
 // else $HOME/.cache/hass (made with its parents when missing). NULL (caller frees otherwise) when
 // HASS_CACHE_DIR is set empty, no directory is known, or it cannot be made.
 char *hass_cli_cache_file(const char *prefix, const char *key);
+
+// Parse a tree flag for a binary: which 0 = --tree-total, 1 = --tree-depth, 2 = --tree-topk;
+// sets the field of cfg. Returns 0, or the usage exit code after printing the error.
+int hass_tree_flag(const char *prog, int which, const char *arg, hass_tree_cfg *cfg);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda.h"
+#include "gpu.h"
 #include "ops.h"
 
 #define CHUNK 64 // catch-up rows per forward block (as draft.c)

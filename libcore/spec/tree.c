@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "sample.h"
 
 // Check ranges of a tree configuration.
@@ -294,16 +293,4 @@ hass_err hass_tree_set(hass_tree *t, int n, const int32_t *tok, const int32_t *p
     t->depth[0] = 0;
     hass_tree_index(t);
     return HASS_OK;
-}
-
-// One of --tree-total/--tree-depth/--tree-topk into cfg (checked range).
-int hass_tree_flag(const char *prog, int which, const char *arg, hass_tree_cfg *cfg) {
-    static const char *names[3] = {"--tree-total", "--tree-depth", "--tree-topk"};
-    static const int64_t hi[3] = {HASS_TREE_MAX_TOTAL, HASS_TREE_MAX_LEVELS, HASS_TREE_MAX_TOPK};
-    int64_t v;
-    int rc = hass_cli_int(prog, names[which], arg, 1, hi[which], &v);
-    if (rc) return rc;
-    int *field[3] = {&cfg->n_total, &cfg->levels, &cfg->top_k};
-    *field[which] = (int)v;
-    return 0;
 }

@@ -1,6 +1,6 @@
 // unicode.h: UTF-8 decoding/encoding and the Unicode category groups the pre-tokenizers need.
 //
-// Categories come from a generated range table (libcore/unicode_data.c, made once by
+// Categories come from a generated range table (libcore/text/unicode_data.c, made once by
 // tests/gen/gen_unicode.py from Python's unicodedata). White space is the Unicode White_Space
 // property (what \s means in the tokenizers' regexes). No regex library is used anywhere.
 #ifndef HASS_UNICODE_H

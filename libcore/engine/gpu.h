@@ -1,4 +1,4 @@
-// cuda.h: the C view of kernels/ (device memory, streams, graphs, kernels, the GPU LLaMA forward).
+// gpu.h: the C view of kernels/ (device memory, streams, graphs, kernels, the GPU LLaMA forward).
 // Only declared; defined when built with CUDA. libcore code calls these only under
 // HASS_WITH_CUDA; tests skip without a device. Every d_ pointer is device memory; every launcher
 // queues work on the stream set by hass_cuda_set_stream (default: the legacy stream) and returns
@@ -40,7 +40,7 @@ hass_err hass_cuda_graph_end(void **exec);
 hass_err hass_cuda_graph_launch(void *exec);
 void hass_cuda_graph_free(void *exec);
 
-// ---- kernels: each has a CPU twin hass_cpu_<op> with the same parameters (libcore/ops.h) -------
+// ---- kernels: each has a CPU twin hass_cpu_<op> with the same parameters (libcore/engine/ops.h) -------
 hass_err hass_cuda_rmsnorm(float *d_y, const float *d_x, const float *d_w, int n_rows, int dim,
                            float eps);
 hass_err hass_cuda_embed(float *d_y, const uint16_t *d_table, const int32_t *d_tok, int n_tok,
@@ -192,7 +192,7 @@ hass_err hass_cuda_llama_set_past(hass_cuda_llama *m, int n_past);
 // (update m->n_past, m->tok, m->pos between launches).
 hass_err hass_cuda_llama_decode(hass_cuda_llama *m);
 void hass_cuda_llama_free(hass_cuda_llama *m);
-// Upload a loaded model (libcore/model.h) as a GPU stack (libcore/cuda_model.c): weights
+// Upload a loaded model (libcore/engine/model.h) as a GPU stack (libcore/engine/cuda_model.c): weights
 // dequantized to bf16 on the host; HASS_EUNSUP for q/k/v biases or RoPE scaling.
 struct hass_model;
 hass_cuda_llama *hass_cuda_llama_from_model(const struct hass_model *m, int n_ctx, int max_tok,

@@ -1,5 +1,5 @@
 // backend.h: the target model behind a table of functions, so that decoding (gen.c, spec.c)
-// runs the same code on the CPU engine (forward.h) and on the GPU stack (cuda.h).
+// runs the same code on the CPU engine (forward.h) and on the GPU stack (gpu.h).
 //
 // A backend is one target model on one device (the weights, uploaded once); a sequence
 // (hass_seq) is one KV cache on it with the cache rules of forward.h: `len` entries, `base` =
@@ -8,7 +8,7 @@
 // calls on one backend must not overlap.
 //
 // The CPU backend calls hass_forward/hass_kv_* and hass_model_lm_head unchanged (bit-identical
-// to calling them directly). The CUDA backend (libcore/cuda_backend.c, built with CUDA only)
+// to calling them directly). The CUDA backend (libcore/spec/cuda_backend.c, built with CUDA only)
 // uploads the model as bf16 (hass_cuda_llama_from_model), gives each sequence its own KV cache
 // and scratch (hass_cuda_llama_fork), and copies logits/feature rows back to the host. It is
 // batch-invariant (hass_cuda_set_batch_invariant): a row's logits do not depend on the block
@@ -119,13 +119,13 @@ hass_err hass_seq_forward_rows(hass_seq *s, const int32_t *tok, const int32_t *p
                                float *feats);  // (n, C) or NULL
 
 #ifdef HASS_WITH_CUDA
-// The CUDA backend (libcore/cuda_backend.c): m uploaded to device 0. Tree acceptance runs on
+// The CUDA backend (libcore/spec/cuda_backend.c): m uploaded to device 0. Tree acceptance runs on
 // the device (greedy and stochastic kernels); HASS_CUDA_ACCEPT=host in the environment leaves it
 // to accept.c on the host (the logits are copied back then). HASS_CUDA_GRAPH=1: all launches go
 // to one stream and a single-token decode replays one captured graph per sequence (the position
 // read from device memory: hass_cuda_llama_decode); off by default until measured on hardware.
 hass_backend *hass_backend_cuda(hass_model *m, hass_err *err);
-// The uploaded weights of a CUDA backend (the stack of cuda.h; its cache is unused), NULL for
+// The uploaded weights of a CUDA backend (the stack of gpu.h; its cache is unused), NULL for
 // another backend: the GPU drafter shares the embedding and the LM head.
 struct hass_cuda_llama *hass_backend_cuda_stack(hass_backend *b);
 #endif

@@ -1,4 +1,4 @@
-// cuda_model.c: upload a loaded model (libcore/model.h) to the GPU LLaMA stack of kernels/llama.cu:
+// cuda_model.c: upload a loaded model (model.h) to the GPU LLaMA stack of kernels/llama.cu:
 // every weight dequantized on the host (GGUF Q4_0/Q4_1/Q8_0/F16/BF16/F32 -> float -> bf16, round
 // to nearest even), Q/K/V rows concatenated into wqkv and gate/up rows into w_gu, norms as f32.
 // Built only with CUDA.
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda.h"
+#include "gpu.h"
 #include "model_int.h"
 #include "ops.h"
 #include "quant.h"

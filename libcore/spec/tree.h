@@ -103,9 +103,6 @@ void hass_tree_index(hass_tree *t);
 // against the configuration: HASS_EFORMAT / HASS_ERANGE with a message.
 hass_err hass_tree_set(hass_tree *t, int n, const int32_t *tok, // (n)
                        const int32_t *parent);                   // (n)
-// Parse a tree flag for a binary: which 0 = --tree-total, 1 = --tree-depth, 2 = --tree-topk;
-// sets the field of cfg. Returns 0, or the usage exit code after printing the error.
-int hass_tree_flag(const char *prog, int which, const char *arg, hass_tree_cfg *cfg);
 // Width of a retrieve row (max_depth + 1).
 static inline int hass_tree_retrieve_w(const hass_tree *t) { return t->max_depth + 1; }
 
