@@ -3,7 +3,8 @@
 #   make test            build, then run tests/run.sh (last line: "N passed, N failed")
 #   make debug test      the same with ASan+UBSan, into build-debug/
 #   make bench           benchmarks (not tests): see docs/PERF.md
-#   make models          fetch SmolLM2-135M-Instruct into models/
+#   make models          fetch SmolLM2-135M-Instruct into models/ (MODEL=qwen2.5-coder-1.5b, ...)
+#   make deps            install the Debian packages the build and tests need (root or sudo)
 #   make install PREFIX=/usr/local
 #   CUDA=0 make          CPU-only build even where nvcc exists
 #   WERROR=1 make        warnings are errors (CI)
@@ -38,20 +39,30 @@ ifeq ($(WERROR),1)
 endif
 
 # ---- dependencies: jansson, zlib (required) --------------------------------------------------
-ifeq ($(filter clean models print-config,$(MAKECMDGOALS)),)
+# `make deps` installs what is missing (scripts/deps.sh: apt-get as root or through sudo, else the
+# one line to run); it runs before the probe below, so `make deps models all` works in one go.
+# Goals that build nothing (deps, models, clean, print-config) skip the probe; any other goal
+# among them does not (`make models all` links with jansson like `make all`).
+ifneq ($(filter deps,$(MAKECMDGOALS)),)
+  ifneq ($(shell bash scripts/deps.sh >&2 && echo ok),ok)
+    $(error ✗ make deps: the packages above are missing (scripts/deps.sh said why))
+  endif
+endif
+NOBUILD_GOALS := clean deps models print-config
+ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifeq ($(shell pkg-config --exists jansson && echo y),y)
     $(info ✓ jansson $(shell pkg-config --modversion jansson))
     CPPFLAGS += $(shell pkg-config --cflags jansson)
     LDLIBS   += $(shell pkg-config --libs jansson)
   else
-    $(error ✗ jansson not found: install the Debian package libjansson-dev)
+    $(error ✗ jansson not found: run 'make deps' (as root or with sudo), or: apt-get install libjansson-dev pkg-config)
   endif
   ifeq ($(shell pkg-config --exists zlib && echo y),y)
     $(info ✓ zlib $(shell pkg-config --modversion zlib))
     CPPFLAGS += $(shell pkg-config --cflags zlib)
     LDLIBS   += $(shell pkg-config --libs zlib)
   else
-    $(error ✗ zlib not found: install the Debian package zlib1g-dev)
+    $(error ✗ zlib not found: run 'make deps' (as root or with sudo), or: apt-get install zlib1g-dev pkg-config)
   endif
 endif
 
@@ -102,7 +113,7 @@ BINS    := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(wildcard cmd/*.c))
 TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 HDRS    := $(wildcard $(addsuffix /*.h,$(addprefix libcore/,$(LAYERS))))
 
-.PHONY: all debug test bench models install clean print-config check
+.PHONY: all debug test bench models deps install clean print-config check
 all: banner $(BINS) $(TESTS)
 debug: all
 
@@ -141,8 +152,12 @@ check: test
 bench: all
 	@BUILD=$(BUILD) bash scripts/bench.sh
 
+# MODEL=smollm2 (default), qwen2.5-coder-1.5b, qwen2.5-coder-0.5b
 models:
-	@bash scripts/fetch-models.sh
+	@MODEL=$(MODEL) bash scripts/fetch-models.sh
+
+deps:
+	@:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
