@@ -1,0 +1,38 @@
+// kquant.h: internal to libcore: the GGUF block formats beyond Q4_0/Q4_1/Q8_0 (Q5_0, Q5_1 and the
+// K-quants Q2_K..Q6_K) and their exact dequantization, the specification every kernel for these
+// types is checked against (tests/unit/test_kquant.c compares it to gguf-py's dequantize).
+//
+// Layouts (little-endian, ggml's): QK = 32 values a block for Q5_x, QK_K = 256 for the K-quants.
+//   Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}                      v = (q5 - 16) * d
+//   Q5_1 {f16 d; f16 m; u8 qh[4]; u8 qs[16]}               v = q5 * d + m
+//     q5 of value e: low nibble of qs[e] (e < 16) or high nibble of qs[e - 16], bit e of qh as bit 4
+//   Q2_K {u8 sc[16]; u8 qs[64]; f16 d; f16 dmin}           16 groups of 16:
+//     v = (d * (sc & 15)) * q2 - dmin * (sc >> 4)
+//   Q3_K {u8 hmask[32]; u8 qs[64]; u8 sc[12]; f16 d}       16 groups of 16, 6-bit signed scales:
+//     v = (d * (s6 - 32)) * (q2 - (hmask bit ? 0 : 4))
+//   Q4_K {f16 d; f16 dmin; u8 sc[12]; u8 qs[128]}          8 groups of 32, 6-bit scale and min:
+//     v = (d * s) * q4 - dmin * m
+//   Q5_K {f16 d; f16 dmin; u8 sc[12]; u8 qh[32]; u8 qs[128]}   as Q4_K with a fifth bit from qh
+//   Q6_K {u8 ql[128]; u8 qh[64]; i8 sc[16]; f16 d}         16 groups of 16:
+//     v = (d * sc) * (q6 - 32)
+// Within a K-quant block value e takes its 2-bit pieces from byte (e / 128) * 32 + e % 32 at
+// shift 2 * ((e % 128) / 32); its nibbles (Q4_K/Q5_K) from byte (e / 64) * 32 + e % 32, high
+// nibble when (e % 64) >= 32; Q6_K's nibbles from byte (e / 128) * 64 + e % 64, high nibble when
+// (e % 128) >= 64; single high bits (Q3_K hmask, Q5_K qh) from bit e / 32 of byte e % 32.
+// Every product is one float32 operation in the order written above (no fused multiply-add).
+#ifndef HASS_KQUANT_H
+#define HASS_KQUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Values in one block of a type (32 or 256), 0 for a type this file does not handle.
+int hass_kq_block_values(int type);
+// Bytes of one block of a type, 0 for a type this file does not handle.
+size_t hass_kq_block_bytes(int type);
+// Dequantize n_blocks blocks of type from src into out (n_blocks * hass_kq_block_values(type)).
+void hass_kq_dequant(int type, const void *src, int64_t n_blocks, float *out);
+// The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block's 12 scale bytes.
+void hass_kq_scale_min(const uint8_t *sc, int j, int *scale, int *min);
+
+#endif
