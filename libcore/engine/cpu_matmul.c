@@ -6,6 +6,8 @@
 // activation rows are processed together, on the tiling or on the thread count.
 #include "quant.h"
 
+#include "kquant.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +38,13 @@ static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] <
 
 int hass_quant_supported(int type) {
     return type == HASS_GGML_F32 || type == HASS_GGML_F16 || type == HASS_GGML_BF16 ||
-           type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+           type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1 ||
+           hass_kq_block_bytes(type);
 }
 
 int hass_quant_is_q(int type) {
-    return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1;
+    return type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || type == HASS_GGML_Q4_1 ||
+           hass_kq_block_bytes(type);
 }
 
 // Bytes of one 32-value block of a quantized type (Q8_0, Q4_0, Q4_1).
@@ -88,7 +92,10 @@ void hass_quant_row(const hass_wmat *w, int r, float *out) {
     case HASS_GGML_Q4_1:
         for (int b = 0; b < n / 32; b++) deq_block(w->type, p, b, out + b * 32);
         break;
-    default: memset(out, 0, (size_t)n * 4); break;
+    default:
+        if (hass_kq_block_bytes(w->type)) hass_kq_dequant(w->type, p, n / hass_kq_block_values(w->type), out);
+        else memset(out, 0, (size_t)n * 4);
+        break;
     }
 }
 
@@ -179,6 +186,10 @@ const float *hass_quant_qrow_d(const void *q, int n_in) {
 
 const float *hass_quant_qrow_s(const void *q, int n_in) {
     return (const float *)((const uint8_t *)q + qrow_layout(n_in).s);
+}
+
+const float *hass_quant_qrow_se(const void *q, int n_in) {
+    return (const float *)((const uint8_t *)q + qrow_layout(n_in).se);
 }
 
 size_t hass_matmul_scratch_bytes(int n_in, int n) {
@@ -348,7 +359,7 @@ static void pack_wgroup(int type, const uint8_t *const *blk, uint8_t *o) {
 }
 
 void *hass_quant_pack(const hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || w->n_in % 32 || w->n_in <= 0 || w->n_out <= 0) return NULL;
+    if (!hass_quant_is_q(w->type) || hass_kq_block_bytes(w->type) || w->n_in % 32 || w->n_in <= 0 || w->n_out <= 0) return NULL;
     int type = w->type, n_out = w->n_out;
     pk_shape sh = pk_shape_of(w->n_in);
     size_t bs = qblock_bytes(type), G = pk_wgroup(type);
@@ -1018,9 +1029,40 @@ const char *hass_kernel_path(void) {
     return names[kernel_path()];
 }
 
+// Q5_x and K-quant weights x 8-bit activations: kquant.c's specification, row by row.
+static void kk_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                 float *out, size_t os) {
+    for (int r = 0; r < R; r++)
+        out[r * os] = hass_kq_dot_q8(type, n_in, w, (const int8_t *)(x + r * xs),
+                                     hass_quant_qrow_d(x + r * xs, n_in));
+}
+
+// K-quant weights x 8-bit activations with AVX-512 VNNI (kquant_avx512.c), R <= 8 rows.
+static void kk_avx512(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                      float *out, size_t os) {
+    const int8_t *xr[8];
+    const float *dx[8], *se[8];
+    for (int r = 0; r < R; r++) {
+        xr[r] = (const int8_t *)(x + r * xs);
+        dx[r] = hass_quant_qrow_d(x + r * xs, n_in);
+        se[r] = hass_quant_qrow_se(x + r * xs, n_in);
+    }
+    hass_kq_avx512(type, n_in, w, xr, dx, se, R, out, os);
+}
+
+// Q5_x and K-quant weights x f32 activations (f32 mode), row by row.
+static void kkf_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+                  float *out, size_t os) {
+    for (int r = 0; r < R; r++) out[r * os] = hass_kq_dot_f32(type, n_in, w, (const float *)(x + r * xs));
+}
+
 // Row kernel for a weight type on the current path; f32act: quantized weights take f32
 // activations (the dequantize-and-FMA kernels) instead of 8-bit ones.
 static row_kernel pick(int type, int f32act) {
+    if (hass_kq_block_bytes(type)) {
+        if (f32act) return kkf_c;
+        return kernel_path() == 2 && hass_kq_avx512_has(type) ? kk_avx512 : kk_c;
+    }
     int q = hass_quant_is_q(type);
     switch (kernel_path()) {
 #ifdef HASS_X86

@@ -159,3 +159,101 @@ void hass_kq_dequant(int type, const void *src, int64_t n_blocks, float *out) {
         }
     }
 }
+
+// Integer dot of n weight values q with activations qx, and the sum of those activations.
+static void idots(const int *q, const int8_t *qx, int n, int *dot, int *sx) {
+    int d = 0, s = 0;
+    for (int k = 0; k < n; k++) {
+        d += q[k] * qx[k];
+        s += qx[k];
+    }
+    *dot = d;
+    *sx = s;
+}
+
+// The 8-bit-path contribution of the 256 values of one K-quant block (b0: its first 32-block).
+static float kblock_q8(int type, const uint8_t *b, const int8_t *qx, const float *dx) {
+    float acc = 0.f;
+    int q[32], id, is, id2, is2;
+    for (int j = 0; j < 8; j++) {
+        const int8_t *xj = qx + 32 * j;
+        float t;
+        if (type == HASS_GGML_Q4_K || type == HASS_GGML_Q5_K) {
+            const uint8_t *qh = type == HASS_GGML_Q5_K ? b + 16 : NULL;
+            const uint8_t *qs = type == HASS_GGML_Q5_K ? b + 48 : b + 16;
+            int s, m;
+            hass_kq_scale_min(b + 4, j, &s, &m);
+            for (int k = 0; k < 32; k++) {
+                int e = 32 * j + k;
+                q[k] = nibble_k(qs, e) | (qh ? ((qh[e % 32] >> (e / 32)) & 1) << 4 : 0);
+            }
+            idots(q, xj, 32, &id, &is);
+            t = (f16_at(b) * (float)s * dx[j]) * (float)id - f16_at(b + 2) * (float)m * (dx[j] * (float)is);
+        } else if (type == HASS_GGML_Q6_K) {
+            const int8_t *sc = (const int8_t *)(b + 192);
+            for (int k = 0; k < 32; k++) {
+                int e = 32 * j + k;
+                q[k] = (((b[(e / 128) * 64 + e % 64] >> (4 * ((e % 128) / 64))) & 15) | crumb(b + 128, e) << 4) - 32;
+            }
+            idots(q, xj, 16, &id, &is);
+            idots(q + 16, xj + 16, 16, &id2, &is2);
+            float d = f16_at(b + 208);
+            t = (d * (float)sc[2 * j] * dx[j]) * (float)id + (d * (float)sc[2 * j + 1] * dx[j]) * (float)id2;
+        } else if (type == HASS_GGML_Q3_K) {
+            for (int k = 0; k < 32; k++) {
+                int e = 32 * j + k;
+                q[k] = crumb(b + 32, e) - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+            }
+            idots(q, xj, 16, &id, &is);
+            idots(q + 16, xj + 16, 16, &id2, &is2);
+            float d = f16_at(b + 108);
+            t = (d * (float)q3k_scale(b + 96, 2 * j) * dx[j]) * (float)id +
+                (d * (float)q3k_scale(b + 96, 2 * j + 1) * dx[j]) * (float)id2;
+        } else { // Q2_K
+            for (int k = 0; k < 32; k++) q[k] = crumb(b + 16, 32 * j + k);
+            idots(q, xj, 16, &id, &is);
+            idots(q + 16, xj + 16, 16, &id2, &is2);
+            float d = f16_at(b + 80), dmin = f16_at(b + 82);
+            uint8_t sa = b[2 * j], sb = b[2 * j + 1];
+            t = ((d * (float)(sa & 15) * dx[j]) * (float)id - dmin * (float)(sa >> 4) * (dx[j] * (float)is)) +
+                ((d * (float)(sb & 15) * dx[j]) * (float)id2 - dmin * (float)(sb >> 4) * (dx[j] * (float)is2));
+        }
+        acc += t;
+    }
+    return acc;
+}
+
+// Dot of one weight row with one 8-bit activation row.
+float hass_kq_dot_q8(int type, int n_in, const uint8_t *w, const int8_t *qx, const float *dx) {
+    size_t bb = hass_kq_block_bytes(type);
+    float acc = 0.f;
+    if (type == HASS_GGML_Q5_0 || type == HASS_GGML_Q5_1) {
+        int q[32], id, is;
+        for (int b = 0; b < n_in / 32; b++, w += bb) {
+            int off = type == HASS_GGML_Q5_0 ? 2 : 4;
+            q5_values(w + off, w + off + 4, q);
+            if (type == HASS_GGML_Q5_0)
+                for (int k = 0; k < 32; k++) q[k] -= 16;
+            idots(q, qx + 32 * b, 32, &id, &is);
+            acc += (f16_at(w) * dx[b]) * (float)id;
+            if (type == HASS_GGML_Q5_1) acc += f16_at(w + 2) * (dx[b] * (float)is);
+        }
+        return acc;
+    }
+    for (int b = 0; b < n_in / QK_K; b++, w += bb) acc += kblock_q8(type, w, qx + QK_K * b, dx + 8 * b);
+    return acc;
+}
+
+// Dot of one weight row with float activations.
+float hass_kq_dot_f32(int type, int n_in, const uint8_t *w, const float *x) {
+    int nv = hass_kq_block_values(type);
+    size_t bb = hass_kq_block_bytes(type);
+    float a[32] = {0}, wb[QK_K];
+    for (int b = 0; b < n_in / nv; b++, w += bb) {
+        hass_kq_dequant(type, w, 1, wb);
+        for (int k = 0; k < nv; k++) a[k % 32] += wb[k] * x[b * nv + k];
+    }
+    float s = 0.f;
+    for (int k = 0; k < 32; k++) s += a[k];
+    return s;
+}

@@ -35,4 +35,25 @@ void hass_kq_dequant(int type, const void *src, int64_t n_blocks, float *out);
 // The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block's 12 scale bytes.
 void hass_kq_scale_min(const uint8_t *sc, int j, int *scale, int *min);
 
+// Dot of one weight row w (n_in values of type, n_in a multiple of the block) with one activation
+// row quantized in blocks of 32 (qx: n_in int8, dx: n_in / 32 scales; quant.h's layout), the
+// portable specification of the 8-bit path. Per 32 values b, with the block's integer dots:
+//   Q5_0: (d dx_b) idot                       Q5_1: (d dx_b) idot + m (dx_b isx)
+//   Q4_K/Q5_K: (D dx_b) idot - M (dx_b isx)   (D = d s, M = dmin m of the group)
+//   Q2_K: per half h: (dl_h dx_b) idot_h - ml_h (dx_b isx_h), halves added
+//   Q3_K/Q6_K: per half h: (dl_h dx_b) idot_h, halves added
+// (isx: the sum of the activation's integers), then the blocks added in order.
+float hass_kq_dot_q8(int type, int n_in, const uint8_t *w, const int8_t *qx, const float *dx);
+// Dot of one weight row with float activations x (n_in), the f32 mode: each block dequantized
+// as hass_kq_dequant, 32 partial sums (one per position in a block of 32) added in order at the
+// end.
+float hass_kq_dot_f32(int type, int n_in, const uint8_t *w, const float *x);
+// Whether the AVX-512 VNNI kernels (kquant_avx512.c) have one for a type (Q4_K, Q6_K); 0 on
+// other CPUs' builds. The caller checks that the CPU has AVX-512 VNNI.
+int hass_kq_avx512_has(int type);
+// One weight row w against R (<= 8) 8-bit activation rows: x[r] (n_in int8), dx[r] (n_in / 32
+// scales), se[r] (n_in / 32 exact d * sum(q)); out[r * os].
+void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *const *x,
+                    const float *const *dx, const float *const *se, int R, float *out, size_t os);
+
 #endif

@@ -2,6 +2,7 @@
 // tensor against the config, expose the embedding, LM head and matmul.
 #include "model_int.h"
 #include "quant.h"
+#include "kquant.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -144,7 +145,7 @@ static hass_err get_mat(hass_model *m, const char *logical, int il, int n_in, in
     }
     if (t.type < 0 || !hass_quant_supported(t.type))
         return hass_seterr(HASS_EUNSUP, "%s: tensor '%s': unsupported dtype %s (F32, F16, BF16, "
-                           "Q8_0, Q4_0, Q4_1 are supported)", m->path, name,
+                           "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K are supported)", m->path, name,
                            t.type < 0 ? "(safetensors dtype)" : hass_ggml_type_name(t.type));
     if (t.n_dims != 2 || t.ne[0] != n_in || t.ne[1] != n_out)
         return hass_seterr(HASS_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld] (%d dims), the "
@@ -284,7 +285,7 @@ static hass_err load_tensors(hass_model *m) {
 // Give a quantized matrix its copy in the AVX-512 kernel's packed layout (hass_quant_pack),
 // owned by the model.
 static hass_err pack_mat(hass_model *m, hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || w->pk) return HASS_OK;
+    if (!hass_quant_is_q(w->type) || hass_kq_block_bytes(w->type) || w->pk) return HASS_OK;
     void *p = hass_quant_pack(w);
     if (!p || !own_ptr(m, p)) {
         free(p);

@@ -34,6 +34,8 @@ size_t hass_quant_qrow_bytes(int n_in);
 const float *hass_quant_qrow_d(const void *q, int n_in);
 // The llama.cpp-style s = fp16(d * sum(q)) (nb floats) of a quantized activation row.
 const float *hass_quant_qrow_s(const void *q, int n_in);
+// The exact se = d * sum(q) (nb floats) of a quantized activation row.
+const float *hass_quant_qrow_se(const void *q, int n_in);
 // Quantize n rows of x (n, n_in) into q (n rows of hass_quant_qrow_bytes(n_in)), every part of
 // the layout, with the quantizer of the kernel path in use (the bytes are the same on every path).
 void hass_quant_rows(const float *x, int n, int n_in, void *q);

@@ -1,0 +1,133 @@
+// kquant_avx512.c: AVX-512 VNNI row kernels for Q4_K and Q6_K weights x 8-bit activations, on
+// the blocks as stored (no repacking). Each weight block is unpacked once for all R activation
+// rows; per row the lanes accumulate in a fixed order that does not depend on R, so a row's
+// result is the same whatever rows share the call (batch invariance). They differ from the
+// portable specification (kquant.c) only in the order of the float additions.
+#include "kquant.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "half.h"
+
+#define T_K512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// A little-endian f16 at p as a float.
+static inline float f16_at(const uint8_t *p) { return hass_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+// Lane l of the result: v[lane 2c + l / 8] (the scale of the 32-block that lane l covers).
+T_K512 static inline __m512 pair_bcast(__m512 v, int c) {
+    const __m512i i0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(i0, _mm512_set1_epi32(2 * c)), v);
+}
+
+// Q4_K x R rows: per 256-block, chunk c of 32 bytes holds 32-blocks 2c (low nibbles) and 2c + 1
+// (high nibbles), which meet the activation bytes 64c .. 64c + 63 as they lie; lane float work:
+// acc += float(idot) * (D dx); the mins: accm += M * se (8 lanes, one per 32-block).
+T_K512 static inline __attribute__((always_inline)) void
+q4k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *dxr,
+      const float *const *ser, const int R, float *out, size_t os) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512 acc[8];
+    __m256 accm[8];
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm256_setzero_ps();
+    }
+    for (int sb = 0; sb < n_in / 256; sb++) {
+        const uint8_t *b = w + (size_t)sb * 144;
+        int s[8], m[8];
+        for (int j = 0; j < 8; j++) hass_kq_scale_min(b + 4, j, &s[j], &m[j]);
+        __m256 Dv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b)), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)s)));
+        __m256 Mv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)m)));
+        __m512i W[4];
+        __m512 Dc[4];
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+            W[c] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+            Dc[c] = pair_bcast(_mm512_castps256_ps512(Dv), c);
+        }
+        for (int r = 0; r < R; r++) {
+            const int8_t *x = xr[r] + 256 * sb;
+            __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb));
+            for (int c = 0; c < 4; c++) {
+                __m512i id = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[c], _mm512_loadu_si512((const void *)(x + 64 * c)));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(Dc[c], pair_bcast(dx8, c)), acc[r]);
+            }
+            accm[r] = _mm256_fmadd_ps(Mv, _mm256_loadu_ps(ser[r] + 8 * sb), accm[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(accm[r]), _mm256_extractf128_ps(accm[r], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        out[r * os] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(h);
+    }
+}
+
+// Q6_K x R rows: the 6-bit values made signed (q - 32) once per block; each activation vector is
+// made unsigned (x + 128) and the dot corrected by 128 * (the lane's weight sum), an integer
+// worked out once per block for all rows; lane l of vector k is scale group 4k + l / 4.
+T_K512 static inline __attribute__((always_inline)) void
+q6k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *dxr, const int R,
+      float *out, size_t os) {
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3), c32 = _mm512_set1_epi8(32);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80), one = _mm512_set1_epi8(1);
+    const __m512i g0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 acc[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int sb = 0; sb < n_in / 256; sb++) {
+        const uint8_t *b = w + (size_t)sb * 210;
+        __m512 S = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 208)),
+                                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)))));
+        __m512i W[4], ws[4];
+        __m512 Sk[4];
+        for (int k = 0; k < 4; k++) {
+            int h = k / 2, nib = k % 2;
+            __m512i lo = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(b + 64 * h)), 4 * nib), m4);
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+            __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(qh, 4 * nib)),
+                                            _mm256_srli_epi16(qh, 4 * nib + 2), 1);
+            hi = _mm512_slli_epi16(_mm512_and_si512(hi, m2), 4);
+            W[k] = _mm512_sub_epi8(_mm512_or_si512(lo, hi), c32);
+            ws[k] = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, W[k]), 7);
+            Sk[k] = _mm512_permutexvar_ps(_mm512_add_epi32(g0, _mm512_set1_epi32(4 * k)), S);
+        }
+        for (int r = 0; r < R; r++) {
+            const int8_t *x = xr[r] + 256 * sb;
+            __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb));
+            for (int k = 0; k < 4; k++) {
+                __m512i xu = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 64 * k)), x80);
+                __m512i id = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, W[k]), ws[k]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(Sk[k], pair_bcast(dx8, k)), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// Whether hass_kq_avx512 has a kernel for a type.
+int hass_kq_avx512_has(int type) { return type == HASS_GGML_Q4_K || type == HASS_GGML_Q6_K; }
+
+// One weight row against R (<= 8) quantized activation rows.
+T_K512 void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *const *x,
+                           const float *const *dx, const float *const *se, int R, float *out,
+                           size_t os) {
+#define KQ_CASE(n)                                                                                 \
+    case n:                                                                                       \
+        if (type == HASS_GGML_Q4_K) q4k_r(n_in, w, x, dx, se, n, out, os);                        \
+        else q6k_r(n_in, w, x, dx, n, out, os);                                                   \
+        break;
+    switch (R) {
+        KQ_CASE(8) KQ_CASE(7) KQ_CASE(6) KQ_CASE(5) KQ_CASE(4) KQ_CASE(3) KQ_CASE(2)
+        default: KQ_CASE(1)
+    }
+#undef KQ_CASE
+}
+#else
+int hass_kq_avx512_has(int type) { return 0; }
+void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *const *x,
+                    const float *const *dx, const float *const *se, int R, float *out, size_t os) {}
+#endif
