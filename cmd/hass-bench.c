@@ -19,7 +19,7 @@ static void usage(void) {
            "object per measurement on stdout (medians over --reps runs).\n"
            "\n"
            "  -m, --model FILE      target model (GGUF file or HF directory)\n"
-           "  -t, --threads N       kernel threads (default: all cores)\n"
+           "  -t, --threads N       kernel threads (0 = all cores, default)\n"
            "  -p, --prompt N        prefill length (default 512; 0 skips)\n"
            "  -g, --gen N           decode length (default 128; 0 skips)\n"
            "  -c, --context N       committed context before each curve forward (default 128)\n"

@@ -89,7 +89,7 @@ static void usage(void) {
            "      --tree-total N    largest tree served (default 60)\n"
            "      --tree-depth N    (default 6)\n"
            "      --tree-topk N     (default 10)\n"
-           "      --threads N       CPU threads (default: all cores)\n"
+           "      --threads N       CPU threads (0 = all cores, default)\n"
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
            "  -v, --verbose         more messages on stderr\n"

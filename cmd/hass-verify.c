@@ -50,7 +50,7 @@ static void usage(void) {
            "  -c, --ctx N           context length: prompt + generation (default: the model's)\n"
            "      --device DEV      cuda, cpu or auto (default): where the target runs; auto =\n"
            "                        cuda when built with CUDA and a GPU is present\n"
-           "      --threads N       CPU threads (default: all cores)\n"
+           "      --threads N       CPU threads (0 = all cores, default)\n"
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
            "      --stream          also write {\"type\":\"delta\",\"tokens\":[..]} per accepted token\n"

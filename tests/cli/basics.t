@@ -82,3 +82,10 @@ $ for b in hass-bench hass-cat hass-detok hass-draft hass-stats hass-tokenize ha
 > hass-verify --help 1 hass-verify: error: <stdout>: write failed: No space left on device
 > hass-verify --version 1 hass-verify: error: <stdout>: write failed: No space left on device
 
+# name: --threads 0 is documented where it is accepted (help and man page)
+$ for b in hass-bench hass-draft hass-verify; do $b --help | grep -c -- '--threads N .*(0 = all cores, default)'; grep -c '^\(CPU\|kernel\) threads (0 = all cores, the default)\.' man/$b.1; done | paste -sd ' '
+> 1 1 1 1 1 1
+
+# name: --threads 0 runs on all cores, as without the flag
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; for t in "" "--threads 0"; do echo '{"tokens":[1]}' | hass-verify -m $M -n 1 $t -v 2>&1 >/dev/null | grep -o '[0-9]* threads$'; done | uniq | wc -l
+> 1
