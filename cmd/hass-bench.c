@@ -1,12 +1,10 @@
 // hass-bench: time the CPU engine: prefill of a P-token prompt, decoding of G tokens, and the
 // cost of one forward over N block tokens after a committed context (the verify cost curve).
 // A benchmark, not a test: results (medians over --reps runs) go to stdout as JSONL.
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
 #include "cli.h"
 #include "forward.h"
 #include "sample.h"
@@ -21,7 +19,7 @@ static void usage(void) {
            "object per measurement on stdout (medians over --reps runs).\n"
            "\n"
            "  -m, --model FILE      target model (GGUF file or HF directory)\n"
-           "  -t, --threads N       kernel threads (default: all cores)\n"
+           "  -t, --threads N       kernel threads (0 = all cores, default)\n"
            "  -p, --prompt N        prefill length (default 512; 0 skips)\n"
            "  -g, --gen N           decode length (default 128; 0 skips)\n"
            "  -c, --context N       committed context before each curve forward (default 128)\n"
@@ -62,44 +60,31 @@ static double median(double *x, int n) {
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"threads", required_argument, 0, 't'},
-        {"prompt", required_argument, 0, 'p'}, {"gen", required_argument, 0, 'g'},
-        {"context", required_argument, 0, 'c'}, {"curve", required_argument, 0, 'C'},
-        {"reps", required_argument, 0, 'r'},   {"seed", required_argument, 0, 'S'},
-        {"device", required_argument, 0, 'D'},
-        {"f32", no_argument, 0, 'F'},
-        {"verbose", no_argument, 0, 'v'},      {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
-    const char *model = NULL, *curve = "1,2,4,8,16,32,64";
-    int64_t threads = 0, n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
-    int c, rc, f32 = 0;
-    hass_device dev = HASS_DEVICE_AUTO, got;
-    while ((c = getopt_long(argc, argv, "m:t:p:g:c:r:vqhV", opts, NULL)) != -1) {
+        {"threads", required_argument, 0, 't'}, {"prompt", required_argument, 0, 'p'},
+        {"gen", required_argument, 0, 'g'},     {"context", required_argument, 0, 'c'},
+        {"curve", required_argument, 0, 'C'},   {"reps", required_argument, 0, 'r'},
+        {"seed", required_argument, 0, 'S'},    {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, HASS_CLI_MODEL | HASS_CLI_DEVICE | HASS_CLI_F32, opts,
+                  "t:p:g:c:r:");
+    const char *curve = "1,2,4,8,16,32,64";
+    int64_t n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (c) {
-        case 'F': f32 = 1; break;
-        case 'm': model = optarg; break;
-        case 't': if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc; break;
+        case 't': if ((rc = hass_cli_flag(&cl, HASS_CLI_OPT_THREADS, optarg)) >= 0) return rc; break;
         case 'p': if ((rc = hass_cli_int(PROG, "--prompt", optarg, 0, 1 << 20, &n_prompt))) return rc; break;
         case 'g': if ((rc = hass_cli_int(PROG, "--gen", optarg, 0, 1 << 20, &n_gen))) return rc; break;
         case 'c': if ((rc = hass_cli_int(PROG, "--context", optarg, 0, 1 << 20, &n_ctx0))) return rc; break;
         case 'C': curve = optarg; break;
         case 'r': if ((rc = hass_cli_int(PROG, "--reps", optarg, 1, 1000, &reps))) return rc; break;
         case 'S': if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc; break;
-        case 'D':
-            if (hass_device_parse(optarg, &dev))
-                return hass_cli_usage_error(PROG, "--device: %s", hass_errmsg());
-            break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default: if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
         }
     }
-    if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    if ((rc = hass_cli_need_model(&cl))) return rc;
     if (optind < argc) return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
-    if (hass_device_resolve(dev, &got)) return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
+    if ((rc = hass_cli_check_device(&cl))) return rc;
     int sizes[64], n_sizes = 0;
     if (strcmp(curve, "none")) {
         char *dup = strdup(curve), *save = NULL;
@@ -115,20 +100,19 @@ int main(int argc, char **argv) {
         if (rc) return rc;
     }
     hass_err e;
-    hass_model *m = hass_model_load(model, (int)threads, &e);
-    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
+    hass_model *m = hass_cli_load_model(&cl, &e);
+    if (!m) return hass_cli_fail_err(e, "%s", hass_errmsg());
     const hass_model_cfg *cfg = hass_model_config(m);
     int V = cfg->n_vocab, max_n = (int)n_prompt;
     for (int i = 0; i < n_sizes; i++) max_n = sizes[i] > max_n ? sizes[i] : max_n;
     int need = (int)(n_prompt + n_gen);
     for (int i = 0; i < n_sizes; i++) need = (int)n_ctx0 + sizes[i] > need ? (int)n_ctx0 + sizes[i] : need;
-    hass_backend *b = hass_backend_new(m, dev, &e);
+    hass_backend *b = hass_backend_new(m, cl.dev, &e);
     hass_seq *kv = b ? hass_seq_new(b, need + 1, max_n, &e) : NULL;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(max_n > n_ctx0 ? max_n : n_ctx0) + 4);
     float *logits = malloc(sizeof(float) * (size_t)V);
     double *t = malloc(sizeof(double) * (size_t)reps), *tc = malloc(sizeof(double) * (size_t)reps);
-    if (!kv) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (!kv) return hass_cli_fail_err(e, "%s", hass_errmsg());
     if (!tok || !logits || !t || !tc) return hass_cli_fail(HASS_EXIT_RUNTIME, "out of memory");
     uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     int n_tok = max_n > n_ctx0 ? max_n : (int)n_ctx0;
@@ -137,10 +121,10 @@ int main(int argc, char **argv) {
         tok[i] = (int32_t)((s >> 33) % (uint64_t)V);
     }
     if ((e = hass_seq_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    const char *name = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    const char *name = strrchr(cl.model, '/') ? strrchr(cl.model, '/') + 1 : cl.model;
     printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d,"
            "\"precision\":\"%s\",\"device\":\"%s\"}\n",
-           name, hass_model_threads(m), hass_kernel_path(), (int)reps, f32 ? "f32" : "q8",
+           name, hass_model_threads(m), hass_kernel_path(), (int)reps, cl.f32 ? "f32" : "q8",
            b->ops->name);
     int last;
     // warm-up (page in the weights)
@@ -207,5 +191,5 @@ int main(int argc, char **argv) {
     hass_model_free(m);
     return 0;
 fail:
-    return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    return hass_cli_fail_err(e, "%s", hass_errmsg());
 }

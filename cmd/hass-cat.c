@@ -1,6 +1,5 @@
 // hass-cat: converts record streams between JSONL and binary frames, lists and tests them.
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,20 +137,16 @@ static int list_all(char **paths, int n, FILE *out) {
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_BIN = 256, O_FP, O_BUF };
+    enum { O_FP = 256 };
     static const struct option opts[] = {
-        {"bin", no_argument, 0, O_BIN},       {"vocab-fp", required_argument, 0, O_FP},
-        {"list", no_argument, 0, 'l'},        {"test", no_argument, 0, 't'},
-        {"output", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
-        {"buffered", no_argument, 0, O_BUF},  {"verbose", no_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},     {0, 0, 0, 0}};
-    const char *outpath = "-";
-    int bin = 0, list = 0, test = 0, force = 0, buffered = 0, c;
+        {"vocab-fp", required_argument, 0, O_FP}, {"list", no_argument, 0, 'l'},
+        {"test", no_argument, 0, 't'},            {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, HASS_CLI_OUTPUT, opts, "l");
+    int list = 0, test = 0, c, rc;
     uint32_t fp = 0;
-    while ((c = getopt_long(argc, argv, "lo:fvqhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (c) {
-        case O_BIN: bin = 1; break;
         case O_FP: {
             char *end;
             errno = 0;
@@ -164,31 +159,26 @@ int main(int argc, char **argv) {
         }
         case 'l': list = 1; break;
         case 't': test = 1; break;
-        case 'o': outpath = optarg; break;
-        case 'f': force = 1; break;
-        case O_BUF: buffered = 1; break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default:
+            if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
         }
     }
+    const char *outpath = cl.output;
     if (list && test) return hass_cli_usage_error(PROG, "--list and --test exclude each other");
-    FILE *out = test ? NULL : hass_cli_open_out(outpath);
-    if (!test && !out) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    FILE *out = test ? NULL : hass_cli_open_output(&cl);
+    if (!test && !out) return HASS_EXIT_RUNTIME;
     if (list) {
-        int rc = list_all(argv + optind, argc - optind, out);
+        rc = list_all(argv + optind, argc - optind, out);
         if (fflush(out) != 0 || (out != stdout && fclose(out) != 0))
             return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: write failed", outpath);
         return rc;
     }
-    if (!test && hass_stream_refuse_tty(out, bin, force))
-        return hass_cli_fail(HASS_EXIT_USAGE, "stdout is a terminal; pipe it, use -o or -f");
+    if (!test && (rc = hass_cli_refuse_tty(&cl, out))) return rc;
     FILE *sink = test ? fopen("/dev/null", "wb") : out;
     if (!sink) return hass_cli_fail(HASS_EXIT_RUNTIME, "/dev/null: %s", strerror(errno));
     hass_stream_writer w;
-    hass_stream_writer_init(&w, sink, test ? "/dev/null" : outpath, bin, !buffered && !test, fp);
+    hass_stream_writer_init(&w, sink, test ? "/dev/null" : outpath, cl.bin, !cl.buffered && !test,
+                            fp);
     hass_stream_stats st;
     hass_err e = hass_stream_filter((const char *const *)argv + optind, argc - optind, 0, &w,
                                     copy_record, NULL, &st);
@@ -199,8 +189,7 @@ int main(int argc, char **argv) {
         e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
     if (e) {
         if (epipe) return HASS_EXIT_RUNTIME; // the reader went away: end quietly
-        return hass_cli_fail(hass_exit_code(e) == 3 ? 3 : HASS_EXIT_RUNTIME, "%s",
-                             hass_errmsg());
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
     }
     if (test && !st.exit_code)
         HASS_INFO("%lld records ok", (long long)st.n_ok);

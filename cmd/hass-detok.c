@@ -1,7 +1,6 @@
 // hass-detok: adds "text" to JSONL records from their tokens ("generated" or "tokens"), UTF-8
 // safe across token boundaries; --stream prints text live from hass-verify --stream deltas.
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,8 +169,7 @@ static hass_err run_inputs(char **paths, int n_paths, ctx *c, hass_stream_writer
             }
             if (e) {
                 st->n_failed++;
-                int code = e == HASS_EFORMAT || e == HASS_ERANGE || e == HASS_EVOCAB || e == HASS_EVERSION ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME;
-                if (!st->exit_code) st->exit_code = code;
+                if (!st->exit_code) st->exit_code = hass_record_exit_code(e);
             }
             json_decref(in);
             hass_err we = out ? hass_stream_write(w, out) : HASS_OK;
@@ -188,53 +186,42 @@ static hass_err run_inputs(char **paths, int n_paths, ctx *c, hass_stream_writer
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_FIELD = 256, O_TKEY, O_KEEP, O_STREAM, O_BIN, O_BUF };
+    enum { O_FIELD = 256, O_TKEY, O_KEEP, O_STREAM };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},    {"field", required_argument, 0, O_FIELD},
-        {"text-key", required_argument, 0, O_TKEY}, {"keep-special", no_argument, 0, O_KEEP},
-        {"stream", no_argument, 0, O_STREAM},    {"output", required_argument, 0, 'o'},
-        {"bin", no_argument, 0, O_BIN},          {"buffered", no_argument, 0, O_BUF},
-        {"force", no_argument, 0, 'f'},          {"verbose", no_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
-    const char *model = NULL, *outpath = "-";
+        {"field", required_argument, 0, O_FIELD}, {"text-key", required_argument, 0, O_TKEY},
+        {"keep-special", no_argument, 0, O_KEEP}, {"stream", no_argument, 0, O_STREAM},
+        {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, HASS_CLI_MODEL | HASS_CLI_OUTPUT, opts, "");
     ctx c = {.text_key = "text"};
-    int bin = 0, buffered = 0, force = 0, ch;
-    while ((ch = getopt_long(argc, argv, "m:o:fvqhV", opts, NULL)) != -1) {
+    int ch, rc;
+    while ((ch = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (ch) {
-        case 'm': model = optarg; break;
         case O_FIELD: c.field = optarg; break;
         case O_TKEY: c.text_key = optarg; break;
         case O_KEEP: c.keep_special = 1; break;
         case O_STREAM: c.stream = 1; break;
-        case 'o': outpath = optarg; break;
-        case O_BIN: bin = 1; break;
-        case O_BUF: buffered = 1; break;
-        case 'f': force = 1; break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default:
+            if ((rc = hass_cli_flag(&cl, ch, optarg)) >= 0) return rc;
         }
     }
-    if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
-    if (c.stream && bin) return hass_cli_usage_error(PROG, "--stream prints text; it excludes --bin");
+    if ((rc = hass_cli_need_model(&cl))) return rc;
+    const char *outpath = cl.output;
+    if (c.stream && cl.bin) return hass_cli_usage_error(PROG, "--stream prints text; it excludes --bin");
     hass_err e;
-    c.t = hass_tokenizer_load(model, &e);
-    if (!c.t) return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    FILE *out = hass_cli_open_out(outpath);
-    if (!out) { hass_tokenizer_free(c.t); return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg()); }
-    if (hass_stream_refuse_tty(out, bin, force)) {
+    c.t = hass_tokenizer_load(cl.model, &e);
+    if (!c.t) return hass_cli_fail_err(e, "%s", hass_errmsg());
+    FILE *out = hass_cli_open_output(&cl);
+    if (!out || (rc = hass_cli_refuse_tty(&cl, out))) {
         hass_tokenizer_free(c.t);
-        return hass_cli_fail(HASS_EXIT_USAGE, "stdout is a terminal; pipe it, use -o or -f");
+        return out ? rc : HASS_EXIT_RUNTIME;
     }
     c.out = out;
     // --stream: records go nowhere (error records too: their messages are on stderr)
     FILE *sink = c.stream ? fopen("/dev/null", "wb") : out;
     if (!sink) { hass_tokenizer_free(c.t); return hass_cli_fail(HASS_EXIT_RUNTIME, "/dev/null: %s", strerror(errno)); }
     hass_stream_writer w;
-    hass_stream_writer_init(&w, sink, outpath, bin, !buffered, hass_tokenizer_fingerprint(c.t));
+    hass_stream_writer_init(&w, sink, outpath, cl.bin, !cl.buffered, hass_tokenizer_fingerprint(c.t));
     hass_stream_stats st;
     e = run_inputs(argv + optind, argc - optind, &c, &w, &st);
     if (!e) e = hass_stream_writer_end(&w);
@@ -247,7 +234,7 @@ int main(int argc, char **argv) {
     if (out != stdout && fclose(out) != 0 && !e) e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
     if (e) {
         if (epipe) return HASS_EXIT_RUNTIME;
-        return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
     }
     if (st.n_failed) HASS_WARN("%lld of %lld records failed", (long long)st.n_failed, (long long)st.n_in);
     return st.exit_code;

@@ -3,141 +3,59 @@
 //     {"type":"draft_channel",...} record that announces a Unix socket; hass-verify connects to
 //     it and asks for trees (the back channel of DESIGN.md section 2, draft_remote.c).
 //   --init-random DIR: a randomly initialised head for a target; --check HEAD: load and print.
-#include <errno.h>
-#include <getopt.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include "backend.h"
 #include "cli.h"
-#include "cuda_draft.h"
-#include "draft.h"
 #include "draft_remote.h"
-#include "head.h"
+#include "head_drafter.h"
 #include "shard.h"
-#include "jsonl.h"
 #include "tokenizer.h"
 
 static const char *PROG = "hass-draft";
 
-// What the server thread needs.
-typedef struct server {
-    int lfd;               // listening socket
-    hass_drafter dr;       // the drafter (in-process head on the CPU or the GPU)
-    int C;                 // feature width
-    hass_tree_cfg max;     // largest tree served
-    atomic_int input_done; // the stream ended: stop waiting for a client that never came
-    hass_err result;       // how serving ended
-    char msg[512];         // its message
-} server;
-
-// Accept one client (or give up once the input is done and nobody came) and serve it.
-static void *serve_thread(void *arg) {
-    server *sv = arg;
-    int waited_after_eof = 0;
-    for (;;) {
-        struct pollfd pf = {sv->lfd, POLLIN, 0};
-        int r = poll(&pf, 1, 200);
-        if (r > 0) break;
-        if (atomic_load(&sv->input_done) && ++waited_after_eof > 50) return NULL; // 10 s
-    }
-    int fd = accept(sv->lfd, NULL, NULL);
-    if (fd < 0) return NULL;
-    sv->result = hass_remote_serve_drafter(fd, &sv->dr, sv->C, &sv->max);
-    if (sv->result) snprintf(sv->msg, sizeof sv->msg, "%s", hass_errmsg());
-    close(fd);
-    return NULL;
-}
-
-// Free run_server's drafter (CPU d or CUDA cd, either may be NULL) and its backend.
-static void free_drafters(hass_draft *d, void *cd, hass_backend *b) {
-    hass_draft_free(d);
-#ifdef HASS_WITH_CUDA
-    hass_cuda_draft_free(cd);
-#else
-    (void)cd;
-#endif
-    hass_backend_free(b);
-}
-
-// The two-process drafter: announce, copy the stream, serve; the exit code.
-static int run_server(hass_model *m, const hass_tokenizer *tok, hass_head *h,
-                      const hass_tree_cfg *max, const char *in_path, hass_device dev, int exact) {
-    hass_err e;
-    hass_draft *d = NULL;
-    hass_backend *b = hass_backend_new(m, dev, &e); // the target's embedding and LM head
-    server sv = {0};
-    void *cd = NULL; // hass_cuda_draft in CUDA builds
-#ifdef HASS_WITH_CUDA
-    if (b && b->dev == HASS_DEVICE_CUDA && (cd = hass_cuda_draft_new(h, b, 0, max, &e)))
-        sv.dr = hass_drafter_cuda(cd);
-#endif
-    if (b && b->dev == HASS_DEVICE_CPU && (d = hass_draft_new(h, m, 0, max, &e))) {
-        sv.dr = hass_drafter_local(d);
-        if (!exact && (e = hass_draft_quantize(d))) {
-            if (e != HASS_EUNSUP) sv.dr.ctx = NULL;
-            else HASS_INFO("%s; the drafter stays exact", hass_errmsg());
-        }
-    }
-    FILE *in = sv.dr.ctx ? hass_cli_open_in(in_path) : NULL;
-    if (!in) {
-        int code = sv.dr.ctx ? HASS_EXIT_RUNTIME : hass_exit_code(e);
-        free_drafters(d, cd, b);
-        return hass_cli_fail(code, "%s", hass_errmsg());
-    }
-    sv.C = h->n_embd;
-    sv.max = *max;
-    struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(a.sun_path, sizeof a.sun_path, "%s/hass-draft.%d.sock", tmp && *tmp ? tmp : "/tmp", (int)getpid());
-    unlink(a.sun_path);
-    sv.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (sv.lfd < 0 || bind(sv.lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(sv.lfd, 1) != 0) {
-        int err = errno;
-        if (in != stdin) fclose(in);
-        free_drafters(d, cd, b);
-        return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a.sun_path, strerror(err));
-    }
-    hass_head_target tg;
-    hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
-    char tf[16], kf[16];
-    snprintf(tf, sizeof tf, "%08x", tg.fingerprint);
-    snprintf(kf, sizeof kf, "%08x", tg.tok_fingerprint);
-    json_t *ann = json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:i,s:i,s:i}}", "type", "draft_channel",
-                            "proto", 1, "socket", a.sun_path, "target_fp", tf, "tokenizer_fp", kf,
-                            "tree", "total", max->n_total, "depth", max->levels, "topk", max->top_k);
-    hass_err we = hass_jsonl_write(stdout, ann, 1);
-    json_decref(ann);
-    pthread_t th;
-    int started = !we && pthread_create(&th, NULL, serve_thread, &sv) == 0;
-    int rc = 0;
+// Copy in to stdout line by line, each flushed; 1 when the reader went away, else 0.
+static int copy_lines(FILE *in) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    while (!we && (n = getline(&line, &cap, in)) > 0) {
+    int rc = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
         if (fwrite(line, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
-            rc = HASS_EXIT_RUNTIME; // the reader went away
+            rc = HASS_EXIT_RUNTIME;
             break;
         }
     }
     free(line);
-    if (we) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    fclose(stdout); // the last record is out: hass-verify may finish
-    atomic_store(&sv.input_done, 1);
-    if (started) pthread_join(th, NULL);
-    close(sv.lfd);
-    unlink(a.sun_path);
-    if (in != stdin) fclose(in);
-    free_drafters(d, cd, b);
-    if (sv.result && !rc) rc = hass_cli_fail(hass_exit_code(sv.result), "%s", sv.msg);
+    return rc;
+}
+
+// The two-process drafter for the head at path: announce the back channel, copy the stream,
+// serve; the exit code.
+static int run_server(const hass_cli *cl, hass_model *m, const hass_tokenizer *tok,
+                      const char *path, const char *in_path, int exact) {
+    hass_err e;
+    uint32_t tok_fp = hass_tokenizer_fingerprint(tok);
+    hass_backend *b = hass_backend_new(m, cl->dev, &e); // the target's embedding and LM head
+    hass_head_drafter *hd = b ? hass_head_drafter_open(path, b, tok_fp, 0, &cl->tree, exact, &e) : NULL;
+    FILE *in = hd ? hass_cli_open_in(in_path) : NULL;
+    if (hd && !in) e = HASS_EIO;
+    hass_drafter dr = hd ? hass_head_drafter_iface(hd) : (hass_drafter){0};
+    hass_remote_server *sv = in ? hass_remote_listen(&dr, hass_head_drafter_n_embd(hd), &cl->tree, &e) : NULL;
+    int rc = 0;
+    if (!sv) {
+        rc = hass_cli_fail_err(e, "%s", hass_errmsg());
+    } else {
+        if (hass_remote_announce(sv, stdout, hass_model_fingerprint(m), tok_fp))
+            rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+        else
+            rc = copy_lines(in);
+        fclose(stdout); // the last record is out: hass-verify may finish
+        if ((e = hass_remote_close(sv)) && !rc) rc = hass_cli_fail_err(e, "%s", hass_errmsg());
+    }
+    if (in && in != stdin) fclose(in);
+    hass_head_drafter_free(hd);
+    hass_backend_free(b);
     return rc;
 }
 
@@ -171,7 +89,7 @@ static void usage(void) {
            "      --tree-total N    largest tree served (default 60)\n"
            "      --tree-depth N    (default 6)\n"
            "      --tree-topk N     (default 10)\n"
-           "      --threads N       CPU threads (default: all cores)\n"
+           "      --threads N       CPU threads (0 = all cores, default)\n"
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
            "  -v, --verbose         more messages on stderr\n"
@@ -222,95 +140,19 @@ static hass_err count_vocab(hass_head *h, const hass_head_target *tg, char **pat
     return e;
 }
 
-int main(int argc, char **argv) {
-    hass_log_set_prog(PROG);
-    enum { O_INIT = 256, O_CHECK, O_PACK, O_DVOCAB, O_NOBIAS, O_TTOTAL, O_TDEPTH, O_TTOPK, O_THR, O_F32,
-           O_DEVICE, O_DEXACT };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},     {"draft", required_argument, 0, 'd'},
-        {"init-random", required_argument, 0, O_INIT}, {"check", required_argument, 0, O_CHECK},
-        {"pack", required_argument, 0, O_PACK}, {"draft-vocab", required_argument, 0, O_DVOCAB},
-        {"seed", required_argument, 0, 's'},      {"no-bias", no_argument, 0, O_NOBIAS},
-        {"tree-total", required_argument, 0, O_TTOTAL}, {"tree-depth", required_argument, 0, O_TDEPTH},
-        {"tree-topk", required_argument, 0, O_TTOPK}, {"threads", required_argument, 0, O_THR},
-        {"device", required_argument, 0, O_DEVICE}, {"draft-exact", no_argument, 0, O_DEXACT},
-        {"f32", no_argument, 0, O_F32},
-        {"verbose", no_argument, 0, 'v'},         {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
-    const char *model = NULL, *check = NULL, *init = NULL, *serve = NULL, *pack = NULL;
-    int64_t dvocab = 0;
-    int64_t seed = 0, threads = 0;
-    hass_tree_cfg tree = {60, 6, 10};
-    int c, rc, bias = 1, f32 = 0, exact = 0;
-    hass_device dev = HASS_DEVICE_AUTO, got;
-    while ((c = getopt_long(argc, argv, "m:d:s:vqhV", opts, NULL)) != -1) {
-        switch (c) {
-        case O_F32: f32 = 1; break;
-        case O_DEXACT: exact = 1; break;
-        case 'm': model = optarg; break;
-        case 'd': serve = optarg; break;
-        case O_CHECK: check = optarg; break;
-        case O_PACK: pack = optarg; break;
-        case O_DVOCAB:
-            if (hass_cli_int(PROG, "--draft-vocab", optarg, 1, 1 << 24, &dvocab)) return 2;
-            break;
-        case O_TTOTAL:
-        case O_TDEPTH:
-        case O_TTOPK:
-            if ((rc = hass_tree_flag(PROG, c - O_TTOTAL, optarg, &tree))) return rc;
-            break;
-        case O_THR:
-            if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc;
-            break;
-        case O_INIT: init = optarg; break;
-        case 's':
-            if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc;
-            break;
-        case O_NOBIAS: bias = 0; break;
-        case O_DEVICE:
-            if (hass_device_parse(optarg, &dev))
-                return hass_cli_usage_error(PROG, "--device: %s", hass_errmsg());
-            break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
-        }
-    }
-    if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
-    if (!init && !check && !serve)
-        return hass_cli_usage_error(PROG, "nothing to do: -d HEAD, --init-random DIR or --check HEAD");
-    if (!!init + !!check + !!serve > 1)
-        return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
-    if (pack && !check) return hass_cli_usage_error(PROG, "--pack goes with --check HEAD");
-    if (dvocab && (!pack || optind >= argc))
-        return hass_cli_usage_error(PROG, "--draft-vocab N goes with --pack DIR and feature SHARDs");
-    if (!dvocab && optind < argc - (serve ? 1 : 0))
-        return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
-    if (serve && hass_device_resolve(dev, &got))
-        return hass_cli_fail(HASS_EXIT_DEVICE, "%s", hass_errmsg());
+// --init-random, --check (and --pack): the head tools; the exit code.
+static int head_tool(hass_model *m, const hass_tokenizer *tok, const char *init, const char *check,
+                     const char *pack, int bias, int64_t seed, char **shards, int n_shards,
+                     int64_t dvocab) {
     hass_err e;
-    hass_model *m = hass_model_load(model, (int)threads, &e);
-    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    if (f32) hass_model_set_precision(m, HASS_PREC_F32);
-    hass_tokenizer *tok = hass_tokenizer_load(model, &e);
-    if (!tok) {
-        hass_model_free(m);
-        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    }
     hass_head_target tg;
     hass_head_target_of(m, hass_tokenizer_fingerprint(tok), &tg);
-    hass_head *h = init ? hass_head_random(&tg, bias, (uint64_t)seed, &e)
-                        : hass_head_load(serve ? serve : check, &tg, &e);
+    hass_head *h = init ? hass_head_random(&tg, bias, (uint64_t)seed, &e) : hass_head_load(check, &tg, &e);
     int code = 0;
-    if (h && serve) {
-        code = run_server(m, tok, h, &tree, optind < argc ? argv[optind] : "-", dev, exact);
-    } else if (!h) {
-        code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (!h) {
+        code = hass_cli_fail_err(e, "%s", hass_errmsg());
     } else if (init) {
-        if ((e = hass_head_save(h, init, NULL))) code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        if ((e = hass_head_save(h, init, NULL))) code = hass_cli_fail_err(e, "%s", hass_errmsg());
         else HASS_INFO("wrote a random head (seed %lld) to %s", (long long)seed, init);
     } else {
         printf("hidden %d vocab %d heads %d/%d head_dim %d ff %d rope_theta %g eps %g bias %s\n",
@@ -321,14 +163,73 @@ int main(int argc, char **argv) {
                    h->tok_fp, h->n_ctx_train, h->attn_mask, h->recipe);
         else
             printf("no hass metadata (public head)\n");
-        if (dvocab && (e = count_vocab(h, &tg, argv + optind, argc - optind, (int)dvocab)))
-            code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        if (dvocab && (e = count_vocab(h, &tg, shards, n_shards, (int)dvocab)))
+            code = hass_cli_fail_err(e, "%s", hass_errmsg());
         else if (pack && (e = hass_head_save_as(h, pack, NULL, 1)))
-            code = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+            code = hass_cli_fail_err(e, "%s", hass_errmsg());
         else if (pack)
             HASS_INFO("wrote %s as BF16 without the embedding to %s", check, pack);
     }
     hass_head_free(h);
+    return code;
+}
+
+int main(int argc, char **argv) {
+    hass_log_set_prog(PROG);
+    enum { O_INIT = 256, O_CHECK, O_PACK, O_DVOCAB, O_NOBIAS, O_DEXACT };
+    static const struct option opts[] = {
+        {"draft", required_argument, 0, 'd'},     {"init-random", required_argument, 0, O_INIT},
+        {"check", required_argument, 0, O_CHECK}, {"pack", required_argument, 0, O_PACK},
+        {"draft-vocab", required_argument, 0, O_DVOCAB}, {"seed", required_argument, 0, 's'},
+        {"no-bias", no_argument, 0, O_NOBIAS},    {"draft-exact", no_argument, 0, O_DEXACT},
+        {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage,
+                  HASS_CLI_MODEL | HASS_CLI_TREE | HASS_CLI_THREADS | HASS_CLI_DEVICE | HASS_CLI_F32,
+                  opts, "d:s:");
+    const char *check = NULL, *init = NULL, *serve = NULL, *pack = NULL;
+    int64_t dvocab = 0, seed = 0;
+    int c, rc, bias = 1, exact = 0;
+    while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
+        switch (c) {
+        case O_DEXACT: exact = 1; break;
+        case 'd': serve = optarg; break;
+        case O_CHECK: check = optarg; break;
+        case O_PACK: pack = optarg; break;
+        case O_DVOCAB:
+            if ((rc = hass_cli_int(PROG, "--draft-vocab", optarg, 1, 1 << 24, &dvocab))) return rc;
+            break;
+        case O_INIT: init = optarg; break;
+        case 's':
+            if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc;
+            break;
+        case O_NOBIAS: bias = 0; break;
+        default:
+            if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
+        }
+    }
+    if ((rc = hass_cli_need_model(&cl))) return rc;
+    if (!init && !check && !serve)
+        return hass_cli_usage_error(PROG, "nothing to do: -d HEAD, --init-random DIR or --check HEAD");
+    if (!!init + !!check + !!serve > 1)
+        return hass_cli_usage_error(PROG, "-d, --init-random and --check exclude each other");
+    if (pack && !check) return hass_cli_usage_error(PROG, "--pack goes with --check HEAD");
+    if (dvocab && (!pack || optind >= argc))
+        return hass_cli_usage_error(PROG, "--draft-vocab N goes with --pack DIR and feature SHARDs");
+    if (!dvocab && optind < argc - (serve ? 1 : 0))
+        return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    if (serve && (rc = hass_cli_check_device(&cl))) return rc;
+    hass_err e;
+    hass_model *m = hass_cli_load_model(&cl, &e);
+    if (!m) return hass_cli_fail_err(e, "%s", hass_errmsg());
+    hass_tokenizer *tok = hass_tokenizer_load(cl.model, &e);
+    if (!tok) {
+        hass_model_free(m);
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
+    }
+    int code = serve ? run_server(&cl, m, tok, serve, optind < argc ? argv[optind] : "-", exact)
+                     : head_tool(m, tok, init, check, pack, bias, seed, argv + optind,
+                                 argc - optind, dvocab);
     hass_tokenizer_free(tok);
     hass_model_free(m);
     return code;

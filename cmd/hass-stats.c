@@ -8,7 +8,6 @@
 // cycles that accepted >= d drafts / cycles that accepted >= d-1 drafts with a tree of depth
 // >= d; tokens/s = mean over requests of generated / total time; speedup = that mean divided by
 // the same mean of the AR run (a ratio of per-request means).
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,21 +140,17 @@ int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     enum { O_AR = 256, O_JSON };
     static const struct option opts[] = {
-        {"ar", required_argument, 0, O_AR}, {"json", no_argument, 0, O_JSON},
-        {"verbose", no_argument, 0, 'v'},   {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},      {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        {"ar", required_argument, 0, O_AR}, {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, 0, opts, "");
     const char *ar = NULL;
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "vqhV", opts, NULL)) != -1) {
+    int json = 0, c, rc;
+    while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (c) {
         case O_AR: ar = optarg; break;
         case O_JSON: json = 1; break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default:
+            if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
         }
     }
     if (argc - optind > 1) return hass_cli_usage_error(PROG, "one metrics file at most");
@@ -163,7 +158,7 @@ int main(int argc, char **argv) {
     summary s, a;
     memset(&s, 0, sizeof s);
     memset(&a, 0, sizeof a);
-    int rc = read_file(in, &s);
+    rc = read_file(in, &s);
     if (ar) {
         int r2 = read_file(ar, &a);
         if (r2) rc = r2;

@@ -1,6 +1,5 @@
 // hass-tokenize: adds "tokens" to JSONL records from their "text" or chat "messages".
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,24 +159,20 @@ static int print_info(const hass_tokenizer *t, FILE *out) {
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
-    enum { O_CHAT = 256, O_TMPL, O_NOGEN, O_NOBOS, O_SPECIAL, O_PRE, O_MAXT, O_INFO, O_BIN, O_BUF, O_MASK };
+    enum { O_CHAT = 256, O_TMPL, O_NOGEN, O_NOBOS, O_SPECIAL, O_PRE, O_MAXT, O_INFO, O_MASK };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"chat", no_argument, 0, O_CHAT},
-        {"template", required_argument, 0, O_TMPL}, {"no-gen-prompt", no_argument, 0, O_NOGEN},
-        {"no-bos", no_argument, 0, O_NOBOS},    {"special", no_argument, 0, O_SPECIAL},
-        {"pre", required_argument, 0, O_PRE},   {"max-text", required_argument, 0, O_MAXT},
-        {"info", no_argument, 0, O_INFO},       {"output", required_argument, 0, 'o'},
-        {"mask", no_argument, 0, O_MASK},
-        {"bin", no_argument, 0, O_BIN},         {"buffered", no_argument, 0, O_BUF},
-        {"force", no_argument, 0, 'f'},         {"verbose", no_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
-    const char *model = NULL, *pre = NULL, *outpath = "-";
+        {"chat", no_argument, 0, O_CHAT},       {"template", required_argument, 0, O_TMPL},
+        {"no-gen-prompt", no_argument, 0, O_NOGEN}, {"no-bos", no_argument, 0, O_NOBOS},
+        {"special", no_argument, 0, O_SPECIAL}, {"pre", required_argument, 0, O_PRE},
+        {"max-text", required_argument, 0, O_MAXT}, {"info", no_argument, 0, O_INFO},
+        {"mask", no_argument, 0, O_MASK},       {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, HASS_CLI_MODEL | HASS_CLI_OUTPUT, opts, "");
+    const char *pre = NULL;
     ctx c = {.gen_prompt = 1, .max_text = 16 << 20};
-    int info = 0, bin = 0, buffered = 0, force = 0, ch;
-    while ((ch = getopt_long(argc, argv, "m:o:fvqhV", opts, NULL)) != -1) {
+    int info = 0, ch, rc;
+    while ((ch = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (ch) {
-        case 'm': model = optarg; break;
         case O_CHAT: c.chat = 1; break;
         case O_TMPL:
             if (!strcmp(optarg, "auto")) { c.template_name = NULL; break; }
@@ -192,42 +187,36 @@ int main(int argc, char **argv) {
         case O_SPECIAL: c.special = 1; break;
         case O_PRE: pre = optarg; break;
         case O_MAXT:
-            if (hass_cli_int(PROG, "--max-text", optarg, 0, INT32_MAX, &c.max_text)) return HASS_EXIT_USAGE;
+            if ((rc = hass_cli_int(PROG, "--max-text", optarg, 0, INT32_MAX, &c.max_text))) return rc;
             break;
         case O_INFO: info = 1; break;
-        case 'o': outpath = optarg; break;
-        case O_BIN: bin = 1; break;
-        case O_BUF: buffered = 1; break;
-        case 'f': force = 1; break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default:
+            if ((rc = hass_cli_flag(&cl, ch, optarg)) >= 0) return rc;
         }
     }
-    if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    if ((rc = hass_cli_need_model(&cl))) return rc;
+    const char *outpath = cl.output;
     hass_err e;
-    c.t = hass_tokenizer_load(model, &e);
-    if (!c.t) return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    c.t = hass_tokenizer_load(cl.model, &e);
+    if (!c.t) return hass_cli_fail_err(e, "%s", hass_errmsg());
     if (pre && hass_tokenizer_set_pre(c.t, pre)) {
         hass_tokenizer_free(c.t);
         return hass_cli_usage_error(PROG, "--pre: %s", hass_errmsg());
     }
-    FILE *out = hass_cli_open_out(outpath);
-    if (!out) { hass_tokenizer_free(c.t); return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg()); }
+    FILE *out = hass_cli_open_output(&cl);
+    if (!out) { hass_tokenizer_free(c.t); return HASS_EXIT_RUNTIME; }
     if (info) {
-        int rc = print_info(c.t, out);
+        rc = print_info(c.t, out);
         hass_tokenizer_free(c.t);
         if (out != stdout && fclose(out)) rc = HASS_EXIT_RUNTIME;
         return rc;
     }
-    if (hass_stream_refuse_tty(out, bin, force)) {
+    if ((rc = hass_cli_refuse_tty(&cl, out))) {
         hass_tokenizer_free(c.t);
-        return hass_cli_fail(HASS_EXIT_USAGE, "stdout is a terminal; pipe it, use -o or -f");
+        return rc;
     }
     hass_stream_writer w;
-    hass_stream_writer_init(&w, out, outpath, bin, !buffered, hass_tokenizer_fingerprint(c.t));
+    hass_stream_writer_init(&w, out, outpath, cl.bin, !cl.buffered, hass_tokenizer_fingerprint(c.t));
     hass_stream_stats st;
     e = hass_stream_filter((const char *const *)argv + optind, argc - optind, 0, &w, tokenize_record, &c, &st);
     if (!e) e = hass_stream_writer_end(&w);
@@ -237,7 +226,7 @@ int main(int argc, char **argv) {
     if (out != stdout && fclose(out) != 0 && !e) e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
     if (e) {
         if (epipe) return HASS_EXIT_RUNTIME;
-        return hass_cli_fail(hass_exit_code(e) == 3 ? HASS_EXIT_INPUT : HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
     }
     if (st.n_failed) HASS_WARN("%lld of %lld records failed", (long long)st.n_failed, (long long)st.n_in);
     return st.exit_code;

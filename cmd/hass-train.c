@@ -410,9 +410,9 @@ static hass_err checkpoint(run *r, int64_t epoch, int64_t next_batch, int head) 
 // Parse the command line into a; returns -1 to go on, else an exit code.
 static int parse(int argc, char **argv, args *a) {
     enum { O_STAGE = 256, O_INIT, O_RESUME, O_MAXLEN, O_LR, O_TOPKW, O_TOPK, O_VW, O_PW, O_ALIGN, O_NOISE,
-           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_THREADS, O_PROG, O_NOPROG, O_FEAT, O_TMPL, O_DTYPE, O_LIMIT, O_F32 };
+           O_NFIXED, O_LEAKY, O_WARM, O_CLIP, O_WD, O_TEST, O_CKPT, O_STOP, O_FEAT, O_TMPL, O_DTYPE, O_LIMIT };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
+        {"out", required_argument, 0, 'o'},
         {"stage", required_argument, 0, O_STAGE}, {"init", required_argument, 0, O_INIT},
         {"resume", no_argument, 0, O_RESUME}, {"epochs", required_argument, 0, 'e'},
         {"batch", required_argument, 0, 'b'}, {"max-len", required_argument, 0, O_MAXLEN},
@@ -423,19 +423,18 @@ static int parse(int argc, char **argv, args *a) {
         {"leaky", no_argument, 0, O_LEAKY}, {"warmup-frac", required_argument, 0, O_WARM},
         {"clip", required_argument, 0, O_CLIP}, {"wd", required_argument, 0, O_WD},
         {"test-frac", required_argument, 0, O_TEST}, {"ckpt-every", required_argument, 0, O_CKPT},
-        {"stop-after", required_argument, 0, O_STOP}, {"threads", required_argument, 0, O_THREADS},
+        {"stop-after", required_argument, 0, O_STOP},
         {"features", required_argument, 0, O_FEAT}, {"template", required_argument, 0, O_TMPL},
         {"dtype", required_argument, 0, O_DTYPE}, {"limit", required_argument, 0, O_LIMIT},
-        {"f32", no_argument, 0, O_F32},
-        {"seed", required_argument, 0, 's'}, {"progress", no_argument, 0, O_PROG},
-        {"no-progress", no_argument, 0, O_NOPROG}, {"verbose", no_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+        {"seed", required_argument, 0, 's'}, {0, 0, 0, 0}};
+    hass_cli cl;
+    hass_cli_init(&cl, PROG, usage, HASS_CLI_MODEL | HASS_CLI_THREADS | HASS_CLI_F32 | HASS_CLI_PROGRESS,
+                  opts, "o:e:b:s:");
+    cl.threads_lo = 1, cl.threads_hi = 4096;
     int c, rc = 0;
     int64_t iv;
-    while ((c = getopt_long(argc, argv, "m:o:e:b:s:vqhV", opts, NULL)) != -1 && !rc) {
+    while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1 && !rc) {
         switch (c) {
-        case 'm': a->model = optarg; break;
         case 'o': a->out = optarg; break;
         case O_STAGE: rc = hass_cli_int(PROG, "--stage", optarg, 1, 2, &iv); a->stage = (int)iv; break;
         case O_INIT: a->init = optarg; break;
@@ -452,30 +451,24 @@ static int parse(int argc, char **argv, args *a) {
         case O_NOISE: rc = hass_cli_real(PROG, "--noise-std", optarg, 0, 100, &a->noise); break;
         case O_NFIXED: a->noise_fixed = 1; break;
         case O_LEAKY: a->leaky = 1; break;
-        case O_F32: a->f32 = 1; break;
         case O_WARM: rc = hass_cli_real(PROG, "--warmup-frac", optarg, 0, 1, &a->warmup_frac); break;
         case O_CLIP: rc = hass_cli_real(PROG, "--clip", optarg, 0, 1e9, &a->clip); break;
         case O_WD: rc = hass_cli_real(PROG, "--wd", optarg, 0, 1, &a->wd); break;
         case O_TEST: rc = hass_cli_real(PROG, "--test-frac", optarg, 0, 0.9, &a->test_frac); break;
         case O_CKPT: rc = hass_cli_int(PROG, "--ckpt-every", optarg, 0, INT64_MAX, &a->ckpt_every); break;
         case O_STOP: rc = hass_cli_int(PROG, "--stop-after", optarg, 1, INT64_MAX, &a->stop_after); break;
-        case O_THREADS: rc = hass_cli_int(PROG, "--threads", optarg, 1, 4096, &a->threads); break;
         case 's': rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &iv); a->seed = (uint64_t)iv; break;
         case O_FEAT: a->features = optarg; break;
         case O_TMPL: a->tmpl = optarg; break;
         case O_DTYPE: a->dtype = optarg; break;
         case O_LIMIT: rc = hass_cli_int(PROG, "--limit", optarg, 1, INT64_MAX, &a->limit); break;
-        case O_PROG: a->progress = 1; break;
-        case O_NOPROG: a->progress = 0; break;
-        case 'v': hass_verbosity++; break;
-        case 'q': hass_verbosity--; break;
-        case 'h': usage(); return 0;
-        case 'V': hass_cli_version(stdout, PROG); return 0;
-        default: return hass_cli_usage_error(PROG, "unknown option");
+        default:
+            if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
+            rc = 0;
         }
     }
-    if (rc) return rc;
-    if (!a->model) return hass_cli_usage_error(PROG, "-m MODEL is required");
+    a->model = cl.model, a->threads = cl.threads, a->f32 = cl.f32, a->progress = cl.progress;
+    if (rc || (rc = hass_cli_need_model(&cl))) return rc;
     if (a->dtype && strcmp(a->dtype, "f16") && strcmp(a->dtype, "bf16"))
         return hass_cli_usage_error(PROG, "--dtype: f16 or bf16, not '%s'", a->dtype);
     if (a->tmpl && strcmp(a->tmpl, "auto") && !hass_chat_canonical(a->tmpl))
@@ -494,13 +487,13 @@ static int parse(int argc, char **argv, args *a) {
 static int load_target(run *r) {
     hass_err e;
     if (!(r->m = hass_model_load(r->a.model, (int)r->a.threads, &e)))
-        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
     if (r->a.f32) hass_model_set_precision(r->m, HASS_PREC_F32);
     const hass_model_cfg *c = hass_model_config(r->m);
     if (c->head_dim * c->n_head != c->n_embd || c->qkv_bias)
         return hass_cli_fail(HASS_EXIT_INPUT, "%s: head_dim %d x %d heads != n_embd %d or q/k/v bias: not supported "
                              "for training", r->a.model, c->head_dim, c->n_head, c->n_embd);
-    if ((e = hass_shard_target_mats(r->m, &r->E, &r->W))) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if ((e = hass_shard_target_mats(r->m, &r->E, &r->W))) return hass_cli_fail_err(e, "%s", hass_errmsg());
     r->dm = (hass_train_dims){.n_embd = c->n_embd, .n_head = c->n_head, .n_head_kv = c->n_head_kv, .n_ff = c->n_ff,
                               .n_vocab = c->n_vocab, .fc_bias = 1, .rope_theta = c->rope_theta,
                               .norm_eps = c->norm_eps};
@@ -525,7 +518,7 @@ static int setup(run *r, int argc, char **argv) {
     int max_rec = 1;
     for (int i = 0; i < r->n_sh; i++) {
         if (!(r->sh[i] = hass_shard_open(argv[optind + i], r->fp, &e)))
-            return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+            return hass_cli_fail_err(e, "%s", hass_errmsg());
         if (hass_shard_n_embd(r->sh[i]) != H || hass_shard_n_vocab(r->sh[i]) != V)
             return hass_cli_fail(HASS_EXIT_INPUT, "%s: features of width %d / vocab %d, the model has %d / %d",
                                  argv[optind + i], hass_shard_n_embd(r->sh[i]), hass_shard_n_vocab(r->sh[i]), H, V);
@@ -558,7 +551,7 @@ static int setup(run *r, int argc, char **argv) {
     o->total = per_epoch * r->a.epochs;
     o->warmup = (int64_t)((double)o->total * r->a.warmup_frac);
     recipe(r->rec, sizeof r->rec, &r->a, o, r->n_train, r->fp);
-    if (!(r->t = hass_train_new(&r->dm, o, r->n_ctx, &e))) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (!(r->t = hass_train_new(&r->dm, o, r->n_ctx, &e))) return hass_cli_fail_err(e, "%s", hass_errmsg());
     size_t B = (size_t)r->a.batch;
     r->seqs = calloc(B, sizeof *r->seqs), r->ids = calloc(B, sizeof *r->ids);
     r->mask = calloc(B, sizeof *r->mask), r->feat = calloc(B, sizeof *r->feat);
@@ -587,7 +580,7 @@ static int train_loop(run *r) {
         return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->a.out, strerror(errno));
     if (r->a.resume) {
         hass_st *st = hass_st_open(r->path_state, &e);
-        if (!st) return hass_cli_fail(hass_exit_code(e), "--resume: %s", hass_errmsg());
+        if (!st) return hass_cli_fail_err(e, "--resume: %s", hass_errmsg());
         const char *rs = hass_st_meta(st, "hass.recipe"), *se = hass_st_meta(st, "hass.epoch"),
                    *sb = hass_st_meta(st, "hass.batch");
         if (!rs || strcmp(rs, r->rec)) {
@@ -600,14 +593,14 @@ static int train_loop(run *r) {
         if (!e && (!se || !sb || hass_parse_i64(se, 0, INT64_MAX, &epoch0) || hass_parse_i64(sb, 0, INT64_MAX, &batch0)))
             e = hass_seterr(HASS_EFORMAT, "%s: hass.epoch/hass.batch metadata missing", r->path_state);
         hass_st_free(st);
-        if (e) return hass_cli_fail(hass_exit_code(e), "--resume: %s", hass_errmsg());
+        if (e) return hass_cli_fail_err(e, "--resume: %s", hass_errmsg());
         if ((e = truncate_log(r->path_log, hass_train_step(r->t))))
             return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
         note("resuming at step %lld (epoch %lld, batch %lld)", (long long)hass_train_step(r->t),
                   (long long)epoch0, (long long)batch0);
     } else {
         hass_head *h = r->a.init ? hass_head_load(r->a.init, &r->tg, &e) : hass_head_random(&r->tg, 1, r->o.seed, &e);
-        if (!h) return hass_cli_fail(hass_exit_code(e), "%s%s", r->a.init ? "--init: " : "", hass_errmsg());
+        if (!h) return hass_cli_fail_err(e, "%s%s", r->a.init ? "--init: " : "", hass_errmsg());
         head_copy_in(r, h);
         hass_head_free(h);
         unlink(r->path_log);
@@ -639,7 +632,7 @@ static int train_loop(run *r) {
                     rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped before the first checkpoint (none written)",
                                        hass_errmsg());
                 else
-                    rc = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+                    rc = hass_cli_fail_err(e, "%s", hass_errmsg());
                 break;
             }
             json_t *j = json_object();
@@ -668,7 +661,7 @@ static int train_loop(run *r) {
             int stop = r->a.stop_after && done_run >= r->a.stop_after;
             if (last) {
                 if ((e = evaluate(r, ep))) {
-                    rc = hass_cli_fail(hass_exit_code(e), "held-out evaluation: %s", hass_errmsg());
+                    rc = hass_cli_fail_err(e, "held-out evaluation: %s", hass_errmsg());
                     break;
                 }
             }
@@ -764,12 +757,12 @@ static int feat_record(void *p, int64_t idx, json_t *rec) {
 static int run_features(const args *a, int argc, char **argv) {
     hass_err e;
     hass_model *m = hass_model_load(a->model, (int)a->threads, &e);
-    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+    if (!m) return hass_cli_fail_err(e, "%s", hass_errmsg());
     if (a->f32) hass_model_set_precision(m, HASS_PREC_F32);
     hass_tokenizer *tk = hass_tokenizer_load(a->model, &e);
     if (!tk) {
         hass_model_free(m);
-        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+        return hass_cli_fail_err(e, "%s", hass_errmsg());
     }
     int rc = 0;
     const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
@@ -787,7 +780,7 @@ static int run_features(const args *a, int argc, char **argv) {
     for (int i = optind; i < argc && !rc; i++) {
         c.file = argv[i];
         if ((e = hass_convo_read(argv[i], feat_record, &c)) || (e = c.err))
-            rc = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
+            rc = hass_cli_fail_err(e, "%s", hass_errmsg());
     }
     int64_t n_tok = 0, max_n = 1;
     uint64_t bytes = 64;
@@ -808,7 +801,7 @@ static int run_features(const args *a, int argc, char **argv) {
                                                           HASS_SHARD_F16 : HASS_SHARD_BF16, cfg->n_embd,
                                                           cfg->n_vocab, hass_model_fingerprint(m), &e) : NULL;
     if (!w) {
-        rc = hass_cli_fail(hass_exit_code(e), "%s", feats || !kv ? hass_errmsg() : "out of memory");
+        rc = hass_cli_fail_err(e, "%s", feats || !kv ? hass_errmsg() : "out of memory");
         hass_kv_free(kv), free(feats);
         goto out;
     }
@@ -819,7 +812,7 @@ static int run_features(const args *a, int argc, char **argv) {
         hass_kv_truncate(kv, 0);
         e = hass_forward(m, kv, c.v[i].ids, NULL, c.v[i].n, NULL, NULL, feats);
         if (!e) e = hass_shard_writer_add(w, c.v[i].n, c.v[i].ids, c.v[i].mask, feats);
-        if (e) rc = hass_cli_fail(hass_exit_code(e), "conversation %lld: %s", (long long)i, hass_errmsg());
+        if (e) rc = hass_cli_fail_err(e, "conversation %lld: %s", (long long)i, hass_errmsg());
         done += c.v[i].n;
         hass_progress_update(&pg, done);
     }

@@ -55,14 +55,21 @@ void hass_errprefix(const char *fmt, ...) {
 // Exit code of the suite's table for an error code.
 int hass_exit_code(hass_err e) {
     switch (e) {
-    case HASS_OK: return 0;
+    case HASS_OK: return HASS_EXIT_OK;
     case HASS_EFORMAT:
     case HASS_EVERSION:
-    case HASS_EVOCAB: return 3;
-    case HASS_ENODEV: return 4;
-    case HASS_EINVAL: return 2;
-    default: return 1;
+    case HASS_EVOCAB: return HASS_EXIT_INPUT;
+    case HASS_ENODEV: return HASS_EXIT_DEVICE;
+    case HASS_EINVAL: return HASS_EXIT_USAGE;
+    default: return HASS_EXIT_RUNTIME;
     }
+}
+
+// Exit code for a failed record.
+int hass_record_exit_code(hass_err e) {
+    return e == HASS_EFORMAT || e == HASS_ERANGE || e == HASS_EVOCAB || e == HASS_EVERSION
+               ? HASS_EXIT_INPUT
+               : HASS_EXIT_RUNTIME;
 }
 
 // Print the failed invariant and abort.

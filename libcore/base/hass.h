@@ -37,8 +37,20 @@ const char *hass_errmsg(void);
 hass_err hass_seterr(hass_err code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Prepend "<where>: " to the current message (keeps the code's message chain readable).
 void hass_errprefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Exit codes of the suite (DESIGN.md section 7, hass.7).
+enum {
+    HASS_EXIT_OK = 0,
+    HASS_EXIT_RUNTIME = 1,
+    HASS_EXIT_USAGE = 2,
+    HASS_EXIT_INPUT = 3,
+    HASS_EXIT_DEVICE = 4,
+    HASS_EXIT_SELFCHECK = 5,
+};
 // Exit code of DESIGN.md section 7 for an error code (1 runtime, 3 malformed, 4 device, 2 usage).
 int hass_exit_code(hass_err e);
+// Exit code for one failed record of a stream: input problems (malformed, out of range, another
+// vocabulary or version) 3, everything else 1.
+int hass_record_exit_code(hass_err e);
 
 // Abort on a broken invariant (never for bad input); stays on in release builds.
 #define HASS_ASSERT(x)                                                                         \

@@ -291,12 +291,6 @@ int hass_stream_refuse_tty(FILE *f, int bin, int force) {
     return bin && !force && isatty(fileno(f));
 }
 
-// Exit code for a failed record: input problems 3, everything else 1.
-static int record_exit_code(hass_err e) {
-    return (e == HASS_EFORMAT || e == HASS_ERANGE || e == HASS_EVOCAB || e == HASS_EVERSION) ? 3
-                                                                                              : 1;
-}
-
 // Note the first failure's exit code.
 static void note_failure(hass_stream_stats *st, int code) {
     st->n_failed++;
@@ -313,7 +307,7 @@ static hass_err filter_one(hass_stream_reader *r, hass_stream_writer *w, hass_st
         if (e) {
             HASS_ERROR("%s", hass_errmsg());
             st->n_in++;
-            note_failure(st, record_exit_code(e));
+            note_failure(st, hass_record_exit_code(e));
             if (r->fatal && e == HASS_EIO) return e;
             json_t *er = hass_stream_error_record(r, NULL, hass_errmsg());
             hass_err we = hass_stream_write(w, er);
@@ -348,7 +342,7 @@ static hass_err filter_one(hass_stream_reader *r, hass_stream_writer *w, hass_st
                 out = hass_stream_error_record(r, in, hass_errmsg());
             }
             HASS_ERROR("%s", json_string_value(json_object_get(out, "error")));
-            note_failure(st, record_exit_code(e));
+            note_failure(st, hass_record_exit_code(e));
         } else {
             st->n_ok++;
         }

@@ -1,6 +1,9 @@
 // backend.c: device selection and the backend wrappers (the table of backend.h); the backends
 // themselves are cpu_backend.c and cuda_backend.c.
 #include "backend.h"
+#ifdef HASS_WITH_CUDA
+#include "gpu.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +64,14 @@ hass_backend *hass_backend_new(hass_model *m, hass_device dev, hass_err *err) {
         b = hass_backend_cpu(m, err);
     if (b) HASS_INFO("device: %s%s", b->ops->name, dev == HASS_DEVICE_AUTO ? " (auto)" : "");
     return b;
+}
+
+// The GPU's name, or "".
+void hass_backend_device_label(const hass_backend *b, char *buf, size_t n) {
+    if (n) buf[0] = 0;
+#ifdef HASS_WITH_CUDA
+    if (b->dev == HASS_DEVICE_CUDA && n && hass_cuda_device_name(buf, n)) buf[0] = 0;
+#endif
 }
 
 // Free a backend.

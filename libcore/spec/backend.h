@@ -87,6 +87,9 @@ hass_backend *hass_backend_new(hass_model *m, hass_device dev, hass_err *err);
 hass_backend *hass_backend_cpu(hass_model *m, hass_err *err);
 // Free; NULL is a no-op. Free every sequence first.
 void hass_backend_free(hass_backend *b);
+// The name of the device b runs on (cache keys, messages): "" for the CPU, the GPU's name for
+// CUDA ("" when it cannot be read).
+void hass_backend_device_label(const hass_backend *b, char *buf, size_t n);
 // For backend implementations: a zeroed record with ops, m, dev and the model's widths.
 hass_backend *hass_backend_alloc(hass_model *m, const hass_backend_ops *ops, hass_device dev,
                                  hass_err *err);

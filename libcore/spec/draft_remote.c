@@ -8,8 +8,12 @@
 //                                            or ERR (5): message bytes
 // The client is a hass_drafter, so the decode loop is the same as in-process; every read has a
 // timeout, and a dead peer makes every later call fail at once (never a hang).
+// Before any frame, hass-draft announces the socket in its output stream (hass_remote_announce)
+// and hass-verify connects to it (hass_remote_from_announcement).
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,6 +22,7 @@
 #include <zlib.h>
 
 #include "draft_remote.h"
+#include "jsonl.h"
 
 #define MAGIC 0x43445348u // "HSDC"
 #define MAX_PAYLOAD (64u << 20)
@@ -105,6 +110,7 @@ struct hass_remote {
     int dead;          // a call failed: every later call fails at once
     int timeout_ms;
     int n_embd;        // C of the feature rows
+    char path[108];    // the socket (sockaddr_un's sun_path)
     uint8_t *buf;
     size_t cap;
 };
@@ -162,7 +168,7 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, h
         if (err) *err = hass_seterr(HASS_EINVAL, "draft channel: socket path too long: %s", path);
         return NULL;
     }
-    strcpy(a.sun_path, path);
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         if (err) *err = hass_seterr(HASS_EIO, "draft channel: cannot connect to %s: %s", path, strerror(errno));
@@ -178,6 +184,7 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, h
     r->fd = fd;
     r->timeout_ms = timeout_ms;
     r->n_embd = n_embd;
+    snprintf(r->path, sizeof r->path, "%s", path);
     return r;
 }
 
@@ -186,6 +193,9 @@ hass_drafter hass_remote_drafter(hass_remote *r) {
     hass_drafter d = {r, rem_reset, rem_push, rem_tree};
     return d;
 }
+
+// The socket path.
+const char *hass_remote_path(const hass_remote *r) { return r->path; }
 
 // Whether a call has failed.
 int hass_remote_dead(const hass_remote *r) { return r->dead; }
@@ -196,6 +206,44 @@ void hass_remote_free(hass_remote *r) {
     close(r->fd);
     free(r->buf);
     free(r);
+}
+
+// ----------------------------------------------------------------------------
+// the announcement, client side
+
+// Whether rec announces a channel.
+int hass_remote_is_announcement(const json_t *rec) {
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    return type && !strcmp(type, "draft_channel");
+}
+
+// Check an announcement, reduce the tree to the drafter's limits, connect.
+hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
+                                           int n_embd, int timeout_ms, hass_tree_cfg *tc,
+                                           hass_err *err) {
+    char tf[16], kf[16];
+    snprintf(tf, sizeof tf, "%08x", target_fp);
+    snprintf(kf, sizeof kf, "%08x", tok_fp);
+    const char *rtf = json_string_value(json_object_get(rec, "target_fp"));
+    const char *rkf = json_string_value(json_object_get(rec, "tokenizer_fp"));
+    const char *path = json_string_value(json_object_get(rec, "socket"));
+    if (!path) {
+        *err = hass_seterr(HASS_EFORMAT, "draft channel: \"socket\" missing");
+        return NULL;
+    }
+    if (!rtf || strcmp(rtf, tf) || !rkf || strcmp(rkf, kf)) {
+        *err = hass_seterr(HASS_EVOCAB, "draft channel: the drafter runs target %s / tokenizer %s, "
+                                        "this is %s / %s", rtf ? rtf : "?", rkf ? rkf : "?", tf, kf);
+        return NULL;
+    }
+    json_t *tr = json_object_get(rec, "tree");
+    int lim[3] = {(int)json_integer_value(json_object_get(tr, "total")),
+                  (int)json_integer_value(json_object_get(tr, "depth")),
+                  (int)json_integer_value(json_object_get(tr, "topk"))};
+    if (lim[0] > 0 && tc->n_total > lim[0]) tc->n_total = lim[0];
+    if (lim[1] > 0 && tc->levels > lim[1]) tc->levels = lim[1];
+    if (lim[2] > 0 && tc->top_k > lim[2]) tc->top_k = lim[2];
+    return hass_remote_connect(path, n_embd, timeout_ms, err);
 }
 
 // ----------------------------------------------------------------------------
@@ -259,5 +307,97 @@ hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C, const 
     }
     hass_tree_free(t);
     free(buf);
+    return e;
+}
+
+// ----------------------------------------------------------------------------
+// the listening side: one client, served in a thread
+
+struct hass_remote_server {
+    int lfd;               // listening socket
+    char path[108];        // its path (sun_path)
+    hass_drafter dr;       // borrowed
+    int C;                 // feature width
+    hass_tree_cfg max;     // largest tree served
+    pthread_t th;
+    int started;           // the thread runs
+    atomic_int input_done; // the stream ended: stop waiting for a client that never came
+    hass_err result;       // how serving ended
+    char msg[512];         // its message (hass_errmsg is per thread)
+};
+
+// Listen on a fresh socket.
+hass_remote_server *hass_remote_listen(const hass_drafter *dr, int C, const hass_tree_cfg *max,
+                                       hass_err *err) {
+    hass_remote_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = hass_seterr(HASS_ENOMEM, "draft channel: out of memory");
+        return NULL;
+    }
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/hass-draft.%d.sock", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
+    snprintf(s->path, sizeof s->path, "%s", a.sun_path);
+    unlink(a.sun_path);
+    s->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->lfd, 1) != 0) {
+        *err = hass_seterr(HASS_EIO, "%s: %s", a.sun_path, strerror(errno));
+        if (s->lfd >= 0) close(s->lfd);
+        free(s);
+        return NULL;
+    }
+    s->dr = *dr;
+    s->C = C;
+    s->max = *max;
+    return s;
+}
+
+// Accept one client (or give up once the input is done and nobody came) and serve it.
+static void *serve_thread(void *arg) {
+    hass_remote_server *s = arg;
+    int waited_after_eof = 0;
+    for (;;) {
+        struct pollfd pf = {s->lfd, POLLIN, 0};
+        int r = poll(&pf, 1, 200);
+        if (r > 0) break;
+        if (atomic_load(&s->input_done) && ++waited_after_eof > 50) return NULL; // 10 s
+    }
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    s->result = hass_remote_serve_drafter(fd, &s->dr, s->C, &s->max);
+    if (s->result) snprintf(s->msg, sizeof s->msg, "%s", hass_errmsg());
+    close(fd);
+    return NULL;
+}
+
+// Announce the socket on out, then serve.
+hass_err hass_remote_announce(hass_remote_server *s, FILE *out, uint32_t target_fp,
+                              uint32_t tok_fp) {
+    char tf[16], kf[16];
+    snprintf(tf, sizeof tf, "%08x", target_fp);
+    snprintf(kf, sizeof kf, "%08x", tok_fp);
+    json_t *ann = json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:i,s:i,s:i}}", "type", "draft_channel",
+                            "proto", 1, "socket", s->path, "target_fp", tf, "tokenizer_fp", kf,
+                            "tree", "total", s->max.n_total, "depth", s->max.levels, "topk",
+                            s->max.top_k);
+    hass_err e = hass_jsonl_write(out, ann, 1);
+    json_decref(ann);
+    if (e) return e;
+    s->started = pthread_create(&s->th, NULL, serve_thread, s) == 0;
+    return HASS_OK;
+}
+
+// Wait for the session, close, remove the socket.
+hass_err hass_remote_close(hass_remote_server *s) {
+    if (!s) return HASS_OK;
+    atomic_store(&s->input_done, 1);
+    if (s->started) pthread_join(s->th, NULL);
+    close(s->lfd);
+    unlink(s->path);
+    hass_err e = s->result ? hass_seterr(s->result, "%s", s->msg) : HASS_OK;
+    free(s);
     return e;
 }

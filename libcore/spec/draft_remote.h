@@ -1,13 +1,48 @@
 // draft_remote.h: the back channel of the two-process mode (hass-draft | hass-verify): a
 // hass_drafter whose work happens in another process, over a Unix socket that hass-draft
 // announces in its output stream with a {"type":"draft_channel",...} record. The frame format
-// is at the top of draft_remote.c and in hass-format(5).
+// is at the top of draft_remote.c and in hass-format(5). All of the protocol is here: the
+// server listens, announces and serves one client in a thread (hass-draft); the client reads
+// the announcement, checks it and connects (hass-verify).
 #ifndef HASS_DRAFT_REMOTE_H
 #define HASS_DRAFT_REMOTE_H
+
+#include <jansson.h>
 
 #include "spec.h"
 
 typedef struct hass_remote hass_remote;
+typedef struct hass_remote_server hass_remote_server;
+
+// ---- server (the drafter process)
+
+// Listen on a new Unix socket ($TMPDIR, else /tmp, /hass-draft.<pid>.sock) for one client, to
+// be served with dr (borrowed; feature width C, trees up to max). NULL with *err (HASS_EIO,
+// "<socket path>: <why>").
+hass_remote_server *hass_remote_listen(const hass_drafter *dr, int C, const hass_tree_cfg *max,
+                                       hass_err *err);
+// Write the announcement to out (flushed): {"type":"draft_channel","proto":1,"socket":PATH,
+// "target_fp":HEX,"tokenizer_fp":HEX,"tree":{"total":N,"depth":N,"topk":N}}, then serve the
+// first client in a thread. HASS_EIO when out cannot be written (nothing is served then).
+hass_err hass_remote_announce(hass_remote_server *s, FILE *out, uint32_t target_fp,
+                              uint32_t tok_fp);
+// The stream is over: wait for the client to finish (or, when none came, give up 10 s later),
+// remove the socket and free s. How serving ended: HASS_OK, or the error of the session (its
+// message in hass_errmsg()). NULL is a no-op.
+hass_err hass_remote_close(hass_remote_server *s);
+
+// ---- client (the decoding process)
+
+// Whether rec is a back-channel announcement ({"type":"draft_channel"}).
+int hass_remote_is_announcement(const json_t *rec);
+// Connect to the drafter that announcement rec names, after checking that it runs this target
+// and tokenizer (fingerprints; HASS_EVOCAB otherwise, HASS_EFORMAT without "socket"); the tree
+// *tc is reduced to the drafter's largest. Timeout as hass_remote_connect. NULL with *err.
+hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
+                                           int n_embd, int timeout_ms, hass_tree_cfg *tc,
+                                           hass_err *err);
+// The socket path of a connection (borrowed).
+const char *hass_remote_path(const hass_remote *r);
 
 // Connect to the drafter at socket path; n_embd = the target's feature width; every answer must
 // come within timeout_ms. NULL with *err (HASS_EIO) when nothing listens there.

@@ -61,3 +61,31 @@ $ head -c 600000 $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf > $TMP/cu
 $ hass-verify --inspect $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf | grep -E '^(llama.block_count|tensor token_embd)'
 > llama.block_count                        u32  30
 > tensor token_embd.weight                        Q8_0  [576, 49152] 30081024 bytes @ 0
+
+# name: --help and --version to an unwritable stdout: exit 1 with a message, in every binary
+@needs /dev/full
+$ for b in hass-bench hass-cat hass-detok hass-draft hass-stats hass-tokenize hass-train hass-verify; do for f in --help --version; do m=$($b $f 2>&1 >/dev/full); echo "$b $f $? $m"; done; done
+> hass-bench --help 1 hass-bench: error: <stdout>: write failed: No space left on device
+> hass-bench --version 1 hass-bench: error: <stdout>: write failed: No space left on device
+> hass-cat --help 1 hass-cat: error: <stdout>: write failed: No space left on device
+> hass-cat --version 1 hass-cat: error: <stdout>: write failed: No space left on device
+> hass-detok --help 1 hass-detok: error: <stdout>: write failed: No space left on device
+> hass-detok --version 1 hass-detok: error: <stdout>: write failed: No space left on device
+> hass-draft --help 1 hass-draft: error: <stdout>: write failed: No space left on device
+> hass-draft --version 1 hass-draft: error: <stdout>: write failed: No space left on device
+> hass-stats --help 1 hass-stats: error: <stdout>: write failed: No space left on device
+> hass-stats --version 1 hass-stats: error: <stdout>: write failed: No space left on device
+> hass-tokenize --help 1 hass-tokenize: error: <stdout>: write failed: No space left on device
+> hass-tokenize --version 1 hass-tokenize: error: <stdout>: write failed: No space left on device
+> hass-train --help 1 hass-train: error: <stdout>: write failed: No space left on device
+> hass-train --version 1 hass-train: error: <stdout>: write failed: No space left on device
+> hass-verify --help 1 hass-verify: error: <stdout>: write failed: No space left on device
+> hass-verify --version 1 hass-verify: error: <stdout>: write failed: No space left on device
+
+# name: --threads 0 is documented where it is accepted (help and man page)
+$ for b in hass-bench hass-draft hass-verify; do $b --help | grep -c -- '--threads N .*(0 = all cores, default)'; grep -c '^\(CPU\|kernel\) threads (0 = all cores, the default)\.' man/$b.1; done | paste -sd ' '
+> 1 1 1 1 1 1
+
+# name: --threads 0 runs on all cores, as without the flag
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; for t in "" "--threads 0"; do echo '{"tokens":[1]}' | hass-verify -m $M -n 1 $t -v 2>&1 >/dev/null | grep -o '[0-9]* threads$'; done | uniq | wc -l
+> 1

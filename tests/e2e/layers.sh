@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # layers.sh: libcore's folders include only their own and lower folders' headers (the order is the
-# Makefile's LAYERS) and a header name is unique across folders.
+# Makefile's LAYERS) and a header name is unique across folders; the binaries in cmd/ reach CUDA
+# only through libcore (no gpu.h, no CUDA header, no HASS_WITH_CUDA).
 set -u
 cd "$(dirname "$0")/../.."
 layers=$(sed -n 's/^LAYERS *:= *//p' Makefile)
@@ -29,5 +30,9 @@ for f in libcore/*/*.[ch]; do
     fi
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
 done
+cuda=$(grep -l -e '#include "gpu.h"' -e '<cuda' -e 'HASS_WITH_CUDA' cmd/*.c)
+if [ -n "$cuda" ]; then
+  echo "cmd/ reaches CUDA past libcore (gpu.h, <cuda...> or HASS_WITH_CUDA) in:" $cuda; bad=1
+fi
 [ $bad -eq 0 ] && echo "layers: $(ls libcore/*/*.[ch] | wc -l) files in $(echo $layers | wc -w) folders, no upward include"
 exit $bad
