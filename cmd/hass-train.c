@@ -8,7 +8,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,6 +26,7 @@
 #include "shard.h"
 #include "tokenizer.h"
 #include "train.h"
+#include "trainlog.h"
 
 static const char *PROG = "hass-train";
 
@@ -84,18 +84,6 @@ static void usage(void) {
            PROG, PROG);
 }
 
-// A plain note on stderr at the default verbosity (sizes, plan, results).
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...) {
-    if (hass_verbosity < 2) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", PROG);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 typedef struct {
     const char *model, *out, *init, *features, *tmpl, *dtype;
     int64_t limit;
@@ -142,141 +130,6 @@ static void recipe(char *buf, size_t n, const args *a, const hass_train_opts *o,
              o->noise_per_len ? "uniform*512/L" : "uniform", o->leaky ? "leaky" : "masked", o->lr,
              o->beta1, o->beta2, o->eps, o->wd, o->clip, (long long)o->warmup, (long long)o->total,
              (unsigned long long)o->seed, a->stage);
-}
-
-// Write text to path atomically (tmp + fsync + rename).
-static hass_err write_atomic(const char *path, const char *text) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return hass_seterr(HASS_EIO, "%s: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        hass_err e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return e;
-    }
-    return HASS_OK;
-}
-
-// Keep only the log lines of steps <= step (resume), atomically.
-static hass_err truncate_log(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return HASS_OK;
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap), line[65536];
-    if (!out) {
-        fclose(f);
-        return hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
-    }
-    out[0] = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        int keep = j && json_integer_value(json_object_get(j, "step")) <= step;
-        json_decref(j);
-        if (!keep) continue;
-        size_t l = strlen(line);
-        if (len + l + 1 > cap) {
-            char *nb = realloc(out, cap = 2 * (len + l + 1));
-            if (!nb) {
-                free(out);
-                fclose(f);
-                return hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
-            }
-            out = nb;
-        }
-        memcpy(out + len, line, l + 1);
-        len += l;
-    }
-    fclose(f);
-    hass_err e = write_atomic(path, out);
-    free(out);
-    return e;
-}
-
-// Append the per-step arrays of st to a JSON object.
-static void put_steps(json_t *j, const hass_train_stats *st, int64_t n_mask_tot, const double *sums) {
-    json_t *v = json_array(), *p = json_array(), *k = json_array(), *a1 = json_array(), *a3 = json_array();
-    double nm = n_mask_tot > 0 ? (double)n_mask_tot : 1;
-    for (int s = 0; s < st->n_align; s++) {
-        json_array_append_new(v, json_real(sums ? sums[3 * s] / nm : st->vloss[s]));
-        json_array_append_new(p, json_real(sums ? sums[3 * s + 1] / nm : st->ploss[s]));
-        json_array_append_new(k, json_real(sums ? sums[3 * s + 2] / nm : st->kloss[s]));
-        json_array_append_new(a1, json_real((double)st->top1[s] / nm));
-        json_array_append_new(a3, json_real((double)st->top3[s] / nm));
-    }
-    json_object_set_new(j, "vloss", v);
-    json_object_set_new(j, "ploss", p);
-    json_object_set_new(j, "kloss", k);
-    json_object_set_new(j, "acc1", a1);
-    json_object_set_new(j, "acc3", a3);
-}
-
-// Append one JSON line to the log.
-static hass_err log_line(FILE *log, const char *path, json_t *j) {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    int bad = !s || fprintf(log, "%s\n", s) < 0 || fflush(log) != 0;
-    free(s);
-    return bad ? hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno)) : HASS_OK;
-}
-
-// Plot the curves of the log with gnuplot (skipped with a note when gnuplot is missing).
-static void plot(const char *dir) {
-    char cmd[8400], gp[4200], tsv[4200];
-    snprintf(tsv, sizeof tsv, "%s/curves.tsv", dir);
-    snprintf(gp, sizeof gp, "%s/curves.gp", dir);
-    char logp[4200];
-    snprintf(logp, sizeof logp, "%s/log.jsonl", dir);
-    FILE *in = fopen(logp, "r"), *o = fopen(tsv, "w");
-    if (!in || !o) {
-        if (in) fclose(in);
-        if (o) fclose(o);
-        return;
-    }
-    char line[65536];
-    fprintf(o, "# block 0: training steps, block 1: held-out evaluations\n"
-               "# step loss acc1_step0 acc3_step0 acc1_last_step\n");
-    for (int pass = 0; pass < 2; pass++) { // train rows, then eval rows (gnuplot index 0 / 1)
-        if (pass) fprintf(o, "\n\n");
-        rewind(in);
-        while (fgets(line, sizeof line, in)) {
-            json_error_t je;
-            json_t *j = json_loads(line, 0, &je);
-            if (!j) continue;
-            const char *ty = json_string_value(json_object_get(j, "type"));
-            json_t *a1 = json_object_get(j, "acc1"), *a3 = json_object_get(j, "acc3");
-            size_t na = json_array_size(a1);
-            if (ty && !strcmp(ty, pass ? "eval" : "train"))
-                fprintf(o, "%lld %.6g %.6g %.6g %.6g\n", (long long)json_integer_value(json_object_get(j, "step")),
-                        json_number_value(json_object_get(j, "loss")), json_number_value(json_array_get(a1, 0)),
-                        json_number_value(json_array_get(a3, 0)),
-                        na ? json_number_value(json_array_get(a1, na - 1)) : 0.0);
-            json_decref(j);
-        }
-    }
-    fclose(in);
-    fclose(o);
-    FILE *g = fopen(gp, "w");
-    if (!g) return;
-    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
-               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
-               "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
-               "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
-               "with linespoints title 'held-out'\n"
-               "set title 'held-out accuracy'\nset yrange [0:1]\n"
-               "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
-               "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
-    fclose(g);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
-    if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
 }
 
 typedef struct {
@@ -345,10 +198,10 @@ static hass_err evaluate(run *r, int64_t epoch) {
     json_object_set_new(j, "epoch", json_integer(epoch));
     json_object_set_new(j, "loss", json_real(loss));
     json_object_set_new(j, "n_mask", json_integer(tot.n_mask));
-    put_steps(j, &tot, tot.n_mask, sums);
+    hass_trainlog_put_steps(j, &tot, tot.n_mask, sums);
     HASS_INFO("held-out after epoch %lld: loss %.4f, top-1 %.3f (step 0) .. %.3f (step %d), top-3 %.3f", (long long)epoch,
               loss, tot.top1[0] / nm, tot.top1[tot.n_align - 1] / nm, tot.n_align - 1, tot.top3[0] / nm);
-    return log_line(r->log, r->path_log, j);
+    return hass_trainlog_line(r->log, r->path_log, j);
 }
 
 // Point a hass_head's weights at the trainer's (w -> h) or copy a head into the trainer.
@@ -568,11 +421,11 @@ static int setup(run *r, int argc, char **argv) {
         if (!r->feat[b]) return hass_cli_fail(HASS_EXIT_RUNTIME, "out of memory for the batch buffers");
     }
     double att_mib = 2.0 * nh * (double)r->n_ctx * r->n_ctx * 4 / 1048576.0;
-    note("data: %lld training records (%lld positions), %lld held out (%lld positions), %d shard(s)",
+    hass_trainlog_note("data: %lld training records (%lld positions), %lld held out (%lld positions), %d shard(s)",
               (long long)r->n_train, (long long)n_tok_train, (long long)r->n_test, (long long)n_tok_test, r->n_sh);
-    note("head: H %d, heads %d/%d, ff %d, vocab %d: %zu trainable parameters; n_ctx %d (attention scratch "
+    hass_trainlog_note("head: H %d, heads %d/%d, ff %d, vocab %d: %zu trainable parameters; n_ctx %d (attention scratch "
               "%.0f MiB)", H, nh, r->dm.n_head_kv, r->dm.n_ff, V, hass_train_n_params(r->t), r->n_ctx, att_mib);
-    note("plan: %lld epoch(s) x %lld steps of %lld sequences = %lld optimiser steps, warmup %lld, lr %g, "
+    hass_trainlog_note("plan: %lld epoch(s) x %lld steps of %lld sequences = %lld optimiser steps, warmup %lld, lr %g, "
               "top-K weight %g, S %d, %s softmax", (long long)r->a.epochs, (long long)per_epoch,
               (long long)r->a.batch, (long long)o->total, (long long)o->warmup, o->lr, o->topk_w, o->n_align,
               o->leaky ? "leaky" : "masked");
@@ -601,9 +454,9 @@ static int train_loop(run *r) {
             e = hass_seterr(HASS_EFORMAT, "%s: hass.epoch/hass.batch metadata missing", r->path_state);
         hass_st_free(st);
         if (e) return hass_cli_fail(hass_exit_code(e), "--resume: %s", hass_errmsg());
-        if ((e = truncate_log(r->path_log, hass_train_step(r->t))))
+        if ((e = hass_trainlog_truncate(r->path_log, hass_train_step(r->t))))
             return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-        note("resuming at step %lld (epoch %lld, batch %lld)", (long long)hass_train_step(r->t),
+        hass_trainlog_note("resuming at step %lld (epoch %lld, batch %lld)", (long long)hass_train_step(r->t),
                   (long long)epoch0, (long long)batch0);
     } else {
         hass_head *h = r->a.init ? hass_head_load(r->a.init, &r->tg, &e) : hass_head_random(&r->tg, 1, r->o.seed, &e);
@@ -651,8 +504,8 @@ static int train_loop(run *r) {
             json_object_set_new(j, "n_mask", json_integer(st.n_mask));
             json_object_set_new(j, "grad_absmax", json_real(st.grad_absmax));
             json_object_set_new(j, "clipped", json_integer(st.n_clipped));
-            put_steps(j, &st, st.n_mask, NULL);
-            if ((e = log_line(r->log, r->path_log, j))) {
+            hass_trainlog_put_steps(j, &st, st.n_mask, NULL);
+            if ((e = hass_trainlog_line(r->log, r->path_log, j))) {
                 rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
                 break;
             }
@@ -680,10 +533,10 @@ static int train_loop(run *r) {
                     break;
                 }
             }
-            if (last) plot(r->a.out);
+            if (last) hass_trainlog_plot(r->a.out);
             if (stop) {
                 hass_progress_end(&pg, step - step_start);
-                note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
+                hass_trainlog_note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
                           (long long)step);
                 free(perm);
                 return 0;
@@ -692,7 +545,7 @@ static int train_loop(run *r) {
     }
     if (!rc) hass_progress_end(&pg, hass_train_step(r->t) - step_start);
     free(perm);
-    if (!rc) note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
+    if (!rc) hass_trainlog_note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
     return rc;
 }
 
@@ -781,7 +634,7 @@ static int run_features(const args *a, int argc, char **argv) {
                                  "--template (%s)", a->model, hass_chat_names());
         goto out0;
     }
-    note("chat template: %s", tn);
+    hass_trainlog_note("chat template: %s", tn);
     const hass_model_cfg *cfg = hass_model_config(m);
     fctx c = {.a = a, .tk = tk};
     for (int i = optind; i < argc && !rc; i++) {
@@ -798,7 +651,7 @@ static int run_features(const args *a, int argc, char **argv) {
     }
     if (!rc && c.n == 0) rc = hass_cli_fail(HASS_EXIT_INPUT, "no usable conversation (%lld rejected)", (long long)c.n_rejected);
     if (rc) goto out;
-    note("features: %lld conversations (%lld skipped, %lld truncated to %lld), %lld positions, %lld in the loss "
+    hass_trainlog_note("features: %lld conversations (%lld skipped, %lld truncated to %lld), %lld positions, %lld in the loss "
          "mask; shard %s: %.1f MiB (%s, width %d)", (long long)c.n, (long long)c.n_rejected, (long long)c.n_trunc,
          (long long)a->max_len, (long long)n_tok, (long long)c.n_masked, a->features, (double)bytes / 1048576.0,
          a->dtype ? a->dtype : "bf16", cfg->n_embd);
@@ -828,7 +681,7 @@ static int run_features(const args *a, int argc, char **argv) {
     else if ((e = hass_shard_writer_close(w))) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
     hass_kv_free(kv);
     free(feats);
-    if (!rc) note("wrote %s (target fingerprint %08x)", a->features, hass_model_fingerprint(m));
+    if (!rc) hass_trainlog_note("wrote %s (target fingerprint %08x)", a->features, hass_model_fingerprint(m));
 out:
     for (int64_t i = 0; i < c.n; i++) free(c.v[i].ids), free(c.v[i].mask);
     free(c.v);
