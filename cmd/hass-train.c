@@ -18,14 +18,13 @@
 
 #include "cli.h"
 #include "chat.h"
-#include "convo.h"
-#include "forward.h"
 #include "head.h"
 #include "model.h"
 #include "safetensors.h"
 #include "shard.h"
 #include "tokenizer.h"
 #include "train.h"
+#include "trainfeat.h"
 #include "trainlog.h"
 
 static const char *PROG = "hass-train";
@@ -549,146 +548,13 @@ static int train_loop(run *r) {
     return rc;
 }
 
-// ---- --features: conversations -> feature shard ------------------------------------------------
-
-typedef struct {
-    int32_t *ids;
-    uint8_t *mask;
-    int n;
-} fconv;
-
-typedef struct {
-    const args *a;
-    const hass_tokenizer *tk;
-    const char *file;
-    fconv *v;
-    int64_t n, cap, n_rejected, n_seen;
-    int64_t n_masked, n_trunc;
-    hass_err err;
-} fctx;
-
-// Renderer for hass_convo_render: the chat template named in args (NULL/auto: the model's).
-static hass_err render_chat(void *p, const json_t *messages, int add_generation_prompt, char **out) {
-    const fctx *c = p;
-    return hass_chat_render(c->tk, c->a->tmpl, messages, add_generation_prompt, out);
-}
-
-// Per record: normalise, render, tokenize, mark, truncate, keep.
-static int feat_record(void *p, int64_t idx, json_t *rec) {
-    fctx *c = p;
-    if (c->a->limit && c->n >= c->a->limit) return 0;
-    c->n_seen++;
-    const char *why = NULL;
-    json_t *msgs = hass_convo_messages(rec, &why);
-    if (!msgs) {
-        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, why);
-        c->n_rejected++;
-        return 0;
-    }
-    char *text = NULL;
-    size_t len = 0, *spans = NULL;
-    int n_spans = 0;
-    int32_t *ids = NULL;
-    uint8_t *mask = NULL;
-    int64_t n = 0;
-    hass_err e = hass_convo_render(render_chat, c, msgs, &text, &len, &spans, &n_spans);
-    if (!e) e = hass_convo_tokens(c->tk, text, len, spans, n_spans, &ids, &mask, &n);
-    json_decref(msgs);
-    free(text), free(spans);
-    if (e || n < 2) {
-        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, e ? hass_errmsg() : "too short");
-        free(ids), free(mask);
-        c->n_rejected++;
-        return 0;
-    }
-    if (n > c->a->max_len) n = c->a->max_len, c->n_trunc++;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 256;
-        fconv *nv = realloc(c->v, sizeof(fconv) * (size_t)c->cap);
-        if (!nv) return c->err = hass_seterr(HASS_ENOMEM, "out of memory after %lld conversations", (long long)c->n);
-        c->v = nv;
-    }
-    for (int64_t i = 0; i < n; i++) c->n_masked += mask[i];
-    c->v[c->n++] = (fconv){ids, mask, (int)n};
-    return 0;
-}
-
-// Make a feature shard from conversation files; returns the exit code.
+// Make a feature shard from the conversation files argv[optind..]; returns the exit code.
 static int run_features(const args *a, int argc, char **argv) {
-    hass_err e;
-    hass_model *m = hass_model_load(a->model, (int)a->threads, &e);
-    if (!m) return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    if (a->f32) hass_model_set_precision(m, HASS_PREC_F32);
-    hass_tokenizer *tk = hass_tokenizer_load(a->model, &e);
-    if (!tk) {
-        hass_model_free(m);
-        return hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    }
-    int rc = 0;
-    const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
-                                                         : hass_chat_detect(hass_tokenizer_chat_template(tk));
-    if (!tn) {
-        rc = a->tmpl && strcmp(a->tmpl, "auto")
-                 ? hass_cli_fail(HASS_EXIT_USAGE, "--template: unknown '%s' (%s)", a->tmpl, hass_chat_names())
-                 : hass_cli_fail(HASS_EXIT_INPUT, "%s: no chat template recognised in the model; name one with "
-                                 "--template (%s)", a->model, hass_chat_names());
-        goto out0;
-    }
-    hass_trainlog_note("chat template: %s", tn);
-    const hass_model_cfg *cfg = hass_model_config(m);
-    fctx c = {.a = a, .tk = tk};
-    for (int i = optind; i < argc && !rc; i++) {
-        c.file = argv[i];
-        if ((e = hass_convo_read(argv[i], feat_record, &c)) || (e = c.err))
-            rc = hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg());
-    }
-    int64_t n_tok = 0, max_n = 1;
-    uint64_t bytes = 64;
-    for (int64_t i = 0; i < c.n; i++) {
-        n_tok += c.v[i].n;
-        if (c.v[i].n > max_n) max_n = c.v[i].n;
-        bytes += 8 + 4 * (uint64_t)c.v[i].n + (((uint64_t)c.v[i].n + 3) & ~3ull) + 2ull * c.v[i].n * cfg->n_embd;
-    }
-    if (!rc && c.n == 0) rc = hass_cli_fail(HASS_EXIT_INPUT, "no usable conversation (%lld rejected)", (long long)c.n_rejected);
-    if (rc) goto out;
-    hass_trainlog_note("features: %lld conversations (%lld skipped, %lld truncated to %lld), %lld positions, %lld in the loss "
-         "mask; shard %s: %.1f MiB (%s, width %d)", (long long)c.n, (long long)c.n_rejected, (long long)c.n_trunc,
-         (long long)a->max_len, (long long)n_tok, (long long)c.n_masked, a->features, (double)bytes / 1048576.0,
-         a->dtype ? a->dtype : "bf16", cfg->n_embd);
-    hass_kv *kv = hass_kv_new(m, (int)max_n, &e);
-    float *feats = kv ? malloc(sizeof(float) * (size_t)max_n * cfg->n_embd) : NULL;
-    hass_shard_writer *w = feats ? hass_shard_writer_open(a->features, a->dtype && !strcmp(a->dtype, "f16") ?
-                                                          HASS_SHARD_F16 : HASS_SHARD_BF16, cfg->n_embd,
-                                                          cfg->n_vocab, hass_model_fingerprint(m), &e) : NULL;
-    if (!w) {
-        rc = hass_cli_fail(hass_exit_code(e), "%s", feats || !kv ? hass_errmsg() : "out of memory");
-        hass_kv_free(kv), free(feats);
-        goto out;
-    }
-    hass_progress pg;
-    hass_progress_init(&pg, "positions", n_tok, a->progress);
-    int64_t done = 0;
-    for (int64_t i = 0; i < c.n && !rc; i++) {
-        hass_kv_truncate(kv, 0);
-        e = hass_forward(m, kv, c.v[i].ids, NULL, c.v[i].n, NULL, NULL, feats);
-        if (!e) e = hass_shard_writer_add(w, c.v[i].n, c.v[i].ids, c.v[i].mask, feats);
-        if (e) rc = hass_cli_fail(hass_exit_code(e), "conversation %lld: %s", (long long)i, hass_errmsg());
-        done += c.v[i].n;
-        hass_progress_update(&pg, done);
-    }
-    hass_progress_end(&pg, done);
-    if (rc) hass_shard_writer_abort(w);
-    else if ((e = hass_shard_writer_close(w))) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    hass_kv_free(kv);
-    free(feats);
-    if (!rc) hass_trainlog_note("wrote %s (target fingerprint %08x)", a->features, hass_model_fingerprint(m));
-out:
-    for (int64_t i = 0; i < c.n; i++) free(c.v[i].ids), free(c.v[i].mask);
-    free(c.v);
-out0:
-    hass_tokenizer_free(tk);
-    hass_model_free(m);
-    return rc;
+    hass_features_cfg c = {.model = a->model, .out = a->features, .tmpl = a->tmpl, .dtype = a->dtype,
+                           .limit = a->limit, .max_len = a->max_len, .threads = (int)a->threads,
+                           .f32 = a->f32, .progress = a->progress};
+    hass_err e = hass_features_make(&c, (const char *const *)argv + optind, argc - optind);
+    return e ? hass_cli_fail(hass_exit_code(e), "%s", hass_errmsg()) : 0;
 }
 
 int main(int argc, char **argv) {
