@@ -3,6 +3,7 @@
 // per-step arrays), and on stories260K a feature shard and a short run through the library:
 // files written, nothing on stdout, a resume that refuses another recipe, and the errors that
 // come back as hass_err instead of exits.
+#include "mapfile.h"
 #include "trainfeat.h"
 #include "trainlog.h"
 #include "trainrun.h"
@@ -11,17 +12,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-// Whole file into a malloc'd string (NULL when missing).
+// Whole file into a malloc'd string ("" when empty, NULL when missing).
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (s) s[got] = 0;
+    const uint8_t *m;
+    uint64_t n;
+    hass_err e = hass_file_map(path, &m, &n);
+    if (e) return e == HASS_EFORMAT ? strdup("") : NULL;
+    char *s = strndup((const char *)m, (size_t)n);
+    hass_file_unmap(m, n);
     return s;
 }
 
