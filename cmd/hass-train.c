@@ -2,31 +2,23 @@
 // 3-5): S alignment steps, SmoothL1 + soft CE + top-K losses, AdamW with warmup/decay, clipping
 // by value, uniform feature noise. Writes OUT/state.safetensors (resumable training state),
 // OUT/model.safetensors + OUT/config.json (the head in the EAGLE/HASS layout), OUT/log.jsonl
-// (losses and held-out accuracy) and OUT/curves.png (gnuplot, when installed).
-#include <errno.h>
+// (losses and held-out accuracy) and OUT/curves.png (gnuplot, when installed). With --features it
+// makes a feature shard from conversations instead. The work is libcore's (trainrun.h,
+// trainfeat.h); this file maps flags to it and its errors to exit codes.
 #include <getopt.h>
-#include <jansson.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#include "cli.h"
 #include "chat.h"
-#include "convo.h"
-#include "forward.h"
-#include "head.h"
-#include "model.h"
-#include "safetensors.h"
+#include "cli.h"
 #include "shard.h"
-#include "tokenizer.h"
 #include "train.h"
+#include "trainfeat.h"
+#include "trainrun.h"
 
 static const char *PROG = "hass-train";
 
@@ -84,18 +76,6 @@ static void usage(void) {
            PROG, PROG);
 }
 
-// A plain note on stderr at the default verbosity (sizes, plan, results).
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...) {
-    if (hass_verbosity < 2) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", PROG);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 typedef struct {
     const char *model, *out, *init, *features, *tmpl, *dtype;
     int64_t limit;
@@ -105,307 +85,6 @@ typedef struct {
     int noise_fixed, leaky, f32;
     uint64_t seed;
 } args;
-
-typedef struct {
-    int shard;
-    int64_t rec;
-} recref;
-
-// splitmix64 finaliser (data order).
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-// Permutation of 0..n-1 for an epoch (Fisher-Yates on a counter-based stream).
-static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch) {
-    for (int64_t i = 0; i < n; i++) perm[i] = i;
-    uint64_t key = mix(seed ^ mix(0x73687566ull + (uint64_t)epoch));
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(mix(key + (uint64_t)i * 0x9E3779B97F4A7C15ull) % (uint64_t)(i + 1));
-        int64_t t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
-}
-
-// The recipe string stored in checkpoints and heads (resume refuses a different one).
-static void recipe(char *buf, size_t n, const args *a, const hass_train_opts *o, int64_t n_train,
-                   uint32_t fp) {
-    snprintf(buf, n,
-             "{\"target_fp\":\"%08x\",\"n_train\":%lld,\"epochs\":%lld,\"batch\":%lld,\"max_len\":%lld,"
-             "\"align_steps\":%d,\"v_w\":%g,\"p_w\":%g,\"topk_w\":%g,\"topk\":%d,\"noise_std\":%g,"
-             "\"noise\":\"%s\",\"attn_mask\":\"%s\",\"lr\":%g,\"betas\":[%g,%g],\"eps\":%g,\"wd\":%g,"
-             "\"clip\":%g,\"warmup\":%lld,\"total\":%lld,\"seed\":%llu,\"stage\":%d}",
-             fp, (long long)n_train, (long long)a->epochs, (long long)a->batch, (long long)a->max_len,
-             o->n_align, o->v_w, o->p_w, o->topk_w, o->topk, o->noise_std,
-             o->noise_per_len ? "uniform*512/L" : "uniform", o->leaky ? "leaky" : "masked", o->lr,
-             o->beta1, o->beta2, o->eps, o->wd, o->clip, (long long)o->warmup, (long long)o->total,
-             (unsigned long long)o->seed, a->stage);
-}
-
-// Write text to path atomically (tmp + fsync + rename).
-static hass_err write_atomic(const char *path, const char *text) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return hass_seterr(HASS_EIO, "%s: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        hass_err e = hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return e;
-    }
-    return HASS_OK;
-}
-
-// Keep only the log lines of steps <= step (resume), atomically.
-static hass_err truncate_log(const char *path, int64_t step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return HASS_OK;
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap), line[65536];
-    if (!out) {
-        fclose(f);
-        return hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
-    }
-    out[0] = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        int keep = j && json_integer_value(json_object_get(j, "step")) <= step;
-        json_decref(j);
-        if (!keep) continue;
-        size_t l = strlen(line);
-        if (len + l + 1 > cap) {
-            char *nb = realloc(out, cap = 2 * (len + l + 1));
-            if (!nb) {
-                free(out);
-                fclose(f);
-                return hass_seterr(HASS_ENOMEM, "%s: out of memory", path);
-            }
-            out = nb;
-        }
-        memcpy(out + len, line, l + 1);
-        len += l;
-    }
-    fclose(f);
-    hass_err e = write_atomic(path, out);
-    free(out);
-    return e;
-}
-
-// Append the per-step arrays of st to a JSON object.
-static void put_steps(json_t *j, const hass_train_stats *st, int64_t n_mask_tot, const double *sums) {
-    json_t *v = json_array(), *p = json_array(), *k = json_array(), *a1 = json_array(), *a3 = json_array();
-    double nm = n_mask_tot > 0 ? (double)n_mask_tot : 1;
-    for (int s = 0; s < st->n_align; s++) {
-        json_array_append_new(v, json_real(sums ? sums[3 * s] / nm : st->vloss[s]));
-        json_array_append_new(p, json_real(sums ? sums[3 * s + 1] / nm : st->ploss[s]));
-        json_array_append_new(k, json_real(sums ? sums[3 * s + 2] / nm : st->kloss[s]));
-        json_array_append_new(a1, json_real((double)st->top1[s] / nm));
-        json_array_append_new(a3, json_real((double)st->top3[s] / nm));
-    }
-    json_object_set_new(j, "vloss", v);
-    json_object_set_new(j, "ploss", p);
-    json_object_set_new(j, "kloss", k);
-    json_object_set_new(j, "acc1", a1);
-    json_object_set_new(j, "acc3", a3);
-}
-
-// Append one JSON line to the log.
-static hass_err log_line(FILE *log, const char *path, json_t *j) {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    int bad = !s || fprintf(log, "%s\n", s) < 0 || fflush(log) != 0;
-    free(s);
-    return bad ? hass_seterr(HASS_EIO, "%s: %s", path, strerror(errno)) : HASS_OK;
-}
-
-// Plot the curves of the log with gnuplot (skipped with a note when gnuplot is missing).
-static void plot(const char *dir) {
-    char cmd[8400], gp[4200], tsv[4200];
-    snprintf(tsv, sizeof tsv, "%s/curves.tsv", dir);
-    snprintf(gp, sizeof gp, "%s/curves.gp", dir);
-    char logp[4200];
-    snprintf(logp, sizeof logp, "%s/log.jsonl", dir);
-    FILE *in = fopen(logp, "r"), *o = fopen(tsv, "w");
-    if (!in || !o) {
-        if (in) fclose(in);
-        if (o) fclose(o);
-        return;
-    }
-    char line[65536];
-    fprintf(o, "# block 0: training steps, block 1: held-out evaluations\n"
-               "# step loss acc1_step0 acc3_step0 acc1_last_step\n");
-    for (int pass = 0; pass < 2; pass++) { // train rows, then eval rows (gnuplot index 0 / 1)
-        if (pass) fprintf(o, "\n\n");
-        rewind(in);
-        while (fgets(line, sizeof line, in)) {
-            json_error_t je;
-            json_t *j = json_loads(line, 0, &je);
-            if (!j) continue;
-            const char *ty = json_string_value(json_object_get(j, "type"));
-            json_t *a1 = json_object_get(j, "acc1"), *a3 = json_object_get(j, "acc3");
-            size_t na = json_array_size(a1);
-            if (ty && !strcmp(ty, pass ? "eval" : "train"))
-                fprintf(o, "%lld %.6g %.6g %.6g %.6g\n", (long long)json_integer_value(json_object_get(j, "step")),
-                        json_number_value(json_object_get(j, "loss")), json_number_value(json_array_get(a1, 0)),
-                        json_number_value(json_array_get(a3, 0)),
-                        na ? json_number_value(json_array_get(a1, na - 1)) : 0.0);
-            json_decref(j);
-        }
-    }
-    fclose(in);
-    fclose(o);
-    FILE *g = fopen(gp, "w");
-    if (!g) return;
-    fprintf(g, "# run in the output folder: cd DIR && gnuplot curves.gp\n"
-               "set terminal png size 1000,420\nset output 'curves.png'\nset multiplot layout 1,2\n"
-               "set xlabel 'optimiser step'\nset title 'loss (sum over alignment steps)'\n"
-               "plot '%s' index 0 using 1:2 with lines title 'train', '' index 1 using 1:2 "
-               "with linespoints title 'held-out'\n"
-               "set title 'held-out accuracy'\nset yrange [0:1]\n"
-               "plot '%s' index 1 using 1:3 with linespoints title 'top-1 (step 0)', '' index 1 using "
-               "1:4 with linespoints title 'top-3 (step 0)', '' index 1 using 1:5 "
-               "with linespoints title 'top-1 (last step)'\nunset multiplot\n", "curves.tsv", "curves.tsv");
-    fclose(g);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        HASS_INFO("gnuplot not found: %s written, no curves.png", gp);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot curves.gp 2>/dev/null", dir);
-    if (system(cmd) != 0) HASS_WARN("gnuplot failed on %s", gp);
-}
-
-typedef struct {
-    args a;
-    hass_model *m;
-    hass_head_target tg;
-    hass_train_dims dm;
-    hass_train_opts o;
-    hass_train *t;
-    float *E, *W;
-    hass_shard **sh;
-    int n_sh;
-    recref *refs;
-    int64_t n_all, n_train, n_test;
-    uint32_t fp;
-    char rec[2048];
-    // batch buffers
-    hass_train_seq *seqs;
-    int32_t **ids;
-    uint8_t **mask;
-    float **feat;
-    int n_ctx;
-    char path_state[4200], path_model[4200], path_log[4200];
-    FILE *log;
-} run;
-
-// Load the records of a batch (indices into refs) into the sequence buffers.
-static hass_err load_batch(run *r, const int64_t *idx, int n, int64_t epoch) {
-    for (int b = 0; b < n; b++) {
-        recref rf = r->refs[idx[b]];
-        int len = hass_shard_read(r->sh[rf.shard], rf.rec, r->n_ctx, r->ids[b], r->mask[b], r->feat[b]);
-        if (len < 0) return (hass_err)len;
-        r->seqs[b] = (hass_train_seq){len, r->ids[b], r->feat[b], r->mask[b],
-                                      hass_train_noise_key(r->o.seed, epoch, idx[b])};
-    }
-    return HASS_OK;
-}
-
-// Held-out evaluation: all test records, no noise; one "eval" log line.
-static hass_err evaluate(run *r, int64_t epoch) {
-    if (r->n_test == 0) return HASS_OK;
-    hass_train_stats tot, st;
-    memset(&tot, 0, sizeof tot);
-    double sums[3 * HASS_TRAIN_MAX_ALIGN] = {0};
-    int64_t idx[1024];
-    for (int64_t i = 0; i < r->n_test; i += r->a.batch) {
-        int n = (int)(r->n_test - i < r->a.batch ? r->n_test - i : r->a.batch);
-        for (int b = 0; b < n; b++) idx[b] = r->n_train + i + b;
-        hass_err e = load_batch(r, idx, n, 0);
-        if (!e) e = hass_train_batch(r->t, r->E, r->W, r->seqs, n, 0, &st);
-        if (e) return e;
-        for (int s = 0; s < st.n_align; s++) {
-            double nm = (double)st.n_mask + 1e-5;
-            sums[3 * s] += st.vloss[s] * nm, sums[3 * s + 1] += st.ploss[s] * nm, sums[3 * s + 2] += st.kloss[s] * nm;
-            tot.top1[s] += st.top1[s], tot.top3[s] += st.top3[s];
-        }
-        tot.n_mask += st.n_mask;
-        tot.n_align = st.n_align;
-    }
-    double loss = 0, nm = tot.n_mask > 0 ? (double)tot.n_mask : 1;
-    for (int s = 0; s < tot.n_align; s++)
-        loss += (r->o.v_w * sums[3 * s] + r->o.p_w * sums[3 * s + 1] + r->o.topk_w * sums[3 * s + 2]) / nm;
-    json_t *j = json_object();
-    json_object_set_new(j, "type", json_string("eval"));
-    json_object_set_new(j, "step", json_integer(hass_train_step(r->t)));
-    json_object_set_new(j, "epoch", json_integer(epoch));
-    json_object_set_new(j, "loss", json_real(loss));
-    json_object_set_new(j, "n_mask", json_integer(tot.n_mask));
-    put_steps(j, &tot, tot.n_mask, sums);
-    HASS_INFO("held-out after epoch %lld: loss %.4f, top-1 %.3f (step 0) .. %.3f (step %d), top-3 %.3f", (long long)epoch,
-              loss, tot.top1[0] / nm, tot.top1[tot.n_align - 1] / nm, tot.n_align - 1, tot.top3[0] / nm);
-    return log_line(r->log, r->path_log, j);
-}
-
-// Point a hass_head's weights at the trainer's (w -> h) or copy a head into the trainer.
-static void head_view(run *r, hass_head *h) {
-    hass_tparams *w = hass_train_weights(r->t);
-    memset(h, 0, sizeof *h);
-    h->n_embd = r->dm.n_embd, h->n_vocab = r->dm.n_vocab, h->n_head = r->dm.n_head;
-    h->n_head_kv = r->dm.n_head_kv, h->head_dim = r->dm.n_embd / r->dm.n_head, h->n_ff = r->dm.n_ff;
-    h->rope_theta = r->dm.rope_theta, h->norm_eps = r->dm.norm_eps, h->has_bias = 1, h->has_meta = 1;
-    h->target_fp = r->tg.fingerprint, h->tok_fp = r->tg.tok_fingerprint, h->n_ctx_train = r->n_ctx;
-    snprintf(h->recipe, sizeof h->recipe, "hass-train stage %d: S %d, v_w %g, p_w %g, topk %d w %g, lr %g, %lld steps, seed %llu",
-             r->a.stage, r->o.n_align, r->o.v_w, r->o.p_w, r->o.topk, r->o.topk_w, r->o.lr,
-             (long long)hass_train_step(r->t), (unsigned long long)r->o.seed);
-    snprintf(h->attn_mask, sizeof h->attn_mask, "%s", r->o.leaky ? "leaky" : "correct");
-    h->fc_w = w->fc_w, h->fc_b = w->fc_b, h->wq = w->wq, h->wk = w->wk, h->wv = w->wv, h->wo = w->wo;
-    h->w_gate = w->w_gate, h->w_up = w->w_up, h->w_down = w->w_down, h->post_norm = w->norm;
-}
-
-// Copy the weights of a loaded or random head into the trainer (a head without fc bias gets 0).
-static void head_copy_in(run *r, const hass_head *h) {
-    hass_head v;
-    head_view(r, &v);
-    size_t H = (size_t)r->dm.n_embd, hd = H, q = H, kv = (size_t)r->dm.n_head_kv * (H / r->dm.n_head), I = (size_t)r->dm.n_ff;
-    (void)hd;
-    memcpy(v.fc_w, h->fc_w, sizeof(float) * H * 2 * H);
-    if (h->fc_b) memcpy(v.fc_b, h->fc_b, sizeof(float) * H);
-    else memset(v.fc_b, 0, sizeof(float) * H);
-    memcpy(v.wq, h->wq, sizeof(float) * q * H);
-    memcpy(v.wk, h->wk, sizeof(float) * kv * H);
-    memcpy(v.wv, h->wv, sizeof(float) * kv * H);
-    memcpy(v.wo, h->wo, sizeof(float) * H * q);
-    memcpy(v.w_gate, h->w_gate, sizeof(float) * I * H);
-    memcpy(v.w_up, h->w_up, sizeof(float) * I * H);
-    memcpy(v.w_down, h->w_down, sizeof(float) * H * I);
-    memcpy(v.post_norm, h->post_norm, sizeof(float) * H);
-}
-
-// Write the head (config.json + model.safetensors with embed_tokens.weight) into OUT.
-static hass_err export_head(run *r) {
-    hass_head h;
-    head_view(r, &h);
-    return hass_head_save(&h, r->a.out, r->E);
-}
-
-// Save the training state (and with head=1 the head + config) for position (epoch, batch).
-static hass_err checkpoint(run *r, int64_t epoch, int64_t next_batch, int head) {
-    char se[32], sb[32], fp[16], seed[32];
-    snprintf(se, sizeof se, "%lld", (long long)epoch);
-    snprintf(sb, sizeof sb, "%lld", (long long)next_batch);
-    snprintf(fp, sizeof fp, "%08x", r->fp);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->o.seed);
-    const char *meta[] = {"hass.epoch", se, "hass.batch", sb, "hass.recipe", r->rec, "hass.target_fp", fp,
-                          "hass.seed", seed, NULL};
-    hass_err e = hass_train_save_state(r->t, r->path_state, meta);
-    if (e || !head) return e;
-    return export_head(r);
-}
 
 // Parse the command line into a; returns -1 to go on, else an exit code.
 static int parse(int argc, char **argv, args *a) {
@@ -483,379 +162,46 @@ static int parse(int argc, char **argv, args *a) {
     return -1;
 }
 
-// Load the target model, its f32 embedding/head and identity; returns an exit code or -1.
-static int load_target(run *r) {
-    hass_err e;
-    if (!(r->m = hass_model_load(r->a.model, (int)r->a.threads, &e)))
-        return hass_cli_fail_err(e, "%s", hass_errmsg());
-    if (r->a.f32) hass_model_set_precision(r->m, HASS_PREC_F32);
-    const hass_model_cfg *c = hass_model_config(r->m);
-    if (c->head_dim * c->n_head != c->n_embd || c->qkv_bias)
-        return hass_cli_fail(HASS_EXIT_INPUT, "%s: head_dim %d x %d heads != n_embd %d or q/k/v bias: not supported "
-                             "for training", r->a.model, c->head_dim, c->n_head, c->n_embd);
-    if ((e = hass_shard_target_mats(r->m, &r->E, &r->W))) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    r->dm = (hass_train_dims){.n_embd = c->n_embd, .n_head = c->n_head, .n_head_kv = c->n_head_kv, .n_ff = c->n_ff,
-                              .n_vocab = c->n_vocab, .fc_bias = 1, .rope_theta = c->rope_theta,
-                              .norm_eps = c->norm_eps};
-    r->fp = hass_model_fingerprint(r->m);
-    hass_tokenizer *tk = hass_tokenizer_load(r->a.model, &e);
-    r->tg = (hass_head_target){c->n_embd, c->n_vocab, c->n_head, c->n_head_kv, c->head_dim, c->n_ff,
-                               c->rope_theta, c->norm_eps, (int)r->a.max_len, r->fp,
-                               tk ? hass_tokenizer_fingerprint(tk) : 0};
-    if (!tk) HASS_WARN("no tokenizer in %s (%s): the head records no tokenizer fingerprint", r->a.model, hass_errmsg());
-    hass_tokenizer_free(tk);
-    return -1;
+// The training run the flags ask for.
+static hass_trainrun_cfg train_cfg(const args *a) {
+    return (hass_trainrun_cfg){
+        .model = a->model, .out = a->out, .init = a->init, .stage = a->stage, .resume = a->resume,
+        .progress = a->progress, .epochs = a->epochs, .batch = a->batch, .max_len = a->max_len,
+        .ckpt_every = a->ckpt_every, .stop_after = a->stop_after, .threads = a->threads, .topk = a->topk,
+        .align = a->align, .lr = a->lr, .topk_w = a->topk_w, .v_w = a->v_w, .p_w = a->p_w, .noise = a->noise,
+        .warmup_frac = a->warmup_frac, .clip = a->clip, .wd = a->wd, .test_frac = a->test_frac,
+        .noise_fixed = a->noise_fixed, .leaky = a->leaky, .f32 = a->f32, .seed = a->seed};
 }
 
-// Open the model and shards, set up the trainer; returns an exit code or -1 to go on.
-static int setup(run *r, int argc, char **argv) {
-    hass_err e;
-    int rc = load_target(r);
-    if (rc >= 0) return rc;
-    int H = r->dm.n_embd, V = r->dm.n_vocab, nh = r->dm.n_head;
-    r->n_sh = argc - optind;
-    r->sh = calloc((size_t)r->n_sh, sizeof *r->sh);
-    int max_rec = 1;
-    for (int i = 0; i < r->n_sh; i++) {
-        if (!(r->sh[i] = hass_shard_open(argv[optind + i], r->fp, &e)))
-            return hass_cli_fail_err(e, "%s", hass_errmsg());
-        if (hass_shard_n_embd(r->sh[i]) != H || hass_shard_n_vocab(r->sh[i]) != V)
-            return hass_cli_fail(HASS_EXIT_INPUT, "%s: features of width %d / vocab %d, the model has %d / %d",
-                                 argv[optind + i], hass_shard_n_embd(r->sh[i]), hass_shard_n_vocab(r->sh[i]), H, V);
-        r->n_all += hass_shard_n_seq(r->sh[i]);
-        for (int64_t k = 0; k < hass_shard_n_seq(r->sh[i]); k++)
-            if (hass_shard_len(r->sh[i], k) > max_rec) max_rec = hass_shard_len(r->sh[i], k);
-    }
-    r->refs = malloc(sizeof(recref) * (size_t)(r->n_all ? r->n_all : 1));
-    int64_t q = 0, n_tok_train = 0, n_tok_test = 0;
-    for (int i = 0; i < r->n_sh; i++)
-        for (int64_t k = 0; k < hass_shard_n_seq(r->sh[i]); k++) r->refs[q++] = (recref){i, k};
-    r->n_train = (int64_t)floor((double)r->n_all * (1.0 - r->a.test_frac) + 1e-9);
-    r->n_test = r->n_all - r->n_train;
-    if (r->n_train < 1) return hass_cli_fail(HASS_EXIT_INPUT, "no training records (%lld in all)", (long long)r->n_all);
-    for (int64_t i = 0; i < r->n_all; i++) {
-        int l = hass_shard_len(r->sh[r->refs[i].shard], r->refs[i].rec);
-        l = l < r->a.max_len ? l : (int)r->a.max_len;
-        if (i < r->n_train) n_tok_train += l; else n_tok_test += l;
-    }
-    r->n_ctx = max_rec < r->a.max_len ? max_rec : (int)r->a.max_len;
-    // options
-    hass_train_opts *o = &r->o;
-    hass_train_opts_default(o);
-    o->n_align = (int)r->a.align, o->v_w = (float)r->a.v_w, o->p_w = (float)r->a.p_w, o->topk = (int)r->a.topk;
-    o->topk_w = (float)(r->a.topk_w >= 0 ? r->a.topk_w : r->a.stage == 2 ? 1.0 : 0.0);
-    o->lr = (float)(r->a.lr >= 0 ? r->a.lr : r->a.stage == 2 ? 1e-5 : 3e-5);
-    o->noise_std = (float)r->a.noise, o->noise_per_len = !r->a.noise_fixed, o->leaky = r->a.leaky;
-    o->clip = (float)r->a.clip, o->wd = (float)r->a.wd, o->seed = r->a.seed;
-    int64_t per_epoch = (r->n_train + r->a.batch - 1) / r->a.batch;
-    o->total = per_epoch * r->a.epochs;
-    o->warmup = (int64_t)((double)o->total * r->a.warmup_frac);
-    recipe(r->rec, sizeof r->rec, &r->a, o, r->n_train, r->fp);
-    if (!(r->t = hass_train_new(&r->dm, o, r->n_ctx, &e))) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    size_t B = (size_t)r->a.batch;
-    r->seqs = calloc(B, sizeof *r->seqs), r->ids = calloc(B, sizeof *r->ids);
-    r->mask = calloc(B, sizeof *r->mask), r->feat = calloc(B, sizeof *r->feat);
-    for (size_t b = 0; b < B; b++) {
-        r->ids[b] = malloc(sizeof(int32_t) * r->n_ctx), r->mask[b] = malloc((size_t)r->n_ctx);
-        r->feat[b] = malloc(sizeof(float) * (size_t)r->n_ctx * H);
-        if (!r->feat[b]) return hass_cli_fail(HASS_EXIT_RUNTIME, "out of memory for the batch buffers");
-    }
-    double att_mib = 2.0 * nh * (double)r->n_ctx * r->n_ctx * 4 / 1048576.0;
-    note("data: %lld training records (%lld positions), %lld held out (%lld positions), %d shard(s)",
-              (long long)r->n_train, (long long)n_tok_train, (long long)r->n_test, (long long)n_tok_test, r->n_sh);
-    note("head: H %d, heads %d/%d, ff %d, vocab %d: %zu trainable parameters; n_ctx %d (attention scratch "
-              "%.0f MiB)", H, nh, r->dm.n_head_kv, r->dm.n_ff, V, hass_train_n_params(r->t), r->n_ctx, att_mib);
-    note("plan: %lld epoch(s) x %lld steps of %lld sequences = %lld optimiser steps, warmup %lld, lr %g, "
-              "top-K weight %g, S %d, %s softmax", (long long)r->a.epochs, (long long)per_epoch,
-              (long long)r->a.batch, (long long)o->total, (long long)o->warmup, o->lr, o->topk_w, o->n_align,
-              o->leaky ? "leaky" : "masked");
-    return -1;
-}
-
-// The training loop; returns the exit code.
-static int train_loop(run *r) {
-    hass_err e;
-    int64_t epoch0 = 0, batch0 = 0;
-    if (mkdir(r->a.out, 0755) != 0 && errno != EEXIST)
-        return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->a.out, strerror(errno));
-    if (r->a.resume) {
-        hass_st *st = hass_st_open(r->path_state, &e);
-        if (!st) return hass_cli_fail_err(e, "--resume: %s", hass_errmsg());
-        const char *rs = hass_st_meta(st, "hass.recipe"), *se = hass_st_meta(st, "hass.epoch"),
-                   *sb = hass_st_meta(st, "hass.batch");
-        if (!rs || strcmp(rs, r->rec)) {
-            int rc = hass_cli_fail(HASS_EXIT_USAGE, "--resume: %s was made with another recipe or data:\n  stored: %s\n  now:    %s",
-                                   r->path_state, rs ? rs : "(none)", r->rec);
-            hass_st_free(st);
-            return rc;
-        }
-        e = hass_train_load(r->t, st, 1);
-        if (!e && (!se || !sb || hass_parse_i64(se, 0, INT64_MAX, &epoch0) || hass_parse_i64(sb, 0, INT64_MAX, &batch0)))
-            e = hass_seterr(HASS_EFORMAT, "%s: hass.epoch/hass.batch metadata missing", r->path_state);
-        hass_st_free(st);
-        if (e) return hass_cli_fail_err(e, "--resume: %s", hass_errmsg());
-        if ((e = truncate_log(r->path_log, hass_train_step(r->t))))
-            return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-        note("resuming at step %lld (epoch %lld, batch %lld)", (long long)hass_train_step(r->t),
-                  (long long)epoch0, (long long)batch0);
-    } else {
-        hass_head *h = r->a.init ? hass_head_load(r->a.init, &r->tg, &e) : hass_head_random(&r->tg, 1, r->o.seed, &e);
-        if (!h) return hass_cli_fail_err(e, "%s%s", r->a.init ? "--init: " : "", hass_errmsg());
-        head_copy_in(r, h);
-        hass_head_free(h);
-        unlink(r->path_log);
-    }
-    if (!(r->log = fopen(r->path_log, "a"))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", r->path_log, strerror(errno));
-    int64_t per_epoch = (r->n_train + r->a.batch - 1) / r->a.batch, done_run = 0;
-    int64_t *perm = malloc(sizeof(int64_t) * (size_t)r->n_train), idx[1024];
-    hass_progress pg; // counts the steps of this run (a rate over resumed steps would be wrong)
-    int64_t step_start = hass_train_step(r->t);
-    hass_progress_init(&pg, "steps", r->o.total - step_start, r->a.progress);
-    double t0 = hass_now();
-    int rc = 0;
-    for (int64_t ep = epoch0; ep < r->a.epochs && !rc; ep++) {
-        shuffle(perm, r->n_train, r->o.seed, ep);
-        for (int64_t bi = ep == epoch0 ? batch0 : 0; bi < per_epoch; bi++) {
-            int n = (int)(r->n_train - bi * r->a.batch < r->a.batch ? r->n_train - bi * r->a.batch : r->a.batch);
-            for (int b = 0; b < n; b++) idx[b] = perm[bi * r->a.batch + b];
-            hass_train_stats st;
-            hass_train_zero_grad(r->t);
-            e = load_batch(r, idx, n, ep);
-            if (!e) e = hass_train_batch(r->t, r->E, r->W, r->seqs, n, 1, &st);
-            if (!e) e = hass_train_update(r->t, &st);
-            if (e) {
-                hass_progress_end(&pg, hass_train_step(r->t) - step_start);
-                if (e == HASS_ERANGE && access(r->path_state, F_OK) == 0)
-                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped, the last good checkpoint %s is kept",
-                                       hass_errmsg(), r->path_state);
-                else if (e == HASS_ERANGE)
-                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s; stopped before the first checkpoint (none written)",
-                                       hass_errmsg());
-                else
-                    rc = hass_cli_fail_err(e, "%s", hass_errmsg());
-                break;
-            }
-            json_t *j = json_object();
-            json_object_set_new(j, "type", json_string("train"));
-            json_object_set_new(j, "step", json_integer(hass_train_step(r->t)));
-            json_object_set_new(j, "epoch", json_integer(ep));
-            json_object_set_new(j, "lr", json_real(st.lr));
-            json_object_set_new(j, "loss", json_real(st.loss));
-            json_object_set_new(j, "n_mask", json_integer(st.n_mask));
-            json_object_set_new(j, "grad_absmax", json_real(st.grad_absmax));
-            json_object_set_new(j, "clipped", json_integer(st.n_clipped));
-            put_steps(j, &st, st.n_mask, NULL);
-            if ((e = log_line(r->log, r->path_log, j))) {
-                rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-                break;
-            }
-            done_run++;
-            int64_t step = hass_train_step(r->t);
-            if (hass_verbosity >= 3 && !pg.enabled) {
-                double el = hass_now() - t0, eta = el / (double)(step - step_start) * (double)(r->o.total - step);
-                HASS_INFO("step %lld/%lld loss %.4f lr %.3g (eta %.0fs)", (long long)step, (long long)r->o.total,
-                          st.loss, st.lr, eta);
-            }
-            hass_progress_update(&pg, step - step_start);
-            int last = bi + 1 == per_epoch;
-            int stop = r->a.stop_after && done_run >= r->a.stop_after;
-            if (last) {
-                if ((e = evaluate(r, ep))) {
-                    rc = hass_cli_fail_err(e, "held-out evaluation: %s", hass_errmsg());
-                    break;
-                }
-            }
-            if (last || stop || (r->a.ckpt_every && step % r->a.ckpt_every == 0)) {
-                int64_t ne = last ? ep + 1 : ep, nb = last ? 0 : bi + 1;
-                if ((e = checkpoint(r, ne, nb, last || stop))) {
-                    rc = hass_cli_fail(HASS_EXIT_RUNTIME, "checkpoint: %s (the previous checkpoint is intact)",
-                                       hass_errmsg());
-                    break;
-                }
-            }
-            if (last) plot(r->a.out);
-            if (stop) {
-                hass_progress_end(&pg, step - step_start);
-                note("stopped after %lld step(s) at step %lld; continue with --resume", (long long)done_run,
-                          (long long)step);
-                free(perm);
-                return 0;
-            }
-        }
-    }
-    if (!rc) hass_progress_end(&pg, hass_train_step(r->t) - step_start);
-    free(perm);
-    if (!rc) note("done: %lld steps, head in %s", (long long)hass_train_step(r->t), r->path_model);
-    return rc;
-}
-
-// ---- --features: conversations -> feature shard ------------------------------------------------
-
-typedef struct {
-    int32_t *ids;
-    uint8_t *mask;
-    int n;
-} fconv;
-
-typedef struct {
-    const args *a;
-    const hass_tokenizer *tk;
-    const char *file;
-    fconv *v;
-    int64_t n, cap, n_rejected, n_seen;
-    int64_t n_masked, n_trunc;
-    hass_err err;
-} fctx;
-
-// Renderer for hass_convo_render: the chat template named in args (NULL/auto: the model's).
-static hass_err render_chat(void *p, const json_t *messages, int add_generation_prompt, char **out) {
-    const fctx *c = p;
-    return hass_chat_render(c->tk, c->a->tmpl, messages, add_generation_prompt, out);
-}
-
-// Per record: normalise, render, tokenize, mark, truncate, keep.
-static int feat_record(void *p, int64_t idx, json_t *rec) {
-    fctx *c = p;
-    if (c->a->limit && c->n >= c->a->limit) return 0;
-    c->n_seen++;
-    const char *why = NULL;
-    json_t *msgs = hass_convo_messages(rec, &why);
-    if (!msgs) {
-        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, why);
-        c->n_rejected++;
-        return 0;
-    }
-    char *text = NULL;
-    size_t len = 0, *spans = NULL;
-    int n_spans = 0;
-    int32_t *ids = NULL;
-    uint8_t *mask = NULL;
-    int64_t n = 0;
-    hass_err e = hass_convo_render(render_chat, c, msgs, &text, &len, &spans, &n_spans);
-    if (!e) e = hass_convo_tokens(c->tk, text, len, spans, n_spans, &ids, &mask, &n);
-    json_decref(msgs);
-    free(text), free(spans);
-    if (e || n < 2) {
-        HASS_INFO("%s: record %lld skipped: %s", c->file, (long long)idx, e ? hass_errmsg() : "too short");
-        free(ids), free(mask);
-        c->n_rejected++;
-        return 0;
-    }
-    if (n > c->a->max_len) n = c->a->max_len, c->n_trunc++;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 256;
-        fconv *nv = realloc(c->v, sizeof(fconv) * (size_t)c->cap);
-        if (!nv) return c->err = hass_seterr(HASS_ENOMEM, "out of memory after %lld conversations", (long long)c->n);
-        c->v = nv;
-    }
-    for (int64_t i = 0; i < n; i++) c->n_masked += mask[i];
-    c->v[c->n++] = (fconv){ids, mask, (int)n};
-    return 0;
-}
-
-// Make a feature shard from conversation files; returns the exit code.
+// Make a feature shard from the conversation files argv[optind..]; returns the exit code.
 static int run_features(const args *a, int argc, char **argv) {
+    hass_features_cfg c = {.model = a->model, .out = a->features, .tmpl = a->tmpl, .dtype = a->dtype,
+                           .limit = a->limit, .max_len = a->max_len, .threads = (int)a->threads,
+                           .f32 = a->f32, .progress = a->progress};
+    hass_err e = hass_features_make(&c, (const char *const *)argv + optind, argc - optind);
+    return e ? hass_cli_fail_err(e, "%s", hass_errmsg()) : 0;
+}
+
+// Train on the shards argv[optind..]; returns the exit code.
+static int run_train(const args *a, int argc, char **argv) {
+    hass_trainrun_cfg c = train_cfg(a);
     hass_err e;
-    hass_model *m = hass_model_load(a->model, (int)a->threads, &e);
-    if (!m) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    if (a->f32) hass_model_set_precision(m, HASS_PREC_F32);
-    hass_tokenizer *tk = hass_tokenizer_load(a->model, &e);
-    if (!tk) {
-        hass_model_free(m);
-        return hass_cli_fail_err(e, "%s", hass_errmsg());
-    }
-    int rc = 0;
-    const char *tn = a->tmpl && strcmp(a->tmpl, "auto") ? hass_chat_canonical(a->tmpl)
-                                                         : hass_chat_detect(hass_tokenizer_chat_template(tk));
-    if (!tn) {
-        rc = a->tmpl && strcmp(a->tmpl, "auto")
-                 ? hass_cli_fail(HASS_EXIT_USAGE, "--template: unknown '%s' (%s)", a->tmpl, hass_chat_names())
-                 : hass_cli_fail(HASS_EXIT_INPUT, "%s: no chat template recognised in the model; name one with "
-                                 "--template (%s)", a->model, hass_chat_names());
-        goto out0;
-    }
-    note("chat template: %s", tn);
-    const hass_model_cfg *cfg = hass_model_config(m);
-    fctx c = {.a = a, .tk = tk};
-    for (int i = optind; i < argc && !rc; i++) {
-        c.file = argv[i];
-        if ((e = hass_convo_read(argv[i], feat_record, &c)) || (e = c.err))
-            rc = hass_cli_fail_err(e, "%s", hass_errmsg());
-    }
-    int64_t n_tok = 0, max_n = 1;
-    uint64_t bytes = 64;
-    for (int64_t i = 0; i < c.n; i++) {
-        n_tok += c.v[i].n;
-        if (c.v[i].n > max_n) max_n = c.v[i].n;
-        bytes += 8 + 4 * (uint64_t)c.v[i].n + (((uint64_t)c.v[i].n + 3) & ~3ull) + 2ull * c.v[i].n * cfg->n_embd;
-    }
-    if (!rc && c.n == 0) rc = hass_cli_fail(HASS_EXIT_INPUT, "no usable conversation (%lld rejected)", (long long)c.n_rejected);
-    if (rc) goto out;
-    note("features: %lld conversations (%lld skipped, %lld truncated to %lld), %lld positions, %lld in the loss "
-         "mask; shard %s: %.1f MiB (%s, width %d)", (long long)c.n, (long long)c.n_rejected, (long long)c.n_trunc,
-         (long long)a->max_len, (long long)n_tok, (long long)c.n_masked, a->features, (double)bytes / 1048576.0,
-         a->dtype ? a->dtype : "bf16", cfg->n_embd);
-    hass_kv *kv = hass_kv_new(m, (int)max_n, &e);
-    float *feats = kv ? malloc(sizeof(float) * (size_t)max_n * cfg->n_embd) : NULL;
-    hass_shard_writer *w = feats ? hass_shard_writer_open(a->features, a->dtype && !strcmp(a->dtype, "f16") ?
-                                                          HASS_SHARD_F16 : HASS_SHARD_BF16, cfg->n_embd,
-                                                          cfg->n_vocab, hass_model_fingerprint(m), &e) : NULL;
-    if (!w) {
-        rc = hass_cli_fail_err(e, "%s", feats || !kv ? hass_errmsg() : "out of memory");
-        hass_kv_free(kv), free(feats);
-        goto out;
-    }
-    hass_progress pg;
-    hass_progress_init(&pg, "positions", n_tok, a->progress);
-    int64_t done = 0;
-    for (int64_t i = 0; i < c.n && !rc; i++) {
-        hass_kv_truncate(kv, 0);
-        e = hass_forward(m, kv, c.v[i].ids, NULL, c.v[i].n, NULL, NULL, feats);
-        if (!e) e = hass_shard_writer_add(w, c.v[i].n, c.v[i].ids, c.v[i].mask, feats);
-        if (e) rc = hass_cli_fail_err(e, "conversation %lld: %s", (long long)i, hass_errmsg());
-        done += c.v[i].n;
-        hass_progress_update(&pg, done);
-    }
-    hass_progress_end(&pg, done);
-    if (rc) hass_shard_writer_abort(w);
-    else if ((e = hass_shard_writer_close(w))) rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
-    hass_kv_free(kv);
-    free(feats);
-    if (!rc) note("wrote %s (target fingerprint %08x)", a->features, hass_model_fingerprint(m));
-out:
-    for (int64_t i = 0; i < c.n; i++) free(c.v[i].ids), free(c.v[i].mask);
-    free(c.v);
-out0:
-    hass_tokenizer_free(tk);
-    hass_model_free(m);
-    return rc;
+    hass_trainrun *r = hass_trainrun_open(&c, (const char *const *)argv + optind, argc - optind, &e);
+    if (r) e = hass_trainrun_run(r);
+    hass_trainrun_free(r);
+    return e ? hass_cli_fail_err(e, "%s", hass_errmsg()) : 0;
 }
 
 int main(int argc, char **argv) {
     hass_log_set_prog(PROG);
     signal(SIGXFSZ, SIG_IGN); // a file-size limit shows up as a write error, like a full disk
-    run r;
-    memset(&r, 0, sizeof r);
-    r.a = (args){.stage = 1, .progress = -1, .epochs = 1, .batch = 16, .max_len = 2048, .ckpt_every = 200,
-                 .topk = 10, .align = 3, .lr = -1, .topk_w = -1, .v_w = 1.0, .p_w = 0.1, .noise = 0.2,
-                 .warmup_frac = 0.01, .clip = 0.5, .wd = 0.01, .test_frac = 0.05};
-    int rc = parse(argc, argv, &r.a);
+    args a = {.stage = 1, .progress = -1, .epochs = 1, .batch = 16, .max_len = 2048, .ckpt_every = 200,
+              .topk = 10, .align = 3, .lr = -1, .topk_w = -1, .v_w = 1.0, .p_w = 0.1, .noise = 0.2,
+              .warmup_frac = 0.01, .clip = 0.5, .wd = 0.01, .test_frac = 0.05};
+    int rc = parse(argc, argv, &a);
     if (rc >= 0) return rc;
 #ifdef _OPENMP
-    if (r.a.threads) omp_set_num_threads((int)r.a.threads);
+    if (a.threads) omp_set_num_threads((int)a.threads);
 #endif
-    if (r.a.features) return run_features(&r.a, argc, argv);
-    snprintf(r.path_state, sizeof r.path_state, "%s/state.safetensors", r.a.out);
-    snprintf(r.path_model, sizeof r.path_model, "%s/model.safetensors", r.a.out);
-    snprintf(r.path_log, sizeof r.path_log, "%s/log.jsonl", r.a.out);
-    rc = setup(&r, argc, argv);
-    if (rc < 0) rc = train_loop(&r);
-    if (r.log) fclose(r.log);
-    hass_train_free(r.t);
-    for (int i = 0; i < r.n_sh; i++) hass_shard_free(r.sh[i]);
-    for (int64_t b = 0; r.feat && b < r.a.batch; b++) free(r.ids[b]), free(r.mask[b]), free(r.feat[b]);
-    free(r.sh), free(r.refs), free(r.seqs), free(r.ids), free(r.mask), free(r.feat);
-    if (r.E) hass_shard_mats_free(r.E, r.W);
-    hass_model_free(r.m);
-    return rc;
+    return a.features ? run_features(&a, argc, argv) : run_train(&a, argc, argv);
 }

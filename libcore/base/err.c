@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char g_msg[1024];
+static _Thread_local char g_msg[4096]; // messages quote paths (hass-train --resume: a path and two recipes)
 
 // Name of an error code.
 const char *hass_strerror(hass_err e) {
