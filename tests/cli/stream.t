@@ -164,3 +164,7 @@ $ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\0
 ~ "error":"<stdin>:frame 2: END frame has a 0-byte payload
 ! END frame has a 0-byte payload
 = 3
+
+# name: JSONL input starting with empty lines reads (it crashed the reader: a NUL stored through a null buffer)
+$ printf '\n\n{"a":1}\n' | hass-cat
+> {"a":1}
