@@ -4,7 +4,7 @@
 #   cli:   tests/cli/*.t, cases of command, stdin, expected stdout/stderr and exit code
 #   e2e:   tests/e2e/*.sh, exit 0 pass, 77 skip (prints why), anything else fail
 # Environment: BUILD (build folder, default build), HASS_DATA (default ../shared/data),
-# TESTS="unit cli e2e" to pick groups, T=pattern to run only matching names.
+# TESTS="unit cli e2e fuzz" to pick groups, T=pattern to run only matching names.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,7 +13,7 @@ export HASS_DATA=${HASS_DATA:-../shared/data}
 export HASS_MODELS=${HASS_MODELS:-$ROOT/models}
 export PATH="$ROOT/$BUILD/bin:$PATH"
 export LC_ALL=C
-GROUPS_=${TESTS:-unit cli e2e}
+GROUPS_=${TESTS:-unit cli e2e fuzz}
 PAT=${T:-}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hass-tests.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -148,12 +148,21 @@ run_e2e() {
   done
 }
 
+# ---- fuzz targets: regression inputs, then a few seconds each (tests/fuzz/run.sh) -------------
+run_fuzz() {
+  BUILD=$BUILD PAT=$PAT bash tests/fuzz/run.sh short >"$TMP/fuzz.out" 2>&1
+  grep -E '^(skip: |FAIL )' "$TMP/fuzz.out"; grep -A8 '^FAIL ' "$TMP/fuzz.out" | grep -v '^FAIL '
+  pass=$((pass + $(grep -c '^ok ' "$TMP/fuzz.out"))); skip=$((skip + $(grep -c '^skip: ' "$TMP/fuzz.out")))
+  while read -r _ n _; do note_fail "${n%:}"; done < <(grep '^FAIL ' "$TMP/fuzz.out")
+}
+
 t0=$(date +%s)
 for g in $GROUPS_; do
   case $g in
     unit) run_unit ;;
     cli) run_cli ;;
     e2e) run_e2e ;;
+    fuzz) run_fuzz ;;
   esac
 done
 echo "($((($(date +%s) - t0)))s; $skip skipped${failed_names[*]:+; failed: ${failed_names[*]}})"

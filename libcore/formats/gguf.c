@@ -70,6 +70,16 @@ static hass_err get_count(cursor *c, uint64_t *v) {
     return e;
 }
 
+// Check the count v of `what`, read at offset at: over max (pass 0) or more entries of min_bytes
+// each (pass 1) than the bytes after the counts can hold fails naming the count's own offset.
+static hass_err check_count(const cursor *c, int pass, const char *what, uint64_t at, uint64_t v,
+                            uint64_t max, uint64_t min_bytes) {
+    if (pass == 0 ? v <= max : v <= (c->g->size - c->pos) / min_bytes) return HASS_OK;
+    return hass_seterr(HASS_EFORMAT, "%s: offset %llu: %s: %llu is over the %s", c->g->path,
+                       (unsigned long long)at, what, (unsigned long long)v,
+                       pass == 0 ? "limit" : "entries the rest of the file can hold");
+}
+
 // Read a string (length + bytes) without copying.
 static hass_err get_str(cursor *c, const uint8_t **s, uint64_t *len) {
     hass_err e = get_count(c, len);
@@ -258,13 +268,17 @@ static hass_err parse(hass_gguf *g) {
     if (g->version < 1 || g->version > 3)
         return hass_seterr(HASS_EVERSION, "%s: GGUF version %u (this reader knows 1..3)", g->path,
                            g->version);
-    uint64_t n_t, n_kv;
+    uint64_t n_t, n_kv, at_kv;
     c.what = "tensor count";
     if ((e = get_count(&c, &n_t))) return e;
     c.what = "kv count";
+    at_kv = c.pos;
     if ((e = get_count(&c, &n_kv))) return e;
-    if (n_t > MAX_TENSORS) return bad(&c, "tensor count over the limit");
-    if (n_kv > MAX_KV) return bad(&c, "kv count over the limit");
+    // limits first, then the file: a tensor info takes at least 24 bytes, a key/value 9
+    for (int pass = 0; pass < 2; pass++)
+        if ((e = check_count(&c, pass, "tensor count", 8, n_t, MAX_TENSORS, 24)) ||
+            (e = check_count(&c, pass, "kv count", at_kv, n_kv, MAX_KV, 9)))
+            return e;
     // names are copied; their total is bounded by the file size
     g->names = malloc(g->size + n_kv + n_t + 1);
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);

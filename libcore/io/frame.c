@@ -134,6 +134,18 @@ hass_err hass_frame_read(FILE *f, hass_frame *fr, uint8_t **buf, size_t *cap, in
     return HASS_OK;
 }
 
+// Check an END frame's count.
+hass_err hass_frame_check_end(const hass_frame *fr, int64_t n_before) {
+    if (fr->n_bytes != 4)
+        return hass_seterr(HASS_EFORMAT, "END frame has a %u-byte payload, not the 4-byte count of "
+                           "the %lld frames before it", fr->n_bytes, (long long)n_before);
+    uint32_t n = get_u32(fr->payload);
+    if ((int64_t)n != n_before)
+        return hass_seterr(HASS_EFORMAT, "END frame says %u frames came before it, the stream had "
+                           "%lld (frames lost or added)", n, (long long)n_before);
+    return HASS_OK;
+}
+
 // Grow *buf to hold at least need bytes.
 static hass_err reserve(uint8_t **buf, size_t *cap, size_t need) {
     if (need <= *cap) return HASS_OK;

@@ -64,6 +64,10 @@ hass_err hass_frame_write(FILE *f, uint32_t type, uint32_t seq, const void *payl
 // *resync is set to 1 when the next frame can still be read (a CRC mismatch), else 0.
 hass_err hass_frame_read(FILE *f, hass_frame *fr, uint8_t **buf, size_t *cap, int *resync);
 
+// Check an END frame against the n_before frames that preceded it in its stream: its payload
+// must be the u32 count n_before. HASS_EFORMAT naming both counts otherwise.
+hass_err hass_frame_check_end(const hass_frame *fr, int64_t n_before);
+
 // Encode a record object as a RECORD payload into *buf (capacity *cap, grown as needed):
 //   u32 json_bytes | compact JSON of the object | u32 n_arrays |
 //   n_arrays x { u32 key_bytes | key | u32 n | n x i32 }

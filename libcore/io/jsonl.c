@@ -51,7 +51,7 @@ static int read_line(hass_jsonl_reader *r, size_t *len) {
     r->line++;
     if (too_long) return -1;
     if (n && r->buf[n - 1] == '\r') n--;
-    r->buf[n] = 0;
+    if (r->buf) r->buf[n] = 0; // an empty first line comes before any buffer
     *len = n;
     return 1;
 }

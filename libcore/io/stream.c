@@ -129,7 +129,8 @@ static hass_err read_bin(hass_stream_reader *r, json_t **rec) {
                       (long long)r->pos, fr.seq, (long long)r->n_frames);
         r->n_frames++;
         if (fr.type == HASS_FRAME_END) {
-            r->in_stream = 0;
+            r->in_stream = 0; // a wrong count is an error; the next stream may still follow
+            if ((e = hass_frame_check_end(&fr, r->n_frames - 1))) return fail(r, e, 0);
             continue;
         }
         if (fr.type == HASS_FRAME_RECORD) {

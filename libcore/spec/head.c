@@ -79,20 +79,72 @@ void hass_head_free(hass_head *h) {
     free(h);
 }
 
-// Integer field of a JSON object; def when absent; -1 when present but not a positive integer.
-static int64_t jint(json_t *o, const char *k, int64_t def) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return def;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0) return -1;
-    return json_integer_value(v);
+// Integer field k of config o into *v: def when absent (def 0: required), else an integer; in
+// [lo, hi] either way. HASS_EFORMAT naming the file, the field, its value and its range.
+static hass_err jint(json_t *o, const char *path, const char *k, int64_t def, int64_t lo,
+                     int64_t hi, int64_t *v) {
+    json_t *x = json_object_get(o, k);
+    *v = def;
+    if (!x && !def) return hass_seterr(HASS_EFORMAT, "%s: \"%s\" missing", path, k);
+    if (x && !json_is_integer(x))
+        return hass_seterr(HASS_EFORMAT, "%s: \"%s\" must be an integer in [%lld, %lld]", path, k,
+                           (long long)lo, (long long)hi);
+    if (x) *v = json_integer_value(x);
+    if (*v < lo || *v > hi)
+        return hass_seterr(HASS_EFORMAT, "%s: \"%s\" %lld outside [%lld, %lld]", path, k,
+                           (long long)*v, (long long)lo, (long long)hi);
+    return HASS_OK;
 }
 
-// Real field of a JSON object; def when absent; NAN when not a number.
-static double jreal(json_t *o, const char *k, double def) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return def;
-    if (!json_is_number(v)) return NAN;
-    return json_number_value(v);
+// Real field k of config o into *v: def when absent, else a finite number in (0, hi].
+static hass_err jreal(json_t *o, const char *path, const char *k, double def, double hi, double *v) {
+    json_t *x = json_object_get(o, k);
+    *v = x ? (json_is_number(x) ? json_number_value(x) : NAN) : def;
+    if (!(*v > 0 && *v <= hi))
+        return hass_seterr(HASS_EFORMAT, "%s: \"%s\" must be a number in (0, %g]", path, k, hi);
+    return HASS_OK;
+}
+
+// Check config o's fields and set h's configuration from them.
+static hass_err config_fields(hass_head *h, json_t *o, const char *path) {
+    int64_t C, F, H, V, Hkv, D, L;
+    hass_err e;
+    if ((e = jint(o, path, "hidden_size", 0, 1, 1 << 16, &C)) ||
+        (e = jint(o, path, "intermediate_size", 0, 1, 1 << 18, &F)) ||
+        (e = jint(o, path, "num_attention_heads", 0, 1, 1024, &H)) ||
+        (e = jint(o, path, "vocab_size", 0, 1, 1 << 22, &V)) ||
+        (e = jint(o, path, "num_key_value_heads", H, 1, H, &Hkv)) ||
+        (e = jint(o, path, "num_hidden_layers", 1, 1, 1, &L)))
+        return e;
+    if (H % Hkv)
+        return hass_seterr(HASS_EFORMAT, "%s: \"num_key_value_heads\" %lld must divide "
+                           "\"num_attention_heads\" %lld", path, (long long)Hkv, (long long)H);
+    if (!json_object_get(o, "head_dim") && (C % H || C / H < 2 || C / H > 1024 || (C / H) % 2))
+        return hass_seterr(HASS_EFORMAT, "%s: no \"head_dim\", and hidden_size %lld / "
+                           "num_attention_heads %lld is not an even integer in [2, 1024]", path,
+                           (long long)C, (long long)H);
+    if ((e = jint(o, path, "head_dim", C / H, 2, 1024, &D))) return e;
+    if (D % 2) return hass_seterr(HASS_EFORMAT, "%s: \"head_dim\" %lld must be even", path, (long long)D);
+    double theta, eps;
+    if ((e = jreal(o, path, "rope_theta", 10000.0, 1e12, &theta)) ||
+        (e = jreal(o, path, "rms_norm_eps", 1e-6, 1.0, &eps)))
+        return e;
+    json_t *b = json_object_get(o, "bias");
+    if (b && !json_is_boolean(b))
+        return hass_seterr(HASS_EFORMAT, "%s: \"bias\" must be true or false", path);
+    json_t *rs = json_object_get(o, "rope_scaling");
+    if (rs && !json_is_null(rs))
+        return hass_seterr(HASS_EUNSUP, "%s: rope_scaling in a draft head is not supported", path);
+    h->n_embd = (int)C;
+    h->n_ff = (int)F;
+    h->n_head = (int)H;
+    h->n_head_kv = (int)Hkv;
+    h->head_dim = (int)D;
+    h->n_vocab = (int)V;
+    h->rope_theta = (float)theta;
+    h->norm_eps = (float)eps;
+    h->has_bias = b ? json_is_true(b) : -1; // -1: decide from the tensors
+    return HASS_OK;
 }
 
 // Parse config.json into h's configuration fields.
@@ -105,64 +157,8 @@ static hass_err parse_config(hass_head *h, const char *path) {
         fclose(f);
         return hass_seterr(HASS_EFORMAT, "%s:%d: %s", path, je.line, je.text);
     }
-    hass_err e = HASS_OK;
-    if (!json_is_object(o)) {
-        e = hass_seterr(HASS_EFORMAT, "%s: not a JSON object", path);
-        goto out;
-    }
-    int64_t C = jint(o, "hidden_size", 0), F = jint(o, "intermediate_size", 0),
-            H = jint(o, "num_attention_heads", 0), V = jint(o, "vocab_size", 0);
-    int64_t Hkv = jint(o, "num_key_value_heads", H);
-    static const char *req[] = {"hidden_size", "intermediate_size", "num_attention_heads",
-                                "vocab_size"};
-    int64_t vals[] = {C, F, H, V};
-    for (int i = 0; i < 4; i++) {
-        if (vals[i] <= 0) {
-            e = hass_seterr(HASS_EFORMAT, "%s: \"%s\" %s", path, req[i],
-                            vals[i] == 0 ? "missing" : "must be a positive integer");
-            goto out;
-        }
-    }
-    if (Hkv <= 0 || H % Hkv) {
-        e = hass_seterr(HASS_EFORMAT, "%s: num_key_value_heads %lld must divide num_attention_heads %lld",
-                        path, (long long)Hkv, (long long)H);
-        goto out;
-    }
-    int64_t D = jint(o, "head_dim", C / H);
-    if (D <= 0 || D % 2 || (!json_object_get(o, "head_dim") && C % H)) {
-        e = hass_seterr(HASS_EFORMAT, "%s: head_dim %lld must be a positive even number", path,
-                        (long long)D);
-        goto out;
-    }
-    if (C > (1 << 16) || F > (1 << 18) || V > (1 << 22) || H > 1024 || D > 1024) {
-        e = hass_seterr(HASS_ERANGE, "%s: dimensions beyond the supported limits", path);
-        goto out;
-    }
-    double theta = jreal(o, "rope_theta", 10000.0), eps = jreal(o, "rms_norm_eps", 1e-6);
-    if (!(theta > 0) || !(eps > 0)) {
-        e = hass_seterr(HASS_EFORMAT, "%s: rope_theta and rms_norm_eps must be positive numbers", path);
-        goto out;
-    }
-    json_t *b = json_object_get(o, "bias");
-    if (b && !json_is_boolean(b)) {
-        e = hass_seterr(HASS_EFORMAT, "%s: \"bias\" must be true or false", path);
-        goto out;
-    }
-    json_t *rs = json_object_get(o, "rope_scaling");
-    if (rs && !json_is_null(rs)) {
-        e = hass_seterr(HASS_EUNSUP, "%s: rope_scaling in a draft head is not supported", path);
-        goto out;
-    }
-    h->n_embd = (int)C;
-    h->n_ff = (int)F;
-    h->n_head = (int)H;
-    h->n_head_kv = (int)Hkv;
-    h->head_dim = (int)D;
-    h->n_vocab = (int)V;
-    h->rope_theta = (float)theta;
-    h->norm_eps = (float)eps;
-    h->has_bias = b ? json_is_true(b) : -1; // -1: decide from the tensors
-out:
+    hass_err e = json_is_object(o) ? config_fields(h, o, path)
+                                   : hass_seterr(HASS_EFORMAT, "%s: not a JSON object", path);
     json_decref(o);
     return e;
 }
@@ -219,20 +215,23 @@ hass_err hass_head_set_dvocab(hass_head *h, const int64_t *counts, int n) {
     return HASS_OK;
 }
 
+// Element i of a u16 array at any alignment.
+static uint16_t u16_at(const void *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, (const uint8_t *)p + 2 * i, sizeof v);
+    return v;
+}
+
 // Copy a tensor into f32 dst, converting F16/BF16.
 static hass_err load_tensor(const hass_st_tensor *t, float *dst, int64_t n, const char *path) {
     switch (t->dtype) {
     case HASS_ST_F32: memcpy(dst, t->data, sizeof(float) * (size_t)n); break;
-    case HASS_ST_F16: {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < n; i++) dst[i] = hass_f16_to_f32(s[i]);
+    case HASS_ST_F16: // the data may sit at any byte offset (an odd-length header): memcpy
+        for (int64_t i = 0; i < n; i++) dst[i] = hass_f16_to_f32(u16_at(t->data, i));
         break;
-    }
-    case HASS_ST_BF16: {
-        const uint16_t *s = t->data;
-        for (int64_t i = 0; i < n; i++) dst[i] = hass_bf16_to_f32(s[i]);
+    case HASS_ST_BF16:
+        for (int64_t i = 0; i < n; i++) dst[i] = hass_bf16_to_f32(u16_at(t->data, i));
         break;
-    }
     default:
         return hass_seterr(HASS_EUNSUP, "%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)",
                            path, t->name, hass_st_dtype_name(t->dtype));
@@ -336,11 +335,10 @@ hass_head *hass_head_load(const char *path, const hass_head_target *tg, hass_err
                         h->has_bias ? "true" : "false", T_FC_B, tb ? "present" : "missing");
         goto fail;
     }
-    if ((e = alloc_weights(h, path))) goto fail;
     slot s[10];
     int n = slots_of(h, s);
     char b1[96];
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { // every shape first: the file bounds what is allocated
         const hass_st_tensor *t = hass_st_find(st, s[i].name);
         if (!t) {
             e = hass_seterr(HASS_EFORMAT, "%s: tensor '%s' missing", stp, s[i].name);
@@ -356,8 +354,11 @@ hass_head *hass_head_load(const char *path, const hass_head_target *tg, hass_err
                                 s[i].name, shape_str(t, b1, sizeof b1), (long long)s[i].rows);
             goto fail;
         }
-        if ((e = load_tensor(t, *s[i].dst, slot_n(&s[i]), stp))) goto fail;
     }
+    if ((e = alloc_weights(h, path))) goto fail;
+    n = slots_of(h, s);
+    for (int i = 0; i < n; i++)
+        if ((e = load_tensor(hass_st_find(st, s[i].name), *s[i].dst, slot_n(&s[i]), stp))) goto fail;
     if ((e = load_dvocab(h, hass_st_find(st, T_DVOCAB), stp))) goto fail;
     const hass_st_tensor *te = hass_st_find(st, T_EMBED);
     if (te && !shape_is(te, h->n_vocab, h->n_embd)) {

@@ -75,6 +75,44 @@ void hass_shard_free(hass_shard *s) {
     free(s);
 }
 
+// Walk the n_seq records after the header (hb bytes) as records of width H and check they end
+// at the end of the file with n_tok positions in all; off (n_seq or NULL) gets their offsets.
+static hass_err walk(const hass_shard *s, uint64_t hb, int H, uint64_t n_tok, uint64_t *off) {
+    uint64_t at = hb, tot = 0;
+    for (int64_t i = 0; i < s->n_seq; i++) {
+        if (s->n_bytes - at < 8)
+            return hass_seterr(HASS_EFORMAT, "%s: record %lld: truncated header at byte %llu", s->path,
+                               (long long)i, (unsigned long long)at);
+        uint32_t n = rd32(s->map + at);
+        uint64_t pb = payload_bytes(n, H);
+        if (n < 1 || n > HASS_SHARD_MAX_LEN || pb > s->n_bytes - at - 8)
+            return hass_seterr(HASS_EFORMAT, "%s: record %lld: %u positions, %llu bytes left (truncated "
+                               "or corrupt)", s->path, (long long)i, n,
+                               (unsigned long long)(s->n_bytes - at - 8));
+        if (off) off[i] = at;
+        at += 8 + pb;
+        tot += n;
+    }
+    if (at != s->n_bytes || tot != n_tok)
+        return hass_seterr(HASS_EFORMAT, "%s: %llu trailing bytes, %llu positions (header says %llu)",
+                           s->path, (unsigned long long)(s->n_bytes - at), (unsigned long long)tot,
+                           (unsigned long long)n_tok);
+    return HASS_OK;
+}
+
+// The record width other than the header's n_embd that the records fit exactly, or 0. The data
+// bytes are 8 n_seq + 4 n_tok + padding (n_tok .. n_tok + 3 n_seq) + 2 n_tok H, so at most a few
+// widths are candidates; each is walked.
+static int other_width(const hass_shard *s, uint64_t hb, uint64_t n_tok) {
+    uint64_t n_seq = (uint64_t)s->n_seq, fixed = 8 * n_seq + 5 * n_tok;
+    if (n_tok < n_seq || n_tok > s->n_bytes || s->n_bytes - hb < fixed) return 0;
+    uint64_t rest = s->n_bytes - hb - fixed; // 2 n_tok H + up to 3 n_seq
+    uint64_t lo = rest > 3 * n_seq ? (rest - 3 * n_seq) / (2 * n_tok) : 0, hi = rest / (2 * n_tok);
+    for (uint64_t w = lo < 1 ? 1 : lo; w <= hi && w <= 65536; w++)
+        if ((int)w != s->n_embd && !walk(s, hb, (int)w, n_tok, NULL)) return (int)w;
+    return 0;
+}
+
 // Open, check header and record bounds, index the records.
 hass_shard *hass_shard_open(const char *path, uint32_t want_fp, hass_err *err) {
     hass_err e = HASS_OK;
@@ -128,32 +166,13 @@ hass_shard *hass_shard_open(const char *path, uint32_t want_fp, hass_err *err) {
         e = hass_seterr(HASS_ENOMEM, "%s: out of memory for %llu records", path, (unsigned long long)n_seq);
         goto fail_s;
     }
-    uint64_t at = hb, tot = 0;
-    for (uint64_t i = 0; i < n_seq; i++) {
-        if (s->n_bytes - at < 8) {
-            e = hass_seterr(HASS_EFORMAT, "%s: record %llu: truncated header at byte %llu", path,
-                            (unsigned long long)i, (unsigned long long)at);
-            goto fail_s;
-        }
-        uint32_t n = rd32(s->map + at);
-        uint64_t pb = payload_bytes(n, s->n_embd);
-        if (n < 1 || n > HASS_SHARD_MAX_LEN || pb > s->n_bytes - at - 8) {
-            e = hass_seterr(HASS_EFORMAT, "%s: record %llu: %u positions, %llu bytes left (truncated or "
-                            "corrupt)", path, (unsigned long long)i, n,
-                            (unsigned long long)(s->n_bytes - at - 8));
-            goto fail_s;
-        }
-        s->off[i] = at;
-        at += 8 + pb;
-        tot += n;
-    }
-    if (at != s->n_bytes || tot != n_tok) {
-        e = hass_seterr(HASS_EFORMAT, "%s: %llu trailing bytes, %llu positions (header says %llu)", path,
-                        (unsigned long long)(s->n_bytes - at), (unsigned long long)tot,
-                        (unsigned long long)n_tok);
+    if ((e = walk(s, hb, s->n_embd, n_tok, s->off))) {
+        int w = other_width(s, hb, n_tok);
+        if (w) e = hass_seterr(HASS_EFORMAT, "%s: the records are %d features wide, the header says "
+                               "n_embd %d (header written for another model?)", path, w, s->n_embd);
         goto fail_s;
     }
-    s->n_tok = (int64_t)tot;
+    s->n_tok = (int64_t)n_tok;
     return s;
 fail_s:
     hass_shard_free(s);

@@ -152,3 +152,19 @@ $ for i in $(seq 20000); do echo '{"id":"x"}'; done > $TMP/big2.jsonl; (trap '' 
 $ script -qec "hass-cat --bin $TMP/none.jsonl" /dev/null < /dev/null | tr -d '\r'; echo "exit ${PIPESTATUS[0]}"
 > hass-cat: error: stdout is a terminal; pipe it, use -o or -f
 > exit 2
+
+# name: an END frame counting 99 frames after 1 is an error record after the records, exit 3
+$ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\000\000\000\000\002\000\000\000\001\377\252\201\051\136\002\000\000\000\001\000\000\000\004\000\000\000\143\000\000\000\116\164\147\135' | hass-cat
+> {"_hass_frame":{"type":77,"payload":"01ff"}}
+> {"frame":2,"error":"<stdin>:frame 2: END frame says 99 frames came before it, the stream had 1 (frames lost or added)"}
+= 3
+
+# name: an END frame with an empty payload is bad input in every reader (hass-detok here), exit 3
+$ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\000\000\000\000\002\000\000\000\001\377\252\201\051\136\002\000\000\000\001\000\000\000\000\000\000\000\156\130\104\133' | hass-detok -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf
+~ "error":"<stdin>:frame 2: END frame has a 0-byte payload
+! END frame has a 0-byte payload
+= 3
+
+# name: JSONL input starting with empty lines reads (it crashed the reader: a NUL stored through a null buffer)
+$ printf '\n\n{"a":1}\n' | hass-cat
+> {"a":1}

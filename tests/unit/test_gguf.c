@@ -131,6 +131,19 @@ static void test_hostile(void) {
     memcpy(h + 16, &n_kv, 8);
     hass_err e = open_bytes(h, 24);
     CHECK("gguf huge kv count refused", e == HASS_EFORMAT && strstr(hass_errmsg(), "limit"), "%d %s", e, hass_errmsg());
+    // a huge tensor count is named as such, at its own offset (8); one the file cannot hold too
+    n_t = 1ull << 40, n_kv = 0;
+    memcpy(h + 8, &n_t, 8);
+    memcpy(h + 16, &n_kv, 8);
+    e = open_bytes(h, 24);
+    CHECK("gguf huge tensor count named at offset 8", e == HASS_EFORMAT &&
+          strstr(hass_errmsg(), "offset 8: tensor count: 1099511627776 is over the limit"), "%d %s", e, hass_errmsg());
+    n_t = 1000;
+    memcpy(h + 8, &n_t, 8);
+    e = open_bytes(h, 64);
+    CHECK("gguf tensor count beyond the file refused", e == HASS_EFORMAT &&
+          strstr(hass_errmsg(), "offset 8: tensor count: 1000 is over the entries"), "%d %s", e, hass_errmsg());
+    n_t = 1;
     // one kv whose key length is 2^62
     n_kv = 1;
     memcpy(h + 16, &n_kv, 8);

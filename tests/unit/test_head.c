@@ -34,6 +34,66 @@ static int edit_file(const char *path, const char *from, const char *to) {
     return 1;
 }
 
+// Rewrite a safetensors file with an odd-length JSON header (legal: trailing spaces pad it), so
+// its data section starts at an odd offset. Returns the new header length, 0 on failure.
+static unsigned long odd_header(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    unsigned long hb = 0;
+    for (int i = 7; i >= 0; i--) hb = hb << 8 | buf[i];
+    if (n < 8 || hb > n - 8) return 0;
+    unsigned long j = hb;
+    while (j && buf[8 + j - 1] == ' ') j--;
+    unsigned long nh = j | 1; // odd: the JSON plus at most one space
+    if (!(f = fopen(path, "wb"))) return 0;
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(nh >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(buf + 8, 1, j, f);
+    if (nh > j) fputc(' ', f);
+    fwrite(buf + 8 + hb, 1, n - 8 - hb, f);
+    fclose(f);
+    return nh;
+}
+
+// Config fields outside their ranges are refused as malformed input (HASS_EFORMAT, exit 3) with
+// a message naming the field and its range.
+static void test_config_ranges(const char *dir, const hass_head_target *tg) {
+    static const char *cases[][3] = {
+        {"\"num_hidden_layers\": 1", "\"num_hidden_layers\": 0", "\"num_hidden_layers\" 0 outside [1, 1]"},
+        {"\"num_hidden_layers\": 1", "\"num_hidden_layers\": 1000", "\"num_hidden_layers\" 1000 outside"},
+        {"\"head_dim\": 8", "\"head_dim\": 0", "\"head_dim\" 0 outside [2, 1024]"},
+        {"\"head_dim\": 8", "\"head_dim\": 7", "\"head_dim\" 7 must be even"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 1000000000000", "\"hidden_size\" 1000000000000 outside [1, 65536]"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 1e12", "\"hidden_size\" must be an integer in [1, 65536]"},
+        {"\"vocab_size\": 512", "\"vocab_size\": -5", "\"vocab_size\" -5 outside"},
+        {"\"num_key_value_heads\": 4", "\"num_key_value_heads\": 16", "\"num_key_value_heads\" 16 outside [1, 8]"},
+        {"\"rms_norm_eps\": ", "\"rms_norm_eps\": 5, \"x\": ", "\"rms_norm_eps\" must be a number in (0, 1]"},
+    };
+    char p[600], nm[160];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(nm, sizeof nm, "config_range: %s", cases[i][1]);
+        if (!edit_file(p, cases[i][0], cases[i][1])) {
+            CHECK(nm, 0, "config has no %s", cases[i][0]);
+            continue;
+        }
+        hass_err e;
+        hass_head *l = hass_head_load(dir, tg, &e);
+        CHECK(nm, !l && e == HASS_EFORMAT && strstr(hass_errmsg(), cases[i][2]), "err %d: %s", e,
+              l ? "loaded" : hass_errmsg());
+        hass_head_free(l);
+        edit_file(p, cases[i][1], cases[i][0]);
+    }
+    hass_err e;
+    hass_head *l = hass_head_load(dir, tg, &e);
+    CHECK("config_range: restored config loads", l != NULL, "%s", hass_errmsg());
+    hass_head_free(l);
+}
+
 // Draft vocabulary: the n most frequent ids (ties to the lower id), ascending; kept by a BF16
 // save and load; a descending or out-of-range list is refused. BF16 weights are the f32 ones
 // rounded to nearest even.
@@ -62,8 +122,16 @@ static void test_dvocab_and_bf16(hass_head *h, const hass_head_target *tg, const
     for (size_t i = 0; same && i < h->n_params; i++)
         same = l->data[i] == hass_bf16_to_f32(hass_f32_to_bf16(h->data[i]));
     CHECK("load_bf16_with_dvocab", same, "%s", l ? "differs" : hass_errmsg());
-    hass_head_free(l);
+    // the same file with an odd-length header: every BF16 value sits at an odd address
     snprintf(p, sizeof p, "%s/model.safetensors", d3);
+    unsigned long hb = odd_header(p);
+    hass_head *o = hass_head_load(d3, tg, &e);
+    int same_odd = o && l && o->n_params == l->n_params;
+    for (size_t i = 0; same_odd && i < l->n_params; i++) same_odd = o->data[i] == l->data[i];
+    CHECK("load_bf16_odd_header", hb % 2 && same_odd, "header %lu: %s", hb,
+          o ? "differs" : hass_errmsg());
+    hass_head_free(o);
+    hass_head_free(l);
     hass_st *st = hass_st_open(p, &e);
     hass_st_tensor ts[16];
     int64_t nt = st ? hass_st_n_tensors(st) : 0;
@@ -158,6 +226,7 @@ int main(void) {
     CHECK("refuse_bad_config", !l && e == HASS_EFORMAT && strstr(hass_errmsg(), "hidden_size"),
           "%s", hass_errmsg());
     edit_file(p, "\"hidden_size\": \"x\"", "\"hidden_size\": 64");
+    test_config_ranges(d1, &tg);
 
     // a public head: BF16, no bias key, embed_tokens present, no hass metadata, missing o_proj
     snprintf(d2, sizeof d2, "%s/public", dir);

@@ -57,7 +57,35 @@ static size_t write_all(const char *jsonl, int bin, char **buf) {
     return n;
 }
 
+// An END frame must carry the count of the frames before it: a wrong count or an empty payload
+// is an error after the records (not fatal: another stream may follow), one that says where.
+static void test_end_count(void) {
+    static const struct { const char *payload; uint32_t n; const char *want; } cases[] = {
+        {"\x63\0\0\0", 4, "frame 4: END frame says 99 frames came before it, the stream had 3"},
+        {"", 0, "frame 4: END frame has a 0-byte payload"},
+        {"\x02\0\0\0", 4, "END frame says 2 frames"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char *buf = NULL, got[2048], nm[80];
+        size_t nb = 0;
+        FILE *f = open_memstream(&buf, &nb);
+        hass_frame_write_header(f, 0, 0);
+        for (uint32_t i = 0; i < 3; i++) hass_frame_write(f, 77, i, "\x01", 1);
+        hass_frame_write(f, HASS_FRAME_END, 3, cases[c].payload, cases[c].n);
+        hass_frame_write_header(f, 0, 0); // a good stream after it still reads
+        hass_frame_write(f, 77, 0, "\x02", 1);
+        hass_frame_write(f, HASS_FRAME_END, 1, "\x01\0\0\0", 4);
+        fclose(f);
+        int n_err, fatal, k = read_all(buf, nb, got, sizeof got, &n_err, &fatal);
+        snprintf(nm, sizeof nm, "END frame count checked (case %zu)", c);
+        CHECK(nm, k == 4 && n_err == 1 && !fatal && strstr(got, cases[c].want), "k=%d err=%d fatal=%d\n%s",
+              k, n_err, fatal, got);
+        free(buf);
+    }
+}
+
 int main(void) {
+    test_end_count();
     const char *recs = "{\"id\":\"a\",\"tokens\":[1,2,-3,2147483647],\"m\":{\"x\":[1]},\"t\":0.5}\n"
                        "{\"id\":\"b\",\"tokens\":[],\"z\":[1,\"a\"],\"big\":[2147483648]}\n"
                        "{\"generated\":[7],\"id\":7,\"tokens\":[9]}\n";

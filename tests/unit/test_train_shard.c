@@ -6,6 +6,7 @@
 // Helper modes for tests/e2e/train.sh (not tests themselves):
 //   test_train_shard nan-shard IN OUT     copy shard IN to OUT with a NaN feature in record 2
 //   test_train_shard head-check DIR MODEL load the head in DIR against MODEL (head.h), exit 0/1
+#include "frame.h"
 #include "head.h"
 #include "shard.h"
 #include "tokenizer.h"
@@ -70,6 +71,40 @@ static void test_roundtrip(const char *dir, int dtype, const char *tag) {
     snprintf(nm, sizeof nm, "shard %s: verify passes", tag);
     CHECK(nm, hass_shard_verify(s) == HASS_OK, "%s", hass_errmsg());
     hass_shard_free(s);
+}
+
+// Set the header's n_embd of the shard at path and fix the header CRC (a header that lies).
+static void set_n_embd(const char *path, uint32_t n_embd) {
+    FILE *f = fopen(path, "r+b");
+    uint8_t h[64];
+    if (!f || fread(h, 1, 64, f) != 64) {
+        if (f) fclose(f);
+        return;
+    }
+    for (int i = 0; i < 4; i++) h[20 + i] = (uint8_t)(n_embd >> (8 * i));
+    uint32_t c = hass_crc32(0, h, 60);
+    for (int i = 0; i < 4; i++) h[60 + i] = (uint8_t)(c >> (8 * i));
+    fseek(f, 0, SEEK_SET);
+    fwrite(h, 1, 64, f);
+    fclose(f);
+}
+
+// A header whose n_embd differs from the records' width says so, naming both widths.
+static void test_wrong_width(const char *dir) {
+    char path[512], nm[96];
+    snprintf(path, sizeof path, "%s/w.shard", dir);
+    static const uint32_t widths[] = {4, 7, 16, 4096};
+    for (int i = 0; i < 4; i++) {
+        write_shard(path, HASS_SHARD_BF16, 5);
+        set_n_embd(path, widths[i]);
+        hass_err err = HASS_OK;
+        hass_shard *s = hass_shard_open(path, 0, &err);
+        char want[96];
+        snprintf(want, sizeof want, "the records are 8 features wide, the header says n_embd %u", widths[i]);
+        snprintf(nm, sizeof nm, "shard: header n_embd %u, records 8 wide: width mismatch", widths[i]);
+        CHECK(nm, !s && err == HASS_EFORMAT && strstr(hass_errmsg(), want), "%s", hass_errmsg());
+        hass_shard_free(s);
+    }
 }
 
 static void test_bad(const char *dir) {
@@ -226,6 +261,7 @@ int main(int argc, char **argv) {
     test_roundtrip(dir, HASS_SHARD_F16, "f16");
     test_roundtrip(dir, HASS_SHARD_BF16, "bf16");
     test_bad(dir);
+    test_wrong_width(dir);
     test_target();
     test_python_shard();
     char cmd[600];
