@@ -110,11 +110,11 @@ LIBSRC  := $(wildcard $(addsuffix /*.c,$(addprefix libcore/,$(LAYERS))))
 LIBOBJ  := $(patsubst libcore/%.c,$(BUILD)/libcore/%.o,$(LIBSRC))
 LIB     := $(BUILD)/libhass.a
 BINS    := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(wildcard cmd/*.c))
-TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 HDRS    := $(wildcard $(addsuffix /*.h,$(addprefix libcore/,$(LAYERS))))
 
 .PHONY: all debug test bench models deps install clean print-config check
-all: banner $(BINS) $(TESTS)
+all: banner $(BINS) $(UNIT_TESTS)
 debug: all
 
 banner:

@@ -272,7 +272,7 @@ hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C, const 
             if ((e = dr->reset(dr->ctx))) break;
         } else if (type == F_PUSH) {
             int32_t m;
-            if (len < 4 || (memcpy(&m, buf, 4), m < 0) || len != 4 + (uint32_t)m * (4u * C + 4u)) {
+            if (len < 4 || (memcpy(&m, buf, 4), m < 0) || (uint64_t)len != 4 + (uint64_t)m * (4ull * (uint64_t)C + 4)) {
                 e = hass_seterr(HASS_EFORMAT, "draft channel: bad push frame");
                 break;
             }
