@@ -32,6 +32,21 @@ hass_err hass_tok_read_file(const char *path, char **out, size_t *n) {
     return HASS_OK;
 }
 
+// The tokenizer of the GGUF file at path.
+static hass_tokenizer *load_gguf(const char *path, hass_err *err) {
+    hass_gguf *g = hass_gguf_open(path, err);
+    if (!g) return NULL;
+    hass_tokenizer *t = hass_tokenizer_from_gguf(g, err);
+    hass_gguf_free(g);
+    return t;
+}
+
+// Whether the first r bytes of a file may start a JSON text ('{', '[' or white space first).
+static int json_start(const char *head, size_t r) {
+    return r > 0 && (head[0] == '{' || head[0] == '[' || head[0] == ' ' || head[0] == '\t' ||
+                     head[0] == '\n' || head[0] == '\r');
+}
+
 hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
     struct stat st;
     if (stat(path, &st)) {
@@ -54,13 +69,7 @@ hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
     char magic[4] = {0};
     size_t r = fread(magic, 1, 4, f);
     fclose(f);
-    if (r == 4 && !memcmp(magic, "GGUF", 4)) {
-        hass_gguf *g = hass_gguf_open(path, err);
-        if (!g) return NULL;
-        hass_tokenizer *t = hass_tokenizer_from_gguf(g, err);
-        hass_gguf_free(g);
-        return t;
-    }
+    if (r == 4 && !memcmp(magic, "GGUF", 4)) return load_gguf(path, err);
     if (r >= 1 && magic[0] == 0x0A) { // protobuf field 1, length-delimited: SentencePiece ModelProto
         hass_tokenizer *t = hass_tok_load_spm_model(path, err);
         snprintf(p, sizeof p, "%s", path);
@@ -76,5 +85,7 @@ hass_tokenizer *hass_tokenizer_load(const char *path, hass_err *err) {
         snprintf(p, sizeof p, "%.*s", (int)(base - path), path);
         return hass_tok_load_encoder_json(p[0] ? p : ".", err);
     }
+    // neither GGUF, protobuf nor JSON: the GGUF reader says what is wrong (empty file, bad magic)
+    if (!json_start(magic, r)) return load_gguf(path, err);
     return hass_tok_load_tokenizer_json(path, err);
 }
