@@ -72,6 +72,26 @@ $ hass-tokenize -m /nonexistent.gguf
 = 1
 ! /nonexistent.gguf: No such file or directory
 
+# name: an empty model file says so, exit 3 (not a JSON parser's message)
+$ : > $TMP/empty; hass-tokenize -m $TMP/empty
+= 3
+! error: .*/empty: empty file$
+
+# name: a 3-byte model file has a bad magic, exit 3
+$ printf abc > $TMP/three; hass-tokenize -m $TMP/three
+= 3
+! error: .*/three: not a GGUF file \(bad magic\)$
+
+# name: a model file of zeros has a bad magic, exit 3
+$ head -c 1000 /dev/zero > $TMP/zero.gguf; hass-tokenize -m $TMP/zero.gguf
+= 3
+! error: .*/zero.gguf: not a GGUF file \(bad magic\)$
+
+# name: /dev/zero as the model is not a regular file, exit 1 (as for hass-verify --inspect)
+$ hass-tokenize -m /dev/zero
+= 1
+! error: /dev/zero: not a regular file$
+
 # name: LLaMA-3 from encoder.json + vocab.bpe + tokenizer_config.json, specials parsed in chat
 $ d=$TMP/l3; mkdir -p $d; for f in encoder.json vocab.bpe; do ln -sf $PWD/$HASS_DATA/tokenizer/llama3/$f $d/; done; ln -sf $PWD/$HASS_DATA/tokenizer/hf/Meta-Llama-3-8B-Instruct/tokenizer_config.json $d/; echo '{"messages":[{"role":"user","content":"Hello world"}]}' | hass-tokenize -m $d
 > {"messages":[{"role":"user","content":"Hello world"}],"tokens":[128000,128006,882,128007,271,9906,1917,128009,128006,78191,128007,271]}
