@@ -23,9 +23,21 @@ T_K512 static inline __m512 pair_bcast(__m512 v, int c) {
     return _mm512_permutexvar_ps(_mm512_add_epi32(i0, _mm512_set1_epi32(2 * c)), v);
 }
 
+// The 6-bit scales (s) and mins (m) of the 8 groups of a Q4_K/Q5_K block's 12 scale bytes, as
+// 8 int32 lanes each (hass_kq_scale_min, on 32-bit words).
+T_K512 static inline void scale_min8(const uint8_t *sc, __m256i *s, __m256i *m) {
+    uint32_t a, b, c;
+    memcpy(&a, sc, 4), memcpy(&b, sc + 4, 4), memcpy(&c, sc + 8, 4);
+    uint64_t s8 = (a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    uint64_t m8 = (b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+    *s = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s8));
+    *m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8));
+}
+
 // Q4_K x R rows: per 256-block, chunk c of 32 bytes holds 32-blocks 2c (low nibbles) and 2c + 1
 // (high nibbles), which meet the activation bytes 64c .. 64c + 63 as they lie; lane float work:
-// acc += float(idot) * (D dx); the mins: accm += M * se (8 lanes, one per 32-block).
+// acc += float(idot) * (D dx) with D dx worked out once per block and row (8 lanes, one per
+// 32-block); the mins: accm += M * se (8 lanes).
 T_K512 static inline __attribute__((always_inline)) void
 q4k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *dxr,
       const float *const *ser, const int R, float *out, size_t os) {
@@ -38,23 +50,21 @@ q4k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *d
     }
     for (int sb = 0; sb < n_in / 256; sb++) {
         const uint8_t *b = w + (size_t)sb * 144;
-        int s[8], m[8];
-        for (int j = 0; j < 8; j++) hass_kq_scale_min(b + 4, j, &s[j], &m[j]);
-        __m256 Dv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b)), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)s)));
-        __m256 Mv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)m)));
+        __m256i si, mi;
+        scale_min8(b + 4, &si, &mi);
+        __m256 Dv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b)), _mm256_cvtepi32_ps(si));
+        __m256 Mv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), _mm256_cvtepi32_ps(mi));
         __m512i W[4];
-        __m512 Dc[4];
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
             W[c] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
-            Dc[c] = pair_bcast(_mm512_castps256_ps512(Dv), c);
         }
         for (int r = 0; r < R; r++) {
             const int8_t *x = xr[r] + 256 * sb;
-            __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb));
+            __m512 Dx = _mm512_castps256_ps512(_mm256_mul_ps(Dv, _mm256_loadu_ps(dxr[r] + 8 * sb)));
             for (int c = 0; c < 4; c++) {
                 __m512i id = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[c], _mm512_loadu_si512((const void *)(x + 64 * c)));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(Dc[c], pair_bcast(dx8, c)), acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), pair_bcast(Dx, c), acc[r]);
             }
             accm[r] = _mm256_fmadd_ps(Mv, _mm256_loadu_ps(ser[r] + 8 * sb), accm[r]);
         }
@@ -69,13 +79,15 @@ q4k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *d
 
 // Q6_K x R rows: the 6-bit values made signed (q - 32) once per block; each activation vector is
 // made unsigned (x + 128) and the dot corrected by 128 * (the lane's weight sum), an integer
-// worked out once per block for all rows; lane l of vector k is scale group 4k + l / 4.
+// worked out once per block for all rows; lane l of vector k is scale group 4k + l / 4, whose
+// scale times the activation's (d sc_g dx_(g/2), 16 lanes) is worked out once per block and row.
 T_K512 static inline __attribute__((always_inline)) void
 q6k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *dxr, const int R,
       float *out, size_t os) {
     const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3), c32 = _mm512_set1_epi8(32);
     const __m512i x80 = _mm512_set1_epi8((char)0x80), one = _mm512_set1_epi8(1);
     const __m512i g0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i half = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     __m512 acc[8];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int sb = 0; sb < n_in / 256; sb++) {
@@ -83,7 +95,6 @@ q6k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *d
         __m512 S = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 208)),
                                  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)))));
         __m512i W[4], ws[4];
-        __m512 Sk[4];
         for (int k = 0; k < 4; k++) {
             int h = k / 2, nib = k % 2;
             __m512i lo = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(b + 64 * h)), 4 * nib), m4);
@@ -93,15 +104,16 @@ q6k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *d
             hi = _mm512_slli_epi16(_mm512_and_si512(hi, m2), 4);
             W[k] = _mm512_sub_epi8(_mm512_or_si512(lo, hi), c32);
             ws[k] = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, W[k]), 7);
-            Sk[k] = _mm512_permutexvar_ps(_mm512_add_epi32(g0, _mm512_set1_epi32(4 * k)), S);
         }
         for (int r = 0; r < R; r++) {
             const int8_t *x = xr[r] + 256 * sb;
-            __m512 dx8 = _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb));
+            __m512 dx16 = _mm512_permutexvar_ps(half, _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb)));
+            __m512 T = _mm512_mul_ps(S, dx16);
             for (int k = 0; k < 4; k++) {
                 __m512i xu = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + 64 * k)), x80);
                 __m512i id = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, W[k]), ws[k]);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(Sk[k], pair_bcast(dx8, k)), acc[r]);
+                __m512 Tk = _mm512_permutexvar_ps(_mm512_add_epi32(g0, _mm512_set1_epi32(4 * k)), T);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), Tk, acc[r]);
             }
         }
     }

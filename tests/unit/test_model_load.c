@@ -372,11 +372,11 @@ int main(void) {
         memcpy(b + o + 4 + 8, &ne1, 8);
         expect_fail("model_load_shape_mismatch", path, b, g_n, HASS_EFORMAT, "blk.0.attn_q.weight");
     }
-    // dtype: blk.0.ffn_up.weight F32 -> Q5_0 (type 6), which the loader does not run
+    // dtype: blk.0.ffn_up.weight F32 -> Q8_1 (type 9), which the loader does not run
     memcpy(b, g_buf, g_n);
     o = after(b, g_n, "blk.0.ffn_up.weight");
     if (o) {
-        uint32_t t = 6;
+        uint32_t t = 9;
         memcpy(b + o + 4 + 16, &t, 4);
         expect_fail("model_load_unsupported_dtype", path, b, g_n, HASS_EUNSUP, "blk.0.ffn_up.weight");
     }
