@@ -1,5 +1,5 @@
 // gen.h: generation: one prompt to generated tokens, plainly or speculatively, under a run's
-// sampler, seed and stop rules; and the per-record glue of hass-verify.
+// sampler, seed and stop rules.
 //
 // A hass_gen is the decode loop of spec.h without a drafter (plain, autoregressive decoding: it
 // owns that decoder and its cache) and, when set, a speculative decoder to use instead. Both
@@ -8,7 +8,6 @@
 #ifndef HASS_GEN_H
 #define HASS_GEN_H
 
-#include <jansson.h>
 #include <stdio.h>
 
 #include "backend.h"
@@ -16,7 +15,6 @@
 #include "sample.h"
 #include "spec.h"
 #include "stop.h"
-#include "stream.h"
 #include "tokenizer.h"
 
 // Settings of a generation run.
@@ -77,25 +75,5 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
 // NULL) to the file of hass_gen_set_spec, if any: per-cycle and request records of speculative
 // decoding, the request record alone of plain decoding.
 hass_err hass_gen_write_metrics(hass_gen *g, const void *id_json, const hass_gen_out *r);
-
-// Seeds: the sampler of a record is seeded from the run's seed and the record itself (its
-// "seed" key, else its "id", else its index), so shards of a fan-out give the same output as
-// one process.
-
-// Sampler seed of a record: its integer "seed" key if any, else a hash of the run's seed and its
-// "id", else of the run's seed and its index in the input.
-uint64_t hass_gen_record_seed(uint64_t seed, const json_t *rec, int64_t index);
-
-// One record of hass-verify: read "tokens" (and the optional per-record "max_new" and "seed"
-// that override the run's), generate, and return the output record (the input
-// keys plus "generated", "finish", "stop" when a stop string matched, "margins" when asked, and
-// "timing": prefill_ms, decode_ms, tok_s, decode_cpu_ms); the run's metrics go to the metrics
-// file of the hass_gen, if any. With stream set, {"id":..,"type":"delta","tokens":[..]} records
-// go out through w as tokens are accepted. Delta records of an earlier stage are returned
-// unchanged. On failure *out is the error record (input keys, "finish":"error", "error") and
-// the code says why.
-hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
-                         const char *where, int64_t index, int stream, hass_stream_writer *w,
-                         json_t **out);
 
 #endif

@@ -2,6 +2,7 @@
 // boundaries, max_new), record seeds, and plain generation on stories260K (greedy ids, EOS stop,
 // context limit, per-record overrides, error records).
 #include "gen.h"
+#include "verify_record.h"
 #include "unit.h"
 
 int main(void) {
@@ -72,12 +73,12 @@ int main(void) {
     json_t *r1 = json_pack("{s:s}", "id", "q7"), *r2 = json_pack("{s:s,s:i}", "id", "q7", "seed", 5);
     json_t *r3 = json_object();
     CHECK("seed: same id, same seed at any index",
-          hass_gen_record_seed(3, r1, 0) == hass_gen_record_seed(3, r1, 99) &&
-              hass_gen_record_seed(3, r1, 0) != hass_gen_record_seed(4, r1, 0),
+          hass_verify_record_seed(3, r1, 0) == hass_verify_record_seed(3, r1, 99) &&
+              hass_verify_record_seed(3, r1, 0) != hass_verify_record_seed(4, r1, 0),
           "differs");
-    CHECK("seed: explicit seed key", hass_gen_record_seed(3, r2, 0) == 5, "not 5");
+    CHECK("seed: explicit seed key", hass_verify_record_seed(3, r2, 0) == 5, "not 5");
     CHECK("seed: no id: the index decides",
-          hass_gen_record_seed(3, r3, 0) != hass_gen_record_seed(3, r3, 1), "same");
+          hass_verify_record_seed(3, r3, 0) != hass_verify_record_seed(3, r3, 1), "same");
     json_decref(r1), json_decref(r2), json_decref(r3);
 
     // Plain generation: the greedy ids of llama.cpp's story, then the limits.
@@ -106,13 +107,13 @@ int main(void) {
 
     // Record glue: per-record max_new, error record keeps the input and says where.
     json_t *in = json_pack("{s:s,s:[i,i],s:i}", "id", "a", "tokens", 1, 403, "max_new", 2), *o;
-    e = hass_gen_record(g, &cfg, in, "t:1", 0, 0, NULL, &o);
+    e = hass_verify_record(g, &cfg, in, "t:1", 0, 0, NULL, &o);
     CHECK("record: generated, finish, timing", !e && json_array_size(json_object_get(o, "generated")) == 2 &&
           !strcmp(json_string_value(json_object_get(o, "finish")), "length") &&
           json_is_object(json_object_get(o, "timing")), "e=%d", e);
     json_decref(o), json_decref(in);
     in = json_pack("{s:s}", "id", "b");
-    e = hass_gen_record(g, &cfg, in, "t:2", 1, 0, NULL, &o);
+    e = hass_verify_record(g, &cfg, in, "t:2", 1, 0, NULL, &o);
     CHECK("record: missing tokens gives an error record",
           e == HASS_EFORMAT && !strcmp(json_string_value(json_object_get(o, "error")), "t:2: \"tokens\" missing") &&
           !strcmp(json_string_value(json_object_get(o, "finish")), "error") &&
