@@ -54,6 +54,34 @@ static json_t *error_out(const json_t *in, const char *where) {
     return o;
 }
 
+// A record's optional integer key: absent, or an integer in [lo, hi] (else an error naming it).
+static hass_err int_key(const json_t *in, const char *key, int64_t lo, int64_t hi) {
+    const json_t *x = json_object_get(in, key);
+    if (!x) return HASS_OK;
+    if (!json_is_integer(x)) {
+        char *txt = json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY);
+        hass_err e = hass_seterr(HASS_EFORMAT, "\"%s\" is not an integer: %.40s%s", key,
+                                 txt ? txt : "?", txt && strlen(txt) > 40 ? "..." : "");
+        free(txt);
+        return e;
+    }
+    int64_t v = json_integer_value(x);
+    if (v < lo || v > hi)
+        return hass_seterr(HASS_ERANGE, "\"%s\" = %lld is outside [%lld, %lld]", key, (long long)v,
+                           (long long)lo, (long long)hi);
+    return HASS_OK;
+}
+
+// Check the per-record settings ("max_new", "seed"; see verify_record.h) and apply "max_new".
+static hass_err record_overrides(const json_t *in, hass_gen_cfg *rc) {
+    hass_err e = int_key(in, "max_new", 0, HASS_RECORD_MAX_NEW);
+    if (!e) e = int_key(in, "seed", 0, INT64_MAX);
+    if (e) return e;
+    const json_t *mx = json_object_get(in, "max_new");
+    if (mx) rc->max_new = (int)json_integer_value(mx);
+    return HASS_OK;
+}
+
 // One record: tokens in, generation out.
 hass_err hass_verify_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
                             const char *where, int64_t index, int stream, hass_stream_writer *w,
@@ -76,9 +104,11 @@ hass_err hass_verify_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *
         return e;
     }
     hass_gen_cfg rc = *cfg;
-    const json_t *mx = json_object_get(in, "max_new");
-    if (json_is_integer(mx) && json_integer_value(mx) >= 0 && json_integer_value(mx) < INT32_MAX)
-        rc.max_new = (int)json_integer_value(mx);
+    if ((e = record_overrides(in, &rc))) {
+        free(ids);
+        *out = error_out(in, where);
+        return e;
+    }
     delta_ctx d = {w, json_object_get(in, "id")};
     hass_gen_out r;
     e = hass_gen_run(g, &rc, hass_verify_record_seed(cfg->seed, in, index), ids, (int)n,

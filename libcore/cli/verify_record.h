@@ -16,8 +16,12 @@
 // "id", else of the run's seed and its index in the input.
 uint64_t hass_verify_record_seed(uint64_t seed, const json_t *rec, int64_t index);
 
-// One record of hass-verify: read "tokens" (and the optional per-record "max_new" and "seed"
-// that override the run's), generate, and return the output record (the input
+// Largest per-record "max_new" (the range of --max-new).
+#define HASS_RECORD_MAX_NEW (1 << 24)
+
+// One record of hass-verify: read "tokens" (and the optional per-record "max_new", an integer in
+// [0, HASS_RECORD_MAX_NEW], and "seed", an integer in [0, 2^63 - 1], that override the run's;
+// anything else there is an error record), generate, and return the output record (the input
 // keys plus "generated", "finish", "stop" when a stop string matched, "margins" when asked, and
 // "timing": prefill_ms, decode_ms, tok_s, decode_cpu_ms); the run's metrics go to the metrics
 // file of the hass_gen, if any. With stream set, {"id":..,"type":"delta","tokens":[..]} records
