@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "draft_remote.h"
-#include "gen.h"
+#include "verify_record.h"
 #include "gguf.h"
 #include "head_drafter.h"
 
@@ -210,14 +210,14 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         c->n_channels++;
         return on_channel(c, in, out);
     }
-    hass_err e = hass_gen_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
+    hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
     if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {
         // the drafter process is gone: finish this record and the rest by plain decoding
         HASS_WARN("%s; decoding on without the drafter", hass_errmsg());
         hass_gen_set_spec(c->g, NULL, c->sp->metrics);
         json_decref(*out);
         *out = NULL;
-        e = hass_gen_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
+        e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
         if (!e) json_object_set_new(*out, "draft", json_string("lost"));
     }
     c->index++;

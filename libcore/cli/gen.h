@@ -1,36 +1,21 @@
-// gen.h: plain (autoregressive) generation and the per-record glue of hass-verify.
+// gen.h: generation: one prompt to generated tokens, plainly or speculatively, under a run's
+// sampler, seed and stop rules.
 //
-// hass_gen owns a KV cache and the logits buffer for one model; hass_gen_run prefills a prompt
-// and decodes one token at a time until a stop condition (hass_stop: end-of-generation token,
-// --max-new, a stop string, a full context). The stop tracker and the record glue are shared
-// with speculative decoding, which accepts several tokens per step but stops the same way.
-//
-// Seeds: the sampler of a record is seeded from the run's seed and the record itself (its
-// "seed" key, else its "id", else its index), so shards of a fan-out give the same output as
-// one process.
+// A hass_gen is the decode loop of spec.h without a drafter (plain, autoregressive decoding: it
+// owns that decoder and its cache) and, when set, a speculative decoder to use instead. Both
+// stop by stop.h's rules (end-of-generation token, --max-new, a stop string, a full context),
+// so a record's tokens do not depend on which one ran (at T = 0; at T > 0 on the seed).
 #ifndef HASS_GEN_H
 #define HASS_GEN_H
 
-#include <jansson.h>
+#include <stdio.h>
 
 #include "backend.h"
-#include "forward.h"
 #include "model.h"
 #include "sample.h"
 #include "spec.h"
-#include "stream.h"
+#include "stop.h"
 #include "tokenizer.h"
-
-// Why a generation ended ("finish" in the output record).
-typedef enum hass_finish {
-    HASS_FINISH_NONE = 0,   // still running
-    HASS_FINISH_EOS = 1,    // an end-of-generation token of the model (not kept in the output)
-    HASS_FINISH_LENGTH = 2, // --max-new tokens, or the context is full
-    HASS_FINISH_STOP = 3,   // a stop string appeared in the text (its token is kept)
-} hass_finish;
-
-// Name of a finish reason ("eos", "length", "stop").
-const char *hass_finish_name(hass_finish f);
 
 // Settings of a generation run.
 typedef struct hass_gen_cfg {
@@ -43,25 +28,6 @@ typedef struct hass_gen_cfg {
     int n_stop;
 } hass_gen_cfg;
 
-// Stop-condition tracker: feed accepted tokens one by one.
-typedef struct hass_stop {
-    const hass_tokenizer *tok; // borrowed
-    const hass_gen_cfg *cfg;   // borrowed
-    char *text;                // (len) bytes of the generated pieces, owned
-    size_t len, cap;
-    int n_gen;                 // tokens kept so far
-    int stop_idx;              // index of the stop string that matched, -1 if none
-} hass_stop;
-
-// Start tracking a generation.
-void hass_stop_init(hass_stop *s, const hass_tokenizer *tok, const hass_gen_cfg *cfg);
-// Free the text buffer.
-void hass_stop_free(hass_stop *s);
-// Offer the next accepted token: returns HASS_FINISH_EOS when id ends the generation (id is not
-// kept), HASS_FINISH_STOP / HASS_FINISH_LENGTH when keeping id ends it, HASS_FINISH_NONE to go
-// on. *keep says whether id belongs in the output.
-hass_finish hass_stop_push(hass_stop *s, int32_t id, int *keep);
-
 // Result of one generation; tokens are owned by the hass_gen and valid until its next run.
 typedef struct hass_gen_out {
     const int32_t *tokens;  // (n_tokens) generated ids
@@ -72,16 +38,16 @@ typedef struct hass_gen_out {
     int stop_idx;           // which stop string matched (-1: none)
     int n_prompt;
     double prefill_ms;      // prompt forward and the first sample
-    double decode_ms;       // the one-token steps after it
+    double decode_ms;       // the steps or cycles after it
     double decode_cpu_ms;   // process CPU time (all threads) of those steps or cycles (a drafter
                             // in another process not counted)
-    int n_decode;           // number of those steps
+    int n_decode;           // number of those steps or cycles
 } hass_gen_out;
 
 typedef struct hass_gen hass_gen;
 
 // Generation state for model m (borrowed) with a cache of n_ctx entries (<= 0: the model's
-// training context). tok (borrowed) gives end-of-generation ids and piece bytes.
+// training context). tok (borrowed, may be NULL) gives end-of-generation ids and piece bytes.
 hass_gen *hass_gen_new(hass_model *m, const hass_tokenizer *tok, int n_ctx, hass_err *err);
 // The same on backend b (borrowed: outlives the hass_gen), e.g. the GPU (backend.h).
 hass_gen *hass_gen_new_on(hass_backend *b, const hass_tokenizer *tok, int n_ctx, hass_err *err);
@@ -89,34 +55,25 @@ hass_gen *hass_gen_new_on(hass_backend *b, const hass_tokenizer *tok, int n_ctx,
 void hass_gen_free(hass_gen *g);
 // Capacity of the cache (the longest prompt + generation).
 int hass_gen_ctx(const hass_gen *g);
-// Decode speculatively with s (borrowed; NULL: plain decoding again); its sampler is replaced
-// by each run's. metrics (borrowed, may be NULL): per-cycle and per-request JSONL of every
-// record (hass_spec_metrics_write; plain decoding writes the request records only).
+// Size of the target's vocabulary (prompt ids are below it).
+int hass_gen_vocab(const hass_gen *g);
+// Decode speculatively with s (borrowed; NULL: plain decoding again); its sampler and seed are
+// replaced by each run's. metrics (borrowed, may be NULL): where hass_gen_write_metrics writes.
 void hass_gen_set_spec(hass_gen *g, hass_spec *s, FILE *metrics);
 
 // Called with each chunk of accepted tokens as soon as it is known (streaming).
 typedef hass_err (*hass_gen_emit_fn)(void *ctx, const int32_t *ids, int n);
 
-// Prefill prompt and decode until a stop condition; seed is this record's sampler seed.
+// Prefill prompt and decode until a stop condition; seed is this record's sampler seed; emit
+// (may be NULL) gets the kept tokens one at a time.
 // HASS_ERANGE for an empty prompt, a prompt longer than the context or an id out of range.
 hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
                       const int32_t *prompt, int n_prompt, hass_gen_emit_fn emit, void *ectx,
                       hass_gen_out *out);
 
-// Sampler seed of a record: its integer "seed" key if any, else a hash of the run's seed and its
-// "id", else of the run's seed and its index in the input.
-uint64_t hass_gen_record_seed(uint64_t seed, const json_t *rec, int64_t index);
-
-// One record of hass-verify: read "tokens" (and the optional per-record "max_new" and "seed"
-// that override the run's), generate, and return the output record (the input
-// keys plus "generated", "finish", "stop" when a stop string matched, "margins" when asked, and
-// "timing": prefill_ms, decode_ms, tok_s, decode_cpu_ms). With
-// stream set, {"id":..,"type":"delta","tokens":[..]} records go out through w as tokens are
-// accepted. Delta records of an earlier stage are returned unchanged. On failure *out is the
-// error record (input keys, "finish":"error", "error") and the
-// code says why.
-hass_err hass_gen_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
-                         const char *where, int64_t index, int stream, hass_stream_writer *w,
-                         json_t **out);
+// The metrics of the last run r (hass_spec_metrics_write) under id (a json_t, borrowed, may be
+// NULL) to the file of hass_gen_set_spec, if any: per-cycle and request records of speculative
+// decoding, the request record alone of plain decoding.
+hass_err hass_gen_write_metrics(hass_gen *g, const void *id_json, const hass_gen_out *r);
 
 #endif

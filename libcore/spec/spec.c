@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AUTO_EVERY 4     // re-choose every this many cycles
@@ -373,13 +374,6 @@ int hass_spec_cost_curve(const hass_spec *s, const int **n_tok, const double **m
     return s->au.curve_n;
 }
 
-// Whether tok is a stop token.
-static int is_stop(int32_t tok, const int32_t *stop, int n_stop) {
-    for (int i = 0; i < n_stop; i++)
-        if (stop[i] == tok) return 1;
-    return 0;
-}
-
 // Make sure a tree object for the current budget exists.
 static hass_err cur_tree(hass_spec *s, hass_tree **out) {
     const hass_tree_cfg *c = &s->cur;
@@ -436,135 +430,268 @@ static hass_err ring_sync(hass_spec *s) {
     return e;
 }
 
-// The decode loop (see spec.h).
-int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int max_new,
-                       const int32_t *stop_ids, int n_stop, int32_t *out, hass_spec_stats *st,
-                       hass_spec_emit emit, void *ud) {
+// Process CPU time in seconds (all threads).
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Difference between the largest and the second largest of n logits.
+static float top2_margin(const float *x, int n) {
+    float a = -INFINITY, b = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (x[i] > a) b = a, a = x[i];
+        else if (x[i] > b) b = x[i];
+    }
+    return a - b;
+}
+
+// The output side of one generation: the stop rules, where kept tokens go, the callback.
+typedef struct gen_out {
+    hass_stop st;
+    int32_t *out;       // (capacity, see hass_spec_generate) kept tokens
+    float *margins;     // (same) their steps' top1 - top2 logit, or NULL
+    int n_out;
+    hass_spec_emit emit;
+    void *ud;
+    int halted;         // emit asked to stop
+} gen_out;
+
+// Offer a step's n tokens (cyc NULL: the root) to the stop rules; the kept ones go to the output
+// (with the margin of s->logits' first row: a plain step has one token), then to emit.
+// Non-zero when the generation ends.
+static int take(hass_spec *s, gen_out *g, const int32_t *tok, int n, const hass_spec_cycle *cyc) {
+    int n0 = g->n_out;
+    for (int i = 0; i < n && g->st.finish == HASS_FINISH_NONE; i++) {
+        int keep;
+        hass_stop_push(&g->st, tok[i], &keep);
+        if (!keep) continue;
+        if (g->margins) g->margins[g->n_out] = top2_margin(s->logits, s->V);
+        g->out[g->n_out++] = tok[i];
+    }
+    if (g->emit && g->n_out > n0 && g->emit(g->ud, g->out + n0, g->n_out - n0, cyc)) g->halted = 1;
+    return g->halted || g->st.finish != HASS_FINISH_NONE;
+}
+
+// Whether the context has no room for another step; the generation then ends with "length".
+static int context_full(hass_spec *s, gen_out *g) {
+    if (hass_seq_len(s->kv) + 1 <= s->n_ctx) return 0;
+    g->st.finish = HASS_FINISH_LENGTH;
+    return 1;
+}
+
+// Start a request: prefill the prompt and sample the root token from its last logits.
+static hass_err prefill(hass_spec *s, const int32_t *prompt, int n_prompt, int32_t *root) {
     hass_err e;
-    int V = s->V, C = s->C, n_out = 0, n_cyc = 0;
-    double t_start = hass_now();
-    if (n_prompt < 1) return hass_seterr(HASS_EINVAL, "spec: empty prompt");
-    if (n_prompt + 1 > s->n_ctx)
-        return hass_seterr(HASS_ERANGE, "spec: prompt of %d tokens does not fit the context of %d",
-                           n_prompt, s->n_ctx);
-    if (max_new <= 0) return 0;
     hass_seq_truncate(s->kv, 0);
     hass_rng_seed(&s->rng, s->cfg.seed);
     if (s->has_dr && (e = s->dr.reset(s->dr.ctx))) return e;
     s->ring_n = s->ring_head = s->ring_stale = 0;
     int last = n_prompt - 1;
-    e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits, s->feats);
+    e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits,
+                              s->has_dr ? s->feats : NULL);
     if (e) return e;
-    int32_t root = hass_sample_token(&s->cfg.sampler, s->logits, V, &s->rng, s->probs);
-    double prefill_ms = (hass_now() - t_start) * 1e3;
-    out[n_out++] = root;
-    int stop = is_stop(root, stop_ids, n_stop) || n_out >= max_new;
-    if (emit && emit(ud, &root, 1, NULL)) stop = 1;
-    if (!stop && s->has_dr) {
-        for (int i = 0; i < n_prompt - 1; i++) s->nxt[i] = prompt[i + 1];
-        s->nxt[n_prompt - 1] = root;
-        // --tree auto settled on plain decoding: the prompt waits in the ring like plain steps
-        if (s->cfg.tree_auto && s->au.curve_n && s->cur.n_total == 1) ring_put(s, s->feats, s->nxt, n_prompt);
-        else if ((e = s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt))) return e;
+    *root = hass_sample_token(&s->cfg.sampler, s->logits, s->V, &s->rng, s->probs);
+    return HASS_OK;
+}
+
+// Hand the prompt's pairs (feature i, token i + 1; the root last) to the drafter.
+static hass_err feed_prompt(hass_spec *s, const int32_t *prompt, int n_prompt, int32_t root) {
+    for (int i = 0; i < n_prompt - 1; i++) s->nxt[i] = prompt[i + 1];
+    s->nxt[n_prompt - 1] = root;
+    // --tree auto settled on plain decoding: the prompt waits in the ring like plain steps
+    if (s->cfg.tree_auto && s->au.curve_n && s->cur.n_total == 1) {
+        ring_put(s, s->feats, s->nxt, n_prompt);
+        return HASS_OK;
     }
-    while (!stop) {
-        int L0 = hass_seq_len(s->kv);
-        if (L0 + 1 > s->n_ctx) break; // context full: stop like plain decoding would
-        if (s->cfg.tree_auto && s->has_dr && s->au.curve_n) {
-            // explore with the deepest affordable tree at cycles 0, 1, then 16, 32, 64, ... (doubling gaps,
-            // so a head that never pays costs little); re-choose every few cycles
-            int c = s->cycle_no;
-            int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
-            if (explore) {
-                s->cur = hass_auto_explore(&s->au);
-                s->just_explored = 1;
-            } else if (c % AUTO_EVERY == 0 || s->just_explored) {
-                choose_tree(s);
-                s->just_explored = 0;
-            }
-        } else if (!s->has_dr) {
-            s->cur = (hass_tree_cfg){1, 1, 1};
-        }
-        s->cycle_no++;
-        hass_tree *t = NULL;
-        if ((e = cur_tree(s, &t))) return e;
-        double t0 = hass_now();
-        if (t->cfg.n_total > 1 && L0 + t->cfg.n_total > s->n_ctx) t = s->t_root;
-        if (t == s->t_root) {
-            int32_t par = -1;
-            hass_tree_set(t, 1, &root, &par);
-        } else if ((e = ring_sync(s)) || (e = s->dr.tree(s->dr.ctx, root, t))) {
-            return e;
-        }
-        double t1 = hass_now();
-        for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
+    return s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt);
+}
+
+// The cycle record n (the array grows as needed); NULL when out of memory.
+static hass_spec_cycle *cycle_slot(hass_spec *s, int n) {
+    if (n >= s->cap_cycles) {
+        int nc = s->cap_cycles ? 2 * s->cap_cycles : 64;
+        hass_spec_cycle *p = realloc(s->cycles, sizeof(*p) * (size_t)nc);
+        if (!p) return NULL;
+        s->cycles = p;
+        s->cap_cycles = nc;
+    }
+    return &s->cycles[n];
+}
+
+// One step without a drafter: the root alone through the target, the next token sampled from its
+// logits on the host (exactly plain sampling's arithmetic and RNG use).
+static hass_err plain_step(hass_spec *s, int32_t root, hass_spec_cycle *cy, hass_accept_result *r) {
+    double t0 = hass_now();
+    hass_err e = hass_seq_forward(s->kv, &root, NULL, 1, NULL, s->logits, NULL);
+    if (e) return e;
+    int32_t id = hass_sample_token(&s->cfg.sampler, s->logits, s->V, &s->rng, s->probs);
+    r->n_acc = 0;
+    r->path[0] = 0;
+    r->tokens[0] = r->bonus = id;
+    r->n_tokens = 1;
+    *cy = (hass_spec_cycle){0, 1, 0, 1, 1, 1, 0.0, (hass_now() - t0) * 1e3};
+    return HASS_OK;
+}
+
+// --tree auto: this cycle's budget; explore with the deepest affordable tree at cycles 0, 1,
+// then 16, 32, 64, ... (doubling gaps, so a head that never pays costs little); re-choose every
+// few cycles.
+static void pick_budget(hass_spec *s) {
+    if (!s->cfg.tree_auto || !s->au.curve_n) return;
+    int c = s->cycle_no;
+    int explore = c < 2 || (c >= AUTO_EXPLORE && (c & (c - 1)) == 0);
+    if (explore) {
+        s->cur = hass_auto_explore(&s->au);
+        s->just_explored = 1;
+    } else if (c % AUTO_EVERY == 0 || s->just_explored) {
+        choose_tree(s);
+        s->just_explored = 0;
+    }
+}
+
+// One target forward over tree t at committed length L0, then the acceptance walk into r.
+static hass_err verify(hass_spec *s, hass_tree *t, int L0, hass_accept_result *r) {
+    hass_err e;
+    int V = s->V;
+    for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
+    const hass_backend_ops *ops = s->b->ops;
+    if (ops->accept) { // acceptance where the logits are (the GPU): only features come back
+        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
+        return e ? e : ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, r);
+    }
+    if (hass_auto_lazy_wins(&s->au, t->n, s->au.tok_cycle)) { // LM head on the visited rows only
+        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
+        if (e) return e;
+        return hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, r);
+    }
+    e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
+    if (!e) hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, r);
+    return e;
+}
+
+// One speculative cycle: draft a tree for root (the root alone when the tree does not fit the
+// context or --tree auto chose plain decoding), verify it, compact the cache to the accepted
+// path; *tp is the tree used.
+static hass_err tree_step(hass_spec *s, int32_t root, hass_spec_cycle *cy, hass_tree **tp,
+                          hass_accept_result *r) {
+    int L0 = hass_seq_len(s->kv);
+    pick_budget(s);
+    s->cycle_no++;
+    hass_tree *t = NULL;
+    hass_err e = cur_tree(s, &t);
+    if (e) return e;
+    double t0 = hass_now();
+    if (t->cfg.n_total > 1 && L0 + t->cfg.n_total > s->n_ctx) t = s->t_root;
+    if (t == s->t_root) {
+        int32_t par = -1;
+        hass_tree_set(t, 1, &root, &par);
+    } else if ((e = ring_sync(s)) || (e = s->dr.tree(s->dr.ctx, root, t))) {
+        return e;
+    }
+    double t1 = hass_now();
+    if ((e = verify(s, t, L0, r))) return e;
+    if (t != s->t_root) s->au.tok_cycle = 0.9 * s->au.tok_cycle + 0.1 * (r->n_acc + 1);
+    if ((e = hass_seq_commit(s->kv, r->path, r->n_acc + 1))) return e;
+    if (s->cfg.tree_auto && t != s->t_root) hass_auto_record(&s->au, t, r);
+    double t2 = hass_now();
+    *cy = (hass_spec_cycle){r->n_acc, t->n, t->max_depth, t->cfg.n_total, t->cfg.levels,
+                            t->cfg.top_k, (t1 - t0) * 1e3, (t2 - t1) * 1e3};
+    if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
+        double q = cy->draft_ms / hass_auto_draft_ms(&s->au, &t->cfg);
+        s->au.dr_scale = 0.8 * s->au.dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
+    }
+    *tp = t;
+    return HASS_OK;
+}
+
+// Hand the accepted path's target features and next tokens to the drafter (while --tree auto
+// decodes plainly: to the ring).
+static hass_err feed_back(hass_spec *s, const hass_tree *t, const hass_accept_result *r) {
+    int C = s->C;
+    for (int j = 0; j <= r->n_acc; j++)
+        memcpy(s->gath + (size_t)j * C, s->feats + (size_t)r->path[j] * C, sizeof(float) * C);
+    if (s->cfg.tree_auto && t == s->t_root) {
+        ring_put(s, s->gath, r->tokens, r->n_tokens);
+        return HASS_OK;
+    }
+    return s->dr.push(s->dr.ctx, s->gath, r->tokens, r->n_tokens);
+}
+
+// Prefill, then one cycle after another until the stop rules or the context end the generation.
+static hass_err decode(hass_spec *s, const int32_t *prompt, int n_prompt, gen_out *g,
+                       hass_spec_stats *st, double t_start) {
+    int32_t root;
+    hass_err e = prefill(s, prompt, n_prompt, &root);
+    if (e) return e;
+    st->prefill_ms = (hass_now() - t_start) * 1e3;
+    double c1 = cpu_now();
+    int done = take(s, g, &root, 1, NULL) || context_full(s, g);
+    if (!done && s->has_dr && (e = feed_prompt(s, prompt, n_prompt, root))) return e;
+    while (!done) {
+        hass_spec_cycle *cy = cycle_slot(s, st->n_cycles);
+        if (!cy) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
         hass_accept_result r;
-        const hass_backend_ops *ops = s->b->ops;
-        if (ops->accept) { // acceptance where the logits are (the GPU): only features come back
-            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
-            if (!e) e = ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, &r);
-            if (e) return e;
-        } else if (hass_auto_lazy_wins(&s->au, t->n, s->au.tok_cycle)) { // LM head on the rows the walk visits only
-            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
-            if (!e) e = hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, &r);
-            if (e) return e;
-        } else {
-            e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
-            if (e) return e;
-            hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, &r);
-        }
-        if (t != s->t_root) s->au.tok_cycle = 0.9 * s->au.tok_cycle + 0.1 * (r.n_acc + 1);
-        if ((e = hass_seq_commit(s->kv, r.path, r.n_acc + 1))) return e;
-        if (s->cfg.tree_auto && t != s->t_root) hass_auto_record(&s->au, t, &r);
-        double t2 = hass_now();
-        // trim at a stop token and at max_new
-        int n_new = 0;
-        for (int j = 0; j < r.n_tokens && n_out + n_new < max_new; j++) {
-            n_new++;
-            if (is_stop(r.tokens[j], stop_ids, n_stop)) { stop = 1; break; }
-        }
-        if (n_out + n_new >= max_new) stop = 1;
-        memcpy(out + n_out, r.tokens, sizeof(int32_t) * (size_t)n_new);
-        n_out += n_new;
-        if (n_cyc >= s->cap_cycles) {
-            int nc = s->cap_cycles ? 2 * s->cap_cycles : 64;
-            hass_spec_cycle *p = realloc(s->cycles, sizeof(*p) * (size_t)nc);
-            if (!p) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
-            s->cycles = p;
-            s->cap_cycles = nc;
-        }
-        hass_spec_cycle *cy = &s->cycles[n_cyc++];
-        cy->n_acc = r.n_acc;
-        cy->tree_n = t->n;
-        cy->tree_depth = t->max_depth;
-        cy->cfg_total = t->cfg.n_total;
-        cy->cfg_levels = t->cfg.levels;
-        cy->cfg_top_k = t->cfg.top_k;
-        cy->draft_ms = (t1 - t0) * 1e3;
-        cy->verify_ms = (t2 - t1) * 1e3;
-        if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
-            double q = cy->draft_ms / hass_auto_draft_ms(&s->au, &t->cfg);
-            s->au.dr_scale = 0.8 * s->au.dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
-        }
-        if (emit && n_new && emit(ud, out + n_out - n_new, n_new, cy)) stop = 1;
-        if (stop) break;
-        if (s->has_dr) {
-            for (int j = 0; j <= r.n_acc; j++)
-                memcpy(s->gath + (size_t)j * C, s->feats + (size_t)r.path[j] * C, sizeof(float) * C);
-            if (s->cfg.tree_auto && t == s->t_root) ring_put(s, s->gath, r.tokens, r.n_tokens);
-            else if ((e = s->dr.push(s->dr.ctx, s->gath, r.tokens, r.n_tokens))) return e;
-        }
+        hass_tree *t = s->t_root;
+        e = s->has_dr ? tree_step(s, root, cy, &t, &r) : plain_step(s, root, cy, &r);
+        if (e) return e;
+        st->n_cycles++;
+        done = take(s, g, r.tokens, r.n_tokens, cy) || context_full(s, g);
+        if (!done && s->has_dr && (e = feed_back(s, t, &r))) return e;
         root = r.bonus;
     }
+    st->decode_cpu_ms = 1e3 * (cpu_now() - c1);
+    return HASS_OK;
+}
+
+// The decode loop (see spec.h).
+int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, const hass_stop_cfg *stop,
+                       int32_t *out, float *margins, hass_spec_stats *st, hass_spec_emit emit,
+                       void *ud) {
+    double t_start = hass_now();
+    if (n_prompt < 1) return hass_seterr(HASS_EINVAL, "spec: empty prompt");
+    if (n_prompt > s->n_ctx)
+        return hass_seterr(HASS_ERANGE, "spec: prompt of %d tokens does not fit the context of %d",
+                           n_prompt, s->n_ctx);
+    gen_out g = {.out = out, .margins = s->has_dr ? NULL : margins, .emit = emit, .ud = ud};
+    hass_stop_init(&g.st, stop);
+    hass_spec_stats sx = {0};
+    hass_err e = HASS_OK;
+    if (stop->max_new > 0) e = decode(s, prompt, n_prompt, &g, &sx, t_start);
+    else g.st.finish = HASS_FINISH_LENGTH;
+    hass_stop_free(&g.st);
+    if (e) return e;
     if (st) {
-        st->n_gen = n_out;
-        st->n_cycles = n_cyc;
-        st->prefill_ms = prefill_ms;
+        *st = sx;
+        st->n_gen = g.n_out;
         st->total_ms = (hass_now() - t_start) * 1e3;
         st->cycles = s->cycles;
+        st->finish = g.st.finish;
+        st->stop_idx = g.st.stop_idx;
     }
-    return n_out;
+    return g.n_out;
 }
+
+// One-off work of the first forwards, done now (see spec.h): a prefill of 8 dummy tokens and one
+// decode step.
+hass_err hass_spec_warm_up(hass_spec *s) {
+    enum { N = 8 };
+    if (s->n_ctx < N + 1) return HASS_OK;
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)(i % s->V);
+    int last = N - 1;
+    hass_err e = hass_seq_forward_rows(s->kv, tok, NULL, N, NULL, &last, 1, s->logits, NULL);
+    if (!e) e = hass_seq_forward(s->kv, tok, NULL, 1, NULL, s->logits, NULL);
+    hass_seq_truncate(s->kv, 0);
+    return e;
+}
+
+// Whether there is a drafter.
+int hass_spec_has_drafter(const hass_spec *s) { return s->has_dr; }
+
+// Context capacity.
+int hass_spec_ctx(const hass_spec *s) { return s->n_ctx; }
 
 // Per-cycle and per-request metrics as JSONL (see spec.h).
 hass_err hass_spec_metrics_write(FILE *f, const void *id_json, const hass_spec_stats *st) {

@@ -6,8 +6,9 @@
 // mask, positions L0 + depth), acceptance (accept.h) picks the path and the bonus token, the
 // target KV is compacted to the path (hass_kv_commit), and the accepted nodes' target features
 // go back to the drafter with their next tokens. A tree of one node (the root alone) is exactly
-// one autoregressive step, so "no drafter" (AR baseline) runs through the same loop and at T > 0
-// consumes the RNG the same way as plain sampling.
+// one autoregressive step, so "no drafter" (the AR baseline, hass-verify's plain decoding) runs
+// through the same loop: each cycle is then one single-token forward whose logits are sampled
+// on the host (hass_sample_token), consuming the RNG exactly as plain sampling does.
 //
 // Tree budget: fixed (cfg.tree), or with cfg.tree_auto chosen from the measured verify-cost
 // curve of this machine (target forward time for N = 1, 2, 4, ... tokens, measured at
@@ -18,14 +19,16 @@
 // cfg.cost_cache, a small JSON file the caller keys to the setup (model, head, device, threads,
 // tree limits): the output never depends on them, only the speed.
 //
-// Stop: after the first token in stop_ids, or after max_new tokens (the output is cut there, so
-// the result equals plain decoding's exactly at T = 0), or at the context limit.
+// Stop: stop.h's rules (end-of-generation ids, stop ids, stop strings, max_new), applied token
+// by token to what each cycle accepts (the rest of the cycle is dropped, so the output equals
+// plain decoding's exactly at T = 0), and the context's end (finish "length").
 #ifndef HASS_SPEC_H
 #define HASS_SPEC_H
 
 #include "accept.h"
 #include "backend.h"
 #include "draft.h"
+#include "stop.h"
 
 // A drafter: the in-process head (hass_drafter_local) or a remote process.
 typedef struct hass_drafter {
@@ -62,15 +65,19 @@ typedef struct hass_spec_cycle {
 } hass_spec_cycle;
 
 typedef struct hass_spec_stats {
-    int n_gen;           // tokens produced (root included)
+    int n_gen;           // tokens kept in the output
     int n_cycles;        // verification cycles after the prefill
-    double prefill_ms;
+    double prefill_ms;   // the prompt's forward and the root's sampling
     double total_ms;     // prefill + all cycles
     hass_spec_cycle *cycles; // (n_cycles) owned by the decoder, valid until the next call
+    double decode_cpu_ms; // process CPU time (all threads) after the prefill (a drafter in
+                          // another process not counted)
+    hass_finish finish;  // why it ended (stop.h); HASS_FINISH_NONE: emit stopped it
+    int stop_idx;        // the stop string that matched, -1 if none
 } hass_spec_stats;
 
-// Streaming callback: n new tokens (after stop/limit trimming); cyc is NULL for the root.
-// Return non-zero to stop.
+// Streaming callback: n > 0 new tokens kept by the stop rules; cyc is NULL for the root.
+// Return non-zero to stop (the generation ends with HASS_FINISH_NONE).
 typedef int (*hass_spec_emit)(void *ud, const int32_t *tok, int n, const hass_spec_cycle *cyc);
 
 typedef struct hass_spec hass_spec;
@@ -83,17 +90,27 @@ hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_
 hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
                             hass_err *err);
 void hass_spec_free(hass_spec *s);
-// Generate up to max_new tokens after prompt into out (capacity max_new). Returns the count or
-// a negative hass_err. stats may be NULL; emit may be NULL.
-int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, int max_new,
-                       const int32_t *stop_ids, int n_stop, int32_t *out, hass_spec_stats *stats,
-                       hass_spec_emit emit, void *ud);
+// Generate after prompt until stop (borrowed) or the context ends it, into out (capacity
+// stop->max_new, or n_ctx - n_prompt + 1 when that is less). margins (same capacity, may be
+// NULL) gets the top1 - top2 logit of each kept token's step; only without a drafter (a cycle
+// keeps no logits per step), else untouched. Returns the count or a negative hass_err (HASS_ERANGE
+// for a prompt longer than the context). stats may be NULL; emit may be NULL.
+int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, const hass_stop_cfg *stop,
+                       int32_t *out, float *margins, hass_spec_stats *stats, hass_spec_emit emit,
+                       void *ud);
 // Write the metrics of one request as JSONL to f: one {"type":"cycle",...} record per cycle
 // ("accepted", "tree", "depth", "budget": [total, depth, top_k], "draft_ms", "verify_ms"), then
 // {"type":"request","generated","cycles","prefill_ms","total_ms"}; each carries id (borrowed,
 // may be NULL). hass-stats(1) reads this. HASS_EIO when the write fails.
 hass_err hass_spec_metrics_write(FILE *f, const void *id_json, const hass_spec_stats *st);
 
+// Run the backend's one-off work of the first forwards (the CPU's weight packing, a GPU's kernel
+// and library setup) on a dummy prompt now, so that it is not timed inside the first request.
+hass_err hass_spec_warm_up(hass_spec *s);
+// Whether the decoder has a drafter (else it decodes plainly).
+int hass_spec_has_drafter(const hass_spec *s);
+// Capacity of its context (the longest prompt + generation).
+int hass_spec_ctx(const hass_spec *s);
 // Change the sampler of later calls.
 void hass_spec_set_sampler(hass_spec *s, const hass_sampler *smp);
 // Change the seed used by the next hass_spec_generate (each call re-seeds from it).

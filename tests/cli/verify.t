@@ -127,3 +127,43 @@ $ echo '{"id":"s","tokens":[1,403]}' | hass-verify -m $HASS_DATA/models/stories2
 $ hass-verify -m x --temp -1
 = 2
 ! --temp
+
+# name: per-record max_new of a wrong type: an error record naming the key, the others decoded, exit 3
+$ printf '{"id":1,"tokens":[1],"max_new":"7"}\n{"id":2,"tokens":[1],"max_new":1e10}\n{"id":3,"tokens":[1],"max_new":2.0}\n{"id":4,"tokens":[1],"max_new":null}\n{"id":5,"tokens":[1],"max_new":[3]}\n{"id":6,"tokens":[1],"max_new":1}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 2 | jq -c '[.id, .finish, (.error // .generated)]'; echo "exit ${PIPESTATUS[1]}"
+> [1,"error","<stdin>:1: \"max_new\" is not an integer: \"7\""]
+> [2,"error","<stdin>:2: \"max_new\" is not an integer: 10000000000.0"]
+> [3,"error","<stdin>:3: \"max_new\" is not an integer: 2.0"]
+> [4,"error","<stdin>:4: \"max_new\" is not an integer: null"]
+> [5,"error","<stdin>:5: \"max_new\" is not an integer: [3]"]
+> [6,"length",[403]]
+> exit 3
+
+# name: per-record max_new out of range (below 0, above 16777216): error records; the bounds decode
+$ printf '{"id":1,"tokens":[1],"max_new":-5}\n{"id":2,"tokens":[1],"max_new":16777217}\n{"id":3,"tokens":[1],"max_new":0}\n{"id":4,"tokens":[1],"max_new":16777216}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 2 --ctx 6 | jq -c 'del(.timing)'; echo "exit ${PIPESTATUS[1]}"
+> {"id":1,"tokens":[1],"max_new":-5,"finish":"error","error":"<stdin>:1: \"max_new\" = -5 is outside [0, 16777216]"}
+> {"id":2,"tokens":[1],"max_new":16777217,"finish":"error","error":"<stdin>:2: \"max_new\" = 16777217 is outside [0, 16777216]"}
+> {"id":3,"tokens":[1],"max_new":0,"generated":[],"finish":"length"}
+> {"id":4,"tokens":[1],"max_new":16777216,"generated":[403,407,261,378,432,383],"finish":"length"}
+> exit 3
+
+# name: per-record seed of a wrong type: an error record naming the key, the others decoded, exit 3
+$ printf '{"id":1,"tokens":[1],"seed":1.5}\n{"id":2,"tokens":[1],"seed":"3"}\n{"id":3,"tokens":[1],"seed":true}\n{"id":4,"tokens":[1],"seed":{}}\n{"id":5,"tokens":[1],"seed":3}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 2 | jq -c 'del(.timing)'; echo "exit ${PIPESTATUS[1]}"
+> {"id":1,"tokens":[1],"seed":1.5,"finish":"error","error":"<stdin>:1: \"seed\" is not an integer: 1.5"}
+> {"id":2,"tokens":[1],"seed":"3","finish":"error","error":"<stdin>:2: \"seed\" is not an integer: \"3\""}
+> {"id":3,"tokens":[1],"seed":true,"finish":"error","error":"<stdin>:3: \"seed\" is not an integer: true"}
+> {"id":4,"tokens":[1],"seed":{},"finish":"error","error":"<stdin>:4: \"seed\" is not an integer: {}"}
+> {"id":5,"tokens":[1],"seed":3,"generated":[403,407],"finish":"length"}
+> exit 3
+
+# name: per-record seed out of range (below 0): an error record; 0 and 2^63-1 decode, and seed the sampler
+$ printf '{"id":1,"tokens":[1],"seed":-1}\n{"id":2,"tokens":[1,403],"seed":0}\n{"id":3,"tokens":[1,403],"seed":9223372036854775807}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 6 -t 1.5 | jq -c 'del(.timing)' > $TMP/seed.out; echo "exit ${PIPESTATUS[1]}"; head -1 $TMP/seed.out; sed 1d $TMP/seed.out | jq -c '[.id, .finish, (.generated | length)]'; sed 1d $TMP/seed.out | jq -c .generated | uniq | wc -l
+> exit 3
+> {"id":1,"tokens":[1],"seed":-1,"finish":"error","error":"<stdin>:1: \"seed\" = -1 is outside [0, 9223372036854775807]"}
+> [2,"length",6]
+> [3,"length",6]
+> 2
+
+# name: a bad per-record key is reported on stderr with its record's place
+$ printf '{"id":1,"tokens":[1]}\n{"id":2,"tokens":[1],"max_new":"7"}\n' | hass-verify -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf -n 1 > /dev/null
+= 3
+! hass-verify: error: <stdin>:2: "max_new" is not an integer

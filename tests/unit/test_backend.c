@@ -110,6 +110,9 @@ out:
 }
 
 #ifdef HASS_WITH_CUDA
+// Stop rules of a run that ends only by length (or the context).
+#define UPTO(n) (&(hass_stop_cfg){.max_new = (n)})
+
 // First index where two id arrays of n differ (-1: equal).
 static int first_diff_i(const int32_t *a, const int32_t *b, int n) {
     for (int i = 0; i < n; i++)
@@ -277,7 +280,7 @@ static void test_gpu_spec(hass_model *m, hass_backend *gb, const char *label, co
         hass_spec_cfg sc = {trees[ti], 0, {0.f, 0, 1.f}, 1, np + n_new + 72, NULL};
         hass_spec *s = d ? hass_spec_new_on(gb, &dr, &sc, &e) : NULL;
         hass_spec_stats st = {0};
-        int ng = s ? hass_spec_generate(s, prompt, np, n_new, NULL, 0, got, &st, NULL, NULL) : e;
+        int ng = s ? hass_spec_generate(s, prompt, np, UPTO(n_new), got, NULL, &st, NULL, NULL) : e;
         int ok = nr > 0 && ng > 0 && agree_exact(ref, nr, mg, got, ng, why, sizeof why);
         if (nr <= 0 || ng <= 0) snprintf(why, sizeof why, "%s", hass_errmsg());
         CHECK(name, ok, "%s (%d cycles)", why, st.n_cycles);
@@ -389,7 +392,7 @@ static void test_gpu_spec_gpu_draft(hass_model *m, hass_backend *gb, const char 
     hass_spec_cfg sc = {tree, 0, {0.f, 0, 1.f}, 1, NP + N + 72, NULL};
     hass_spec *s = gd ? hass_spec_new_on(gb, &dr, &sc, &e) : NULL;
     hass_spec_stats st = {0};
-    int ng = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, got, &st, NULL, NULL) : e;
+    int ng = s ? hass_spec_generate(s, PROMPT, NP, UPTO(N), got, NULL, &st, NULL, NULL) : e;
     char why[200] = "", name[96];
     int ok = nr > 0 && ng > 0 && agree_exact(ref, nr, mg, got, ng, why, sizeof why);
     if (nr <= 0 || ng <= 0) snprintf(why, sizeof why, "%s", hass_errmsg());
@@ -427,7 +430,8 @@ static void test_gpu_accept_device_vs_host(hass_model *m) {
             hass_spec_cfg sc = {tree, 0, smps[k], 5, NP + N + 72, NULL};
             hass_spec *s = d ? hass_spec_new_on(w ? db : hb, &dr, &sc, &e) : NULL;
             hass_spec_stats st = {0};
-            n[w] = s ? hass_spec_generate(s, PROMPT, NP, N, NULL, 0, out[w], &st, NULL, NULL) : e;
+            n[w] = s ? hass_spec_generate(s, PROMPT, NP, UPTO(N), out[w], NULL, &st, NULL, NULL)
+                     : e;
             cyc += st.n_cycles;
             hass_spec_free(s);
             hass_draft_free(d);

@@ -14,6 +14,9 @@
 
 #include <unistd.h>
 
+// Stop rules of a run that ends only by length (or the context).
+#define UPTO(n) (&(hass_stop_cfg){.max_new = (n)})
+
 static int32_t PROMPTS[4][6] = {{1, 403, 407, 261, 378, 432}, {1, 300}, {1}, {1, 260, 270, 280, 290, 300}};
 static int PROMPT_N[4] = {6, 2, 1, 6};
 
@@ -54,7 +57,8 @@ static void lossless_greedy(const char *label, hass_model *m, const hass_head *h
             hass_sample_cfg g = {0.f, 1.f, 0, 0};
             int nr = hass_generate(m, kv, prompts[p], pn[p], n_new, &g, -1, ref, NULL);
             hass_spec_stats st;
-            int ng = hass_spec_generate(s, prompts[p], pn[p], n_new, NULL, 0, got, &st, NULL, NULL);
+            int ng =
+                hass_spec_generate(s, prompts[p], pn[p], UPTO(n_new), got, NULL, &st, NULL, NULL);
             int at = first_diff(ref, nr, got, ng);
             if (nr < 0 || ng < 0 || at >= 0) {
                 ok = 0;
@@ -98,7 +102,7 @@ static void auto_window(hass_model *m, const hass_head *h, int32_t (*prompts)[6]
         hass_sample_cfg g = {0.f, 1.f, 0, 0};
         int nr = hass_generate(m, kv, pr, np, N_NEW, &g, -1, ref, NULL);
         hass_spec_stats st;
-        int ng = hass_spec_generate(s, pr, np, N_NEW, NULL, 0, got, &st, NULL, NULL);
+        int ng = hass_spec_generate(s, pr, np, UPTO(N_NEW), got, NULL, &st, NULL, NULL);
         if (nr < 0 || ng != nr || first_diff(ref, nr, got, ng) >= 0) ok = 0;
         for (int c = 0, plain = 0; ok && c < st.n_cycles; c++) {
             if (st.cycles[c].tree_n > 1 && plain > 32) restarts++;
@@ -156,7 +160,8 @@ static void cost_cache(hass_model *m, const hass_head *h) {
     hass_kv *kv = hass_kv_new(m, 0, &e);
     hass_sample_cfg g = {0.f, 1.f, 0, 0};
     int nr = kv ? hass_generate(m, kv, PROMPTS[0], PROMPT_N[0], N_NEW, &g, -1, ref, NULL) : -1;
-    int ng = s2 ? hass_spec_generate(s2, PROMPTS[0], PROMPT_N[0], N_NEW, NULL, 0, got, NULL, NULL, NULL) : -2;
+    int ng = -2;
+    if (s2) ng = hass_spec_generate(s2, PROMPTS[0], PROMPT_N[0], UPTO(N_NEW), got, NULL, NULL, NULL, NULL);
     CHECK("spec_cost_cache_lossless", nr > 0 && ng == nr && first_diff(ref, nr, got, ng) < 0,
           "output with cached costs differs from plain decoding");
     hass_spec_free(s2);
@@ -246,6 +251,15 @@ static hass_err or_tree(void *c, int32_t root, hass_tree *t) {
     return HASS_OK;
 }
 
+// A drafter that proposes the root alone: every token then comes from acceptance as a leaf bonus.
+static hass_err ro_reset(void *c) { return HASS_OK; }
+static hass_err ro_push(void *c, const float *f, const int32_t *t, int m) { return HASS_OK; }
+static hass_err ro_tree(void *c, int32_t root, hass_tree *t) {
+    int32_t par = -1;
+    hass_tree_set(t, 1, &root, &par);
+    return HASS_OK;
+}
+
 // T = 0 with the oracle drafter: most drafts are accepted, so KV compaction of deep paths and
 // the commit bookkeeping decide the result.
 static void oracle_greedy(hass_model *m, hass_drafter *dr, const hass_tree_cfg *tc) {
@@ -259,7 +273,8 @@ static void oracle_greedy(hass_model *m, hass_drafter *dr, const hass_tree_cfg *
         hass_sample_cfg g = {0.f, 1.f, 0, 0};
         int nr = hass_generate(m, kv, PROMPTS[p], PROMPT_N[p], 80, &g, -1, ref, NULL);
         hass_spec_stats st;
-        int ng = hass_spec_generate(s, PROMPTS[p], PROMPT_N[p], 80, NULL, 0, got, &st, NULL, NULL);
+        int ng =
+            hass_spec_generate(s, PROMPTS[p], PROMPT_N[p], UPTO(80), got, NULL, &st, NULL, NULL);
         at = first_diff(ref, nr, got, ng);
         if (at >= 0 || ng < 0) ok = 0;
         for (int c = 0; c < st.n_cycles; c++) acc += st.cycles[c].n_acc;
@@ -316,7 +331,7 @@ static void stochastic_run(hass_model *m, const hass_drafter *dr, const hass_tre
     for (int i = 0; i < n_runs; i++) {
         hass_spec_set_seed(s, 1000 + (uint64_t)i);
         hass_spec_stats st;
-        int n = hass_spec_generate(s, prompt, NP, 3, NULL, 0, outs[i], &st, NULL, NULL);
+        int n = hass_spec_generate(s, prompt, NP, UPTO(3), outs[i], NULL, &st, NULL, NULL);
         if (n != 3) { outs[i][0] = -1; continue; }
         for (int c = 0; c < st.n_cycles; c++) acc += st.cycles[c].n_acc;
         cyc += st.n_cycles;
@@ -352,6 +367,114 @@ static void stochastic_run(hass_model *m, const hass_drafter *dr, const hass_tre
     hass_spec_free(s);
 }
 
+// One generation of PROMPTS[0] by the loop without a drafter and with dr under the same stop
+// rules and context: a check that both give the same tokens, finish and stop string, and that
+// the finish is want. Returns how many tokens the drafted run's cycles produced past the last one
+// kept (> 0: the rules cut a cycle short), or -1 when it failed.
+static int stop_case(hass_model *m, const hass_drafter *dr, const char *name,
+                     const hass_stop_cfg *stop, int n_ctx, hass_finish want) {
+    hass_err e;
+    hass_spec_cfg pc = {{1, 1, 1}, 0, {0.f, 0, 1.f}, 1, n_ctx, NULL};
+    hass_spec_cfg dc = {{20, 4, 4}, 0, {0.f, 0, 1.f}, 1, n_ctx, NULL};
+    hass_spec *ps = hass_spec_new(m, NULL, &pc, &e);
+    hass_spec *ds = ps ? hass_spec_new(m, dr, &dc, &e) : NULL;
+    int32_t a[128], b[128];
+    hass_spec_stats sa = {0}, sb = {0};
+    const int32_t *p = PROMPTS[0];
+    int np = PROMPT_N[0];
+    int na = ds ? hass_spec_generate(ps, p, np, stop, a, NULL, &sa, NULL, NULL) : -1;
+    int nb = ds ? hass_spec_generate(ds, p, np, stop, b, NULL, &sb, NULL, NULL) : -1;
+    int produced = 1;
+    for (int c = 0; nb > 0 && c < sb.n_cycles; c++) produced += sb.cycles[c].n_acc + 1;
+    int ok = na > 0 && na == nb && !memcmp(a, b, sizeof(int32_t) * (size_t)na) &&
+             sa.finish == want && sb.finish == want && sa.stop_idx == sb.stop_idx && sa.n_gen == na;
+    CHECK(name, ok,
+          "plain %d tokens (%s, stop %d), drafted %d (%s, stop %d), first difference %d: %s", na,
+          hass_finish_name(sa.finish), sa.stop_idx, nb, hass_finish_name(sb.finish),
+          sb.stop_idx, na > 0 && nb > 0 ? first_diff(a, na, b, nb) : -1, hass_errmsg());
+    hass_spec_free(ds);
+    hass_spec_free(ps);
+    return ok ? produced - nb : -1;
+}
+
+// Emit callback that stops after the third token.
+static int emit_three(void *ud, const int32_t *tok, int n, const hass_spec_cycle *cyc) {
+    int *seen = ud;
+    *seen += n;
+    return *seen >= 3;
+}
+
+// The stop rules inside the loop (stop.h). With the oracle drafter most cycles accept several
+// tokens, so stop ids, stop strings, max_new and the context's end fall inside cycles: the
+// drafted loop must stop at plain decoding's token with its finish, dropping the rest of the
+// cycle (which must have happened for each rule but the context's, where the tree shrinks to the
+// root before it would overflow). A prompt that fills the context gives the root
+// alone ("length") in both; an emit callback that says stop ends with "none".
+static void stop_rules(hass_model *m, const hass_drafter *dr, const hass_tokenizer *tok) {
+    hass_err e;
+    enum { N = 60 };
+    int32_t ref[N];
+    hass_spec_cfg pc = {{1, 1, 1}, 0, {0.f, 0, 1.f}, 1, 0, NULL};
+    hass_spec *ps = hass_spec_new(m, NULL, &pc, &e);
+    hass_stop_cfg all = {.max_new = N, .ignore_eos = 1, .tok = tok};
+    const int32_t *p = PROMPTS[0];
+    int np = PROMPT_N[0];
+    int nr = ps ? hass_spec_generate(ps, p, np, &all, ref, NULL, NULL, NULL, NULL) : -1;
+    CHECK("stop_rules_reference", nr == N, "%d: %s", nr, hass_errmsg());
+    if (nr != N) {
+        hass_spec_free(ps);
+        return;
+    }
+    int cut[3] = {0, 0, 0}; // cycles cut short by: a stop id, a stop string, max_new
+    char name[96];
+    for (int k = 4; k < 24; k += 3) {
+        int first = 1; // ref[k] does not occur before k: the stop id ends there
+        for (int j = 0; j < k; j++) first &= ref[j] != ref[k];
+        hass_stop_cfg sid = {.max_new = N, .ignore_eos = 1, .tok = tok, .ids = &ref[k], .n_ids = 1};
+        snprintf(name, sizeof name, "stop_rules_stop_id_at_%d", k);
+        if (first) cut[0] += stop_case(m, dr, name, &sid, 0, HASS_FINISH_STOP) > 0;
+        size_t plen = 0;
+        const char *piece = hass_tokenizer_piece(tok, ref[k], &plen);
+        char str[64];
+        snprintf(str, sizeof str, "%.*s", (int)(plen < 63 ? plen : 63), piece ? piece : "");
+        const char *strs[2] = {"zzzq", str};
+        hass_stop_cfg sst = {.max_new = N, .ignore_eos = 1, .tok = tok, .strs = strs, .n_strs = 2};
+        snprintf(name, sizeof name, "stop_rules_stop_string_of_%d", k);
+        if (str[0]) cut[1] += stop_case(m, dr, name, &sst, 0, HASS_FINISH_STOP) > 0;
+        hass_stop_cfg smx = {.max_new = k, .ignore_eos = 1, .tok = tok};
+        snprintf(name, sizeof name, "stop_rules_max_new_%d", k);
+        cut[2] += stop_case(m, dr, name, &smx, 0, HASS_FINISH_LENGTH) > 0;
+        snprintf(name, sizeof name, "stop_rules_context_%d", PROMPT_N[0] + k);
+        stop_case(m, dr, name, &all, PROMPT_N[0] + k, HASS_FINISH_LENGTH); // trees shrink to fit
+    }
+    CHECK("stop_rules_cut_cycles_short", cut[0] && cut[1] && cut[2],
+          "cycles cut by a stop id %d, a stop string %d, max_new %d", cut[0], cut[1], cut[2]);
+    int has_eos = 0;
+    for (int i = 0; i < N; i++) has_eos |= hass_tokenizer_is_eog(tok, ref[i]);
+    hass_stop_cfg eos = {.max_new = N, .tok = tok};
+    stop_case(m, dr, "stop_rules_eos_or_length", &eos, 0,
+              has_eos ? HASS_FINISH_EOS : HASS_FINISH_LENGTH);
+    stop_case(m, dr, "stop_rules_prompt_fills_context", &all, PROMPT_N[0], HASS_FINISH_LENGTH);
+    int32_t one[128];
+    hass_spec_cfg fc = {{1, 1, 1}, 0, {0.f, 0, 1.f}, 1, PROMPT_N[0], NULL};
+    hass_spec *fs = hass_spec_new(m, NULL, &fc, &e);
+    int n1 = fs ? hass_spec_generate(fs, p, np, &all, one, NULL, NULL, NULL, NULL) : -1;
+    int32_t longer[7] = {1, 403, 407, 261, 378, 432, 383};
+    int n2 = fs ? hass_spec_generate(fs, longer, 7, &all, one, NULL, NULL, NULL, NULL) : -1;
+    CHECK("stop_rules_prompt_fills_context_root_only",
+          n1 == 1 && one[0] == ref[0] && n2 == HASS_ERANGE, "%d tokens, a longer prompt gave %d",
+          n1, n2);
+    hass_spec_free(fs);
+    int seen = 0;
+    hass_spec_stats st = {0};
+    int32_t out[N];
+    int n3 = hass_spec_generate(ps, p, np, &all, out, NULL, &st, emit_three, &seen);
+    CHECK("stop_rules_emit_stops", n3 == 3 && seen == 3 && st.finish == HASS_FINISH_NONE &&
+          !memcmp(out, ref, sizeof(int32_t) * 3), "%d tokens, %d seen, finish %s", n3, seen,
+          hass_finish_name(st.finish));
+    hass_spec_free(ps);
+}
+
 // AR through the loop equals the engine's plain decoding, and T > 0 consumes the RNG like
 // hass_sample_token does token by token.
 static void ar_equivalence(hass_model *m) {
@@ -361,7 +484,7 @@ static void ar_equivalence(hass_model *m) {
     hass_spec_cfg sc = {one, 0, smp, 77, 0, NULL};
     hass_spec *s = hass_spec_new(m, NULL, &sc, &e);
     int32_t got[40], ref[40];
-    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], 40, NULL, 0, got, NULL, NULL, NULL);
+    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], UPTO(40), got, NULL, NULL, NULL, NULL);
     // reference: token-by-token sampling with the same RNG stream
     hass_kv *kv = hass_kv_new(m, 0, &e);
     int V = hass_model_config(m)->n_vocab;
@@ -399,7 +522,7 @@ static void drafter_failure(hass_model *m, const hass_head *h) {
     hass_spec *s = hass_spec_new(m, &dr, &sc, &e);
     int32_t out[30];
     g_fail_after = 2;
-    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], 30, NULL, 0, out, NULL, NULL, NULL);
+    int n = hass_spec_generate(s, PROMPTS[0], PROMPT_N[0], UPTO(30), out, NULL, NULL, NULL, NULL);
     CHECK("drafter_failure_is_error", n == HASS_EIO && strstr(hass_errmsg(), "connection lost"),
           "n %d: %s", n, hass_errmsg());
     hass_spec_free(s);
@@ -495,11 +618,16 @@ int main(void) {
     o.lp = malloc(sizeof(float) * 10 * 512);
     oracle_greedy(m, &odr, &og[0]);
     oracle_greedy(m, &odr, &og[1]);
+    hass_tokenizer *tok = hass_tokenizer_load(path, &e);
+    CHECK("load_stories260K_tokenizer", tok != NULL, "%s", hass_errmsg());
+    if (tok) stop_rules(m, &odr, tok);
+    hass_tokenizer_free(tok);
     stochastic_run(m, &odr, &ot, &smp, 5000, "lossless_T1.4_oracle_drafter", 1);
     hass_accept_fault = 1;
     stochastic_run(m, &odr, &ot, &smp, 3000, "detects_broken_residual_T1.4", 0);
-    hass_accept_fault = 2; // every token of the loop without a drafter is a leaf bonus
-    stochastic_run(m, NULL, &ot, &smp, 3000, "detects_bonus_without_processor_T1.4", 0);
+    hass_accept_fault = 2; // every token of a root-only tree is a leaf bonus
+    hass_drafter rodr = {NULL, ro_reset, ro_push, ro_tree};
+    stochastic_run(m, &rodr, &ot, &smp, 3000, "detects_bonus_without_processor_T1.4", 0);
     hass_accept_fault = 0;
     hass_draft *d = hass_draft_new(h, m, 0, &trees[1], &e);
     hass_drafter ldr = hass_drafter_local(d);
