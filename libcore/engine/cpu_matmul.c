@@ -389,6 +389,36 @@ void hass_quant_rows(const float *x, int n, int n_in, void *q) {
 typedef void (*row_kernel)(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs,
                            int R, float *out, size_t os);
 
+// A matmul kernel, what dispatch picks and runs: weight rows [o0, o1) of w against R activation
+// rows starting at x (stride xs bytes), writing out[r * os + o - o0]. x holds what the kernel
+// reads: quantized rows (kq), the packed parts of quantized rows (kp: each row's part at
+// qrow_layout(n_in).px, the same stride) or f32 rows (kqf, kf). kq, kqf and kf run a row kernel
+// on one weight row after the other (MM_ROWS); kp reads w->pk, 16 weight rows at once (o0 a
+// multiple of 16, o1 - o0 <= 16).
+typedef void (*mm_kernel)(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs, int R,
+                          float *out, size_t os);
+
+// Define `name`, the mm_kernel that runs the row kernel `rowk` over weight rows [o0, o1) of w's
+// stored rows; ATTR: its target attribute (empty for the portable kernels).
+#define MM_ROWS(name, rowk, ATTR)                                                                 \
+    ATTR static void name(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs, int R, \
+                          float *out, size_t os) {                                                \
+        for (int o = o0; o < o1; o++)                                                             \
+            rowk(w->type, w->n_in, (const uint8_t *)w->data + (size_t)o * w->row_bytes, x, xs, R, \
+                 out + (o - o0), os);                                                             \
+    }
+
+// The kernels of one path (portable C, AVX2, AVX-512), the table dispatch picks from.
+typedef struct hass_mm_kernels {
+    mm_kernel kq;                   // quantized weights x 8-bit activation rows
+    mm_kernel kqf;                  // quantized weights x f32 activation rows (HASS_PREC_F32)
+    mm_kernel kf;                   // F32/F16/BF16 weights x f32 activation rows
+    mm_kernel kp_q4_0, kp_q4_1, kp_q8_0; // packed weights (hass_quant_pack) x the packed part of
+                                    // 8-bit rows; NULL: no packed kernels on this path
+    int q_rows;                     // most activation rows per call for quantized weights
+    int f_rows;                     // most activation rows per call for float weights
+} hass_mm_kernels;
+
 // Portable: quantized weights x 8-bit activations, integer dot per block, float sum in order.
 static void kq_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
                  float *out, size_t os) {
@@ -466,6 +496,14 @@ static void kf_c(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t 
         out[r * os] = (a[0] + a[1]) + (a[2] + a[3]);
     }
 }
+
+MM_ROWS(kq_c_rows, kq_c, )
+MM_ROWS(kqf_c_rows, kqf_c, )
+MM_ROWS(kf_c_rows, kf_c, )
+
+// The portable path: the row kernels take any R; 4 activation rows a call.
+static const hass_mm_kernels mm_c = {
+    .kq = kq_c_rows, .kqf = kqf_c_rows, .kf = kf_c_rows, .q_rows = 4, .f_rows = 4};
 
 #ifdef HASS_X86
 #define T_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -545,6 +583,7 @@ T_AVX2 static void kq_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
     default: kq_avx2_r(type, n_in, w, x, xs, 1, out, os); break;
     }
 }
+MM_ROWS(kq_avx2_rows, kq_avx2, T_AVX2)
 
 // Load 8 weights of a float-type row as floats.
 T_AVX2 static inline __m256 ldw8(int type, const uint8_t *w, int i) {
@@ -572,6 +611,7 @@ T_AVX2 static void kf_avx2(int type, int n_in, const uint8_t *w, const uint8_t *
         out[r * os] = s;
     }
 }
+MM_ROWS(kf_avx2_rows, kf_avx2, T_AVX2)
 
 // Dequantize 8 nibbles of a Q4 block (the low 8 bytes, one nibble each): q * d + m (Q4_0
 // passes m = -8 d, which gives the same single rounding as d * (q - 8)).
@@ -639,6 +679,7 @@ T_AVX2 static void kqf_avx2(int type, int n_in, const uint8_t *w, const uint8_t 
     default: kqf_avx2_r(type, n_in, w, x, xs, 1, out, os); break;
     }
 }
+MM_ROWS(kqf_avx2_rows, kqf_avx2, T_AVX2)
 
 // AVX-512 VNNI: quantized weights, two blocks per step (64 int8 products per vpdpbusd).
 // Q8_0 weights are made unsigned by +128 (xor 0x80) and corrected with -128 * d * s_x; Q4_0
@@ -730,6 +771,7 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
     default: kq_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
     }
 }
+MM_ROWS(kq_avx512_rows, kq_avx512, T_AVX512)
 
 // One packed group (16 blocks, one per lane) of the AVX-512 kernel: unpack the weight vectors
 // once, then for each of the R activation rows the integer block dots (exact, so how the
@@ -873,10 +915,12 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
     for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(out + r * os, keep, res[r]);
 }
 
-// Instances of the packed kernel for one weight type and R = 1..8.
+// Instances of the packed kernel (an mm_kernel on w->pk) for one weight type and R = 1..8.
 #define KP_TYPE(name, TYPE)                                                                       \
-    T_AVX512 static void name(int n_in, const uint8_t *pk, int n_out, int o0, int n_rows,         \
-                              const uint8_t *x, size_t xs, int R, float *out, size_t os) {        \
+    T_AVX512 static void name(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs,    \
+                              int R, float *out, size_t os) {                                     \
+        const uint8_t *pk = w->pk;                                                                \
+        int n_in = w->n_in, n_out = w->n_out, n_rows = o1 - o0;                                   \
         switch (R) {                                                                              \
         case 8: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 8, out, os); break;         \
         case 7: kp_avx512_r(TYPE, n_in, pk, n_out, o0, n_rows, x, xs, 7, out, os); break;         \
@@ -951,6 +995,7 @@ T_AVX512 static void kqf_avx512(int type, int n_in, const uint8_t *w, const uint
     default: kqf_avx512_r(type, n_in, w, x, xs, 1, out, os); break;
     }
 }
+MM_ROWS(kqf_avx512_rows, kqf_avx512, T_AVX512)
 
 // Load 16 weights of a float-type row as floats.
 T_AVX512 static inline __m512 ldw16(int type, const uint8_t *w, int i) {
@@ -978,6 +1023,16 @@ T_AVX512 static void kf_avx512(int type, int n_in, const uint8_t *w, const uint8
         out[r * os] = s;
     }
 }
+MM_ROWS(kf_avx512_rows, kf_avx512, T_AVX512)
+
+// AVX2+FMA: 4 activation rows a call, no packed kernels.
+static const hass_mm_kernels mm_avx2 = {
+    .kq = kq_avx2_rows, .kqf = kqf_avx2_rows, .kf = kf_avx2_rows, .q_rows = 4, .f_rows = 4};
+
+// AVX-512 VNNI: 8 activation rows a call for quantized weights (kq, kqf, kp), 4 for float ones.
+static const hass_mm_kernels mm_avx512 = {
+    .kq = kq_avx512_rows, .kqf = kqf_avx512_rows, .kf = kf_avx512_rows, .kp_q4_0 = kp_avx512_q4_0,
+    .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .q_rows = 8, .f_rows = 4};
 #endif
 
 // ----------------------------------------------------------------------------
@@ -1018,33 +1073,25 @@ const char *hass_kernel_path(void) {
     return names[kernel_path()];
 }
 
-// Row kernel for a weight type on the current path; f32act: quantized weights take f32
-// activations (the dequantize-and-FMA kernels) instead of 8-bit ones.
-static row_kernel pick(int type, int f32act) {
-    int q = hass_quant_is_q(type);
-    switch (kernel_path()) {
+// The kernel table of the current path.
+static const hass_mm_kernels *kernels(void) {
+    static const hass_mm_kernels *const tab[] = {&mm_c,
 #ifdef HASS_X86
-    case 2: return q ? (f32act ? kqf_avx512 : kq_avx512) : kf_avx512;
-    case 1: return q ? (f32act ? kqf_avx2 : kq_avx2) : kf_avx2;
+                                                 &mm_avx2, &mm_avx512
 #endif
-    default: return q ? (f32act ? kqf_c : kq_c) : kf_c;
-    }
+    };
+    return tab[kernel_path()];
 }
 
-// Packed-layout kernel (kp_avx512_*): weight rows o0 .. o0 + n_rows - 1 of a packed matrix
-// against R activation rows.
-typedef void (*pk_kernel)(int n_in, const uint8_t *pk, int n_out, int o0, int n_rows,
-                          const uint8_t *x, size_t xs, int R, float *out, size_t os);
-
-// Packed-layout kernel for a quantized weight type (NULL without AVX-512).
-static pk_kernel pick_packed(int type) {
-#ifdef HASS_X86
-    if (kernel_path() == 2)
-        return type == HASS_GGML_Q4_1 ? kp_avx512_q4_1 : type == HASS_GGML_Q4_0 ? kp_avx512_q4_0
-             : type == HASS_GGML_Q8_0 ? kp_avx512_q8_0 : NULL;
-#endif
-    (void)type;
-    return NULL;
+// Kernel of table t for a weight type; f32act: quantized weights take f32 activations (the
+// dequantize-and-FMA kernels) instead of 8-bit ones; packed: the packed-layout kernel of a
+// quantized type (NULL where the path has none).
+static mm_kernel pick(const hass_mm_kernels *t, int type, int f32act, int packed) {
+    if (packed)
+        return type == HASS_GGML_Q4_1 ? t->kp_q4_1 : type == HASS_GGML_Q4_0 ? t->kp_q4_0
+             : type == HASS_GGML_Q8_0 ? t->kp_q8_0 : NULL;
+    if (!hass_quant_is_q(type)) return t->kf;
+    return f32act ? t->kqf : t->kq;
 }
 
 // ----------------------------------------------------------------------------
@@ -1057,10 +1104,9 @@ typedef struct mm_ctx {
     const hass_mm_job *jobs;
     int n_jobs, n, n_in, G;
     const int *first;       // (n_jobs + 1) first chunk of each job
-    row_kernel *kern;       // (n_jobs)
-    pk_kernel *pkern;       // (n_jobs) when packed
+    mm_kernel *kern;        // (n_jobs)
     int packed;             // 1: every job has packed weights, the rows get their packed part
-    size_t px;              // offset of the packed part in a quantized row
+    size_t px;              // where the kernels read in a row: 0, packed: its packed part
     const uint8_t *xb;      // input rows (quantized or float)
     size_t xs;              // input row stride in bytes
     const float *x;         // float input (for quantization)
@@ -1088,23 +1134,12 @@ static void mm_chunks(void *ctx, int k, int c0, int c1) {
         int r0 = (ch - c->first[j]) * MM_CHUNK, r1 = r0 + MM_CHUNK;
         if (r1 > w->n_out) r1 = w->n_out;
         float *y = c->jobs[j].y;
-        if (c->packed) {
-            for (int i = 0; i < c->n; i += c->G) {
-                int R = c->n - i < c->G ? c->n - i : c->G;
-                c->pkern[j](c->n_in, (const uint8_t *)w->pk, w->n_out, r0, r1 - r0,
-                            c->xb + (size_t)i * c->xs + c->px, c->xs, R,
-                            y + (size_t)i * w->n_out + r0, (size_t)w->n_out);
-            }
-            continue;
-        }
         // a chunk of MM_CHUNK weight rows stays in L1 while each group of G activation rows
         // passes over it
         for (int i = 0; i < c->n; i += c->G) {
             int R = c->n - i < c->G ? c->n - i : c->G;
-            for (int r = r0; r < r1; r++)
-                c->kern[j](w->type, c->n_in, (const uint8_t *)w->data + (size_t)r * w->row_bytes,
-                           c->xb + (size_t)i * c->xs, c->xs, R, y + (size_t)i * w->n_out + r,
-                           (size_t)w->n_out);
+            c->kern[j](w, r0, r1, c->xb + (size_t)i * c->xs + c->px, c->xs, R,
+                       y + (size_t)i * w->n_out + r0, (size_t)w->n_out);
         }
     }
 }
@@ -1119,13 +1154,15 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     HASS_ASSERT(n_jobs >= 1 && n_jobs <= MM_MAXJOBS);
     int n_in = jobs[0].w->n_in, isq = hass_quant_is_q(jobs[0].w->type);
     int f32act = prec == HASS_PREC_F32;
+    const hass_mm_kernels *t = kernels();
     int first[MM_MAXJOBS + 1];
-    row_kernel kern[MM_MAXJOBS];
-    pk_kernel pkern[MM_MAXJOBS];
-    int packed = isq && !f32act && kernel_path() == 2;
-    for (int j = 0; j < n_jobs; j++) packed &= jobs[j].w->pk != NULL;
-    mm_ctx c = {jobs, n_jobs, n, n_in, isq && kernel_path() == 2 ? 8 : 4, first, kern, pkern,
-                packed, qrow_layout(n_in).px, NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
+    mm_kernel kern[MM_MAXJOBS];
+    // the packed kernels where the path has them for every job and its weights are packed
+    int packed = isq && !f32act;
+    for (int j = 0; j < n_jobs; j++)
+        packed &= jobs[j].w->pk != NULL && pick(t, jobs[j].w->type, 0, 1) != NULL;
+    mm_ctx c = {jobs, n_jobs, n, n_in, isq ? t->q_rows : t->f_rows, first, kern, packed,
+                packed ? qrow_layout(n_in).px : 0, NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
     if (isq && !f32act) {
         hass_pool_run(n > 8 ? pool : NULL, n, mm_quant, &c);
         c.xb = q;
@@ -1137,8 +1174,7 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     first[0] = 0;
     for (int j = 0; j < n_jobs; j++) {
         first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
-        kern[j] = pick(jobs[j].w->type, f32act);
-        pkern[j] = pick_packed(jobs[j].w->type);
+        kern[j] = pick(t, jobs[j].w->type, f32act, packed);
     }
     hass_pool_run(pool, first[n_jobs], mm_chunks, &c);
 }
