@@ -1,7 +1,8 @@
-// matmul_int.h: internal to libcore: what the files of the CPU matmul share (cpu_quant.c
-// quantizes activations and packs weights, cpu_matmul.c has the kernels, their dispatch and the
-// threads): the block helpers, the layouts of a quantized activation row and of packed weights,
-// and the quantizer of one activation row.
+// matmul_int.h: internal to libcore: what the files of the CPU matmul share: the block helpers,
+// the layouts of a quantized activation row and of packed weights, the quantizer of one
+// activation row (cpu_quant.c), the kernel type and the kernel table of each path (the portable
+// C kernels, the specification, in cpu_kernels_c.c; AVX2+FMA and AVX-512 VNNI in
+// cpu_kernels_x86.c), which cpu_matmul.c picks from and runs on the thread team.
 #ifndef HASS_MATMUL_INT_H
 #define HASS_MATMUL_INT_H
 
@@ -9,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define HASS_X86 1
@@ -118,5 +120,63 @@ static inline qlayout qrow_layout(int n_in) {
 // packed part (packed). fast: the AVX-512 quantizer (same bits as the portable one).
 void hass_quant_act_row(const float *x, int n_in, uint8_t *q, int fast, int packed,
                         int only_packed);
+
+// Weight element i of a float-type row (the portable kernel, the SIMD ones' tails).
+static inline float wf(int type, const uint8_t *w, int i) {
+    if (type == HASS_GGML_F32) {
+        float f;
+        memcpy(&f, w + 4 * i, 4);
+        return f;
+    }
+    uint16_t h = rd16(w + 2 * i);
+    return type == HASS_GGML_F16 ? hass_f16_to_f32(h) : hass_bf16_to_f32(h);
+}
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// A matmul kernel, what dispatch picks and runs: weight rows [o0, o1) of w against R activation
+// rows starting at x (stride xs bytes), writing out[r * os + o - o0]. x holds what the kernel
+// reads: quantized rows (kq), the packed parts of quantized rows (kp: each row's part at
+// qrow_layout(n_in).px, the same stride) or f32 rows (kqf, kf). kq, kqf and kf run a row kernel
+// on one weight row after the other (MM_ROWS); kp reads w->pk, 16 weight rows at once (o0 a
+// multiple of 16, o1 - o0 <= 16). Batch invariance: each output's arithmetic (block order,
+// vector lanes, final horizontal sum) is the same whatever R, the range and the thread count.
+typedef void (*hass_mm_kernel)(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs,
+                               int R, float *out, size_t os);
+
+// Row kernels (static in cpu_kernels_c.c and cpu_kernels_x86.c). Signature: dot one weight row
+// `w` (n_in values of `type`) with R activation rows (R <= 8 for the quantized AVX-512 kernel,
+// <= 4 otherwise) starting at x (stride xs bytes; quantized rows or floats), writing
+// out[r * os]:
+//   void k(int type, int n_in, const uint8_t *w, const uint8_t *x, size_t xs, int R,
+//          float *out, size_t os);
+// MM_ROWS(name, rowk, ATTR) defines `name`, the hass_mm_kernel that runs the row kernel `rowk`
+// over weight rows [o0, o1) of w's stored rows; ATTR: its target attribute (empty for the
+// portable kernels).
+#define MM_ROWS(name, rowk, ATTR)                                                                 \
+    ATTR static void name(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs, int R, \
+                          float *out, size_t os) {                                                \
+        for (int o = o0; o < o1; o++)                                                             \
+            rowk(w->type, w->n_in, (const uint8_t *)w->data + (size_t)o * w->row_bytes, x, xs, R, \
+                 out + (o - o0), os);                                                             \
+    }
+
+// The kernels of one path (portable C, AVX2, AVX-512), the table dispatch picks from.
+typedef struct hass_mm_kernels {
+    hass_mm_kernel kq;  // quantized weights x 8-bit activation rows
+    hass_mm_kernel kqf; // quantized weights x f32 activation rows (HASS_PREC_F32)
+    hass_mm_kernel kf;  // F32/F16/BF16 weights x f32 activation rows
+    // packed weights (hass_quant_pack) x the packed part of 8-bit rows; NULL: none on this path
+    hass_mm_kernel kp_q4_0, kp_q4_1, kp_q8_0;
+    int q_rows; // most activation rows per call for quantized weights
+    int f_rows; // most activation rows per call for float weights
+} hass_mm_kernels;
+
+// The kernel table of each path.
+extern const hass_mm_kernels hass_mm_kernels_c;
+#ifdef HASS_X86
+extern const hass_mm_kernels hass_mm_kernels_avx2, hass_mm_kernels_avx512;
+#endif
 
 #endif
