@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "cli.h"
 #include "forward.h"
+#include "roofline.h"
 #include "sample.h"
 
 static const char *PROG = "hass-bench";
@@ -16,6 +18,7 @@ static const char *PROG = "hass-bench";
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL [OPTIONS]\n"
+           "       %s --roofline [-t N]\n"
            "\n"
            "Time prefill, decode and the N-token forward cost of the engine; one JSON\n"
            "object per measurement on stdout (medians over --reps runs).\n"
@@ -32,13 +35,39 @@ static void usage(void) {
            "      --device DEV      cuda, cpu or auto (default): where the model runs\n"
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
+           "      --roofline        measure the machine instead (no model): streaming read\n"
+           "                        bandwidth (1, 2 and N threads) and vpdpbusd zmm\n"
+           "                        multiply-adds/s (1 and N threads; AVX-512 VNNI)\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
            "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed model file, 4 no device.\n",
-           PROG);
+           PROG, PROG);
+}
+
+// --roofline: the read bandwidth with 1, 2 and n_threads threads and the vpdpbusd throughput
+// with 1 and n_threads, one JSON object each (best of 3 runs); a "skipped" object without
+// AVX-512 VNNI.
+static int roofline(int n_threads) {
+    int th[3] = {1, 2, n_threads}, n = n_threads > 2 ? 3 : 2;
+    double r[3];
+    size_t bytes = hass_roofline_read_bytes();
+    if (hass_roofline_read(bytes, th, n, 3, r)) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    for (int i = 0; i < n; i++)
+        printf("{\"bench\":\"roofline_read\",\"threads\":%d,\"mib\":%zu,\"gb_s\":%.2f}\n", th[i],
+               bytes >> 20, r[i]);
+    if (!hass_roofline_has_vnni()) {
+        printf("{\"bench\":\"roofline_vpdpbusd\",\"skipped\":\"no AVX-512 VNNI on this CPU\"}\n");
+        return 0;
+    }
+    th[1] = n_threads;
+    n = n_threads > 1 ? 2 : 1;
+    if (hass_roofline_vnni(th, n, 3, r)) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    for (int i = 0; i < n; i++)
+        printf("{\"bench\":\"roofline_vpdpbusd\",\"threads\":%d,\"gmac_s\":%.1f}\n", th[i], r[i]);
+    return 0;
 }
 
 // Process CPU seconds (all threads): on a shared machine a steadier measure than wall time.
@@ -67,17 +96,18 @@ int main(int argc, char **argv) {
         {"context", required_argument, 0, 'c'}, {"curve", required_argument, 0, 'C'},
         {"reps", required_argument, 0, 'r'},   {"seed", required_argument, 0, 'S'},
         {"device", required_argument, 0, 'D'},
-        {"f32", no_argument, 0, 'F'},
+        {"f32", no_argument, 0, 'F'},          {"roofline", no_argument, 0, 'R'},
         {"verbose", no_argument, 0, 'v'},      {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *model = NULL, *curve = "1,2,4,8,16,32,64";
     int64_t threads = 0, n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
-    int c, rc, f32 = 0;
+    int c, rc, f32 = 0, roof = 0;
     hass_device dev = HASS_DEVICE_AUTO, got;
     while ((c = getopt_long(argc, argv, "m:t:p:g:c:r:vqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'F': f32 = 1; break;
+        case 'R': roof = 1; break;
         case 'm': model = optarg; break;
         case 't': if ((rc = hass_cli_int(PROG, "--threads", optarg, 0, 1024, &threads))) return rc; break;
         case 'p': if ((rc = hass_cli_int(PROG, "--prompt", optarg, 0, 1 << 20, &n_prompt))) return rc; break;
@@ -96,6 +126,11 @@ int main(int argc, char **argv) {
         case 'V': hass_cli_version(stdout, PROG); return 0;
         default: return hass_cli_usage_error(PROG, "unknown option");
         }
+    }
+    if (roof && model) return hass_cli_usage_error(PROG, "--roofline takes no model");
+    if (roof) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        return roofline(threads > 0 ? (int)threads : cores > 0 ? (int)cores : 1);
     }
     if (!model) return hass_cli_usage_error(PROG, "-m MODEL is required");
     if (optind < argc) return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
