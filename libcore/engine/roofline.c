@@ -64,8 +64,9 @@ static hass_err timed(int n_threads, int reps, int n_tasks, hass_pool_fn fn, rl_
         uint64_t got = 0;
         for (int k = 0; k < RL_MAXT; k++) got += j->sum[(size_t)k * RL_PAD];
         if ((got & mask) != (want & mask))
-            e = hass_seterr(HASS_EINVAL, "roofline: %d threads summed %llx, expected %llx", n_threads,
-                            (unsigned long long)(got & mask), (unsigned long long)(want & mask));
+            e = hass_seterr(HASS_EINVAL, "roofline: %d threads summed %llx, expected %llx",
+                            n_threads, (unsigned long long)(got & mask),
+                            (unsigned long long)(want & mask));
         if (r == 0 || dt < *best) *best = dt;
     }
     hass_pool_free(pool);
@@ -80,7 +81,9 @@ hass_err hass_roofline_read(size_t bytes, const int *threads, int n, int reps, d
     hass_err e = HASS_OK;
     if (!w || !sum) e = hass_seterr(HASS_ENOMEM, "roofline: no %zu MiB read buffer", n_words >> 17);
     for (size_t i = 0; !e && i < n_words; i++) w[i] = i * RL_MUL;
-    uint64_t want = (uint64_t)(n_words % 2 ? n_words * ((n_words - 1) / 2) : n_words / 2 * (n_words - 1)) * RL_MUL;
+    // sum of i * RL_MUL over the words: RL_MUL * n (n - 1) / 2 (mod 2^64)
+    uint64_t tri = n_words % 2 ? n_words * ((n_words - 1) / 2) : n_words / 2 * (n_words - 1);
+    uint64_t want = tri * RL_MUL;
     rl_job j = {w, NULL, NULL, sum};
     for (int i = 0; i < n && !e; i++) {
         double dt;
