@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "forward.h"
+#include "roofline.h"
 #include "sample.h"
 
 static const char *PROG = "hass-bench";
@@ -14,6 +16,7 @@ static const char *PROG = "hass-bench";
 // Full help on stdout.
 static void usage(void) {
     printf("usage: %s -m MODEL [OPTIONS]\n"
+           "       %s --roofline [-t N]\n"
            "\n"
            "Time prefill, decode and the N-token forward cost of the engine; one JSON\n"
            "object per measurement on stdout (medians over --reps runs).\n"
@@ -30,13 +33,39 @@ static void usage(void) {
            "      --device DEV      cuda, cpu or auto (default): where the model runs\n"
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
+           "      --roofline        measure the machine instead (no model): streaming read\n"
+           "                        bandwidth (1, 2 and N threads) and vpdpbusd zmm\n"
+           "                        multiply-adds/s (1 and N threads; AVX-512 VNNI)\n"
            "  -v, --verbose         more messages on stderr\n"
            "  -q, --quiet           fewer messages on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version and build (cpu-only or cuda)\n"
            "\n"
            "Exit status: 0 ok, 1 runtime failure, 2 usage, 3 malformed model file, 4 no device.\n",
-           PROG);
+           PROG, PROG);
+}
+
+// --roofline: the read bandwidth with 1, 2 and n_threads threads and the vpdpbusd throughput
+// with 1 and n_threads, one JSON object each (best of 3 runs); a "skipped" object without
+// AVX-512 VNNI.
+static int roofline(int n_threads) {
+    int th[3] = {1, 2, n_threads}, n = n_threads > 2 ? 3 : 2;
+    double r[3];
+    size_t bytes = hass_roofline_read_bytes();
+    if (hass_roofline_read(bytes, th, n, 3, r)) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    for (int i = 0; i < n; i++)
+        printf("{\"bench\":\"roofline_read\",\"threads\":%d,\"mib\":%zu,\"gb_s\":%.2f}\n", th[i],
+               bytes >> 20, r[i]);
+    if (!hass_roofline_has_vnni()) {
+        printf("{\"bench\":\"roofline_vpdpbusd\",\"skipped\":\"no AVX-512 VNNI on this CPU\"}\n");
+        return 0;
+    }
+    th[1] = n_threads;
+    n = n_threads > 1 ? 2 : 1;
+    if (hass_roofline_vnni(th, n, 3, r)) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
+    for (int i = 0; i < n; i++)
+        printf("{\"bench\":\"roofline_vpdpbusd\",\"threads\":%d,\"gmac_s\":%.1f}\n", th[i], r[i]);
+    return 0;
 }
 
 // Process CPU seconds (all threads): on a shared machine a steadier measure than wall time.
@@ -63,15 +92,17 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, 't'}, {"prompt", required_argument, 0, 'p'},
         {"gen", required_argument, 0, 'g'},     {"context", required_argument, 0, 'c'},
         {"curve", required_argument, 0, 'C'},   {"reps", required_argument, 0, 'r'},
-        {"seed", required_argument, 0, 'S'},    {0, 0, 0, 0}};
+        {"seed", required_argument, 0, 'S'},    {"roofline", no_argument, 0, 'R'},
+        {0, 0, 0, 0}};
     hass_cli cl;
     hass_cli_init(&cl, PROG, usage, HASS_CLI_MODEL | HASS_CLI_DEVICE | HASS_CLI_F32, opts,
                   "t:p:g:c:r:");
     const char *curve = "1,2,4,8,16,32,64";
     int64_t n_prompt = 512, n_gen = 128, n_ctx0 = 128, reps = 5, seed = 1;
-    int c, rc;
+    int c, rc, roof = 0;
     while ((c = getopt_long(argc, argv, cl.shortopts, cl.opts, NULL)) != -1) {
         switch (c) {
+        case 'R': roof = 1; break;
         case 't': if ((rc = hass_cli_flag(&cl, HASS_CLI_OPT_THREADS, optarg)) >= 0) return rc; break;
         case 'p': if ((rc = hass_cli_int(PROG, "--prompt", optarg, 0, 1 << 20, &n_prompt))) return rc; break;
         case 'g': if ((rc = hass_cli_int(PROG, "--gen", optarg, 0, 1 << 20, &n_gen))) return rc; break;
@@ -81,6 +112,11 @@ int main(int argc, char **argv) {
         case 'S': if ((rc = hass_cli_int(PROG, "--seed", optarg, 0, INT64_MAX, &seed))) return rc; break;
         default: if ((rc = hass_cli_flag(&cl, c, optarg)) >= 0) return rc;
         }
+    }
+    if (roof && cl.model) return hass_cli_usage_error(PROG, "--roofline takes no model");
+    if (roof) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        return roofline(cl.threads > 0 ? (int)cl.threads : cores > 0 ? (int)cores : 1);
     }
     if ((rc = hass_cli_need_model(&cl))) return rc;
     if (optind < argc) return hass_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);

@@ -2,7 +2,8 @@
 # scripts/bench.sh: `make bench`. The CPU engine (hass-bench) beside llama.cpp (llama-cpp-python,
 # when importable) on the same GGUF with the same thread count, in the same run, interleaved
 # (ours, peer, ours, peer) so that machine noise hits both; medians over REPS repetitions.
-# Prints a markdown table (stdout) for docs/PERF.md; raw JSONL is kept in $OUT.
+# Prints a markdown table (stdout) for docs/PERF.md, after the machine's roofline as measured
+# first (hass-bench --roofline: read bandwidth, vpdpbusd throughput); raw JSONL is kept in $OUT.
 # Environment: BUILD (build), MODEL (models/SmolLM2-135M-Instruct.Q4_1.gguf), THREADS (all
 # cores), REPS (5), PROMPT (512), GEN (128), CONTEXT (128), CURVE (1,2,4,8,16,32,64),
 # ROUNDS (2: each side runs twice, the better median of each is reported), OUT (a temp dir),
@@ -34,6 +35,8 @@ elif python3 -c 'import llama_cpp' 2>/dev/null; then
 else
   echo "bench: llama_cpp (llama-cpp-python) not importable: no peer column" >&2
 fi
+echo "bench: roofline: hass-bench --roofline" >&2
+"$BUILD/bin/hass-bench" --roofline -t "$THREADS" > "$OUT/roofline.jsonl"
 args=(-m "$MODEL" -t "$THREADS" -p "$PROMPT" -g "$GEN" -c "$CONTEXT" --curve "$CURVE" -r "$REPS")
 for r in $(seq 1 "$ROUNDS"); do
   echo "bench: round $r/$ROUNDS: hass-bench" >&2
@@ -62,6 +65,16 @@ print("Machine: %s, %d logical CPUs; threads %d; kernels %s; %d reps per median,
       % (cpu[0] if cpu else platform.processor(), os.cpu_count(), cfg["threads"], cfg["kernels"],
          cfg["reps"], rounds))
 print("Load average at the end: %s" % open("/proc/loadavg").read().split()[:3])
+roof = [json.loads(l) for l in open(os.path.join(out, "roofline.jsonl"))]
+rd = [j for j in roof if j["bench"] == "roofline_read"]
+vn = [j for j in roof if j["bench"] == "roofline_vpdpbusd"]
+print("Roofline: streaming read %s over %d MiB" % (", ".join("%.1f GB/s (%d thread%s)" % (j["gb_s"], j["threads"], "s" * (j["threads"] > 1))
+      for j in rd), rd[0]["mib"]))
+if vn and "skipped" in vn[0]:
+    print("Roofline: vpdpbusd zmm: skipped, %s" % vn[0]["skipped"])
+else:
+    print("Roofline: vpdpbusd zmm %s" % ", ".join("%.1f G multiply-adds/s (%d thread%s)" % (j["gmac_s"], j["threads"], "s" * (j["threads"] > 1))
+          for j in vn))
 print()
 print("| measurement | hass tok/s | %s tok/s | ratio | hass ms | %s ms | hass CPU ms | %s CPU ms |" % (pn, pn, pn))
 print("|---|---|---|---|---|---|---|---|")

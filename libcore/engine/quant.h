@@ -1,5 +1,6 @@
 // quant.h: internal to libcore: weight-block formats, fp16/bf16 conversion, 8-bit activation
-// quantization and the CPU matmul kernels behind hass_matmul (cpu_matmul.c).
+// quantization (cpu_quant.c) and the CPU matmul kernels behind hass_matmul (cpu_matmul.c: the
+// dispatch and the threads; what its files share: matmul_int.h).
 //
 // Block formats (ggml's, little-endian): Q4_0 {f16 d; u8 qs[16]} value (nibble - 8) * d;
 // Q4_1 {f16 d; f16 m; u8 qs[16]} value nibble * d + m; Q8_0 {f16 d; i8 qs[32]} value q * d.
@@ -9,7 +10,7 @@
 // of 32 exactly like llama.cpp's Q8_0/Q8_1: q = round(x / d), d = max|x| / 127, with the
 // block's d and s = d * sum(q) rounded to fp16 (kept as floats). The Q4_1 kernels use that s for
 // the m term (as llama.cpp does); Q4_0 and Q8_0 corrections use d * sum(q) exactly. A quantized row (hass_quant_qrow_bytes) also holds
-// the scales laid out for the AVX-512 kernel (cpu_matmul.c, qrow_layout). In HASS_PREC_F32 mode
+// the scales laid out for the AVX-512 kernel (matmul_int.h, qrow_layout). In HASS_PREC_F32 mode
 // (hass_model_set_precision) the weights are dequantized to f32 inside the kernels instead and
 // the activations are used as they are (llama.cpp's path for F32 weights).
 #ifndef HASS_QUANT_H
@@ -40,7 +41,7 @@ const float *hass_quant_qrow_se(const void *q, int n_in);
 // the layout, with the quantizer of the kernel path in use (the bytes are the same on every path).
 void hass_quant_rows(const float *x, int n, int n_in, void *q);
 
-// A copy of a Q4_0/Q4_1/Q8_0 matrix in the packed layout of the AVX-512 kernel (cpu_matmul.c),
+// A copy of a Q4_0/Q4_1/Q8_0 matrix in the packed layout of the AVX-512 kernel (matmul_int.h),
 // to store in w->pk; the caller frees it. NULL for other types or out of memory.
 void *hass_quant_pack(const hass_wmat *w);
 
