@@ -351,7 +351,7 @@ hass_err hass_shard_writer_close(hass_shard_writer *w) {
 // Dequantise all rows of w into a new (n_out, n_in) f32 array.
 static hass_err wmat_f32(const hass_wmat *w, float **out) {
     size_t n = (size_t)w->n_out * (size_t)w->n_in;
-    float *x = hass_tops_big_alloc(n * sizeof(float)); // huge pages: the trainer reads it in panels
+    float *x = hass_train_ops_big_alloc(n * sizeof(float)); // huge pages: the trainer reads it in panels
     if (!x) return hass_seterr(HASS_ENOMEM, "out of memory for a (%d, %d) f32 matrix", w->n_out, w->n_in);
     for (int r = 0; r < w->n_out; r++) hass_quant_row(w, r, x + (size_t)r * w->n_in);
     *out = x;

@@ -291,7 +291,7 @@ static void transpose_weights(hass_train *t) {
         int r, c;
         if (!hass_tparams_tensor(&t->w, &t->dm, i, &src, &r, &c) || r == 1) continue;
         hass_tparams_tensor(&t->wt, &t->dm, i, &dst, NULL, NULL);
-        hass_tops_transpose(dst, src, r, c);
+        hass_train_ops_transpose(dst, src, r, c);
     }
 }
 
@@ -306,10 +306,10 @@ static void copy_forward(hass_train *t, int j, int n) {
         memcpy(t->xcat + (size_t)r * 2 * H + H, c + (size_t)r * H, H * sizeof(float));
     }
     float *U = t->U + (size_t)j * n * H, *K = t->Kc + (size_t)j * n * KD, *V = t->Vc + (size_t)j * n * KD;
-    hass_tops_linear_fwd_t(U, t->xcat, t->wt.fc_w, t->w.fc_b, n, 2 * H, H);
-    hass_tops_linear_fwd_t(K, U, t->wt.wk, NULL, n, H, KD);
-    hass_tops_rope_fwd(K, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
-    hass_tops_linear_fwd_t(V, U, t->wt.wv, NULL, n, H, KD);
+    hass_train_ops_linear_fwd_t(U, t->xcat, t->wt.fc_w, t->w.fc_b, n, 2 * H, H);
+    hass_train_ops_linear_fwd_t(K, U, t->wt.wk, NULL, n, H, KD);
+    hass_train_ops_rope_fwd(K, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
+    hass_train_ops_linear_fwd_t(V, U, t->wt.wv, NULL, n, H, KD);
 }
 
 // Backward of copy j's fc/K/V from the accumulated dK, dV, dU.
@@ -317,31 +317,31 @@ static void copy_backward(hass_train *t, int j, int n) {
     int H = t->dm.n_embd, d = H / t->dm.n_head, KD = t->dm.n_head_kv * d;
     float *U = t->U + (size_t)j * n * H, *dU = t->dU + (size_t)j * n * H;
     float *dK = t->dK + (size_t)j * n * KD, *dV = t->dV + (size_t)j * n * KD;
-    hass_tops_rope_bwd(dK, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
-    hass_tops_linear_bwd_ws(dU, t->g.wk, NULL, dK, U, t->w.wk, n, H, KD, t->ws);
-    hass_tops_linear_bwd_ws(dU, t->g.wv, NULL, dV, U, t->w.wv, n, H, KD, t->ws);
+    hass_train_ops_rope_bwd(dK, t->pos, n, t->dm.n_head_kv, d, t->dm.rope_theta);
+    hass_train_ops_linear_bwd_ws(dU, t->g.wk, NULL, dK, U, t->w.wk, n, H, KD, t->ws);
+    hass_train_ops_linear_bwd_ws(dU, t->g.wv, NULL, dV, U, t->w.wv, n, H, KD, t->ws);
     const float *c = t->cin + (size_t)j * n * H;
     for (int r = 0; r < n; r++) {
         memcpy(t->xcat + (size_t)r * 2 * H, t->emb + (size_t)r * H, H * sizeof(float));
         memcpy(t->xcat + (size_t)r * 2 * H + H, c + (size_t)r * H, H * sizeof(float));
     }
-    hass_tops_linear_bwd_ws(NULL, t->g.fc_w, t->g.fc_b, dU, t->xcat, t->w.fc_w, n, 2 * H, H, t->ws);
+    hass_train_ops_linear_bwd_ws(NULL, t->g.fc_w, t->g.fc_b, dU, t->xcat, t->w.fc_w, n, 2 * H, H, t->ws);
 }
 
 // Step-s forward of the layer (queries and residual from copy s) into t->out.
 static void step_forward(hass_train *t, int s, int n, int n_pad) {
     int H = t->dm.n_embd, nh = t->dm.n_head, nkv = t->dm.n_head_kv, d = H / nh, I = t->dm.n_ff;
     const float *U = t->U + (size_t)s * n * H;
-    hass_tops_linear_fwd_t(t->Q, U, t->wt.wq, NULL, n, H, nh * d);
-    hass_tops_rope_fwd(t->Q, t->pos, n, nh, d, t->dm.rope_theta);
-    hass_tops_attn_fwd(t->att, t->prob, t->Q, t->Kc, t->Vc, n, nh, nkv, d, s, n_pad);
-    hass_tops_linear_fwd_t(t->h, t->att, t->wt.wo, NULL, n, nh * d, H);
+    hass_train_ops_linear_fwd_t(t->Q, U, t->wt.wq, NULL, n, H, nh * d);
+    hass_train_ops_rope_fwd(t->Q, t->pos, n, nh, d, t->dm.rope_theta);
+    hass_train_ops_attn_fwd(t->att, t->prob, t->Q, t->Kc, t->Vc, n, nh, nkv, d, s, n_pad);
+    hass_train_ops_linear_fwd_t(t->h, t->att, t->wt.wo, NULL, n, nh * d, H);
     for (size_t i = 0; i < (size_t)n * H; i++) t->h[i] += U[i];
-    hass_tops_rmsnorm_fwd(t->hn, t->rstd, t->h, t->w.norm, n, H, t->dm.norm_eps);
-    hass_tops_linear_fwd_t(t->gg, t->hn, t->wt.w_gate, NULL, n, H, I);
-    hass_tops_linear_fwd_t(t->uu, t->hn, t->wt.w_up, NULL, n, H, I);
-    hass_tops_swiglu_fwd(t->mm, t->gg, t->uu, (size_t)n * I);
-    hass_tops_linear_fwd_t(t->out, t->mm, t->wt.w_down, NULL, n, I, H);
+    hass_train_ops_rmsnorm_fwd(t->hn, t->rstd, t->h, t->w.norm, n, H, t->dm.norm_eps);
+    hass_train_ops_linear_fwd_t(t->gg, t->hn, t->wt.w_gate, NULL, n, H, I);
+    hass_train_ops_linear_fwd_t(t->uu, t->hn, t->wt.w_up, NULL, n, H, I);
+    hass_train_ops_swiglu_fwd(t->mm, t->gg, t->uu, (size_t)n * I);
+    hass_train_ops_linear_fwd_t(t->out, t->mm, t->wt.w_down, NULL, n, I, H);
     for (size_t i = 0; i < (size_t)n * H; i++) t->out[i] += t->h[i];
 }
 
@@ -351,33 +351,33 @@ static void step_backward(hass_train *t, int s, int n) {
     size_t nH = (size_t)n * H, nI = (size_t)n * I, nQ = (size_t)n * nh * d;
     memcpy(t->dh, t->dO, nH * sizeof(float));
     memset(t->dmm, 0, nI * sizeof(float));
-    hass_tops_linear_bwd_ws(t->dmm, t->g.w_down, NULL, t->dO, t->mm, t->w.w_down, n, I, H, t->ws);
+    hass_train_ops_linear_bwd_ws(t->dmm, t->g.w_down, NULL, t->dO, t->mm, t->w.w_down, n, I, H, t->ws);
     memset(t->dg, 0, nI * sizeof(float));
     memset(t->du, 0, nI * sizeof(float));
-    hass_tops_swiglu_bwd(t->dg, t->du, t->dmm, t->gg, t->uu, nI);
+    hass_train_ops_swiglu_bwd(t->dg, t->du, t->dmm, t->gg, t->uu, nI);
     memset(t->dhn, 0, nH * sizeof(float));
-    hass_tops_linear_bwd_ws(t->dhn, t->g.w_gate, NULL, t->dg, t->hn, t->w.w_gate, n, H, I, t->ws);
-    hass_tops_linear_bwd_ws(t->dhn, t->g.w_up, NULL, t->du, t->hn, t->w.w_up, n, H, I, t->ws);
-    hass_tops_rmsnorm_bwd(t->dh, t->g.norm, t->dhn, t->h, t->w.norm, t->rstd, n, H);
+    hass_train_ops_linear_bwd_ws(t->dhn, t->g.w_gate, NULL, t->dg, t->hn, t->w.w_gate, n, H, I, t->ws);
+    hass_train_ops_linear_bwd_ws(t->dhn, t->g.w_up, NULL, t->du, t->hn, t->w.w_up, n, H, I, t->ws);
+    hass_train_ops_rmsnorm_bwd(t->dh, t->g.norm, t->dhn, t->h, t->w.norm, t->rstd, n, H);
     float *U = t->U + (size_t)s * n * H, *dU = t->dU + (size_t)s * n * H;
     for (size_t i = 0; i < nH; i++) dU[i] += t->dh[i];
     memset(t->datt, 0, nQ * sizeof(float));
-    hass_tops_linear_bwd_ws(t->datt, t->g.wo, NULL, t->dh, t->att, t->w.wo, n, nh * d, H, t->ws);
+    hass_train_ops_linear_bwd_ws(t->datt, t->g.wo, NULL, t->dh, t->att, t->w.wo, n, nh * d, H, t->ws);
     memset(t->dQ, 0, nQ * sizeof(float));
-    hass_tops_attn_bwd(t->dQ, t->dK, t->dV, t->ds, t->datt, t->prob, t->Q, t->Kc, t->Vc, n, nh,
+    hass_train_ops_attn_bwd(t->dQ, t->dK, t->dV, t->ds, t->datt, t->prob, t->Q, t->Kc, t->Vc, n, nh,
                        nkv, d, s);
-    hass_tops_rope_bwd(t->dQ, t->pos, n, nh, d, t->dm.rope_theta);
-    hass_tops_linear_bwd_ws(dU, t->g.wq, NULL, t->dQ, U, t->w.wq, n, H, nh * d, t->ws);
+    hass_train_ops_rope_bwd(t->dQ, t->pos, n, nh, d, t->dm.rope_theta);
+    hass_train_ops_linear_bwd_ws(dU, t->g.wq, NULL, t->dQ, U, t->w.wq, n, H, nh * d, t->ws);
 }
 
 // Transposed LM head (H, V) for the logits products; remade when another head is passed.
 static hass_err head_t(hass_train *t, const float *head) {
     if (t->head_src == head && t->headT) return HASS_OK;
     size_t n = (size_t)t->dm.n_vocab * t->dm.n_embd;
-    if (!t->headT && !(t->headT = hass_tops_big_alloc(n * sizeof(float))))
+    if (!t->headT && !(t->headT = hass_train_ops_big_alloc(n * sizeof(float))))
         return hass_seterr(HASS_ENOMEM, "hass_train_batch: no memory for the transposed LM head (%zu MiB)",
                            n * sizeof(float) >> 20);
-    hass_tops_transpose(t->headT, head, t->dm.n_vocab, t->dm.n_embd);
+    hass_train_ops_transpose(t->headT, head, t->dm.n_vocab, t->dm.n_embd);
     t->head_src = head;
     return HASS_OK;
 }
@@ -402,9 +402,9 @@ static hass_err target_rows(hass_train *t, int n) {
         int nc = n_rows - c0 < HEAD_CHUNK ? n_rows - c0 : HEAD_CHUNK;
         for (int j = 0; j < nc; j++)
             memcpy(t->c_t + (size_t)j * H, t->tgt + (size_t)t->rows[c0 + j] * H, H * sizeof(float));
-        hass_tops_linear_fwd_t(t->tp + (size_t)c0 * V, t->c_t, t->headT, NULL, nc, H, V);
+        hass_train_ops_linear_fwd_t(t->tp + (size_t)c0 * V, t->c_t, t->headT, NULL, nc, H, V);
     }
-    hass_tops_ce_target(t->tp, t->ttop, t->tpk, n_rows, V, t->o.topk);
+    hass_train_ops_ce_target(t->tp, t->ttop, t->tpk, n_rows, V, t->o.topk);
     return HASS_OK;
 }
 
@@ -426,9 +426,9 @@ static void step_losses(hass_train *t, int s, int n, double inv_norm, int train,
             memcpy(t->c_t + (size_t)j * H, t->tgt + (size_t)r * H, H * sizeof(float));
             t->c_cp[j] = cp, t->c_ck[j] = ck;
         }
-        hass_tops_linear_fwd_t(t->c_lq, t->c_o, t->headT, NULL, nc, H, V);
+        hass_train_ops_linear_fwd_t(t->c_lq, t->c_o, t->headT, NULL, nc, H, V);
         if (train) memset(t->c_dl, 0, (size_t)nc * V * sizeof(float));
-        hass_tops_ce_draft(train ? t->c_dl : NULL, t->rl, t->rl2, t->racc, t->c_lq,
+        hass_train_ops_ce_draft(train ? t->c_dl : NULL, t->rl, t->rl2, t->racc, t->c_lq,
                            t->tp + (size_t)c0 * V, t->ttop + (size_t)c0 * kt, t->tpk + c0, t->c_cp,
                            t->c_ck, nc, V, t->o.topk);
         for (int j = 0; j < nc; j++) {
@@ -439,10 +439,10 @@ static void step_losses(hass_train *t, int s, int n, double inv_norm, int train,
         }
         if (train) {
             memset(t->c_do, 0, (size_t)nc * H * sizeof(float));
-            hass_tops_gemm(t->c_do, H, t->c_dl, V, t->head_src, H, nc, V, H);
+            hass_train_ops_gemm(t->c_do, H, t->c_dl, V, t->head_src, H, nc, V, H);
             for (int j = 0; j < nc; j++) t->c_cp[j] = cv;
         }
-        hass_tops_smoothl1(train ? t->c_do : NULL, t->rl, t->c_o, t->c_t, train ? t->c_cp : NULL,
+        hass_train_ops_smoothl1(train ? t->c_do : NULL, t->rl, t->c_o, t->c_t, train ? t->c_cp : NULL,
                            nc, H);
         for (int j = 0; j < nc; j++) sums[0] += t->rl[j];
         if (train)

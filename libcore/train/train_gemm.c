@@ -171,7 +171,7 @@ static void panel(const tg_args *g, tile_fn tile, int n, int c0, int c1, int K) 
 }
 
 // y (n, M; stride ldy) += a (n, K; lda) b (K, M; ldb). Threads split the columns.
-void hass_tops_gemm(float *y, int ldy, const float *a, int lda, const float *b, int ldb, int n,
+void hass_train_ops_gemm(float *y, int ldy, const float *a, int lda, const float *b, int ldb, int n,
                     int K, int M) {
     if (n <= 0 || M <= 0 || K <= 0) return;
     tg_args g = {y, a, b, ldy, lda, ldb};
@@ -187,7 +187,7 @@ void hass_tops_gemm(float *y, int ldy, const float *a, int lda, const float *b, 
 }
 
 // dst (cols, rows) = src (rows, cols)^T, both dense.
-void hass_tops_transpose(float *dst, const float *src, int rows, int cols) {
+void hass_train_ops_transpose(float *dst, const float *src, int rows, int cols) {
     const int B = 32;
     for (int r0 = 0; r0 < rows; r0 += B)
         for (int c0 = 0; c0 < cols; c0 += B) {
@@ -200,7 +200,7 @@ void hass_tops_transpose(float *dst, const float *src, int rows, int cols) {
 // n_bytes aligned to 2 MiB and marked for transparent huge pages where the kernel allows them (a
 // matrix of 100+ MiB read in strided panels otherwise misses the TLB on every row). Release with
 // free(). NULL on failure.
-void *hass_tops_big_alloc(size_t n_bytes) {
+void *hass_train_ops_big_alloc(size_t n_bytes) {
     const size_t huge = (size_t)2 << 20;
     void *p = NULL;
     size_t n = (n_bytes + huge - 1) / huge * huge;

@@ -38,43 +38,43 @@ static inline void axpyf(float *y, float a, const float *x, int n) {
 
 // ---- linear ----------------------------------------------------------------------------------
 
-// y = x W^T + b: W is transposed into scratch, then one hass_tops_gemm (each y element is the
+// y = x W^T + b: W is transposed into scratch, then one hass_train_ops_gemm (each y element is the
 // bias plus one k-ordered sum, so the result does not depend on the thread count).
-void hass_tops_linear_fwd(float *y, const float *x, const float *w, const float *b, int n,
+void hass_train_ops_linear_fwd(float *y, const float *x, const float *w, const float *b, int n,
                           int n_in, int n_out) {
     float *wt = malloc((size_t)n_in * n_out * sizeof(float)); // (n_in, n_out)
-    hass_tops_transpose(wt, w, n_out, n_in);
-    hass_tops_linear_fwd_t(y, x, wt, b, n, n_in, n_out);
+    hass_train_ops_transpose(wt, w, n_out, n_in);
+    hass_train_ops_linear_fwd_t(y, x, wt, b, n, n_in, n_out);
     free(wt);
 }
 
 // y = x Wt + b with the weight already transposed.
-void hass_tops_linear_fwd_t(float *y, const float *x, const float *wt, const float *b, int n,
+void hass_train_ops_linear_fwd_t(float *y, const float *x, const float *wt, const float *b, int n,
                             int n_in, int n_out) {
     for (int r = 0; r < n; r++) {
         float *yr = y + (size_t)r * n_out;
         if (b) memcpy(yr, b, (size_t)n_out * sizeof(float));
         else memset(yr, 0, (size_t)n_out * sizeof(float));
     }
-    hass_tops_gemm(y, n_out, x, n_in, wt, n_out, n, n_in, n_out);
+    hass_train_ops_gemm(y, n_out, x, n_in, wt, n_out, n, n_in, n_out);
 }
 
-// hass_tops_linear_bwd_ws with its scratch allocated here.
-void hass_tops_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
+// hass_train_ops_linear_bwd_ws with its scratch allocated here.
+void hass_train_ops_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, int n, int n_in, int n_out) {
     float *ws = dw ? malloc((size_t)n * n_out * sizeof(float)) : NULL;
-    hass_tops_linear_bwd_ws(dx, dw, db, dy, x, w, n, n_in, n_out, ws);
+    hass_train_ops_linear_bwd_ws(dx, dw, db, dy, x, w, n, n_in, n_out, ws);
     free(ws);
 }
 
 // dx += dy W (one gemm); dw += dy^T x (dy transposed into ws, one gemm); db += sum dy (rows in
 // order).
-void hass_tops_linear_bwd_ws(float *dx, float *dw, float *db, const float *dy, const float *x,
+void hass_train_ops_linear_bwd_ws(float *dx, float *dw, float *db, const float *dy, const float *x,
                              const float *w, int n, int n_in, int n_out, float *ws) {
-    if (dx) hass_tops_gemm(dx, n_in, dy, n_out, w, n_in, n, n_out, n_in);
+    if (dx) hass_train_ops_gemm(dx, n_in, dy, n_out, w, n_in, n, n_out, n_in);
     if (dw) {
-        hass_tops_transpose(ws, dy, n, n_out);
-        hass_tops_gemm(dw, n_in, ws, n, x, n_in, n_out, n, n_in);
+        hass_train_ops_transpose(ws, dy, n, n_out);
+        hass_train_ops_gemm(dw, n_in, ws, n, x, n_in, n_out, n, n_in);
     }
     if (db)
         for (int r = 0; r < n; r++) {
@@ -86,7 +86,7 @@ void hass_tops_linear_bwd_ws(float *dx, float *dw, float *db, const float *dy, c
 // ---- RMSNorm ---------------------------------------------------------------------------------
 
 // y = x * rstd * w row by row; the sum of squares runs in double, left to right.
-void hass_tops_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int n, int dim,
+void hass_train_ops_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int n, int dim,
                            float eps) {
 #pragma omp parallel for schedule(static) if ((long)n * dim > PAR_MIN_ELEMS)
     for (int r = 0; r < n; r++) {
@@ -101,7 +101,7 @@ void hass_tops_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w
 }
 
 // dx_i += rstd w_i dy_i - x_i rstd^3 / dim * sum_j dy_j w_j x_j; dw_i += sum_r dy_i x_i rstd.
-void hass_tops_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+void hass_train_ops_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            const float *rstd, int n, int dim) {
     int big = (long)n * dim > PAR_MIN_ELEMS;
     if (dx) {
@@ -149,12 +149,12 @@ static void rope_apply(float *x, const int32_t *pos, int n, int n_head, int d, f
 }
 
 // RoPE forward in place.
-void hass_tops_rope_fwd(float *x, const int32_t *pos, int n, int n_head, int d, float theta) {
+void hass_train_ops_rope_fwd(float *x, const int32_t *pos, int n, int n_head, int d, float theta) {
     rope_apply(x, pos, n, n_head, d, theta, 1.f);
 }
 
 // RoPE backward in place (rotation by the opposite angle).
-void hass_tops_rope_bwd(float *dx, const int32_t *pos, int n, int n_head, int d, float theta) {
+void hass_train_ops_rope_bwd(float *dx, const int32_t *pos, int n, int n_head, int d, float theta) {
     rope_apply(dx, pos, n, n_head, d, theta, -1.f);
 }
 
@@ -166,7 +166,7 @@ static inline const float *kv_row(const float *t, int c, int kp, int g, int n, i
 }
 
 // Forward: one (head, query) pair per iteration; weights saved in prob.
-void hass_tops_attn_fwd(float *out, float *prob, const float *q, const float *k, const float *v,
+void hass_train_ops_attn_fwd(float *out, float *prob, const float *q, const float *k, const float *v,
                         int n, int nh, int nkv, int d, int s, int n_pad) {
     int grp = nh / nkv;
     float scale = 1.0f / sqrtf((float)d);
@@ -178,7 +178,7 @@ void hass_tops_attn_fwd(float *out, float *prob, const float *q, const float *k,
             float *pr = prob + ((size_t)h * n + i) * n;
             float mx = -INFINITY;
             for (int kp = 0; kp <= i; kp++) {
-                int c = hass_tops_attn_copy(i, kp, s);
+                int c = hass_train_ops_attn_copy(i, kp, s);
                 pr[kp] = dotf(qi, kv_row(k, c, kp, g, n, nkv, d), d) * scale;
                 if (pr[kp] > mx) mx = pr[kp];
             }
@@ -195,7 +195,7 @@ void hass_tops_attn_fwd(float *out, float *prob, const float *q, const float *k,
             memset(oi, 0, sizeof(float) * d);
             for (int kp = 0; kp <= i; kp++) {
                 pr[kp] *= iz;
-                axpyf(oi, pr[kp], kv_row(v, hass_tops_attn_copy(i, kp, s), kp, g, n, nkv, d), d);
+                axpyf(oi, pr[kp], kv_row(v, hass_train_ops_attn_copy(i, kp, s), kp, g, n, nkv, d), d);
             }
             for (int kp = i + 1; kp < n; kp++) pr[kp] = 0.f;
         }
@@ -204,7 +204,7 @@ void hass_tops_attn_fwd(float *out, float *prob, const float *q, const float *k,
 
 // Backward: ds and dq per (head, query); dk and dv per key position (each thread owns one key
 // row of every copy and sums heads and queries in order).
-void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float *dout,
+void hass_train_ops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float *dout,
                         const float *prob, const float *q, const float *k, const float *v, int n,
                         int nh, int nkv, int d, int s) {
     int grp = nh / nkv;
@@ -219,7 +219,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
             float *dsr = ds + ((size_t)h * n + i) * n;
             double dot = 0;
             for (int kp = 0; kp <= i; kp++) {
-                int c = hass_tops_attn_copy(i, kp, s);
+                int c = hass_train_ops_attn_copy(i, kp, s);
                 dsr[kp] = dotf(doi, kv_row(v, c, kp, g, n, nkv, d), d); // dL/dw
                 dot += (double)pr[kp] * dsr[kp];
             }
@@ -227,7 +227,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
             if (dq) {
                 float *dqi = dq + ((size_t)i * nh + h) * d;
                 for (int kp = 0; kp <= i; kp++)
-                    axpyf(dqi, dsr[kp], kv_row(k, hass_tops_attn_copy(i, kp, s), kp, g, n, nkv, d), d);
+                    axpyf(dqi, dsr[kp], kv_row(k, hass_train_ops_attn_copy(i, kp, s), kp, g, n, nkv, d), d);
             }
         }
     }
@@ -237,7 +237,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
         for (int h = 0; h < nh; h++) {
             int g = h / grp;
             for (int i = kp; i < n; i++) {
-                size_t off = (((size_t)hass_tops_attn_copy(i, kp, s) * n + kp) * nkv + g) * d;
+                size_t off = (((size_t)hass_train_ops_attn_copy(i, kp, s) * n + kp) * nkv + g) * d;
                 size_t hi = ((size_t)h * n + i) * n + kp;
                 if (dk) axpyf(dk + off, ds[hi], q + ((size_t)i * nh + h) * d, d);
                 if (dv) axpyf(dv + off, prob[hi], dout + ((size_t)i * nh + h) * d, d);
@@ -249,7 +249,7 @@ void hass_tops_attn_bwd(float *dq, float *dk, float *dv, float *ds, const float 
 // ---- SwiGLU ----------------------------------------------------------------------------------
 
 // m = silu(g) * u.
-void hass_tops_swiglu_fwd(float *m, const float *g, const float *u, size_t n_el) {
+void hass_train_ops_swiglu_fwd(float *m, const float *g, const float *u, size_t n_el) {
 #pragma omp parallel for schedule(static) if ((long)n_el > PAR_MIN_ELEMS)
     for (size_t i = 0; i < n_el; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
@@ -258,7 +258,7 @@ void hass_tops_swiglu_fwd(float *m, const float *g, const float *u, size_t n_el)
 }
 
 // silu'(g) = sig(g) (1 + g (1 - sig(g))).
-void hass_tops_swiglu_bwd(float *dg, float *du, const float *dm, const float *g, const float *u,
+void hass_train_ops_swiglu_bwd(float *dg, float *du, const float *dm, const float *g, const float *u,
                           size_t n_el) {
 #pragma omp parallel for schedule(static) if ((long)n_el > PAR_MIN_ELEMS)
     for (size_t i = 0; i < n_el; i++) {
@@ -271,7 +271,7 @@ void hass_tops_swiglu_bwd(float *dg, float *du, const float *dm, const float *g,
 // ---- losses ----------------------------------------------------------------------------------
 
 // SmoothL1 per row, mean over H; gradient clamp(z, -1, 1) / H scaled by coef.
-void hass_tops_smoothl1(float *dx, double *loss, const float *x, const float *t, const float *coef,
+void hass_train_ops_smoothl1(float *dx, double *loss, const float *x, const float *t, const float *coef,
                         int n, int H) {
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * H, *tr = t + (size_t)r * H;
@@ -287,7 +287,7 @@ void hass_tops_smoothl1(float *dx, double *loss, const float *x, const float *t,
 }
 
 // K largest by insertion into a sorted list; strict '>' keeps the lower index first on ties.
-void hass_tops_topk(int *idx, const float *x, int V, int K) {
+void hass_train_ops_topk(int *idx, const float *x, int V, int K) {
     int m = 0;
     for (int j = 0; j < V; j++) {
         if (m == K && !(x[j] > x[idx[K - 1]])) continue;
@@ -451,12 +451,12 @@ static int ce_use_512(void) { return hass_kernel_level() == 2; }
 #endif
 
 // Target side of the soft CE, in place: logits -> P = softmax, K top indices, their mass.
-void hass_tops_ce_target(float *p, int *top, float *pk, int n, int V, int K) {
+void hass_train_ops_ce_target(float *p, int *top, float *pk, int n, int V, int K) {
 #pragma omp parallel for schedule(static) if ((long)n * V > PAR_MIN_ELEMS / 8)
     for (int r = 0; r < n; r++) {
         float *pr = p + (size_t)r * V;
         int *tr = top + (size_t)r * (K > 0 ? K : 1);
-        hass_tops_topk(tr, pr, V, K > 0 ? K : 1); // on the logits: the same order as on P
+        hass_train_ops_topk(tr, pr, V, K > 0 ? K : 1); // on the logits: the same order as on P
         float m = CE_CALL(ce_max, pr, V);
         double z = CE_CALL(ce_sum, pr, NULL, m, V, 0);
         CE_CALL(ce_probs, pr, pr, m, (float)(1.0 / z), V);
@@ -466,8 +466,8 @@ void hass_tops_ce_target(float *p, int *top, float *pk, int n, int V, int K) {
     }
 }
 
-// Draft side of the soft CE against a prepared target (hass_tops_ce_target).
-void hass_tops_ce_draft(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
+// Draft side of the soft CE against a prepared target (hass_train_ops_ce_target).
+void hass_train_ops_ce_draft(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
                         const float *p, const int *top, const float *pk, const float *cp,
                         const float *ck, int n, int V, int K) {
     int kt = K > 0 ? K : 1;
@@ -485,7 +485,7 @@ void hass_tops_ce_draft(float *dl, double *ploss, double *kloss, int *acc, const
         kloss[r] = kl;
         if (acc) {
             int qtop[3], k3 = V < 3 ? V : 3;
-            hass_tops_topk(qtop, q, V, k3);
+            hass_train_ops_topk(qtop, q, V, k3);
             int tgt = tr[0];
             acc[r] = qtop[0] == tgt ? 1 : ((k3 > 1 && qtop[1] == tgt) || (k3 > 2 && qtop[2] == tgt)) ? 2 : 0;
         }
@@ -501,7 +501,7 @@ void hass_tops_ce_draft(float *dl, double *ploss, double *kloss, int *acc, const
 }
 
 // Soft CE row by row from raw target logits (tests and one-off use: prepares P in scratch).
-void hass_tops_soft_ce(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
+void hass_train_ops_soft_ce(float *dl, double *ploss, double *kloss, int *acc, const float *lq,
                        const float *lp, const float *cp, const float *ck, int n, int V, int K) {
     if (K > V) K = V;
     int kt = K > 0 ? K : 1;
@@ -513,7 +513,7 @@ void hass_tops_soft_ce(float *dl, double *ploss, double *kloss, int *acc, const 
         return;
     }
     memcpy(p, lp, (size_t)n * V * sizeof(float));
-    hass_tops_ce_target(p, top, pk, n, V, K);
-    hass_tops_ce_draft(dl, ploss, kloss, acc, lq, p, top, pk, cp, ck, n, V, K);
+    hass_train_ops_ce_target(p, top, pk, n, V, K);
+    hass_train_ops_ce_draft(dl, ploss, kloss, acc, lq, p, top, pk, cp, ck, n, V, K);
     free(p), free(pk), free(top);
 }

@@ -85,7 +85,7 @@ typedef struct {
 
 static double lin_loss(void *p) {
     lin_ctx *c = p;
-    hass_tops_linear_fwd(c->y, c->x, c->w, c->b, c->n, c->ni, c->no);
+    hass_train_ops_linear_fwd(c->y, c->x, c->w, c->b, c->n, c->ni, c->no);
     return probe(c->r, c->y, (size_t)c->n * c->no);
 }
 
@@ -97,13 +97,13 @@ static void test_linear(void) {
     c.y = zeros((size_t)c.n * c.no);
     c.r = rnd((size_t)c.n * c.no, -1, 1);
     float *dx = zeros((size_t)c.n * c.ni), *dw = zeros((size_t)c.no * c.ni), *db = zeros(c.no);
-    hass_tops_linear_bwd(dx, dw, db, c.r, c.x, c.w, c.n, c.ni, c.no);
+    hass_train_ops_linear_bwd(dx, dw, db, c.r, c.x, c.w, c.n, c.ni, c.no);
     report("linear dx", fd_check(lin_loss, &c, c.x, dx, (size_t)c.n * c.ni));
     report("linear dw", fd_check(lin_loss, &c, c.w, dw, (size_t)c.no * c.ni));
     report("linear db", fd_check(lin_loss, &c, c.b, db, c.no));
     // accumulation: a second backward adds the same amount
     float d0 = dw[3];
-    hass_tops_linear_bwd(NULL, dw, NULL, c.r, c.x, c.w, c.n, c.ni, c.no);
+    hass_train_ops_linear_bwd(NULL, dw, NULL, c.r, c.x, c.w, c.n, c.ni, c.no);
     CHECK("linear bwd accumulates", fabsf(dw[3] - 2 * d0) <= 1e-5f * fabsf(d0) + 1e-7f,
           "%g vs 2*%g", dw[3], d0);
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.r), free(dx), free(dw), free(db);
@@ -118,7 +118,7 @@ typedef struct {
 
 static double rms_loss(void *p) {
     rms_ctx *c = p;
-    hass_tops_rmsnorm_fwd(c->y, c->rs, c->x, c->w, c->n, c->dim, 1e-5f);
+    hass_train_ops_rmsnorm_fwd(c->y, c->rs, c->x, c->w, c->n, c->dim, 1e-5f);
     return probe(c->r, c->y, (size_t)c->n * c->dim);
 }
 
@@ -129,7 +129,7 @@ static void test_rmsnorm(void) {
     c.r = rnd(m, -1, 1);
     rms_loss(&c);
     float *dx = zeros(m), *dw = zeros(c.dim);
-    hass_tops_rmsnorm_bwd(dx, dw, c.r, c.x, c.w, c.rs, c.n, c.dim);
+    hass_train_ops_rmsnorm_bwd(dx, dw, c.r, c.x, c.w, c.rs, c.n, c.dim);
     report("rmsnorm dx", fd_check(rms_loss, &c, c.x, dx, m));
     report("rmsnorm dw", fd_check(rms_loss, &c, c.w, dw, c.dim));
     free(c.x), free(c.w), free(c.y), free(c.rs), free(c.r), free(dx), free(dw);
@@ -147,7 +147,7 @@ static double rope_loss(void *p) {
     rope_ctx *c = p;
     size_t m = (size_t)c->n * c->nh * c->d;
     memcpy(c->y, c->x, m * sizeof(float));
-    hass_tops_rope_fwd(c->y, c->pos, c->n, c->nh, c->d, 10000.f);
+    hass_train_ops_rope_fwd(c->y, c->pos, c->n, c->nh, c->d, 10000.f);
     return probe(c->r, c->y, m);
 }
 
@@ -159,12 +159,12 @@ static void test_rope(void) {
     for (int i = 0; i < c.n; i++) c.pos[i] = 3 * i + 1;
     float *dx = malloc(m * sizeof(float));
     memcpy(dx, c.r, m * sizeof(float));
-    hass_tops_rope_bwd(dx, c.pos, c.n, c.nh, c.d, 10000.f);
+    hass_train_ops_rope_bwd(dx, c.pos, c.n, c.nh, c.d, 10000.f);
     report("rope dx", fd_check(rope_loss, &c, c.x, dx, m));
     // rotate-half layout: position 0 is the identity, dims i and i+d/2 pair up
     float v[8] = {1, 0, 0, 0, 0, 0, 0, 0};
     int32_t p1 = 1;
-    hass_tops_rope_fwd(v, &p1, 1, 1, 8, 10000.f);
+    hass_train_ops_rope_fwd(v, &p1, 1, 1, 8, 10000.f);
     CHECK("rope rotate-half pairs 0 with d/2", fabsf(v[0] - cosf(1)) < 1e-6f &&
           fabsf(v[4] - sinf(1)) < 1e-6f && v[1] == 0 && v[3] == 0, "%g %g", v[0], v[4]);
     free(c.x), free(c.y), free(c.r), free(c.pos), free(dx);
@@ -179,7 +179,7 @@ typedef struct {
 
 static double att_loss(void *p) {
     att_ctx *c = p;
-    hass_tops_attn_fwd(c->out, c->prob, c->q, c->k, c->v, c->n, c->nh, c->nkv, c->d, c->s, c->n_pad);
+    hass_train_ops_attn_fwd(c->out, c->prob, c->q, c->k, c->v, c->n, c->nh, c->nkv, c->d, c->s, c->n_pad);
     return probe(c->r, c->out, (size_t)c->n * c->nh * c->d);
 }
 
@@ -190,7 +190,7 @@ static void test_attn(int s, int n_pad) {
     c.out = zeros(mq), c.prob = zeros((size_t)c.nh * c.n * c.n), c.r = rnd(mq, -1, 1);
     att_loss(&c);
     float *dq = zeros(mq), *dk = zeros(mk), *dv = zeros(mk), *ds = zeros((size_t)c.nh * c.n * c.n);
-    hass_tops_attn_bwd(dq, dk, dv, ds, c.r, c.prob, c.q, c.k, c.v, c.n, c.nh, c.nkv, c.d, s);
+    hass_train_ops_attn_bwd(dq, dk, dv, ds, c.r, c.prob, c.q, c.k, c.v, c.n, c.nh, c.nkv, c.d, s);
     char nm[96];
     const char *kind = n_pad ? "leaky" : "masked";
     snprintf(nm, sizeof nm, "attn %s s=%d dq", kind, s);
@@ -226,7 +226,7 @@ static void test_selector(void) {
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < 5; i++)
             for (int k = 0; k < 5; k++) {
-                int c = hass_tops_attn_copy(i, k, s);
+                int c = hass_train_ops_attn_copy(i, k, s);
                 char ch = c < 0 ? '.' : (char)('0' + c);
                 if (ch != want[s][i][k]) bad++;
             }
@@ -242,7 +242,7 @@ typedef struct {
 
 static double swi_loss(void *p) {
     swi_ctx *c = p;
-    hass_tops_swiglu_fwd(c->m, c->g, c->u, c->n);
+    hass_train_ops_swiglu_fwd(c->m, c->g, c->u, c->n);
     return probe(c->r, c->m, c->n);
 }
 
@@ -250,7 +250,7 @@ static void test_swiglu(void) {
     swi_ctx c = {.n = 40};
     c.g = rnd(c.n, -4, 4), c.u = rnd(c.n, -2, 2), c.m = zeros(c.n), c.r = rnd(c.n, -1, 1);
     float *dg = zeros(c.n), *du = zeros(c.n);
-    hass_tops_swiglu_bwd(dg, du, c.r, c.g, c.u, c.n);
+    hass_train_ops_swiglu_bwd(dg, du, c.r, c.g, c.u, c.n);
     report("swiglu dg", fd_check(swi_loss, &c, c.g, dg, c.n));
     report("swiglu du", fd_check(swi_loss, &c, c.u, du, c.n));
     free(c.g), free(c.u), free(c.m), free(c.r), free(dg), free(du);
@@ -266,7 +266,7 @@ typedef struct {
 
 static double sl1_loss(void *p) {
     sl1_ctx *c = p;
-    hass_tops_smoothl1(NULL, c->l, c->x, c->t, NULL, c->n, c->H);
+    hass_train_ops_smoothl1(NULL, c->l, c->x, c->t, NULL, c->n, c->H);
     double s = 0;
     for (int r = 0; r < c->n; r++) s += c->coef[r] * c->l[r];
     return s;
@@ -279,11 +279,11 @@ static void test_smoothl1(void) {
     for (size_t i = 0; i < m; i++) // keep clear of the kink at |z| = 1
         if (fabsf(fabsf(c.x[i]) - 1.f) < 0.05f) c.x[i] *= 1.2f;
     float *dx = zeros(m);
-    hass_tops_smoothl1(dx, c.l, c.x, c.t, c.coef, c.n, c.H);
+    hass_train_ops_smoothl1(dx, c.l, c.x, c.t, c.coef, c.n, c.H);
     report("smoothl1 dx", fd_check(sl1_loss, &c, c.x, dx, m));
     float a[2] = {0.5f, 3.f}, z[2] = {0, 0};
     double l[1];
-    hass_tops_smoothl1(NULL, l, a, z, NULL, 1, 2);
+    hass_train_ops_smoothl1(NULL, l, a, z, NULL, 1, 2);
     CHECK("smoothl1 values (beta 1, mean over H)", fabs(l[0] - (0.125 + 2.5) / 2) < 1e-9, "%g", l[0]);
     free(c.x), free(c.t), free(c.coef), free(c.l), free(dx);
 }
@@ -296,7 +296,7 @@ typedef struct {
 
 static double ce_loss(void *p) {
     ce_ctx *c = p;
-    hass_tops_soft_ce(NULL, c->pl, c->kl, NULL, c->lq, c->lp, NULL, NULL, c->n, c->V, c->K);
+    hass_train_ops_soft_ce(NULL, c->pl, c->kl, NULL, c->lq, c->lp, NULL, NULL, c->n, c->V, c->K);
     double s = 0;
     for (int r = 0; r < c->n; r++) s += c->cp[r] * c->pl[r] + c->ck[r] * c->kl[r];
     return s;
@@ -308,13 +308,13 @@ static void test_soft_ce(void) {
     c.lq = rnd(m, -3, 3), c.lp = rnd(m, -3, 3), c.cp = rnd(c.n, 0, 1), c.ck = rnd(c.n, 0, 1);
     c.pl = calloc(c.n, sizeof(double)), c.kl = calloc(c.n, sizeof(double));
     float *dl = zeros(m);
-    hass_tops_soft_ce(dl, c.pl, c.kl, NULL, c.lq, c.lp, c.cp, c.ck, c.n, c.V, c.K);
+    hass_train_ops_soft_ce(dl, c.pl, c.kl, NULL, c.lq, c.lp, c.cp, c.ck, c.n, c.V, c.K);
     report("soft_ce+topk dlogits", fd_check(ce_loss, &c, c.lq, dl, m));
     // values against a direct double computation on row 0
     double zq = 0, zp = 0, pl = 0, kl = 0;
     for (int j = 0; j < c.V; j++) zq += exp(c.lq[j]), zp += exp(c.lp[j]);
     int idx[10];
-    hass_tops_topk(idx, c.lp, c.V, 10);
+    hass_train_ops_topk(idx, c.lp, c.V, 10);
     for (int j = 0; j < c.V; j++) pl -= exp(c.lp[j]) / zp * (c.lq[j] - log(zq));
     for (int t = 0; t < 10; t++) kl -= exp(c.lp[idx[t]]) / zp * (c.lq[idx[t]] - log(zq));
     // P is stored in f32 and e^x is a 1-ulp polynomial: 1e-6 relative is the f32 round-off
@@ -332,19 +332,19 @@ static void test_soft_ce(void) {
     CHECK("topk selects the K largest, sorted", sorted && !larger, "sorted %d larger %d", sorted, larger);
     float tie[5] = {1, 2, 2, 0, 2};
     int ti[2];
-    hass_tops_topk(ti, tie, 5, 2);
+    hass_train_ops_topk(ti, tie, 5, 2);
     CHECK("topk ties: lower index first", ti[0] == 1 && ti[1] == 2, "%d %d", ti[0], ti[1]);
     free(c.lq), free(c.lp), free(c.cp), free(c.ck), free(c.pl), free(c.kl), free(dl);
 }
 
 // ---- kernel paths ------------------------------------------------------------------------------
 
-// y = a b + y0 through hass_tops_gemm with strides, under the current kernel path.
+// y = a b + y0 through hass_train_ops_gemm with strides, under the current kernel path.
 static float *gemm_run(const float *a, const float *b, const float *y0, int n, int K, int M) {
     int ldy = M + 3;
     float *y = malloc((size_t)n * ldy * sizeof(float));
     for (int r = 0; r < n; r++) memcpy(y + (size_t)r * ldy, y0 + (size_t)r * M, M * sizeof(float));
-    hass_tops_gemm(y, ldy, a, K, b, M, n, K, M);
+    hass_train_ops_gemm(y, ldy, a, K, b, M, n, K, M);
     for (int r = 0; r < n; r++) memmove(y + (size_t)r * M, y + (size_t)r * ldy, M * sizeof(float));
     return y;
 }
@@ -394,9 +394,9 @@ static void test_ce_paths(void) {
     float *d1 = zeros(m), *d2 = zeros(m);
     double p1[3], k1[3], p2[3], k2[3];
     int a1[3], a2[3];
-    hass_tops_soft_ce(d1, p1, k1, a1, lq, lp, cp, ck, n, V, K);
+    hass_train_ops_soft_ce(d1, p1, k1, a1, lq, lp, cp, ck, n, V, K);
     hass_kernel_set_path(0);
-    hass_tops_soft_ce(d2, p2, k2, a2, lq, lp, cp, ck, n, V, K);
+    hass_train_ops_soft_ce(d2, p2, k2, a2, lq, lp, cp, ck, n, V, K);
     hass_kernel_set_path(2);
     CHECK("soft_ce: vector and C paths bit-identical",
           !memcmp(d1, d2, m * sizeof(float)) && !memcmp(p1, p2, sizeof p1) && !memcmp(k1, k2, sizeof k1) &&
