@@ -150,6 +150,11 @@ run_e2e() {
 
 # ---- fuzz targets: regression inputs, then a few seconds each (tests/fuzz/run.sh) -------------
 run_fuzz() {
+  if [ -n "$PAT" ]; then # build the fuzz targets only when T= names one of them
+    local f any=0
+    for f in tests/fuzz/fuzz_*.c; do f=$(basename "$f" .c); [[ "$f" == *$PAT* ]] && any=1; done
+    [ $any = 1 ] || return 0
+  fi
   BUILD=$BUILD PAT=$PAT bash tests/fuzz/run.sh short >"$TMP/fuzz.out" 2>&1
   grep -E '^(skip: |FAIL )' "$TMP/fuzz.out"; grep -A8 '^FAIL ' "$TMP/fuzz.out" | grep -v '^FAIL '
   pass=$((pass + $(grep -c '^ok ' "$TMP/fuzz.out"))); skip=$((skip + $(grep -c '^skip: ' "$TMP/fuzz.out")))
