@@ -6,7 +6,10 @@
 // "chatml" ("smollm2"), "vicuna". NULL or "auto" detects the template from the model's template
 // string (GGUF tokenizer.chat_template or tokenizer_config.json): <|im_start|> -> chatml,
 // <|start_header_id|> -> llama-3, [INST] -> llama-2-chat, USER:/ASSISTANT: -> vicuna.
-// ChatML takes its default system message (if any) from the model's template string.
+// ChatML takes the system turn the model's template writes when the messages start with no
+// system message from the template string itself: the first literal "<|im_start|>system..."
+// output on the template's path for no tools and a first message that is not a system one
+// (Qwen2.5's "You are Qwen, ...", SmolLM2's "You are a helpful AI assistant named SmolLM, ...").
 #ifndef HASS_CHAT_H
 #define HASS_CHAT_H
 
@@ -41,6 +44,20 @@ typedef struct hass_chat_span {
 // hass_chat_render, and *spans (malloc'd, *n_spans entries; NULL when none) gets the assistant
 // turns' byte ranges.
 hass_err hass_chat_render_spans(const hass_tokenizer *t, const char *template_name, const json_t *messages,
+                                int add_generation_prompt, char **out, hass_chat_span **spans,
+                                int64_t *n_spans);
+
+// What a rendering takes from the model (hass_chat_render_spans fills it from the tokenizer).
+typedef struct hass_chat_model {
+    const char *tmpl;                  // its Jinja template string, NULL if none
+    const char *bos, *eos;             // BOS / EOS token texts (n_bos, n_eos bytes); NULL: "<s>", "</s>"
+    size_t n_bos, n_eos;
+    const char *begin_of_text;         // "<|begin_of_text|>" if the vocabulary has it (llama-3's BOS), else NULL
+    size_t n_begin_of_text;
+} hass_chat_model;
+
+// hass_chat_render_spans from the model's template string and token texts, without a tokenizer.
+hass_err hass_chat_render_model(const hass_chat_model *m, const char *template_name, const json_t *messages,
                                 int add_generation_prompt, char **out, hass_chat_span **spans,
                                 int64_t *n_spans);
 

@@ -107,6 +107,14 @@ $ hass-tokenize -m $HASS_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf --chat | hass-de
 < {"text":"Hi"}
 > {"text":"Hi","tokens":[1,9690,198,2683,359,253,5356,5646,11173,3365,3511,308,34519,28,7018,411,407,19712,8182,2,198,1,4093,198,26843,2,198,1,520,9531,198],"rendered":"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"}
 
+# name: Qwen2.5 gets its template's default system turn when the messages start without one (issue 23; ids as llama.cpp's)
+@needs $HASS_MODELS/Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf
+$ m=$HASS_MODELS/Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf; hass-tokenize -m $m | hass-detok -m $m --field tokens --keep-special --text-key rendered
+< {"messages":[{"role":"user","content":"Hi"}]}
+< {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}
+> {"messages":[{"role":"user","content":"Hi"}],"tokens":[151644,8948,198,2610,525,1207,16948,11,3465,553,54364,14817,13,1446,525,264,10950,17847,13,151645,198,151644,872,198,13048,151645,198,151644,77091,198],"rendered":"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"}
+> {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"tokens":[151644,8948,198,3430,9814,13,151645,198,151644,872,198,13048,151645,198,151644,77091,198],"rendered":"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"}
+
 # name: the EXAMPLES of man/hass-tokenize.1 and man/hass-detok.1 run and succeed
 $ for m in man/hass-tokenize.1 man/hass-detok.1; do sed -n '/^\.EX$/,/^\.EE$/p' $m | sed '/^\.E[XE]$/d' | bash -e || echo "FAILED $m"; done | grep -c '"tokens"\|"back"\|"kind"\|"text"'
 > 6

@@ -17,10 +17,8 @@ import os
 import sys
 
 import jinja2
+import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-model = sys.argv[1] if len(sys.argv) > 1 else 'models/SmolLM2-135M-Instruct.Q4_1.gguf'
-data = sys.argv[2] if len(sys.argv) > 2 else os.environ.get('HASS_DATA', '../shared/data')
 
 LLAMA2 = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
           "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
@@ -42,23 +40,17 @@ VICUNA = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messag
           "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
 
 
-def smollm2_template():
+def smollm2_template(model):
     from gguf import GGUFReader
     f = GGUFReader(model).fields['tokenizer.chat_template']
     return bytes(f.parts[f.data[0]]).decode()
 
 
-def llama3_template():
+def llama3_template(data):
     cfg = json.load(open(f'{data}/tokenizer/hf/Meta-Llama-3-8B-Instruct/tokenizer_config.json'))
     return cfg['chat_template']
 
 
-TEMPLATES = {
-    'chatml': (smollm2_template(), '<|im_start|>', '<|im_end|>'),
-    'llama-3': (llama3_template(), '<|begin_of_text|>', '<|end_of_text|>'),
-    'llama-2-chat': (LLAMA2, '<s>', '</s>'),
-    'vicuna': (VICUNA, '<s>', '</s>'),
-}
 
 U, A, S = 'user', 'assistant', 'system'
 CONVS = [
@@ -76,30 +68,54 @@ CONVS = [
 
 
 def render(tmpl, bos, eos, msgs, gen):
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    """Render as transformers' apply_chat_template does: its Jinja settings, helpers and variables
+    (tools and documents None)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
 
     def raise_exception(m):
         raise jinja2.exceptions.TemplateError(m)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
     env.globals['raise_exception'] = raise_exception
-    return env.from_string(tmpl).render(messages=msgs, bos_token=bos, eos_token=eos,
+    env.filters['tojson'] = tojson
+    return env.from_string(tmpl).render(messages=msgs, bos_token=bos, eos_token=eos, tools=None, documents=None,
                                         add_generation_prompt=gen)
 
 
-os.makedirs('tests/data', exist_ok=True)
-with open('tests/data/chat_templates.json', 'w', encoding='utf-8') as f:
-    json.dump({k: v[0] for k, v in TEMPLATES.items()}, f, ensure_ascii=False, indent=1)
-    f.write('\n')
-n = 0
-with open('tests/data/chat_renderings.jsonl', 'w', encoding='utf-8') as out:
-    for name, (tmpl, bos, eos) in TEMPLATES.items():
-        for conv in CONVS:
-            msgs = [{'role': r, 'content': c} for r, c in conv]
-            for gen in (True, False):
-                rec = {'template': name, 'add_generation_prompt': gen, 'messages': msgs}
-                try:
-                    rec['text'] = render(tmpl, bos, eos, msgs, gen)
-                except jinja2.exceptions.TemplateError as e:
-                    rec['error'] = str(e)
-                out.write(json.dumps(rec, ensure_ascii=False) + '\n')
-                n += 1
-print(f'{n} renderings, jinja2 {jinja2.__version__}', file=sys.stderr)
+def record(key, name, tmpl, bos, eos, conv, gen):
+    """One fixture line: a conversation of (role, content) pairs rendered, or the template's error."""
+    msgs = [{'role': r, 'content': c} for r, c in conv]
+    rec = {key: name, 'add_generation_prompt': gen, 'messages': msgs}
+    try:
+        rec['text'] = render(tmpl, bos, eos, msgs, gen)
+    except jinja2.exceptions.TemplateError as e:
+        rec['error'] = str(e)
+    return json.dumps(rec, ensure_ascii=False) + '\n'
+
+
+def main():
+    model = sys.argv[1] if len(sys.argv) > 1 else 'models/SmolLM2-135M-Instruct.Q4_1.gguf'
+    data = sys.argv[2] if len(sys.argv) > 2 else os.environ.get('HASS_DATA', '../shared/data')
+    templates = {
+        'chatml': (smollm2_template(model), '<|im_start|>', '<|im_end|>'),
+        'llama-3': (llama3_template(data), '<|begin_of_text|>', '<|end_of_text|>'),
+        'llama-2-chat': (LLAMA2, '<s>', '</s>'),
+        'vicuna': (VICUNA, '<s>', '</s>'),
+    }
+    os.makedirs('tests/data', exist_ok=True)
+    with open('tests/data/chat_templates.json', 'w', encoding='utf-8') as f:
+        json.dump({k: v[0] for k, v in templates.items()}, f, ensure_ascii=False, indent=1)
+        f.write('\n')
+    n = 0
+    with open('tests/data/chat_renderings.jsonl', 'w', encoding='utf-8') as out:
+        for name, (tmpl, bos, eos) in templates.items():
+            for conv in CONVS:
+                for gen in (True, False):
+                    out.write(record('template', name, tmpl, bos, eos, conv, gen))
+                    n += 1
+    print(f'{n} renderings, jinja2 {jinja2.__version__}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()

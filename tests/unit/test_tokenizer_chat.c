@@ -1,6 +1,8 @@
 // test_tokenizer_chat.c: chat templates render exactly what the real Jinja templates render
 // (tests/data/chat_renderings.jsonl from tests/gen/gen_chat.py), are detected from the template
-// strings, and unknown names or bad messages are clear errors.
+// strings, and unknown names or bad messages are clear errors. The templates of real GGUF files
+// (tests/data/chat_models.json, from tests/gen/gen_chat_models.py) render with hass's auto
+// template exactly what jinja2 renders from them, default system turn included.
 #include <unistd.h>
 
 #include "chat.h"
@@ -42,6 +44,91 @@ static hass_tokenizer *vocab_for(const char *tmpl, hass_tokenizer **cache) {
     }
     if (!cache[2]) cache[2] = hass_tokenizer_load(unit_data(p, sizeof p, "tokenizer/llama.cpp/ggml-vocab-llama-spm.gguf"), &e);
     return cache[2];
+}
+
+// Templates of chat_models.json that hass has no renderer for (it refuses them by name).
+static int unsupported(const char *model) { return !strcmp(model, "ggml-vocab-phi-3.gguf"); }
+
+// Every rendering of tests/data/chat_model_renderings.jsonl, by hass's auto template from the stored
+// template string and BOS/EOS texts: equal to jinja2's byte for byte, or refused for unsupported.
+static void check_model_renderings(void) {
+    json_t *models = json_load_file("tests/data/chat_models.json", 0, NULL);
+    FILE *f = fopen("tests/data/chat_model_renderings.jsonl", "r");
+    CHECK("model template fixtures open", models && f, "tests/data/chat_models.json, chat_model_renderings.jsonl");
+    if (!models || !f) { json_decref(models); if (f) fclose(f); return; }
+    char line[16384], first[900] = "";
+    int n = 0, ok = 0, n_unsup = 0, refused = 0, with_default = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        const char *name = json_string_value(json_object_get(rec, "model"));
+        json_t *mj = json_object_get(models, name ? name : "");
+        hass_chat_model m = {.tmpl = json_string_value(json_object_get(mj, "template")),
+                             .bos = json_string_value(json_object_get(mj, "bos_token")),
+                             .eos = json_string_value(json_object_get(mj, "eos_token"))};
+        m.n_bos = m.bos ? strlen(m.bos) : 0;
+        m.n_eos = m.eos ? strlen(m.eos) : 0;
+        json_t *msgs = json_object_get(rec, "messages");
+        const char *want = json_string_value(json_object_get(rec, "text"));
+        char *out = NULL;
+        hass_err e = hass_chat_render_model(&m, NULL, msgs, json_is_true(json_object_get(rec, "add_generation_prompt")), &out,
+                                            NULL, NULL);
+        if (name && unsupported(name)) {
+            n_unsup++;
+            refused += e == HASS_EINVAL && strstr(hass_errmsg(), "not one we know") != NULL;
+        } else {
+            n++;
+            int good = want ? !e && !strcmp(out, want) : e != HASS_OK;
+            ok += good;
+            if (!good && !first[0])
+                snprintf(first, sizeof first, "%s #%d: got '%s' want '%s'", name ? name : "?", n, e ? hass_errmsg() : out,
+                         want ? want : "an error");
+            // the user's messages start with no system turn but the rendering does
+            with_default += good && want && strcmp(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system") &&
+                            !strncmp(want, "<|im_start|>system", 18);
+        }
+        free(out);
+        json_decref(rec);
+    }
+    fclose(f);
+    json_decref(models);
+    CHECK("model templates render as jinja2 renders them (auto, from the template string)", n > 0 && ok == n,
+          "%d/%d; first: %s", ok, n, first);
+    // 6 ChatML templates (2 Qwen2.5, SmolLM2, 3 synthetic) x 9 conversations that start without a
+    // system message x generation prompt on/off
+    CHECK("the default system turn is read from each ChatML template", with_default == 6 * 9 * 2, "%d", with_default);
+    CHECK("templates hass has no renderer for are refused by auto", n_unsup > 0 && refused == n_unsup, "%d/%d", refused,
+          n_unsup);
+}
+
+// Templates whose default system turn the walk must not take: under a condition it cannot decide,
+// in a tools-only branch, or not a literal. The rendering then has none.
+static void check_no_default(void) {
+    const char *loop = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+                       "'<|im_end|>\\n' }}{% endfor %}";
+    const char *pre[] = {
+        "{% if add_generation_prompt %}{{ '<|im_start|>system\\nMaybe<|im_end|>\\n' }}{% endif %}",
+        "{% if tools %}{{ '<|im_start|>system\\nTools<|im_end|>\\n' }}{% endif %}",
+        "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n' + default_system + '<|im_end|>\\n' }}{% endif %}",
+        "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n' }}{{ 'Split<|im_end|>\\n' }}{% endif %}",
+        "{% if messages[0]['role'] != 'system' %}{% raw %}{{ '<|im_start|>system\\nRaw<|im_end|>\\n' }}{% endraw %}{% endif %}",
+    };
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "Hi");
+    int good = 0;
+    char got[300] = "";
+    for (int i = 0; i < 5; i++) {
+        char tmpl[600];
+        snprintf(tmpl, sizeof tmpl, "%s%s", pre[i], loop);
+        hass_chat_model m = {.tmpl = tmpl};
+        char *out = NULL;
+        hass_err e = hass_chat_render_model(&m, NULL, msgs, 0, &out, NULL, NULL);
+        int g = !e && !strcmp(out, "<|im_start|>user\nHi<|im_end|>\n");
+        good += g;
+        if (!g && !got[0]) snprintf(got, sizeof got, "#%d: %s", i, e ? hass_errmsg() : out);
+        free(out);
+    }
+    json_decref(msgs);
+    CHECK("no default system turn where the template's is undecidable, tools-only or computed", good == 5, "%d/5; %s", good,
+          got);
 }
 
 int main(void) {
@@ -150,5 +237,7 @@ int main(void) {
     }
     json_decref(conv);
     for (int i = 0; i < 3; i++) hass_tokenizer_free(cache[i]);
+    check_model_renderings();
+    check_no_default();
     UNIT_DONE();
 }
