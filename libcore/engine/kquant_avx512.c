@@ -1,4 +1,4 @@
-// kquant_avx512.c: AVX-512 VNNI row kernels for Q4_K and Q6_K weights x 8-bit activations, on
+// kquant_avx512.c: AVX-512 VNNI row kernels for Q4_K, Q6_K and Q5_0 weights x 8-bit activations, on
 // the blocks as stored (no repacking). Each weight block is unpacked once for all R activation
 // rows; per row the lanes accumulate in a fixed order that does not depend on R, so a row's
 // result is the same whatever rows share the call (batch invariance). They differ from the
@@ -120,8 +120,51 @@ q6k_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *d
     for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// Q5_0 x R rows, two 32-blocks a vector: the 5-bit values as bytes 0..31 (nibbles, then the
+// fifth bit from qh as a byte mask), dotted with the activation bytes as they lie; lane float
+// work acc += float(idot) * (d dx); the -16 offset as corr += d * se per block (se = dx * isx).
+T_K512 static inline __attribute__((always_inline)) void
+q50_r(int n_in, const uint8_t *w, const int8_t *const *xr, const float *const *dxr,
+      const float *const *ser, const int R, float *out, size_t os) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    int nb = n_in / 32;
+    __m512 acc[8];
+    float corr[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), corr[r] = 0.f;
+    for (int b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        __m256i v[2];
+        float d[2] = {0.f, 0.f};
+        for (int h = 0; h < 2; h++) {
+            if (h && !two) {
+                v[h] = _mm256_setzero_si256();
+                continue;
+            }
+            const uint8_t *p = w + (size_t)(b + h) * 22;
+            uint32_t qh;
+            memcpy(&qh, p + 2, 4);
+            __m128i qs = _mm_loadu_si128((const __m128i *)(p + 6));
+            __m256i lohi = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
+            v[h] = _mm256_or_si256(lohi, _mm256_maskz_set1_epi8((__mmask32)qh, 16));
+            d[h] = f16_at(p);
+        }
+        __m512i W = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+        for (int r = 0; r < R; r++) {
+            const float *dx = dxr[r] + b, *se = ser[r] + b;
+            float s0 = d[0] * dx[0], s1 = two ? d[1] * dx[1] : 0.f;
+            __m512 sc = pair_bcast(_mm512_castps128_ps512(_mm_set_ps(0.f, 0.f, s1, s0)), 0);
+            __m512i id = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W, _mm512_loadu_si512((const void *)(xr[r] + 32 * b)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), sc, acc[r]);
+            corr[r] += d[0] * se[0] + (two ? d[1] * se[1] : 0.f);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]) - 16.f * corr[r];
+}
+
 // Whether hass_kq_avx512 has a kernel for a type.
-int hass_kq_avx512_has(int type) { return type == HASS_GGML_Q4_K || type == HASS_GGML_Q6_K; }
+int hass_kq_avx512_has(int type) {
+    return type == HASS_GGML_Q4_K || type == HASS_GGML_Q6_K || type == HASS_GGML_Q5_0;
+}
 
 // One weight row against R (<= 8) quantized activation rows.
 T_K512 void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *const *x,
@@ -130,6 +173,7 @@ T_K512 void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *c
 #define KQ_CASE(n)                                                                                 \
     case n:                                                                                       \
         if (type == HASS_GGML_Q4_K) q4k_r(n_in, w, x, dx, se, n, out, os);                        \
+        else if (type == HASS_GGML_Q5_0) q50_r(n_in, w, x, dx, se, n, out, os);                   \
         else q6k_r(n_in, w, x, dx, n, out, os);                                                   \
         break;
     switch (R) {

@@ -27,7 +27,7 @@ static uint32_t u32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (
 
 // Random weight rows of a K-quant type with finite f16 scales (offsets of the f16 fields: f16s).
 static uint8_t *random_rows(int type, int n_in, int n_out, const int *f16s, int nf, unsigned seed) {
-    size_t bb = hass_kq_block_bytes(type), nb = (size_t)n_in / 256 * n_out;
+    size_t bb = hass_kq_block_bytes(type), nb = (size_t)n_in / hass_kq_block_values(type) * n_out;
     uint8_t *w = malloc(nb * bb);
     srand(seed);
     for (size_t i = 0; i < nb * bb; i++) w[i] = (uint8_t)(rand() & 255);
@@ -45,7 +45,7 @@ static uint8_t *random_rows(int type, int n_in, int n_out, const int *f16s, int 
 static void check_kernels(int type, const int *f16s, int nf) {
     enum { N_IN = 512, N_OUT = 24, NX = 8 };
     uint8_t *wd = random_rows(type, N_IN, N_OUT, f16s, nf, 7u + (unsigned)type);
-    hass_wmat w = {type, N_IN, N_OUT, (size_t)N_IN / 256 * hass_kq_block_bytes(type), wd, NULL};
+    hass_wmat w = {type, N_IN, N_OUT, (size_t)N_IN / hass_kq_block_values(type) * hass_kq_block_bytes(type), wd, NULL};
     float *x = malloc(sizeof(float) * N_IN * NX);
     for (int i = 0; i < N_IN * NX; i++) x[i] = (float)((rand() % 2001) - 1000) / 250.f;
     void *q = malloc(hass_matmul_scratch_bytes(N_IN, NX));
@@ -75,6 +75,7 @@ static void check_kernels(int type, const int *f16s, int nf) {
 
 int main(void) {
     check_kernels(HASS_GGML_Q4_K, (const int[]){0, 2}, 2);
+    check_kernels(HASS_GGML_Q5_0, (const int[]){0}, 1);
     check_kernels(HASS_GGML_Q6_K, (const int[]){208}, 1);
     check_kernels(HASS_GGML_Q5_K, (const int[]){0, 2}, 2);
     check_kernels(HASS_GGML_Q3_K, (const int[]){108}, 1);
