@@ -168,7 +168,7 @@ typedef struct run_ctx {
     int64_t n_tokens;     // tokens generated
     double decode_ms;     // summed decode time
     int64_t n_decode;     // summed decode steps
-    int64_t n_channels;   // hass-draft's channel announcements (read, but not records to decode)
+    int64_t n_channels;   // hass-draft's control records (announcements, ends: not records to decode)
     hass_progress prog;
     hass_model *m;          // borrowed
     hass_backend *b;        // borrowed: the target's device
@@ -202,6 +202,18 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     return HASS_OK;
 }
 
+// hass-draft's end of the channel: every record that passed through it is decoded. Close the
+// channel (hass-draft waits for that to exit) and decode what follows plainly.
+static void on_channel_end(run_ctx *c) {
+    spec_state *sp = c->sp;
+    if (!sp->remote) return; // no channel, or a drafter of this process
+    hass_gen_set_spec(c->g, NULL, sp->metrics);
+    hass_spec_free(sp->spec);
+    hass_remote_free(sp->remote);
+    sp->spec = NULL;
+    sp->remote = NULL;
+}
+
 // Decode one record.
 static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_stream_writer *w,
                           json_t **out) {
@@ -209,6 +221,12 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
     if (hass_remote_is_announcement(in)) {
         c->n_channels++;
         return on_channel(c, in, out);
+    }
+    if (hass_remote_is_end(in)) {
+        c->n_channels++;
+        *out = NULL;
+        on_channel_end(c);
+        return HASS_OK;
     }
     hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
     if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {

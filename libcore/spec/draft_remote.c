@@ -211,11 +211,17 @@ void hass_remote_free(hass_remote *r) {
 // ----------------------------------------------------------------------------
 // the announcement, client side
 
-// Whether rec announces a channel.
-int hass_remote_is_announcement(const json_t *rec) {
+// Whether rec is a control record of type name.
+static int is_type(const json_t *rec, const char *name) {
     const char *type = json_string_value(json_object_get(rec, "type"));
-    return type && !strcmp(type, "draft_channel");
+    return type && !strcmp(type, name);
 }
+
+// Whether rec announces a channel.
+int hass_remote_is_announcement(const json_t *rec) { return is_type(rec, "draft_channel"); }
+
+// Whether rec ends the channel.
+int hass_remote_is_end(const json_t *rec) { return is_type(rec, "draft_channel_end"); }
 
 // Check an announcement, reduce the tree to the drafter's limits, connect.
 hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
@@ -388,6 +394,14 @@ hass_err hass_remote_announce(hass_remote_server *s, FILE *out, uint32_t target_
     if (e) return e;
     s->started = pthread_create(&s->th, NULL, serve_thread, s) == 0;
     return HASS_OK;
+}
+
+// Write the end of the channel.
+hass_err hass_remote_end(FILE *out) {
+    json_t *end = json_pack("{s:s}", "type", "draft_channel_end");
+    hass_err e = hass_jsonl_write(out, end, 1);
+    json_decref(end);
+    return e;
 }
 
 // Wait for the session, close, remove the socket.

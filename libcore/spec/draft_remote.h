@@ -26,6 +26,11 @@ hass_remote_server *hass_remote_listen(const hass_drafter *dr, int C, const hass
 // first client in a thread. HASS_EIO when out cannot be written (nothing is served then).
 hass_err hass_remote_announce(hass_remote_server *s, FILE *out, uint32_t target_fp,
                               uint32_t tok_fp);
+// Every record is copied: write the end of the channel to out (flushed):
+// {"type":"draft_channel_end"}. Every record that passed through hass-draft is before it, so
+// hass-verify, when it reads it, has decoded them all: it closes the connection then, which ends
+// the session even while something else holds the stream open. HASS_EIO when out fails.
+hass_err hass_remote_end(FILE *out);
 // The stream is over: wait for the client to finish (or, when none came, give up 10 s later),
 // remove the socket and free s. How serving ended: HASS_OK, or the error of the session (its
 // message in hass_errmsg()). NULL is a no-op.
@@ -35,6 +40,8 @@ hass_err hass_remote_close(hass_remote_server *s);
 
 // Whether rec is a back-channel announcement ({"type":"draft_channel"}).
 int hass_remote_is_announcement(const json_t *rec);
+// Whether rec is the end of the channel ({"type":"draft_channel_end"}, hass_remote_end).
+int hass_remote_is_end(const json_t *rec);
 // Connect to the drafter that announcement rec names, after checking that it runs this target
 // and tokenizer (fingerprints; HASS_EVOCAB otherwise, HASS_EFORMAT without "socket"); the tree
 // *tc is reduced to the drafter's largest. Timeout as hass_remote_connect. NULL with *err.

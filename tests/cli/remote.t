@@ -1,0 +1,12 @@
+# remote.t: the two-process mode (hass-draft | hass-verify, the back channel of hass-format(5))
+# when something goes wrong: hass-draft's output held open by another process, a drafter that
+# dies, stalls or answers nonsense. Every process runs under timeout(1): a hang fails the case.
+
+# name: a subshell holding hass-draft's output open does not hang the pipe (the end of the channel closes it); what follows is decoded plainly
+$ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && ( timeout 10 hass-draft -m $M -d $TMP/h --threads 1 < $TMP/p.jsonl; echo '{"id":"tail","tokens":[1,403]}' ) | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, (.generated | length), .draft]'
+> [1,8,null]
+> ["tail",8,null]
+
+# name: timeout(1) at the head of the pipe (it holds hass-draft's output open too) does not hang it
+$ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && timeout 10 hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, (.generated | length)]'
+> [1,8]
