@@ -214,6 +214,15 @@ static void on_channel_end(run_ctx *c) {
     sp->remote = NULL;
 }
 
+// After the stream: a channel never ended means hass-draft died, and the records it held died
+// with it. The exit code: 0, or 1 (said).
+static int channel_check(const spec_state *sp) {
+    if (!sp->remote) return 0;
+    return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel %s: the stream ended without "
+                         "hass-draft's end of the channel: hass-draft died, and records that "
+                         "passed through it may be lost", hass_remote_path(sp->remote));
+}
+
 // Decode one record.
 static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_stream_writer *w,
                           json_t **out) {
@@ -358,6 +367,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
     e = hass_stream_filter((const char *const *)files, n_files, fp, &w, on_record, &rc_, &st);
     if (!e) e = hass_stream_writer_end(&w);
     hass_progress_end(&rc_.prog, rc_.index);
+    int chan = e ? 0 : channel_check(&sp);
     int epipe = w.epipe;
     hass_stream_writer_free(&w);
     if (out != stdout && fclose(out) != 0 && !e)
@@ -367,7 +377,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
               rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
     if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", a->metrics);
-    if (!e) return st.exit_code;
+    if (!e) return st.exit_code ? st.exit_code : chan;
     if (epipe) return HASS_EXIT_RUNTIME; // the reader went away: end quietly
     return hass_cli_fail_err(e, "%s", hass_errmsg());
 }

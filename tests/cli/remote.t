@@ -10,3 +10,9 @@ $ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass
 # name: timeout(1) at the head of the pipe (it holds hass-draft's output open too) does not hang it
 $ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h -s 2 && echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && timeout 10 hass-draft -m $M -d $TMP/h --threads 1 $TMP/p.jsonl | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, (.generated | length)]'
 > [1,8]
+
+# name: hass-draft killed while idle (slow producer): the records it held are lost, and hass-verify says so (exit 1)
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && r() { for i in $(seq $1 $2); do echo "{\"id\":$i,\"tokens\":[1,403]}"; done; } && (r 1 4; for i in $(seq 100); do [ -e $TMP/killed ] && break; sleep 0.1; done; r 5 8) | (echo $BASHPID > $TMP/pid; exec hass-draft -m $M -d $TMP/h --threads 1) | timeout 20 hass-verify -m $M -n 4 --threads 1 > $TMP/vout & for i in $(seq 100); do [ "$(wc -l < $TMP/vout)" -ge 4 ] 2>/dev/null && break; sleep 0.1; done; kill -9 $(cat $TMP/pid); touch $TMP/killed; wait $!; echo "exit $?"; jq -c .id $TMP/vout | paste -sd' '
+> exit 1
+> 1 2 3 4
+! the stream ended without hass-draft's end of the channel
