@@ -16,3 +16,13 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --in
 > exit 1
 > 1 2 3 4
 ! the stream ended without hass-draft's end of the channel
+
+# name: a drafter that sends its answer a byte at a time is dropped at the deadline for the whole answer ($HASS_DRAFT_TIMEOUT), and the record is decoded plainly
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 8 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/ar && timeout 10 python3 tests/e2e/fake_drafter.py slow $TMP/s.sock 0.3 < $TMP/p.jsonl | HASS_DRAFT_TIMEOUT=1 timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c .generated | cmp - $TMP/ar && echo same
+> same
+! no answer within 1000 ms
+
+# name: a HASS_DRAFT_TIMEOUT that is not a number of seconds is said, and the default used
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' | timeout 10 hass-draft -m $M -d $TMP/h --threads 1 | HASS_DRAFT_TIMEOUT=soon timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '.generated | length'
+> 8
+! HASS_DRAFT_TIMEOUT=soon is not a number of seconds
