@@ -190,7 +190,8 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     sp->remote = hass_remote_from_announcement(in, hass_model_fingerprint(c->m),
                                                hass_tokenizer_fingerprint(c->tok),
                                                hass_model_config(c->m)->n_embd,
-                                               hass_remote_timeout_ms(), &tc, &e);
+                                               hass_gen_vocab(c->g), hass_remote_timeout_ms(),
+                                               &tc, &e);
     if (!sp->remote) return e;
     hass_drafter dr = hass_remote_drafter(sp->remote);
     hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g), NULL};

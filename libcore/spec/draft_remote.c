@@ -144,6 +144,7 @@ struct hass_remote {
     int dead;          // a call failed: every later call fails at once
     int timeout_ms;
     int n_embd;        // C of the feature rows
+    int n_vocab;       // V: tree tokens are below it
     char path[108];    // the socket (sockaddr_un's sun_path)
     uint8_t *buf;
     size_t cap;
@@ -193,11 +194,16 @@ static hass_err rem_tree(void *ctx, int32_t root, hass_tree *t) {
     int32_t *tok = (int32_t *)(r->buf + 4), *par = tok + n;
     if (tok[0] != root)
         return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: tree root %d, asked for %d", tok[0], root));
+    for (int32_t i = 1; i < n; i++) // the target would refuse them in every later cycle
+        if (tok[i] < 0 || tok[i] >= r->n_vocab)
+            return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: tree node %d is token %d, "
+                                      "outside [0, %d)", i, tok[i], r->n_vocab));
     return chk(r, hass_tree_set(t, n, tok, par));
 }
 
 // Connect to a drafter's socket.
-hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, hass_err *err) {
+hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int timeout_ms,
+                                 hass_err *err) {
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
@@ -221,6 +227,7 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, h
     r->fd = fd;
     r->timeout_ms = timeout_ms;
     r->n_embd = n_embd;
+    r->n_vocab = n_vocab;
     snprintf(r->path, sizeof r->path, "%s", path);
     return r;
 }
@@ -276,8 +283,8 @@ int hass_remote_is_end(const json_t *rec) { return is_type(rec, "draft_channel_e
 
 // Check an announcement, reduce the tree to the drafter's limits, connect.
 hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
-                                           int n_embd, int timeout_ms, hass_tree_cfg *tc,
-                                           hass_err *err) {
+                                           int n_embd, int n_vocab, int timeout_ms,
+                                           hass_tree_cfg *tc, hass_err *err) {
     char tf[16], kf[16];
     snprintf(tf, sizeof tf, "%08x", target_fp);
     snprintf(kf, sizeof kf, "%08x", tok_fp);
@@ -300,7 +307,7 @@ hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp
     if (lim[0] > 0 && tc->n_total > lim[0]) tc->n_total = lim[0];
     if (lim[1] > 0 && tc->levels > lim[1]) tc->levels = lim[1];
     if (lim[2] > 0 && tc->top_k > lim[2]) tc->top_k = lim[2];
-    return hass_remote_connect(path, n_embd, timeout_ms, err);
+    return hass_remote_connect(path, n_embd, n_vocab, timeout_ms, err);
 }
 
 // ----------------------------------------------------------------------------

@@ -46,18 +46,20 @@ int hass_remote_is_end(const json_t *rec);
 // and tokenizer (fingerprints; HASS_EVOCAB otherwise, HASS_EFORMAT without "socket"); the tree
 // *tc is reduced to the drafter's largest. Timeout as hass_remote_connect. NULL with *err.
 hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
-                                           int n_embd, int timeout_ms, hass_tree_cfg *tc,
-                                           hass_err *err);
+                                           int n_embd, int n_vocab, int timeout_ms,
+                                           hass_tree_cfg *tc, hass_err *err);
 // The limit on each exchange, in ms: $HASS_DRAFT_TIMEOUT seconds (a number > 0, fractions
 // allowed) when set, else 30000 (30 s); a bad value is said (warning) and the default used.
 int hass_remote_timeout_ms(void);
 // The socket path of a connection (borrowed).
 const char *hass_remote_path(const hass_remote *r);
 
-// Connect to the drafter at socket path; n_embd = the target's feature width; every exchange (a
+// Connect to the drafter at socket path; n_embd = the target's feature width, n_vocab its
+// vocabulary (a tree with a token outside it is a bad frame); every exchange (a
 // question and the whole of its answer) must be done within timeout_ms (<= 0: no limit), else
 // the connection is dead. NULL with *err (HASS_EIO) when nothing listens there.
-hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, hass_err *err);
+hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int timeout_ms,
+                                 hass_err *err);
 // The drafter interface over the connection (borrowed r).
 hass_drafter hass_remote_drafter(hass_remote *r);
 // Whether a call failed (the connection is then unusable).

@@ -26,3 +26,8 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; echo '{"id":1,"tokens
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --init-random $TMP/h && echo '{"id":1,"tokens":[1,403,407]}' | timeout 10 hass-draft -m $M -d $TMP/h --threads 1 | HASS_DRAFT_TIMEOUT=soon timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '.generated | length'
 > 8
 ! HASS_DRAFT_TIMEOUT=soon is not a number of seconds
+
+# name: a drafter answering with token ids outside the vocabulary is dropped like any bad tree; the records are decoded plainly, not refused
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 8 --threads 1 $TMP/p.jsonl | jq -c '[.id, .generated]' > $TMP/ar && timeout 10 python3 tests/e2e/fake_drafter.py badids $TMP/s.sock < $TMP/p.jsonl | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, .generated]' | cmp - $TMP/ar && echo same
+> same
+! tree node 1 is token -1, outside \[0, 512\)
