@@ -103,6 +103,8 @@ typedef struct spec_state {
     FILE *metrics;
     hass_tree_cfg tc;      // tree flags
     int tree_auto;
+    int lost;              // the remote drafter was lost (said)
+    int64_t n_lost;        // records decoded after that ("draft":"lost")
 } spec_state;
 
 // The --tree auto cost cache file of this setup (hass_cli_cache_file): keyed by what the
@@ -197,6 +199,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g), NULL};
     sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
+    hass_spec_set_droppable(sp->spec, 1); // hass-draft dying mid-record: that record goes on plainly
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     if (c->cfg->margins) HASS_INFO("--margins: not written while a drafter is connected");
     HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", hass_remote_path(sp->remote),
@@ -219,6 +222,9 @@ static void on_channel_end(run_ctx *c) {
 // After the stream: a channel never ended means hass-draft died, and the records it held died
 // with it. The exit code: 0, or 1 (said).
 static int channel_check(const spec_state *sp) {
+    if (!sp->remote && sp->n_lost)
+        return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel: the drafter was lost; %lld records "
+                             "were decoded without it (\"draft\":\"lost\")", (long long)sp->n_lost);
     if (!sp->remote) return 0;
     return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel %s: the stream ended without "
                          "hass-draft's end of the channel: hass-draft died, and records that "
@@ -240,14 +246,15 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         return HASS_OK;
     }
     hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
-    if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {
-        // the drafter process is gone: finish this record and the rest by plain decoding
-        HASS_WARN("%s; decoding on without the drafter", hass_errmsg());
-        hass_gen_set_spec(c->g, NULL, c->sp->metrics);
-        json_decref(*out);
-        *out = NULL;
-        e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
-        if (!e) json_object_set_new(*out, "draft", json_string("lost"));
+    spec_state *sp = c->sp;
+    if (sp->remote && hass_remote_dead(sp->remote)) { // lost: this record ended plainly, so do the rest
+        if (!sp->lost) HASS_WARN("%s: %s; decoding on without the drafter", where, hass_remote_why(sp->remote));
+        sp->lost = 1;
+        hass_gen_set_spec(c->g, NULL, sp->metrics);
+        if (!e && json_object_get(*out, "generated")) {
+            json_object_set_new(*out, "draft", json_string("lost"));
+            sp->n_lost++;
+        }
     }
     c->index++;
     if (!e) {

@@ -142,6 +142,7 @@ static hass_err recv_frame(int fd, uint32_t *type, uint8_t **buf, size_t *cap, u
 struct hass_remote {
     int fd;
     int dead;          // a call failed: every later call fails at once
+    char why[256];     // the message of that failure
     int timeout_ms;
     int n_embd;        // C of the feature rows
     int n_vocab;       // V: tree tokens are below it
@@ -150,8 +151,9 @@ struct hass_remote {
     size_t cap;
 };
 
-// Mark dead on failure.
+// Mark dead on failure (keeping the first message).
 static hass_err chk(hass_remote *r, hass_err e) {
+    if (e && !r->dead) snprintf(r->why, sizeof r->why, "%s", hass_errmsg());
     if (e) r->dead = 1;
     return e;
 }
@@ -257,6 +259,9 @@ const char *hass_remote_path(const hass_remote *r) { return r->path; }
 
 // Whether a call has failed.
 int hass_remote_dead(const hass_remote *r) { return r->dead; }
+
+// The message of the first failure.
+const char *hass_remote_why(const hass_remote *r) { return r->why; }
 
 // Close and free.
 void hass_remote_free(hass_remote *r) {

@@ -64,6 +64,8 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int 
 hass_drafter hass_remote_drafter(hass_remote *r);
 // Whether a call failed (the connection is then unusable).
 int hass_remote_dead(const hass_remote *r);
+// Why the first failed call failed (borrowed; "" while none failed).
+const char *hass_remote_why(const hass_remote *r);
 // Close (NULL ok).
 void hass_remote_free(hass_remote *r);
 

@@ -31,3 +31,15 @@ $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; hass-draft -m $M --in
 $ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300]}\n' > $TMP/p.jsonl && hass-verify -m $M -n 8 --threads 1 $TMP/p.jsonl | jq -c '[.id, .generated]' > $TMP/ar && timeout 10 python3 tests/e2e/fake_drafter.py badids $TMP/s.sock < $TMP/p.jsonl | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, .generated]' | cmp - $TMP/ar && echo same
 > same
 ! tree node 1 is token -1, outside \[0, 512\)
+
+# name: --stream: a drafter lost mid-record: the record goes on plainly from where it was, and its deltas add up to its "generated" (plain decoding's)
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; echo '{"id":1,"tokens":[1,403,407]}' > $TMP/p.jsonl && hass-verify -m $M -n 16 --threads 1 $TMP/p.jsonl | jq -c .generated > $TMP/ar && timeout 10 python3 tests/e2e/fake_drafter.py closeafter $TMP/s.sock 5 < $TMP/p.jsonl | timeout 10 hass-verify -m $M -n 16 --threads 1 --stream > $TMP/so; jq -c 'select(.generated) | .generated' $TMP/so | cmp - $TMP/ar && jq -sc '[([.[] | select(.type == "delta") | .tokens[]] == (.[] | select(.generated) | .generated)), (.[] | select(.generated) | .draft)]' $TMP/so
+> [true,"lost"]
+
+# name: every record decoded after the drafter was lost says "draft":"lost", and hass-verify exits 1 saying how many
+$ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; printf '{"id":1,"tokens":[1,403,407]}\n{"id":2,"tokens":[1,300]}\n{"id":3,"tokens":[1]}\n' | timeout 10 python3 tests/e2e/fake_drafter.py closeafter $TMP/s.sock 3 | timeout 10 hass-verify -m $M -n 8 --threads 1 | jq -c '[.id, .draft]'
+> [1,"lost"]
+> [2,"lost"]
+> [3,"lost"]
+! the drafter was lost; 3 records were decoded without it
+= 1

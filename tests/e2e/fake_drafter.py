@@ -6,6 +6,7 @@ announcement (the fingerprints of stories260K) and its end, and answers the veri
 questions on the Unix socket SOCKET (frames of hass-format(5), BACK CHANNEL), badly:
   slow SECONDS   a one-node tree, sent one byte every SECONDS
   badids         a tree of the root and two out-of-vocabulary ids (-1, 999999)
+  closeafter N   N good one-node trees (the root alone), then it closes the connection
 """
 import json
 import os
@@ -44,11 +45,14 @@ def answer(conn, mode, arg, root):
             time.sleep(float(arg))
     elif mode == "badids":
         conn.sendall(frame(4, struct.pack("<7i", 3, root, -1, 999999, -1, 0, 0)))
+    else:
+        conn.sendall(frame(4, struct.pack("<3i", 1, root, -1)))
 
 
 def serve(lsock, mode, arg):
     """Serve one verifier until it closes the connection (or a send fails)."""
     conn, _ = lsock.accept()
+    trees = 0
     try:
         while True:
             hdr = recv_exact(conn, 12)
@@ -59,7 +63,11 @@ def serve(lsock, mode, arg):
             if payload is None:
                 return
             if kind == 3:
+                if mode == "closeafter" and trees == int(arg):
+                    conn.close()
+                    return
                 answer(conn, mode, arg, struct.unpack("<i", payload[:4])[0])
+                trees += 1
     except OSError:
         return
 
