@@ -29,7 +29,8 @@ static int copy_lines(FILE *in, const char *in_path) {
     }
     free(line);
     if (!rc && ferror(in))
-        rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s: read failed", strcmp(in_path, "-") ? in_path : "<stdin>");
+        rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s: read failed",
+                           strcmp(in_path, "-") ? in_path : "<stdin>");
     return rc;
 }
 

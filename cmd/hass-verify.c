@@ -170,7 +170,7 @@ typedef struct run_ctx {
     int64_t n_tokens;     // tokens generated
     double decode_ms;     // summed decode time
     int64_t n_decode;     // summed decode steps
-    int64_t n_channels;   // hass-draft's control records (announcements, ends: not records to decode)
+    int64_t n_channels;   // hass-draft's control records (announcement, end): not decoded
     hass_progress prog;
     hass_model *m;          // borrowed
     hass_backend *b;        // borrowed: the target's device
@@ -199,7 +199,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g), NULL};
     sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
-    hass_spec_set_droppable(sp->spec, 1); // hass-draft dying mid-record: that record goes on plainly
+    hass_spec_set_droppable(sp->spec, 1); // hass-draft dying mid-record: it goes on plainly
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     if (c->cfg->margins) HASS_INFO("--margins: not written while a drafter is connected");
     HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", hass_remote_path(sp->remote),
@@ -247,8 +247,10 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
     }
     hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
     spec_state *sp = c->sp;
-    if (sp->remote && hass_remote_dead(sp->remote)) { // lost: this record ended plainly, so do the rest
-        if (!sp->lost) HASS_WARN("%s: %s; decoding on without the drafter", where, hass_remote_why(sp->remote));
+    if (sp->remote && hass_remote_dead(sp->remote)) { // lost: this record ended plainly
+        if (!sp->lost)
+            HASS_WARN("%s: %s; decoding on without the drafter", where,
+                      hass_remote_why(sp->remote));
         sp->lost = 1;
         hass_gen_set_spec(c->g, NULL, sp->metrics);
         if (!e && json_object_get(*out, "generated")) {
