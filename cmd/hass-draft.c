@@ -14,8 +14,9 @@
 
 static const char *PROG = "hass-draft";
 
-// Copy in to stdout line by line, each flushed; 1 when the reader went away, else 0.
-static int copy_lines(FILE *in) {
+// Copy in to stdout line by line, each flushed; the exit code: 1 when the reader went away
+// (quietly) or the input failed (said), else 0.
+static int copy_lines(FILE *in, const char *in_path) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -27,6 +28,9 @@ static int copy_lines(FILE *in) {
         }
     }
     free(line);
+    if (!rc && ferror(in))
+        rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s: read failed",
+                           strcmp(in_path, "-") ? in_path : "<stdin>");
     return rc;
 }
 
@@ -49,7 +53,8 @@ static int run_server(const hass_cli *cl, hass_model *m, const hass_tokenizer *t
         if (hass_remote_announce(sv, stdout, hass_model_fingerprint(m), tok_fp))
             rc = hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
         else
-            rc = copy_lines(in);
+            rc = copy_lines(in, in_path);
+        if (!rc && hass_remote_end(stdout)) rc = HASS_EXIT_RUNTIME; // the reader went away
         fclose(stdout); // the last record is out: hass-verify may finish
         if ((e = hass_remote_close(sv)) && !rc) rc = hass_cli_fail_err(e, "%s", hass_errmsg());
     }

@@ -103,6 +103,8 @@ typedef struct spec_state {
     FILE *metrics;
     hass_tree_cfg tc;      // tree flags
     int tree_auto;
+    int lost;              // the remote drafter was lost (said)
+    int64_t n_lost;        // records decoded after that ("draft":"lost")
 } spec_state;
 
 // The --tree auto cost cache file of this setup (hass_cli_cache_file): keyed by what the
@@ -168,7 +170,7 @@ typedef struct run_ctx {
     int64_t n_tokens;     // tokens generated
     double decode_ms;     // summed decode time
     int64_t n_decode;     // summed decode steps
-    int64_t n_channels;   // hass-draft's channel announcements (read, but not records to decode)
+    int64_t n_channels;   // hass-draft's control records (announcement, end): not decoded
     hass_progress prog;
     hass_model *m;          // borrowed
     hass_backend *b;        // borrowed: the target's device
@@ -189,17 +191,44 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
     hass_err e;
     sp->remote = hass_remote_from_announcement(in, hass_model_fingerprint(c->m),
                                                hass_tokenizer_fingerprint(c->tok),
-                                               hass_model_config(c->m)->n_embd, 30000, &tc, &e);
+                                               hass_model_config(c->m)->n_embd,
+                                               hass_gen_vocab(c->g), hass_remote_timeout_ms(),
+                                               &tc, &e);
     if (!sp->remote) return e;
     hass_drafter dr = hass_remote_drafter(sp->remote);
     hass_spec_cfg sc = {tc, sp->tree_auto, {0.f, 0, 1.f}, 0, hass_gen_ctx(c->g), NULL};
     sp->spec = hass_spec_new_on(c->b, &dr, &sc, &e);
     if (!sp->spec) return e;
+    hass_spec_set_droppable(sp->spec, 1); // hass-draft dying mid-record: it goes on plainly
     hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     if (c->cfg->margins) HASS_INFO("--margins: not written while a drafter is connected");
     HASS_INFO("draft channel %s: tree total %d, depth %d, top-k %d", hass_remote_path(sp->remote),
               tc.n_total, tc.levels, tc.top_k);
     return HASS_OK;
+}
+
+// hass-draft's end of the channel: every record that passed through it is decoded. Close the
+// channel (hass-draft waits for that to exit) and decode what follows plainly.
+static void on_channel_end(run_ctx *c) {
+    spec_state *sp = c->sp;
+    if (!sp->remote) return; // no channel, or a drafter of this process
+    hass_gen_set_spec(c->g, NULL, sp->metrics);
+    hass_spec_free(sp->spec);
+    hass_remote_free(sp->remote);
+    sp->spec = NULL;
+    sp->remote = NULL;
+}
+
+// After the stream: a channel never ended means hass-draft died, and the records it held died
+// with it. The exit code: 0, or 1 (said).
+static int channel_check(const spec_state *sp) {
+    if (!sp->remote && sp->n_lost)
+        return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel: the drafter was lost; %lld records "
+                             "were decoded without it (\"draft\":\"lost\")", (long long)sp->n_lost);
+    if (!sp->remote) return 0;
+    return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel %s: the stream ended without "
+                         "hass-draft's end of the channel: hass-draft died, and records that "
+                         "passed through it may be lost", hass_remote_path(sp->remote));
 }
 
 // Decode one record.
@@ -210,15 +239,24 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         c->n_channels++;
         return on_channel(c, in, out);
     }
-    hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
-    if (e && c->sp->remote && hass_remote_dead(c->sp->remote)) {
-        // the drafter process is gone: finish this record and the rest by plain decoding
-        HASS_WARN("%s; decoding on without the drafter", hass_errmsg());
-        hass_gen_set_spec(c->g, NULL, c->sp->metrics);
-        json_decref(*out);
+    if (hass_remote_is_end(in)) {
+        c->n_channels++;
         *out = NULL;
-        e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
-        if (!e) json_object_set_new(*out, "draft", json_string("lost"));
+        on_channel_end(c);
+        return HASS_OK;
+    }
+    hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
+    spec_state *sp = c->sp;
+    if (sp->remote && hass_remote_dead(sp->remote)) { // lost: this record ended plainly
+        if (!sp->lost)
+            HASS_WARN("%s: %s; decoding on without the drafter", where,
+                      hass_remote_why(sp->remote));
+        sp->lost = 1;
+        hass_gen_set_spec(c->g, NULL, sp->metrics);
+        if (!e && json_object_get(*out, "generated")) {
+            json_object_set_new(*out, "draft", json_string("lost"));
+            sp->n_lost++;
+        }
     }
     c->index++;
     if (!e) {
@@ -340,6 +378,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
     e = hass_stream_filter((const char *const *)files, n_files, fp, &w, on_record, &rc_, &st);
     if (!e) e = hass_stream_writer_end(&w);
     hass_progress_end(&rc_.prog, rc_.index);
+    int chan = e ? 0 : channel_check(&sp);
     int epipe = w.epipe;
     hass_stream_writer_free(&w);
     if (out != stdout && fclose(out) != 0 && !e)
@@ -349,7 +388,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
               rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
     if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", a->metrics);
-    if (!e) return st.exit_code;
+    if (!e) return st.exit_code ? st.exit_code : chan;
     if (epipe) return HASS_EXIT_RUNTIME; // the reader went away: end quietly
     return hass_cli_fail_err(e, "%s", hass_errmsg());
 }

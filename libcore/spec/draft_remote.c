@@ -3,11 +3,12 @@
 // length, payload, u32 crc32 (zlib) of the payload; little-endian (the hosts are the same
 // machine); lengths are checked against limits before anything is allocated.
 //   RESET (1): empty                      -> no reply
-//   PUSH  (2): i32 m, i32 C, f32 feats[m*C], i32 tokens[m] -> no reply
+//   PUSH  (2): i32 m, f32 feats[m*C], i32 tokens[m] -> no reply
 //   TREE  (3): i32 root, total, depth, topk -> TREE_OK (4): i32 n, i32 tok[n], i32 parent[n]
 //                                            or ERR (5): message bytes
-// The client is a hass_drafter, so the decode loop is the same as in-process; every read has a
-// timeout, and a dead peer makes every later call fail at once (never a hang).
+// The client is a hass_drafter, so the decode loop is the same as in-process; every exchange (a
+// question and the whole of its answer) has a deadline, and a dead peer makes every later call
+// fail at once (never a hang).
 // Before any frame, hass-draft announces the socket in its output stream (hass_remote_announce)
 // and hass-verify connects to it (hass_remote_from_announcement).
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -29,12 +31,46 @@
 
 enum { F_RESET = 1, F_PUSH = 2, F_TREE = 3, F_TREE_OK = 4, F_ERR = 5 };
 
-// Write all bytes (EINTR-safe, no SIGPIPE).
-static hass_err write_all(int fd, const void *p, size_t n) {
+// A time limit: the moment (monotonic ms) by which an exchange must be done, and its length
+// for messages; ms <= 0: none.
+typedef struct deadline {
+    int64_t at;
+    int ms;
+} deadline;
+
+// The limit of an exchange that starts now and may take ms (<= 0: no limit).
+static deadline deadline_in(int ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline d = {(int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms, ms};
+    return d;
+}
+
+// Wait until fd is ready for ev (POLLIN, POLLOUT) or the deadline passes.
+static hass_err wait_fd(int fd, short ev, const deadline *dl) {
+    for (;;) {
+        int left = -1;
+        if (dl->ms > 0) {
+            int64_t rest = dl->at - deadline_in(0).at;
+            if (rest <= 0) return hass_seterr(HASS_EIO, "draft channel: no answer within %d ms", dl->ms);
+            left = (int)rest;
+        }
+        struct pollfd pf = {fd, ev, 0};
+        int r = poll(&pf, 1, left);
+        if (r > 0) return HASS_OK;
+        if (r < 0 && errno != EINTR) return hass_seterr(HASS_EIO, "draft channel: %s", strerror(errno));
+    }
+}
+
+// Write all bytes before the deadline (EINTR-safe, no SIGPIPE).
+static hass_err write_all(int fd, const void *p, size_t n, const deadline *dl) {
     const uint8_t *b = p;
+    int flags = MSG_NOSIGNAL | (dl->ms > 0 ? MSG_DONTWAIT : 0);
     while (n) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) continue;
+        hass_err e = dl->ms > 0 ? wait_fd(fd, POLLOUT, dl) : HASS_OK;
+        if (e) return e;
+        ssize_t k = send(fd, b, n, flags);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
         if (k <= 0) return hass_seterr(HASS_EIO, "draft channel: write failed: %s", strerror(errno));
         b += k;
         n -= (size_t)k;
@@ -42,15 +78,12 @@ static hass_err write_all(int fd, const void *p, size_t n) {
     return HASS_OK;
 }
 
-// Read exactly n bytes, waiting at most timeout_ms for each chunk (< 0: forever).
-static hass_err read_all(int fd, void *p, size_t n, int timeout_ms) {
+// Read exactly n bytes before the deadline: the limit is on the whole, not on each chunk.
+static hass_err read_all(int fd, void *p, size_t n, const deadline *dl) {
     uint8_t *b = p;
     while (n) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        int r = poll(&pf, 1, timeout_ms);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0) return hass_seterr(HASS_EIO, "draft channel: no answer within %d ms", timeout_ms);
-        if (r < 0) return hass_seterr(HASS_EIO, "draft channel: %s", strerror(errno));
+        hass_err e = wait_fd(fd, POLLIN, dl);
+        if (e) return e;
         ssize_t k = read(fd, b, n);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0) return hass_seterr(HASS_EIO, "draft channel: the other side closed the connection");
@@ -63,7 +96,7 @@ static hass_err read_all(int fd, void *p, size_t n, int timeout_ms) {
 
 // Send one frame of up to three payload parts.
 static hass_err send_frame(int fd, uint32_t type, const void *a, size_t na, const void *b,
-                           size_t nb, const void *c, size_t nc) {
+                           size_t nb, const void *c, size_t nc, const deadline *dl) {
     uint32_t hdr[3] = {MAGIC, type, (uint32_t)(na + nb + nc)};
     uLong crc = crc32(0L, Z_NULL, 0);
     if (na) crc = crc32(crc, a, (uInt)na);
@@ -71,18 +104,19 @@ static hass_err send_frame(int fd, uint32_t type, const void *a, size_t na, cons
     if (nc) crc = crc32(crc, c, (uInt)nc);
     uint32_t cr = (uint32_t)crc;
     hass_err e;
-    if ((e = write_all(fd, hdr, sizeof hdr))) return e;
-    if (na && (e = write_all(fd, a, na))) return e;
-    if (nb && (e = write_all(fd, b, nb))) return e;
-    if (nc && (e = write_all(fd, c, nc))) return e;
-    return write_all(fd, &cr, 4);
+    if ((e = write_all(fd, hdr, sizeof hdr, dl))) return e;
+    if (na && (e = write_all(fd, a, na, dl))) return e;
+    if (nb && (e = write_all(fd, b, nb, dl))) return e;
+    if (nc && (e = write_all(fd, c, nc, dl))) return e;
+    return write_all(fd, &cr, 4, dl);
 }
 
-// Receive one frame into *buf (grown as needed). HASS_EFORMAT on a bad magic, size or CRC.
+// Receive one frame into *buf (grown as needed), all of it before the deadline. HASS_EFORMAT
+// on a bad magic, size or CRC.
 static hass_err recv_frame(int fd, uint32_t *type, uint8_t **buf, size_t *cap, uint32_t *len,
-                           int timeout_ms) {
+                           const deadline *dl) {
     uint32_t hdr[3];
-    hass_err e = read_all(fd, hdr, sizeof hdr, timeout_ms);
+    hass_err e = read_all(fd, hdr, sizeof hdr, dl);
     if (e) return e;
     if (hdr[0] != MAGIC) return hass_seterr(HASS_EFORMAT, "draft channel: bad frame magic %08x", hdr[0]);
     if (hdr[2] > MAX_PAYLOAD)
@@ -94,7 +128,7 @@ static hass_err recv_frame(int fd, uint32_t *type, uint8_t **buf, size_t *cap, u
         *cap = hdr[2] + 1;
     }
     uint32_t cr;
-    if ((e = read_all(fd, *buf, hdr[2], timeout_ms)) || (e = read_all(fd, &cr, 4, timeout_ms))) return e;
+    if ((e = read_all(fd, *buf, hdr[2], dl)) || (e = read_all(fd, &cr, 4, dl))) return e;
     if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), *buf, hdr[2]) != cr)
         return hass_seterr(HASS_EFORMAT, "draft channel: CRC mismatch");
     *type = hdr[1];
@@ -108,15 +142,18 @@ static hass_err recv_frame(int fd, uint32_t *type, uint8_t **buf, size_t *cap, u
 struct hass_remote {
     int fd;
     int dead;          // a call failed: every later call fails at once
+    char why[256];     // the message of that failure
     int timeout_ms;
     int n_embd;        // C of the feature rows
+    int n_vocab;       // V: tree tokens are below it
     char path[108];    // the socket (sockaddr_un's sun_path)
     uint8_t *buf;
     size_t cap;
 };
 
-// Mark dead on failure.
+// Mark dead on failure (keeping the first message).
 static hass_err chk(hass_remote *r, hass_err e) {
+    if (e && !r->dead) snprintf(r->why, sizeof r->why, "%s", hass_errmsg());
     if (e) r->dead = 1;
     return e;
 }
@@ -125,15 +162,17 @@ static hass_err chk(hass_remote *r, hass_err e) {
 static hass_err rem_reset(void *ctx) {
     hass_remote *r = ctx;
     if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
-    return chk(r, send_frame(r->fd, F_RESET, NULL, 0, NULL, 0, NULL, 0));
+    deadline dl = deadline_in(r->timeout_ms);
+    return chk(r, send_frame(r->fd, F_RESET, NULL, 0, NULL, 0, NULL, 0, &dl));
 }
 
 // PUSH.
 static hass_err rem_push(void *ctx, const float *f, const int32_t *t, int m) {
     hass_remote *r = ctx;
     if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
+    deadline dl = deadline_in(r->timeout_ms);
     return chk(r, send_frame(r->fd, F_PUSH, &m, 4, f, sizeof(float) * (size_t)m * r->n_embd, t,
-                             sizeof(int32_t) * (size_t)m));
+                             sizeof(int32_t) * (size_t)m, &dl));
 }
 
 // TREE: ask and load the answer.
@@ -141,9 +180,10 @@ static hass_err rem_tree(void *ctx, int32_t root, hass_tree *t) {
     hass_remote *r = ctx;
     if (r->dead) return hass_seterr(HASS_EIO, "draft channel: lost earlier");
     int32_t q[4] = {root, t->cfg.n_total, t->cfg.levels, t->cfg.top_k};
-    hass_err e = send_frame(r->fd, F_TREE, q, sizeof q, NULL, 0, NULL, 0);
+    deadline dl = deadline_in(r->timeout_ms); // for the question and the whole answer
+    hass_err e = send_frame(r->fd, F_TREE, q, sizeof q, NULL, 0, NULL, 0, &dl);
     uint32_t type = 0, len = 0;
-    if (!e) e = recv_frame(r->fd, &type, &r->buf, &r->cap, &len, r->timeout_ms);
+    if (!e) e = recv_frame(r->fd, &type, &r->buf, &r->cap, &len, &dl);
     if (e) return chk(r, e);
     if (type == F_ERR) {
         r->buf[len] = 0;
@@ -156,11 +196,16 @@ static hass_err rem_tree(void *ctx, int32_t root, hass_tree *t) {
     int32_t *tok = (int32_t *)(r->buf + 4), *par = tok + n;
     if (tok[0] != root)
         return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: tree root %d, asked for %d", tok[0], root));
+    for (int32_t i = 1; i < n; i++) // the target would refuse them in every later cycle
+        if (tok[i] < 0 || tok[i] >= r->n_vocab)
+            return chk(r, hass_seterr(HASS_EFORMAT, "draft channel: tree node %d is token %d, "
+                                      "outside [0, %d)", i, tok[i], r->n_vocab));
     return chk(r, hass_tree_set(t, n, tok, par));
 }
 
 // Connect to a drafter's socket.
-hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, hass_err *err) {
+hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int timeout_ms,
+                                 hass_err *err) {
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
@@ -184,6 +229,7 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int timeout_ms, h
     r->fd = fd;
     r->timeout_ms = timeout_ms;
     r->n_embd = n_embd;
+    r->n_vocab = n_vocab;
     snprintf(r->path, sizeof r->path, "%s", path);
     return r;
 }
@@ -194,11 +240,28 @@ hass_drafter hass_remote_drafter(hass_remote *r) {
     return d;
 }
 
+// The exchange limit of the environment.
+int hass_remote_timeout_ms(void) {
+    const char *v = getenv("HASS_DRAFT_TIMEOUT");
+    if (!v || !*v) return 30000;
+    char *end;
+    double sec = strtod(v, &end);
+    if (*end || !(sec > 0) || sec > 86400) {
+        HASS_WARN("HASS_DRAFT_TIMEOUT=%s is not a number of seconds in (0, 86400]; 30 s it is", v);
+        return 30000;
+    }
+    int ms = (int)(sec * 1e3 + 0.5);
+    return ms > 0 ? ms : 1;
+}
+
 // The socket path.
 const char *hass_remote_path(const hass_remote *r) { return r->path; }
 
 // Whether a call has failed.
 int hass_remote_dead(const hass_remote *r) { return r->dead; }
+
+// The message of the first failure.
+const char *hass_remote_why(const hass_remote *r) { return r->why; }
 
 // Close and free.
 void hass_remote_free(hass_remote *r) {
@@ -211,16 +274,22 @@ void hass_remote_free(hass_remote *r) {
 // ----------------------------------------------------------------------------
 // the announcement, client side
 
-// Whether rec announces a channel.
-int hass_remote_is_announcement(const json_t *rec) {
+// Whether rec is a control record of type name.
+static int is_type(const json_t *rec, const char *name) {
     const char *type = json_string_value(json_object_get(rec, "type"));
-    return type && !strcmp(type, "draft_channel");
+    return type && !strcmp(type, name);
 }
+
+// Whether rec announces a channel.
+int hass_remote_is_announcement(const json_t *rec) { return is_type(rec, "draft_channel"); }
+
+// Whether rec ends the channel.
+int hass_remote_is_end(const json_t *rec) { return is_type(rec, "draft_channel_end"); }
 
 // Check an announcement, reduce the tree to the drafter's limits, connect.
 hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp, uint32_t tok_fp,
-                                           int n_embd, int timeout_ms, hass_tree_cfg *tc,
-                                           hass_err *err) {
+                                           int n_embd, int n_vocab, int timeout_ms,
+                                           hass_tree_cfg *tc, hass_err *err) {
     char tf[16], kf[16];
     snprintf(tf, sizeof tf, "%08x", target_fp);
     snprintf(kf, sizeof kf, "%08x", tok_fp);
@@ -243,7 +312,7 @@ hass_remote *hass_remote_from_announcement(const json_t *rec, uint32_t target_fp
     if (lim[0] > 0 && tc->n_total > lim[0]) tc->n_total = lim[0];
     if (lim[1] > 0 && tc->levels > lim[1]) tc->levels = lim[1];
     if (lim[2] > 0 && tc->top_k > lim[2]) tc->top_k = lim[2];
-    return hass_remote_connect(path, n_embd, timeout_ms, err);
+    return hass_remote_connect(path, n_embd, n_vocab, timeout_ms, err);
 }
 
 // ----------------------------------------------------------------------------
@@ -261,9 +330,10 @@ hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C, const 
     size_t cap = 0;
     hass_tree *t = NULL;
     hass_err e = HASS_OK;
+    const deadline none = {0, 0}; // the drafter waits for the verifier as long as it takes
     for (;;) {
         uint32_t type, len;
-        e = recv_frame(fd, &type, &buf, &cap, &len, -1);
+        e = recv_frame(fd, &type, &buf, &cap, &len, &none);
         if (e) {
             if (strstr(hass_errmsg(), "closed the connection")) e = HASS_OK;
             break;
@@ -295,11 +365,11 @@ hass_err hass_remote_serve_drafter(int fd, const hass_drafter *dr, int C, const 
             }
             if (e) {
                 const char *msg = hass_errmsg();
-                if ((e = send_frame(fd, F_ERR, msg, strlen(msg), NULL, 0, NULL, 0))) break;
+                if ((e = send_frame(fd, F_ERR, msg, strlen(msg), NULL, 0, NULL, 0, &none))) break;
                 continue;
             }
             int32_t n = t->n;
-            if ((e = send_frame(fd, F_TREE_OK, &n, 4, t->tok, 4 * (size_t)n, t->parent, 4 * (size_t)n))) break;
+            if ((e = send_frame(fd, F_TREE_OK, &n, 4, t->tok, 4 * (size_t)n, t->parent, 4 * (size_t)n, &none))) break;
         } else {
             e = hass_seterr(HASS_EFORMAT, "draft channel: unknown frame type %u", type);
             break;
@@ -388,6 +458,14 @@ hass_err hass_remote_announce(hass_remote_server *s, FILE *out, uint32_t target_
     if (e) return e;
     s->started = pthread_create(&s->th, NULL, serve_thread, s) == 0;
     return HASS_OK;
+}
+
+// Write the end of the channel.
+hass_err hass_remote_end(FILE *out) {
+    json_t *end = json_pack("{s:s}", "type", "draft_channel_end");
+    hass_err e = hass_jsonl_write(out, end, 1);
+    json_decref(end);
+    return e;
 }
 
 // Wait for the session, close, remove the socket.

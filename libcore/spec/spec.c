@@ -46,6 +46,8 @@ struct hass_spec {
     float *ring_f;        // (AUTO_WINDOW, C)
     int32_t *ring_t;      // (AUTO_WINDOW)
     int ring_n, ring_head, ring_stale;
+    int droppable;        // a failed drafter call drops the drafter (hass_spec_set_droppable)
+    int dr_lost;          // it was dropped: the rest of this generation is plain
 };
 
 // Vtable glue of the in-process drafter.
@@ -481,12 +483,23 @@ static int context_full(hass_spec *s, gen_out *g) {
     return 1;
 }
 
+// The result e of a drafter call; a failure of a droppable drafter drops it for the rest of the
+// generation (s->dr_lost): the caller then goes on plainly.
+static hass_err dr_call(hass_spec *s, hass_err e) {
+    if (e && s->droppable) s->dr_lost = 1;
+    return e;
+}
+
+// Whether the drafter drafts (there is one, and it was not dropped).
+static int drafting(const hass_spec *s) { return s->has_dr && !s->dr_lost; }
+
 // Start a request: prefill the prompt and sample the root token from its last logits.
 static hass_err prefill(hass_spec *s, const int32_t *prompt, int n_prompt, int32_t *root) {
     hass_err e;
     hass_seq_truncate(s->kv, 0);
     hass_rng_seed(&s->rng, s->cfg.seed);
-    if (s->has_dr && (e = s->dr.reset(s->dr.ctx))) return e;
+    s->dr_lost = 0;
+    if (s->has_dr && (e = dr_call(s, s->dr.reset(s->dr.ctx))) && !s->dr_lost) return e;
     s->ring_n = s->ring_head = s->ring_stale = 0;
     int last = n_prompt - 1;
     e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits,
@@ -587,8 +600,8 @@ static hass_err tree_step(hass_spec *s, int32_t root, hass_spec_cycle *cy, hass_
     if (t == s->t_root) {
         int32_t par = -1;
         hass_tree_set(t, 1, &root, &par);
-    } else if ((e = ring_sync(s)) || (e = s->dr.tree(s->dr.ctx, root, t))) {
-        return e;
+    } else if ((e = dr_call(s, ring_sync(s))) || (e = dr_call(s, s->dr.tree(s->dr.ctx, root, t)))) {
+        return e; // before the target's forward: a dropped drafter leaves the cache as it was
     }
     double t1 = hass_now();
     if ((e = verify(s, t, L0, r))) return e;
@@ -628,17 +641,21 @@ static hass_err decode(hass_spec *s, const int32_t *prompt, int n_prompt, gen_ou
     st->prefill_ms = (hass_now() - t_start) * 1e3;
     double c1 = cpu_now();
     int done = take(s, g, &root, 1, NULL) || context_full(s, g);
-    if (!done && s->has_dr && (e = feed_prompt(s, prompt, n_prompt, root))) return e;
+    if (!done && drafting(s) && (e = dr_call(s, feed_prompt(s, prompt, n_prompt, root))) &&
+        !s->dr_lost)
+        return e;
     while (!done) {
         hass_spec_cycle *cy = cycle_slot(s, st->n_cycles);
         if (!cy) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
         hass_accept_result r;
         hass_tree *t = s->t_root;
-        e = s->has_dr ? tree_step(s, root, cy, &t, &r) : plain_step(s, root, cy, &r);
+        int dr = drafting(s);
+        e = dr ? tree_step(s, root, cy, &t, &r) : plain_step(s, root, cy, &r);
+        if (e && dr && s->dr_lost) e = plain_step(s, root, cy, &r); // the drafter just failed
         if (e) return e;
         st->n_cycles++;
         done = take(s, g, r.tokens, r.n_tokens, cy) || context_full(s, g);
-        if (!done && s->has_dr && (e = feed_back(s, t, &r))) return e;
+        if (!done && drafting(s) && (e = dr_call(s, feed_back(s, t, &r))) && !s->dr_lost) return e;
         root = r.bonus;
     }
     st->decode_cpu_ms = 1e3 * (cpu_now() - c1);
@@ -686,6 +703,9 @@ hass_err hass_spec_warm_up(hass_spec *s) {
     hass_seq_truncate(s->kv, 0);
     return e;
 }
+
+// Whether a failed drafter call drops the drafter.
+void hass_spec_set_droppable(hass_spec *s, int on) { s->droppable = on; }
 
 // Whether there is a drafter.
 int hass_spec_has_drafter(const hass_spec *s) { return s->has_dr; }

@@ -111,6 +111,10 @@ hass_err hass_spec_warm_up(hass_spec *s);
 int hass_spec_has_drafter(const hass_spec *s);
 // Capacity of its context (the longest prompt + generation).
 int hass_spec_ctx(const hass_spec *s);
+// Whether a failed drafter call drops the drafter (for a remote one, whose process may die): the
+// generation goes on by plain decoding instead of failing (the drafter knows it failed). Off by
+// default.
+void hass_spec_set_droppable(hass_spec *s, int on);
 // Change the sampler of later calls.
 void hass_spec_set_sampler(hass_spec *s, const hass_sampler *smp);
 // Change the seed used by the next hass_spec_generate (each call re-seeds from it).
