@@ -11,13 +11,16 @@
 // fail at once (never a hang).
 // Before any frame, hass-draft announces the socket in its output stream (hass_remote_announce)
 // and hass-verify connects to it (hass_remote_from_announcement).
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -396,6 +399,26 @@ struct hass_remote_server {
     char msg[512];         // its message (hass_errmsg is per thread)
 };
 
+// Remove the sockets of this user's hass-draft processes that are gone (killed before they could
+// unlink theirs) from dir: hass-draft.PID.sock with no process PID.
+static void sweep_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid, n = 0;
+        if (sscanf(e->d_name, "hass-draft.%d.sock%n", &pid, &n) != 1 || e->d_name[n] || pid <= 0)
+            continue;
+        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        if (lstat(path, &st) || !S_ISSOCK(st.st_mode) || st.st_uid != getuid()) continue;
+        if (kill(pid, 0) != 0 && errno == ESRCH && !unlink(path))
+            HASS_DEBUG("removed the stale socket %s", path);
+    }
+    closedir(d);
+}
+
 // Listen on a fresh socket.
 hass_remote_server *hass_remote_listen(const hass_drafter *dr, int C, const hass_tree_cfg *max,
                                        hass_err *err) {
@@ -408,8 +431,9 @@ hass_remote_server *hass_remote_listen(const hass_drafter *dr, int C, const hass
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
     const char *tmp = getenv("TMPDIR");
-    snprintf(a.sun_path, sizeof a.sun_path, "%s/hass-draft.%d.sock", tmp && *tmp ? tmp : "/tmp",
-             (int)getpid());
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    sweep_stale(tmp);
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/hass-draft.%d.sock", tmp, (int)getpid());
     snprintf(s->path, sizeof s->path, "%s", a.sun_path);
     unlink(a.sun_path);
     s->lfd = socket(AF_UNIX, SOCK_STREAM, 0);

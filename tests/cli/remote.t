@@ -43,3 +43,9 @@ $ set -o pipefail; M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; prin
 > [3,"lost"]
 ! the drafter was lost; 3 records were decoded without it
 = 1
+
+# name: hass-draft removes the sockets that killed hass-draft processes of this user left behind, and only those
+$ M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf; mkdir -p $TMP/sd && hass-draft -m $M --init-random $TMP/h && dead=$(sh -c 'echo $$') && python3 -c "import socket,sys; [socket.socket(socket.AF_UNIX).bind(p) for p in sys.argv[1:]]" $TMP/sd/hass-draft.$dead.sock $TMP/sd/hass-draft.$$.sock && touch $TMP/sd/hass-draft.1.sock.txt && echo '{"id":1,"tokens":[1,403]}' | TMPDIR=$TMP/sd timeout 10 hass-draft -m $M -d $TMP/h --threads 1 | TMPDIR=$TMP/sd timeout 10 hass-verify -m $M -n 4 --threads 1 | jq -c '.generated | length'; ls $TMP/sd | sed "s/\.$$\./.LIVE./; s/\.$dead\./.DEAD./"
+> 4
+> hass-draft.1.sock.txt
+> hass-draft.LIVE.sock
