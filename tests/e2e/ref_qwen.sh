@@ -33,7 +33,9 @@ check_text() {
   [ "$(grep -c . "$T/tok")" = "$n" ] && [ -z "$bad" ] ||
     { echo "hass-tokenize differs from llama.cpp on: ${bad:-(record count)}"; return 1; }
   echo "tokens    $n of $n prompts equal llama.cpp's ($(basename "$m"))"
-  jq -c '{id, generated: .ref_greedy_tokens, ref_greedy_text}' "$fix" |
+  # ref_greedy_text is the text up to end of generation; llama.cpp's ids go on after it
+  jq -c '{id, ref_greedy_text, generated: (if .ref_eos_at >= 0
+           then .ref_greedy_tokens[:.ref_eos_at] else .ref_greedy_tokens end)}' "$fix" |
     hass-detok -m "$m" >"$T/detok" ||
     { echo "hass-detok failed on $fix"; return 1; }
   bad=$(jq -r 'select(.text != .ref_greedy_text) | .id' "$T/detok")
