@@ -153,6 +153,29 @@ def run_prompt(llm, name, text, n_gen):
     return e
 
 
+def prompt_record(name, kind, payload, text, e):
+    """The JSONL record of one prompt (hass-tokenize input plus llama.cpp's results, ref_*);
+    prints a summary line."""
+    gm = [rc.margin(r) for r in e.gen_rows]
+    rec = {"id": name}
+    if kind == "chat":
+        rec["messages"] = payload
+        rec["rendered"] = text
+    else:
+        rec["text"] = text
+    rec.update({"ref_tokens": e.tokens, "ref_greedy_tokens": e.gen,
+                "ref_eos_at": e.eos_at,
+                "ref_greedy_text": e.gen_text.decode("utf-8", errors="replace"),
+                "ref_full_text": e.full_text.decode("utf-8", errors="replace"),
+                "ref_greedy_margins": [round(x, 4) for x in gm],
+                "ref_min_margin": round(min(gm), 5),
+                "ref_min_margin_step": int(np.argmin(gm))})
+    print("%-26s n_tok %4d  eos_at %3d  min margin %.4f at step %d  %r" %
+          (name, len(e.tokens), e.eos_at, min(gm), int(np.argmin(gm)),
+           e.gen_text[:60].decode("utf-8", "replace")), file=sys.stderr)
+    return rec
+
+
 def build(model_key, out_dir):
     """Generate the fixture and prompt list of one model; returns the entries."""
     kv_f32, keep_last = False, True
@@ -181,24 +204,7 @@ def build(model_key, out_dir):
         if not keep_last:
             e.last = None
         entries.append(e)
-        gm = [rc.margin(r) for r in e.gen_rows]
-        rec = {"id": name}
-        if kind == "chat":
-            rec["messages"] = payload
-            rec["rendered"] = text
-        else:
-            rec["text"] = text
-        rec.update({"ref_tokens": e.tokens, "ref_greedy_tokens": e.gen,
-                    "ref_eos_at": e.eos_at,
-                    "ref_greedy_text": e.gen_text.decode("utf-8", errors="replace"),
-                    "ref_full_text": e.full_text.decode("utf-8", errors="replace"),
-                    "ref_greedy_margins": [round(x, 4) for x in gm],
-                    "ref_min_margin": round(min(gm), 5),
-                    "ref_min_margin_step": int(np.argmin(gm))})
-        jrecs.append(rec)
-        print("%-26s n_tok %4d  eos_at %3d  min margin %.4f at step %d  %r" %
-              (name, len(e.tokens), e.eos_at, min(gm), int(np.argmin(gm)),
-               e.gen_text[:60].decode("utf-8", "replace")), file=sys.stderr)
+        jrecs.append(prompt_record(name, kind, payload, text, e))
     cp = llm.context_params
     source = ("llama.cpp via llama-cpp-python %s; %s; n_threads=%d n_batch=%d n_ubatch=%d "
               "n_ctx=%d type_k=%d type_v=%d flash_attn=%s logits_all=1; prompt in one batch, "

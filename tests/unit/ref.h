@@ -9,9 +9,11 @@
 //   row:    i32 argmax; f32 margin (top1 - top2); i32 top_id[top_k]; f32 top_logit[top_k]
 //   str:    u32 len, len bytes (no NUL)
 // Header-only, zlib only; test code, so plain names (ref_*) and a caller-supplied error buffer.
+// Also two helpers of the engine comparisons: ref_stddev, ref_row_diff.
 #ifndef HASS_TEST_REF_H
 #define HASS_TEST_REF_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +262,27 @@ static inline const char *ref_path(char *buf, size_t n, const char *file) {
     const char *d = getenv("HASS_REF_DIR");
     snprintf(buf, n, "%s/%s", d && *d ? d : "tests/data", file);
     return buf;
+}
+
+// Standard deviation of n values.
+static inline double ref_stddev(const float *x, int n) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        s += x[i];
+        s2 += (double)x[i] * x[i];
+    }
+    double m = s / n;
+    return sqrt(s2 / n - m * m);
+}
+
+// Largest |ours[id] - ref| over the top-k entries of a reference row (ours: a full logits row).
+static inline double ref_row_diff(const float *ours, const ref_row *r, int top_k) {
+    double md = 0;
+    for (int k = 0; k < top_k; k++) {
+        double d = fabs((double)ours[r->top_id[k]] - r->top_logit[k]);
+        if (d > md) md = d;
+    }
+    return md;
 }
 
 #endif

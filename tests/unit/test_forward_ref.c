@@ -41,17 +41,6 @@
 
 #define NEAR_TIE 0.5f
 
-// Standard deviation of n values.
-static double stddev(const float *x, int n) {
-    double s = 0, s2 = 0;
-    for (int i = 0; i < n; i++) {
-        s += x[i];
-        s2 += (double)x[i] * x[i];
-    }
-    double m = s / n;
-    return sqrt(s2 / n - m * m);
-}
-
 // Model path: $HASS_MODELS/<file> or $HASS_DATA/<file>.
 static const char *model_path(char *buf, size_t n, const char *file, int in_data) {
     const char *d = getenv("HASS_MODELS");
@@ -151,7 +140,7 @@ static void run(const char *tag, const char *fx, const char *model, double rel_t
                 double d = fabs(ours[j] - p->last[j]);
                 if (d > md) md = d;
             }
-            double sd = stddev(p->last, V), rel = md / sd;
+            double sd = ref_stddev(p->last, V), rel = md / sd;
             if (rel > worst_rel) worst_rel = rel;
             printf("# %s %s: last-position max|diff| %.4f, logit std %.3f, rel %.4f\n", tag,
                    p->name, md, sd, rel);
@@ -214,16 +203,6 @@ static void run(const char *tag, const char *fx, const char *model, double rel_t
     fixture_close(&f);
 }
 
-// Largest |ours[id] - ref| over the top-k entries of a reference row.
-static double row_diff(const float *ours, const ref_row *r, int top_k) {
-    double md = 0;
-    for (int k = 0; k < top_k; k++) {
-        double d = fabs((double)ours[r->top_id[k]] - r->top_logit[k]);
-        if (d > md) md = d;
-    }
-    return md;
-}
-
 // The f32 engine mode (HASS_PREC_F32) against a reference that did f32 (llama.cpp on the
 // F32-weights copy) or f64 (numpy) arithmetic on the same dequantized weights: top-k logits at
 // every prompt position and along the greedy path, full last logits where stored, all within
@@ -252,7 +231,7 @@ static void run_f32(const char *tag, const char *fx, const char *model, double t
         for (int t = 0; t < p->n_pos; t++) {
             const float *ours = lg + (size_t)t * V;
             const ref_row *r = &p->pos[t];
-            double d = row_diff(ours, r, rf->top_k);
+            double d = ref_row_diff(ours, r, rf->top_k);
             if (d > pw) pw = d;
             n_rows++;
             int a = hass_sample_argmax(ours, V);
@@ -286,7 +265,7 @@ static void run_f32(const char *tag, const char *fx, const char *model, double t
             for (int j = 0; j < V; j++)
                 if (j != t && row[j] > second) second = row[j];
             our_margin = row[t] - second;
-            double d = row_diff(row, &p->gen_row[s], rf->top_k);
+            double d = ref_row_diff(row, &p->gen_row[s], rf->top_k);
             if (d > pw) pw = d;
             if (t != p->gen[s]) {
                 div = s;

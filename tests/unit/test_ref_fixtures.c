@@ -55,8 +55,9 @@ static int json_ids_eq(json_t *a, const int32_t *ids, int n) {
     return 1;
 }
 
-// Checks one fixture against itself; tol_last is the storage precision of the last logits.
-static void check_fixture(const ref_file *f, const char *tag, float tol_last) {
+// Checks one fixture against itself; tol_last is the storage precision of the last logits, eos
+// the model's end-of-generation id.
+static void check_fixture(const ref_file *f, const char *tag, float tol_last, int32_t eos) {
     char name[160], why[256];
     for (int i = 0; i < f->n_prompts; i++) {
         const ref_prompt *p = &f->p[i];
@@ -112,9 +113,9 @@ static void check_fixture(const ref_file *f, const char *tag, float tol_last) {
                             p->gen_row[0].top_logit[0] == p->pos[p->n_pos - 1].top_logit[0],
                   "gen[0] %d", p->gen[0]);
             snprintf(name, sizeof name, "%s %s: eos_at is the first EOS", tag, p->name);
-            ok = p->eos_at < 0 || p->gen[p->eos_at] == 2;
+            ok = p->eos_at < 0 || p->gen[p->eos_at] == eos;
             for (int j = 0; j < (p->eos_at < 0 ? p->n_gen : p->eos_at); j++)
-                ok = ok && p->gen[j] != 2;
+                ok = ok && p->gen[j] != eos;
             CHECK(name, ok, "eos_at %d", p->eos_at);
         }
     }
@@ -197,7 +198,7 @@ static void test_stories(void) {
     CHECK("stories story_0 ids", s && s->n_tok == 5 && memcmp(s->tok, once, sizeof once) == 0 &&
                                      strcmp(s->text, "Once upon a time") == 0,
           "story_0");
-    check_fixture(f, "stories", 1e-7f);
+    check_fixture(f, "stories", 1e-7f, 2);
     check_jsonl(f, ref_path(path, sizeof path, "ref_stories260k_prompts.jsonl"), "stories");
     ref_free(f);
 }
@@ -231,7 +232,7 @@ static void test_smollm2(void) {
     CHECK("smollm2 raw_capital", c && c->n_tok == 5 && memcmp(c->tok, cap, sizeof cap) == 0 &&
                                      strncmp(c->gen_text, " Paris.", 7) == 0,
           "%s", c ? c->gen_text : "missing");
-    check_fixture(f, "smollm2", 1.0f / 1024); // f16 storage: relative step 2^-10
+    check_fixture(f, "smollm2", 1.0f / 1024, 2); // f16 storage: relative step 2^-10
     check_jsonl(f, ref_path(path, sizeof path, "ref_smollm2_prompts.jsonl"), "smollm2");
     ref_free(f);
 }
@@ -265,7 +266,7 @@ static void test_numpy(const char *tag, const char *np_file, const char *lc_file
     CHECK(name, n->n_vocab == l->n_vocab && n->top_k == l->top_k && n->logits_type == 0 &&
                     strcmp(n->model, l->model) == 0 && strstr(n->source, "numpy") != NULL,
           "vocab %d type %d model %s", n->n_vocab, n->logits_type, n->model);
-    check_fixture(n, tag, 1e-7f);
+    check_fixture(n, tag, 1e-7f, 2);
     int same_tok = n->n_prompts == l->n_prompts, n_shared = 0, bad_argmax = 0, same_paths = 0;
     int n_full = 0;
     float worst = 0, worst_last = 0;
@@ -324,12 +325,58 @@ static void test_smollm2_f32w(void) {
         CHECK("smollm2_f32w: source says F32 weights and f32 KV",
               strstr(f->source, "dequantized to F32") && strstr(f->source, "type_k=0"), "%s",
               f->source);
-        check_fixture(f, "smollm2_f32w", 1e-7f);
+        check_fixture(f, "smollm2_f32w", 1e-7f, 2);
         check_jsonl(f, ref_path(path, sizeof path, "ref_smollm2_f32w_prompts.jsonl"),
                     "smollm2_f32w");
     }
     ref_free(f);
     ref_free(q);
+}
+
+// Qwen2.5-Coder 0.5B and 1.5B from llama.cpp (K-quant files, issue 23): top-16 rows only, no
+// BOS (add_bos_token is false), ChatML prompts with an explicit system turn, EOS <|im_end|>
+// 151645; both models share the tokenizer, so the two fixtures hold the same prompt ids.
+static void test_qwen(void) {
+    static const char *const key[2] = {"qwen05", "qwen15"};
+    static const char *const model[2] = {"Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf",
+                                         "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"};
+    ref_file *f[2] = {NULL, NULL};
+    char file[128], path[512], name[160];
+    for (int k = 0; k < 2; k++) {
+        snprintf(file, sizeof file, "ref_%s_llamacpp.bin.gz", key[k]);
+        if (!(f[k] = load(file))) continue;
+        const ref_file *q = f[k];
+        snprintf(name, sizeof name, "%s header", key[k]);
+        CHECK(name, q->n_vocab == 151936 && q->top_k == 16 && q->logits_type == 0 &&
+                        q->n_prompts >= 6 && strcmp(q->model, model[k]) == 0 &&
+                        strstr(q->source, "use_extra_bufts=0") != NULL,
+              "vocab %d k %d type %d n %d model %s", q->n_vocab, q->top_k, q->logits_type,
+              q->n_prompts, q->model);
+        int n_chat = 0, ok = 1;
+        for (int i = 0; i < q->n_prompts; i++) {
+            const ref_prompt *p = &q->p[i];
+            // <|im_start|>system\n ... <|im_start|>assistant\n
+            if (strncmp(p->text, "<|im_start|>system\n", 19) == 0)
+                n_chat++, ok = ok && p->tok[0] == 151644 && p->tok[p->n_tok - 1] == 198;
+            else
+                ok = ok && p->tok[0] != 151643; // no BOS
+            ok = ok && p->n_pos == p->n_tok && p->n_last == 0 && p->n_gen == 64;
+        }
+        snprintf(name, sizeof name, "%s prompt mix", key[k]);
+        CHECK(name, ok && n_chat >= 4 && q->n_prompts - n_chat >= 2, "chat %d of %d, ok %d",
+              n_chat, q->n_prompts, ok);
+        check_fixture(q, key[k], 1e-7f, 151645);
+        snprintf(file, sizeof file, "ref_%s_prompts.jsonl", key[k]);
+        check_jsonl(q, ref_path(path, sizeof path, file), key[k]);
+    }
+    int same = f[0] && f[1] && f[0]->n_prompts == f[1]->n_prompts;
+    for (int i = 0; same && i < f[0]->n_prompts; i++)
+        same = strcmp(f[0]->p[i].text, f[1]->p[i].text) == 0 &&
+               f[0]->p[i].n_tok == f[1]->p[i].n_tok &&
+               memcmp(f[0]->p[i].tok, f[1]->p[i].tok, (size_t)f[0]->p[i].n_tok * 4) == 0;
+    CHECK("qwen05 and qwen15: same prompts and ids", same, "prompt lists differ");
+    ref_free(f[0]);
+    ref_free(f[1]);
 }
 
 // Corrupt input is an error with a message, never a crash.
@@ -382,6 +429,7 @@ int main(void) {
     // reference must agree to 1e-3 and on the greedy paths (README section 6).
     test_numpy("smollm2_f32w", "ref_smollm2_f32.bin.gz", "ref_smollm2_f32w_llamacpp.bin.gz",
                1e-3f, 1e-3f, 14);
+    test_qwen();
     test_corrupt();
     UNIT_DONE();
 }
