@@ -76,7 +76,7 @@ static int list_one(FILE *f, const char *name, FILE *out) {
     }
     uint8_t *buf = NULL;
     size_t cap = 0;
-    int64_t frame_no = 0, n_streams = 0;
+    int64_t frame_no = 0, n_streams = 0, in_frames = 0; // in_frames: of the current stream
     int rc = 0, in_stream = 0;
     for (;;) {
         if (!in_stream) {
@@ -91,11 +91,12 @@ static int list_one(FILE *f, const char *name, FILE *out) {
             fprintf(out, "%s: stream %lld: version %u, header %u bytes, vocab_fp %08x, flags %u\n",
                     name, (long long)++n_streams, h.version, h.header_bytes, h.vocab_fp, h.flags);
             in_stream = 1;
+            in_frames = 0;
         }
         hass_frame fr;
         int resync;
         hass_err e = hass_frame_read(f, &fr, &buf, &cap, &resync);
-        frame_no++;
+        frame_no++, in_frames++;
         if (!e && fr.type == 0) {
             HASS_ERROR("%s: truncated stream: no END frame", name);
             rc = 3;
@@ -109,7 +110,13 @@ static int list_one(FILE *f, const char *name, FILE *out) {
         fprintf(out, "frame %lld seq %u type %u %s %u bytes crc %s\n", (long long)frame_no,
                 fr.seq, fr.type, type_name(fr.type), fr.n_bytes, e ? "BAD" : "ok");
         if (e) rc = 3;
-        if (!e && fr.type == HASS_FRAME_END) in_stream = 0;
+        if (!e && fr.type == HASS_FRAME_END) {
+            if (hass_frame_check_end(&fr, in_frames - 1)) {
+                HASS_ERROR("%s:frame %lld: %s", name, (long long)frame_no, hass_errmsg());
+                rc = 3;
+            }
+            in_stream = 0;
+        }
     }
     free(buf);
     return rc;

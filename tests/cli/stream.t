@@ -159,6 +159,12 @@ $ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\0
 > {"frame":2,"error":"<stdin>:frame 2: END frame says 99 frames came before it, the stream had 1 (frames lost or added)"}
 = 3
 
+# name: --list checks an END frame's count too (it printed a wrong count as "crc ok"), exit 3
+$ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\000\000\000\000\002\000\000\000\001\377\252\201\051\136\002\000\000\000\001\000\000\000\004\000\000\000\143\000\000\000\116\164\147\135' | hass-cat --list
+~ ^frame 2 seq 1 type 2 END 4 bytes crc ok$
+! <stdin>:frame 2: END frame says 99 frames came before it, the stream had 1
+= 3
+
 # name: an END frame with an empty payload is bad input in every reader (hass-detok here), exit 3
 $ printf 'HASS\001\000\020\000\000\000\000\000\000\000\000\000\115\000\000\000\000\000\000\000\002\000\000\000\001\377\252\201\051\136\002\000\000\000\001\000\000\000\000\000\000\000\156\130\104\133' | hass-detok -m $HASS_DATA/models/stories260K/stories260K-v3-f32.gguf
 ~ "error":"<stdin>:frame 2: END frame has a 0-byte payload
