@@ -223,6 +223,12 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int 
         if (fd >= 0) close(fd);
         return NULL;
     }
+    return hass_remote_from_fd(fd, path, n_embd, n_vocab, timeout_ms, err);
+}
+
+// The client over a connected socket.
+hass_remote *hass_remote_from_fd(int fd, const char *name, int n_embd, int n_vocab, int timeout_ms,
+                                 hass_err *err) {
     hass_remote *r = calloc(1, sizeof *r);
     if (!r) {
         close(fd);
@@ -233,7 +239,7 @@ hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int 
     r->timeout_ms = timeout_ms;
     r->n_embd = n_embd;
     r->n_vocab = n_vocab;
-    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->path, sizeof r->path, "%s", name);
     return r;
 }
 

@@ -60,6 +60,10 @@ const char *hass_remote_path(const hass_remote *r);
 // the connection is dead. NULL with *err (HASS_EIO) when nothing listens there.
 hass_remote *hass_remote_connect(const char *path, int n_embd, int n_vocab, int timeout_ms,
                                  hass_err *err);
+// The client over an already connected socket fd (owned by it from now on, closed by
+// hass_remote_free); name stands for the socket in messages. For tests and fuzzing.
+hass_remote *hass_remote_from_fd(int fd, const char *name, int n_embd, int n_vocab, int timeout_ms,
+                                 hass_err *err);
 // The drafter interface over the connection (borrowed r).
 hass_drafter hass_remote_drafter(hass_remote *r);
 // Whether a call failed (the connection is then unusable).

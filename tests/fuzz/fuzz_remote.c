@@ -3,7 +3,7 @@
 // pushed feature and token (as a real one would) and answers trees with the root alone.
 // Input at most 32 KiB: it is written before serving, and the answers (one short frame per
 // 32-byte TREE frame at most) wait in the peer's receive buffer.
-// The verifier side (hass_remote_connect) takes a socket path and is not fuzzed here.
+// The verifier side is fuzz_remote_client.c.
 #include <sys/socket.h>
 
 #include "draft_remote.h"

@@ -199,6 +199,10 @@ def gen_remote():
     push = struct.pack("<i", 2) + struct.pack("<%df" % (2 * C), *range(2 * C)) + struct.pack("<2i", 5, 6)
     put("remote", "session", f(1, b"") + f(2, push) + f(3, struct.pack("<4i", 5, 4, 2, 2)) + f(3, struct.pack("<4i", 5, 999, 2, 2)))
     put("remote", "bad_type", f(9, b"xyz"))
+    # the drafter's answers, read by the verifier (fuzz_remote_client): trees of root 1, an error
+    ok = f(4, struct.pack("<i", 3) + struct.pack("<3i", 1, 40, 41) + struct.pack("<3i", -1, 0, 0))
+    put("remote_client", "answers", ok + f(4, struct.pack("<i", 1) + struct.pack("<2i", 1, -1)) + f(5, b"no tree"))
+    put("remote_client", "bad_id", f(4, struct.pack("<i", 2) + struct.pack("<2i", 1, 999999) + struct.pack("<2i", -1, 0)))
 
 
 if __name__ == "__main__":
