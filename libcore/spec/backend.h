@@ -1,4 +1,4 @@
-// backend.h: the target model behind a table of functions, so that decoding (gen.c, spec.c)
+// backend.h: the target model behind a table of functions, so that decoding (spec.c)
 // runs the same code on the CPU engine (forward.h) and on the GPU stack (gpu.h).
 //
 // A backend is one target model on one device (the weights, uploaded once); a sequence
