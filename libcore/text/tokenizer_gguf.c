@@ -38,8 +38,8 @@ hass_tokenizer *hass_tokenizer_from_gguf(const hass_gguf *g, hass_err *err) {
         const char *s = hass_gguf_arr_str(toks, i, &l);
         e = hass_tok_set_text(t, (int32_t)i, s ? s : "", s ? l : 0);
         t->score[i] = sc ? (float)hass_gguf_arr_num(sc, i) : 0.0f;
-        int tt = ty ? (int)hass_gguf_arr_num(ty, i) : HASS_TOKEN_NORMAL;
-        t->type[i] = (uint8_t)(tt >= 1 && tt <= 6 ? tt : HASS_TOKEN_NORMAL);
+        double tt = ty ? hass_gguf_arr_num(ty, i) : HASS_TOKEN_NORMAL; // any number type: range first
+        t->type[i] = (uint8_t)(tt >= 1 && tt <= 6 ? (int)tt : HASS_TOKEN_NORMAL);
     }
     const hass_gguf_kv *mg = hass_gguf_find(g, "tokenizer.ggml.merges");
     if (!e && kind == HASS_TOK_BPE) {
