@@ -94,22 +94,34 @@ static int q3k_scale(const uint8_t *sc, int g) {
     return (lo | hi << 4) - 32;
 }
 
+// The signed integer value e (-4..3) of a Q3_K block.
+static int q3k_value(const uint8_t *b, int e) {
+    return crumb(b + 32, e) - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+}
+
 // One Q3_K block (110 bytes) -> 256 values.
 static void dq_q3_k(const uint8_t *b, float *y) {
-    const uint8_t *hm = b, *qs = b + 32, *sc = b + 96;
     float d = f16_at(b + 108);
     for (int g = 0; g < 16; g++) {
-        float dl = d * (float)q3k_scale(sc, g);
-        for (int e = g * 16; e < g * 16 + 16; e++) {
-            int h = (hm[e % 32] >> (e / 32)) & 1;
-            y[e] = dl * (float)(crumb(qs, e) - (h ? 0 : 4));
-        }
+        float dl = d * (float)q3k_scale(b + 96, g);
+        for (int e = g * 16; e < g * 16 + 16; e++) y[e] = dl * (float)q3k_value(b, e);
     }
 }
 
 // The nibble of value e of a Q4_K/Q5_K block from its 128 bytes qs.
 static int nibble_k(const uint8_t *qs, int e) {
     return (qs[(e / 64) * 32 + e % 32] >> (4 * ((e % 64) / 32))) & 15;
+}
+
+// The integer value e of a Q4_K block (qs) or, with qh, of a Q5_K block (0..15 or 0..31).
+static int q45k_value(const uint8_t *qh, const uint8_t *qs, int e) {
+    return nibble_k(qs, e) | (qh ? ((qh[e % 32] >> (e / 32)) & 1) << 4 : 0);
+}
+
+// The signed integer value e (-32..31) of a Q6_K block.
+static int q6k_value(const uint8_t *b, int e) {
+    int lo = (b[(e / 128) * 64 + e % 64] >> (4 * ((e % 128) / 64))) & 15;
+    return (lo | crumb(b + 128, e) << 4) - 32;
 }
 
 // One Q4_K (144 bytes) or, with qh, Q5_K (176 bytes) block -> 256 values.
@@ -120,24 +132,18 @@ static void dq_q45_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, flo
         hass_kq_scale_min(b + 4, g, &s, &m);
         float dl = d * (float)s, ml = dmin * (float)m;
         for (int e = g * 32; e < g * 32 + 32; e++) {
-            int q = nibble_k(qs, e) | (qh ? ((qh[e % 32] >> (e / 32)) & 1) << 4 : 0);
-            y[e] = dl * (float)q - ml;
+            y[e] = dl * (float)q45k_value(qh, qs, e) - ml;
         }
     }
 }
 
 // One Q6_K block (210 bytes) -> 256 values.
 static void dq_q6_k(const uint8_t *b, float *y) {
-    const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
     float d = f16_at(b + 208);
     for (int g = 0; g < 16; g++) {
         float dl = d * (float)sc[g];
-        for (int e = g * 16; e < g * 16 + 16; e++) {
-            int lo = (ql[(e / 128) * 64 + e % 64] >> (4 * ((e % 128) / 64))) & 15;
-            int q = lo | crumb(qh, e) << 4;
-            y[e] = dl * (float)(q - 32);
-        }
+        for (int e = g * 16; e < g * 16 + 16; e++) y[e] = dl * (float)q6k_value(b, e);
     }
 }
 
@@ -183,27 +189,18 @@ static float kblock_q8(int type, const uint8_t *b, const int8_t *qx, const float
             const uint8_t *qs = type == HASS_GGML_Q5_K ? b + 48 : b + 16;
             int s, m;
             hass_kq_scale_min(b + 4, j, &s, &m);
-            for (int k = 0; k < 32; k++) {
-                int e = 32 * j + k;
-                q[k] = nibble_k(qs, e) | (qh ? ((qh[e % 32] >> (e / 32)) & 1) << 4 : 0);
-            }
+            for (int k = 0; k < 32; k++) q[k] = q45k_value(qh, qs, 32 * j + k);
             idots(q, xj, 32, &id, &is);
             t = (f16_at(b) * (float)s * dx[j]) * (float)id - f16_at(b + 2) * (float)m * (dx[j] * (float)is);
         } else if (type == HASS_GGML_Q6_K) {
             const int8_t *sc = (const int8_t *)(b + 192);
-            for (int k = 0; k < 32; k++) {
-                int e = 32 * j + k;
-                q[k] = (((b[(e / 128) * 64 + e % 64] >> (4 * ((e % 128) / 64))) & 15) | crumb(b + 128, e) << 4) - 32;
-            }
+            for (int k = 0; k < 32; k++) q[k] = q6k_value(b, 32 * j + k);
             idots(q, xj, 16, &id, &is);
             idots(q + 16, xj + 16, 16, &id2, &is2);
             float d = f16_at(b + 208);
             t = (d * (float)sc[2 * j] * dx[j]) * (float)id + (d * (float)sc[2 * j + 1] * dx[j]) * (float)id2;
         } else if (type == HASS_GGML_Q3_K) {
-            for (int k = 0; k < 32; k++) {
-                int e = 32 * j + k;
-                q[k] = crumb(b + 32, e) - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
-            }
+            for (int k = 0; k < 32; k++) q[k] = q3k_value(b, 32 * j + k);
             idots(q, xj, 16, &id, &is);
             idots(q + 16, xj + 16, 16, &id2, &is2);
             float d = f16_at(b + 108);
