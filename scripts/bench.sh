@@ -75,6 +75,10 @@ if vn and "skipped" in vn[0]:
 else:
     print("Roofline: vpdpbusd zmm %s" % ", ".join("%.1f G multiply-adds/s (%d thread%s)" % (j["gmac_s"], j["threads"], "s" * (j["threads"] > 1))
           for j in vn))
+pc = p.get(("config", None), {})
+if pc.get("extra_bufts") is False:
+    print("Peer: %s without ggml's extra buffer types (AMX and repacked weights; its AMX matmul "
+          "crashes on this host), i.e. ggml's plain AVX-512/AVX2 dot kernels" % pc.get("peer", pn))
 print()
 print("| measurement | hass tok/s | %s tok/s | ratio | hass ms | %s ms | hass CPU ms | %s CPU ms |" % (pn, pn, pn))
 print("|---|---|---|---|---|---|---|---|")

@@ -15,6 +15,29 @@ import time
 
 import llama_cpp
 from llama_cpp import Llama
+from llama_cpp import llama_cpp as llama_lib
+
+
+def has_amx():
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(ln.startswith("flags") and " amx_tile" in ln for ln in f)
+    except OSError:
+        return False
+
+
+def without_extra_bufts():
+    """Load models without ggml's extra buffer types (AMX, repacked weights): on an Intel host
+    with AMX, llama.cpp 0.3.36's AMX matmul segfaults at its first ldtilecfg. The peer then runs
+    ggml's plain CPU kernels (its AVX-512/AVX2 vec_dot), which the config line says."""
+    default = llama_lib.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+    llama_lib.llama_model_default_params = params
 
 
 def main():
@@ -27,7 +50,12 @@ def main():
     ap.add_argument("--curve", default="1,2,4,8,16,32,64")
     ap.add_argument("-r", "--reps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--extra-bufts", choices=["auto", "on", "off"], default="auto",
+                    help="ggml's repacked/AMX weight buffers (auto: off on an AMX host)")
     a = ap.parse_args()
+    extra = a.extra_bufts == "on" or (a.extra_bufts == "auto" and not has_amx())
+    if not extra:
+        without_extra_bufts()
     sizes = [] if a.curve == "none" else [int(x) for x in a.curve.split(",")]
     n_ctx = max([a.prompt + a.gen + 1, a.context + max(sizes or [0]) + 1, 64])
     kw = dict(model_path=a.model, n_ctx=n_ctx, n_batch=max(a.prompt, max(sizes or [1]), 1),
@@ -40,7 +68,7 @@ def main():
     name = os.path.basename(a.model)
     print(json.dumps({"bench": "config", "model": name, "threads": a.threads,
                       "peer": "llama.cpp via llama-cpp-python " + llama_cpp.__version__,
-                      "reps": a.reps}), flush=True)
+                      "reps": a.reps, "extra_bufts": extra}), flush=True)
     llm.reset()
     llm.eval(toks[:1])  # warm-up
     if a.prompt > 0:
