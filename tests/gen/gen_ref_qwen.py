@@ -31,9 +31,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_ref_common as rc  # noqa: E402
 import gen_ref_llamacpp as lc  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+# without ggml's extra buffer types: on an Intel host with AMX, llama.cpp 0.3.36's AMX matmul
+# segfaults at its first ldtilecfg (SmolLM2 too), and the plain path is the one that reproduces
+# the committed SmolLM2 fixture bit for bit (top-16 rows identical) on both the AMD host that
+# made it and this Intel one
+from bench_llamacpp import without_extra_bufts as plain_ggml  # noqa: E402
 
 import llama_cpp  # noqa: E402
-import llama_cpp.llama_cpp as llama_lib  # noqa: E402
 
 MODELS = {
     "qwen05": "models/Qwen2.5-Coder-0.5B-Instruct-Q4_K_M.gguf",
@@ -44,20 +49,6 @@ N_GEN = 64
 # dot product is computed by one thread, so the logits do not depend on the count.
 lc.N_THREADS = 1
 SYSTEM = "You are a helpful assistant."
-
-
-def plain_ggml():
-    """Load models without ggml's extra buffer types (AMX, repacked weights): on an Intel host
-    with AMX, llama.cpp 0.3.36's AMX matmul segfaults at its first ldtilecfg (SmolLM2 too), and
-    the plain path is the one that reproduces the committed SmolLM2 fixture bit for bit (top-16
-    rows identical) on both the AMD host that made it and this Intel one."""
-    default = llama_lib.llama_model_default_params
-
-    def params():
-        p = default()
-        p.use_extra_bufts = False
-        return p
-    llama_lib.llama_model_default_params = params
 
 
 def chat(user):
