@@ -76,6 +76,7 @@ static void check_kernels(int type, const int *f16s, int nf) {
 int main(void) {
     check_kernels(HASS_GGML_Q4_K, (const int[]){0, 2}, 2);
     check_kernels(HASS_GGML_Q5_0, (const int[]){0}, 1);
+    check_kernels(HASS_GGML_Q5_1, (const int[]){0, 2}, 2);
     check_kernels(HASS_GGML_Q6_K, (const int[]){208}, 1);
     check_kernels(HASS_GGML_Q5_K, (const int[]){0, 2}, 2);
     check_kernels(HASS_GGML_Q3_K, (const int[]){108}, 1);
