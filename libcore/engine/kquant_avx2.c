@@ -12,12 +12,11 @@
 #include <immintrin.h>
 
 #include "gguf.h"
-#include "half.h"
 
 #define T_KAVX2 __attribute__((target("avx2,fma,f16c")))
 
-// A little-endian f16 at p as a float.
-static inline float f16_at(const uint8_t *p) { return hass_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+// A little-endian f16 at p as a float (F16C: exact, as hass_f16_to_f32).
+T_KAVX2 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 
 // Integer dot of 32 weight bytes w (unsigned, or signed with sgn) with 32 activation bytes x as
 // 8 int32 lanes (lane i: values 4i .. 4i + 3, the pairs of 16-bit sums times m16's pairs).
@@ -63,10 +62,12 @@ q45k_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             accm[r] = _mm256_fmadd_ps(Mv, _mm256_loadu_ps(ser[r] + 8 * sb), accm[r]);
         }
         __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + qso + 32 * (j / 2)));
             __m256i W = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(q, 4) : q, m4);
             if (five) W = _mm256_or_si256(W, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, j), b1), 4));
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i x = _mm256_loadu_si256((const __m256i *)(xr[r] + 256 * sb + 32 * j));
                 __m256 f = _mm256_cvtepi32_ps(dot32(W, x, 0, ones));
@@ -113,6 +114,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             _mm256_storeu_ps(dd[r], _mm256_mul_ps(_mm256_set1_ps(d), dx));
             if (q2) _mm256_storeu_ps(dm[r], _mm256_mul_ps(_mm256_set1_ps(dmin), dx));
         }
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
             int h = j / 4, s = 2 * (j % 4);
             __m256i W, M = _mm256_setzero_si256(), sc16;
@@ -135,6 +137,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
                 sc16 = halves16(sc[2 * j] & 15, sc[2 * j + 1] & 15);
                 M = _mm256_set_m128i(_mm_set1_epi8((char)(sc[2 * j + 1] >> 4)), _mm_set1_epi8((char)(sc[2 * j] >> 4)));
             }
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
                 __m256i x = _mm256_loadu_si256((const __m256i *)(xr[r] + 256 * sb + 32 * j));
                 __m256 f = _mm256_cvtepi32_ps(dot32(W, x, !q2, sc16));
@@ -173,6 +176,7 @@ q5_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const float 
         __m256i hb = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bits);
         W = _mm256_or_si256(W, _mm256_and_si256(_mm256_cmpeq_epi8(hb, bits), _mm256_set1_epi8(16)));
         float d = f16_at(p), c = one ? f16_at(p + 2) : d;
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
             __m256i x = _mm256_loadu_si256((const __m256i *)(xr[r] + 32 * b));
             __m256 f = _mm256_cvtepi32_ps(dot32(W, x, 0, ones));
