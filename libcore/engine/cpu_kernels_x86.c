@@ -532,11 +532,16 @@ T_AVX512 static void kf_avx512(int type, int n_in, const uint8_t *w, const uint8
 }
 MM_ROWS(kf_avx512_rows, kf_avx512, T_AVX512)
 
-// K-quant weights x 8-bit activations with AVX-512 VNNI (kquant_avx512.c) for the types it has,
-// the portable kernel for the others.
-T_AVX512 static void kk_avx512_rows(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs,
-                                    int R, float *out, size_t os) {
-    if (!hass_kq_avx512_has(w->type)) {
+// A K-quant row kernel of kquant.h (hass_kq_avx2, hass_kq_avx512) and whether it has a type.
+typedef void (*kq_rowk)(int type, int n_in, const uint8_t *w, const int8_t *const *x,
+                        const float *const *dx, const float *const *se, int R, float *out, size_t os);
+typedef int (*kq_has)(int type);
+
+// Q5_x / K-quant weights x 8-bit activations: the row kernel k over weight rows [o0, o1) where it
+// has the type, the portable kernel where not.
+static void kk_rows(kq_rowk k, kq_has has, const hass_wmat *w, int o0, int o1, const uint8_t *x,
+                    size_t xs, int R, float *out, size_t os) {
+    if (!has(w->type)) {
         hass_mm_kk_c(w, o0, o1, x, xs, R, out, os);
         return;
     }
@@ -548,13 +553,25 @@ T_AVX512 static void kk_avx512_rows(const hass_wmat *w, int o0, int o1, const ui
         se[r] = hass_quant_qrow_se(x + r * xs, w->n_in);
     }
     for (int o = o0; o < o1; o++)
-        hass_kq_avx512(w->type, w->n_in, (const uint8_t *)w->data + (size_t)o * w->row_bytes, xr, dx,
-                       se, R, out + (o - o0), os);
+        k(w->type, w->n_in, (const uint8_t *)w->data + (size_t)o * w->row_bytes, xr, dx, se, R,
+          out + (o - o0), os);
+}
+
+// Q5_x / K-quant weights x 8-bit activations with AVX2+FMA (kquant_avx2.c).
+static void kk_avx2_rows(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs, int R,
+                         float *out, size_t os) {
+    kk_rows(hass_kq_avx2, hass_kq_avx2_has, w, o0, o1, x, xs, R, out, os);
+}
+
+// Q5_x / K-quant weights x 8-bit activations with AVX-512 VNNI (kquant_avx512.c).
+static void kk_avx512_rows(const hass_wmat *w, int o0, int o1, const uint8_t *x, size_t xs, int R,
+                           float *out, size_t os) {
+    kk_rows(hass_kq_avx512, hass_kq_avx512_has, w, o0, o1, x, xs, R, out, os);
 }
 
 // AVX2+FMA: 4 activation rows a call, no packed kernels.
 const hass_mm_kernels hass_mm_kernels_avx2 = {
-    .kq = kq_avx2_rows, .kqf = kqf_avx2_rows, .kf = kf_avx2_rows, .kk = hass_mm_kk_c,
+    .kq = kq_avx2_rows, .kqf = kqf_avx2_rows, .kf = kf_avx2_rows, .kk = kk_avx2_rows,
     .kkf = hass_mm_kkf_c, .q_rows = 4, .f_rows = 4};
 
 // AVX-512 VNNI: 8 activation rows a call for quantized weights (kq, kqf, kp), 4 for float ones.

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // Values in one block of a type (32 or 256), 0 for a type this file does not handle.
 int hass_kq_block_values(int type);
@@ -34,6 +35,26 @@ size_t hass_kq_block_bytes(int type);
 void hass_kq_dequant(int type, const void *src, int64_t n_blocks, float *out);
 // The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block's 12 scale bytes.
 void hass_kq_scale_min(const uint8_t *sc, int j, int *scale, int *min);
+
+// hass_kq_scale_min of all 8 groups at once, on 32-bit words: byte j of *s8 / *m8 is group j's
+// scale / min (for the SIMD kernels, which widen the bytes).
+static inline void hass_kq_scale_min8(const uint8_t *sc, uint64_t *s8, uint64_t *m8) {
+    uint32_t a, b, c;
+    memcpy(&a, sc, 4), memcpy(&b, sc + 4, 4), memcpy(&c, sc + 8, 4);
+    *s8 = (a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    *m8 = (b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+}
+
+// The 16 6-bit group scales s6 (0..63, before the - 32) of a Q3_K block's 12 scale bytes sc, on
+// 32-bit words: group g's low 4 bits from byte g % 8 (its high nibble when g >= 8), its high 2
+// bits from byte 8 + g % 4 at shift 2 (g / 4); byte g of the 16 bytes at s16 is group g's.
+static inline void hass_kq_q3k_scales16(const uint8_t *sc, uint8_t s16[16]) {
+    uint32_t a, b, c, wd[4];
+    memcpy(&a, sc, 4), memcpy(&b, sc + 4, 4), memcpy(&c, sc + 8, 4);
+    uint32_t lo[4] = {a & 0x0f0f0f0fu, b & 0x0f0f0f0fu, (a >> 4) & 0x0f0f0f0fu, (b >> 4) & 0x0f0f0f0fu};
+    for (int i = 0; i < 4; i++) wd[i] = lo[i] | ((c >> (2 * i)) & 0x03030303u) << 4;
+    memcpy(s16, wd, 16);
+}
 
 // Dot of one weight row w (n_in values of type, n_in a multiple of the block) with one activation
 // row quantized in blocks of 32 (qx: n_in int8, dx: n_in / 32 scales; quant.h's layout), the
@@ -48,12 +69,32 @@ float hass_kq_dot_q8(int type, int n_in, const uint8_t *w, const int8_t *qx, con
 // as hass_kq_dequant, 32 partial sums (one per position in a block of 32) added in order at the
 // end.
 float hass_kq_dot_f32(int type, int n_in, const uint8_t *w, const float *x);
-// Whether the AVX-512 VNNI kernels (kquant_avx512.c) have one for a type (Q4_K, Q6_K); 0 on
-// other CPUs' builds. The caller checks that the CPU has AVX-512 VNNI.
+// Whether the AVX-512 VNNI kernels (kquant_avx512.c) have one for a type (every type of this
+// file); 0 on other CPUs' builds. The caller checks that the CPU has AVX-512 VNNI.
 int hass_kq_avx512_has(int type);
 // One weight row w against R (<= 8) 8-bit activation rows: x[r] (n_in int8), dx[r] (n_in / 32
 // scales), se[r] (n_in / 32 exact d * sum(q)); out[r * os].
 void hass_kq_avx512(int type, int n_in, const uint8_t *w, const int8_t *const *x,
                     const float *const *dx, const float *const *se, int R, float *out, size_t os);
+// The same with AVX2+FMA (kquant_avx2.c; every type of this file; 0 on other CPUs' builds); the
+// caller checks that the CPU has AVX2 and FMA. Activation bytes must be in -127..127 (the
+// quantizer's range). R <= 8.
+int hass_kq_avx2_has(int type);
+void hass_kq_avx2(int type, int n_in, const uint8_t *w, const int8_t *const *x,
+                  const float *const *dx, const float *const *se, int R, float *out, size_t os);
+
+// For the SIMD files: call the instance for n rows (a constant) of their row kernels q45k_r
+// (Q4_K, Q5_K), qk16_r (Q6_K, Q3_K, Q2_K) and q5_r (Q5_0, Q5_1), by type, with the arguments
+// of hass_kq_avx512 in scope.
+#define HASS_KQ_ROW_SWITCH(n)                                                                      \
+    switch (type) {                                                                               \
+    case HASS_GGML_Q4_K: q45k_r(HASS_GGML_Q4_K, n_in, w, x, dx, se, n, out, os); break;           \
+    case HASS_GGML_Q5_K: q45k_r(HASS_GGML_Q5_K, n_in, w, x, dx, se, n, out, os); break;           \
+    case HASS_GGML_Q6_K: qk16_r(HASS_GGML_Q6_K, n_in, w, x, dx, n, out, os); break;               \
+    case HASS_GGML_Q3_K: qk16_r(HASS_GGML_Q3_K, n_in, w, x, dx, n, out, os); break;               \
+    case HASS_GGML_Q2_K: qk16_r(HASS_GGML_Q2_K, n_in, w, x, dx, n, out, os); break;               \
+    case HASS_GGML_Q5_1: q5_r(HASS_GGML_Q5_1, n_in, w, x, dx, se, n, out, os); break;             \
+    default: q5_r(HASS_GGML_Q5_0, n_in, w, x, dx, se, n, out, os); break;                         \
+    }
 
 #endif

@@ -3,6 +3,7 @@
 #include "mapfile.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,7 +246,12 @@ static hass_err parse_tensor(cursor *c, hass_gguf *g, hass_gguf_tensor *t, uint6
         if (!hass_ggml_row_bytes((int)type, 256))
             return hass_seterr(HASS_EUNSUP, "%s: tensor '%s': unsupported ggml type %u", g->path,
                                t->name, type);
-        return bad(c, "row length is not a multiple of the type's block");
+        int blk, bytes;
+        type_block((int)type, &blk, &bytes);
+        char msg[96];
+        snprintf(msg, sizeof msg, "row length %lld is not a multiple of %s's block of %d values",
+                 (long long)t->ne[0], hass_ggml_type_name((int)type), blk);
+        return bad(c, msg);
     }
     t->n_bytes = rb * (n_el / (uint64_t)t->ne[0]);
     const uint8_t *p = NULL;
