@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "draft_remote.h"
+#include "verify_batch.h"
 #include "verify_record.h"
 #include "gguf.h"
 #include "head_drafter.h"
@@ -54,6 +55,10 @@ static void usage(void) {
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
            "      --stream          also write {\"type\":\"delta\",\"tokens\":[..]} per accepted token\n"
+           "      --batch N         decode up to N records at once in one process (plain decoding,\n"
+           "                        CPU; default 1): the same output as one at a time, in input\n"
+           "                        order; memory grows with N x the context (one cache each)\n"
+           "      --finish-order    with --batch: write records as they finish\n"
            "      --bin             write binary frames (default: JSONL)\n"
            "  -o, --output FILE     write to FILE instead of stdout\n"
            "  -f, --force           write binary to a terminal\n"
@@ -88,8 +93,8 @@ static int inspect(const char *path, int json, int full) {
 typedef struct args {
     hass_cli cl;             // the shared flags
     const char *insp, *draft, *metrics;
-    int json, full, stream, tree_auto, draft_exact;
-    int64_t n_ctx;
+    int json, full, stream, tree_auto, draft_exact, finish_order;
+    int64_t n_ctx, batch;
     hass_gen_cfg gen;        // sampling and stop conditions
     const char *stop[MAX_STOP];
     double t0;               // when loading began
@@ -176,6 +181,7 @@ typedef struct run_ctx {
     hass_backend *b;        // borrowed: the target's device
     const hass_tokenizer *tok; // borrowed
     spec_state *sp;         // speculative state
+    hass_verify_batch *vb;  // --batch N > 1: the batched run (else g decodes)
 } run_ctx;
 
 // A channel announcement from hass-draft: connect (two-process mode). The record itself is
@@ -231,10 +237,28 @@ static int channel_check(const spec_state *sp) {
                          "passed through it may be lost", hass_remote_path(sp->remote));
 }
 
+// Add a decoded record's tokens and decode time to the run's counts (NULL: it failed).
+static void count(void *ctx, const json_t *out) {
+    run_ctx *c = ctx;
+    if (!out) return;
+    const json_t *t = json_object_get(out, "timing");
+    c->n_tokens += (int64_t)json_array_size(json_object_get(out, "generated"));
+    c->decode_ms += json_real_value(json_object_get(t, "decode_ms"));
+    double tps = json_real_value(json_object_get(t, "tok_s"));
+    c->n_decode += (int64_t)(tps * json_real_value(json_object_get(t, "decode_ms")) / 1e3 + 0.5);
+}
+
 // Decode one record.
 static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_stream_writer *w,
                           json_t **out) {
     run_ctx *c = ctx;
+    if (hass_remote_is_announcement(in) && c->vb) { // hass-draft gives up when nobody connects
+        c->n_channels++;
+        *out = NULL;
+        HASS_WARN("%s: draft channel ignored: --batch decodes plainly (the two-process drafter "
+                  "needs --batch 1)", where);
+        return HASS_OK;
+    }
     if (hass_remote_is_announcement(in)) {
         c->n_channels++;
         return on_channel(c, in, out);
@@ -244,6 +268,11 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         *out = NULL;
         on_channel_end(c);
         return HASS_OK;
+    }
+    if (c->vb) { // decoded in a later step, counted then (count)
+        hass_err e = hass_verify_batch_record(c->vb, in, where, c->index++, out);
+        hass_progress_update(&c->prog, c->index);
+        return e;
     }
     hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
     spec_state *sp = c->sp;
@@ -259,20 +288,15 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         }
     }
     c->index++;
-    if (!e) {
-        const json_t *t = json_object_get(*out, "timing");
-        c->n_tokens += (int64_t)json_array_size(json_object_get(*out, "generated"));
-        c->decode_ms += json_real_value(json_object_get(t, "decode_ms"));
-        double tps = json_real_value(json_object_get(t, "tok_s"));
-        c->n_decode += (int64_t)(tps * json_real_value(json_object_get(t, "decode_ms")) / 1e3 + 0.5);
-    }
+    if (!e) count(c, *out);
     hass_progress_update(&c->prog, c->index);
     return e;
 }
 
 // Parse the command line into a: -1 to go on, else the exit code.
 static int parse(int argc, char **argv, args *a) {
-    enum { O_TOPK = 256, O_TOPP, O_STOP, O_IGN, O_STREAM, O_MARGINS, O_TREE, O_METRICS, O_DEXACT };
+    enum { O_TOPK = 256, O_TOPP, O_STOP, O_IGN, O_STREAM, O_MARGINS, O_TREE, O_METRICS, O_DEXACT,
+           O_BATCH, O_FORDER };
     static const struct option opts[] = {
         {"inspect", required_argument, 0, 'I'},  {"json", no_argument, 0, 'J'},
         {"full", no_argument, 0, 'F'},           {"temp", required_argument, 0, 't'},
@@ -282,12 +306,14 @@ static int parse(int argc, char **argv, args *a) {
         {"ctx", required_argument, 0, 'c'},      {"stream", no_argument, 0, O_STREAM},
         {"draft", required_argument, 0, 'd'},    {"margins", no_argument, 0, O_MARGINS},
         {"tree", required_argument, 0, O_TREE},  {"metrics", required_argument, 0, O_METRICS},
-        {"draft-exact", no_argument, 0, O_DEXACT}, {0, 0, 0, 0}};
+        {"draft-exact", no_argument, 0, O_DEXACT}, {"batch", required_argument, 0, O_BATCH},
+        {"finish-order", no_argument, 0, O_FORDER}, {0, 0, 0, 0}};
     hass_cli_init(&a->cl, PROG, usage,
                   HASS_CLI_MODEL | HASS_CLI_OUTPUT | HASS_CLI_THREADS | HASS_CLI_DEVICE |
                       HASS_CLI_F32 | HASS_CLI_PROGRESS | HASS_CLI_TREE,
                   opts, "t:s:n:c:d:");
     a->gen = (hass_gen_cfg){.sampler = {0.f, 0, 1.f}, .max_new = 256, .stop = a->stop};
+    a->batch = 1;
     int c, rc;
     int64_t v;
     double x;
@@ -336,6 +362,10 @@ static int parse(int argc, char **argv, args *a) {
             break;
         case O_METRICS: a->metrics = optarg; break;
         case O_DEXACT: a->draft_exact = 1; break;
+        case O_BATCH:
+            if ((rc = hass_cli_int(PROG, "--batch", optarg, 1, 1024, &a->batch))) return rc;
+            break;
+        case O_FORDER: a->finish_order = 1; break;
         default:
             if ((rc = hass_cli_flag(&a->cl, c, optarg)) >= 0) return rc;
         }
@@ -345,7 +375,50 @@ static int parse(int argc, char **argv, args *a) {
     if (a->gen.margins && a->draft)
         return hass_cli_usage_error(PROG, "--margins: plain decoding only (a verify cycle keeps no "
                                           "logits per step); drop --draft");
+    if (a->batch > 1 && a->draft)
+        return hass_cli_usage_error(PROG, "--batch: plain decoding only in this version (each "
+                                          "record decoded speculatively needs --batch 1); drop "
+                                          "--draft or --batch");
     return hass_cli_check_device(&a->cl) ? HASS_EXIT_DEVICE : -1;
+}
+
+// The decoder of the run: the batched one (--batch N > 1, writing through w) or the one-at-a-time
+// one, and the speculative state (the metrics file; the drafter, without --batch); the exit code.
+static int setup(const args *a, run_ctx *c, spec_state *sp, hass_stream_writer *w) {
+    hass_err e;
+    int rc = 0;
+    if (a->batch > 1) {
+        if (c->b->dev != HASS_DEVICE_CPU)
+            return hass_cli_usage_error(PROG, "--batch: the CPU engine only; add --device cpu");
+        if (a->metrics && (rc = spec_setup(sp, c->b, c->tok, a, 0))) return rc;
+        hass_verify_batch_cfg bc = {(int)a->batch, (int)a->n_ctx, a->stream, a->finish_order,
+                                    &a->gen, sp->metrics, count, c};
+        c->vb = hass_verify_batch_new(c->m, c->tok, &bc, w, &e);
+        if (!c->vb) return hass_cli_fail_err(e, "%s", hass_errmsg());
+        HASS_INFO("loaded %s in %.0f ms (batch %lld, context %d each)", a->cl.model,
+                  1e3 * (hass_now() - a->t0), (long long)a->batch, hass_verify_batch_ctx(c->vb));
+        return 0;
+    }
+    c->g = hass_gen_new_on(c->b, c->tok, (int)a->n_ctx, &e);
+    if (!c->g) return hass_cli_fail_err(e, "%s", hass_errmsg());
+    HASS_INFO("loaded %s in %.0f ms (context %d)", a->cl.model, 1e3 * (hass_now() - a->t0),
+              hass_gen_ctx(c->g));
+    if (a->draft || a->metrics) {
+        if ((rc = spec_setup(sp, c->b, c->tok, a, hass_gen_ctx(c->g)))) return rc;
+        hass_gen_set_spec(c->g, sp->spec, sp->metrics);
+    }
+    return 0;
+}
+
+// --batch: decode what is still in flight and write what is held; its late failures join st.
+static hass_err batch_end(run_ctx *c, hass_stream_stats *st) {
+    if (!c->vb) return HASS_OK;
+    hass_verify_batch_stats bs;
+    hass_err e = hass_verify_batch_finish(c->vb, &bs);
+    st->n_ok -= bs.n_failed;
+    st->n_failed += bs.n_failed;
+    if (!st->exit_code) st->exit_code = bs.exit_code;
+    return e;
 }
 
 // Decode the inputs into out with the loaded target; the exit code.
@@ -353,39 +426,45 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
                hass_tokenizer *tok, hass_backend *b) {
     hass_err e;
     run_ctx rc_ = {.cfg = &a->gen, .stream = a->stream, .m = m, .b = b, .tok = tok};
-    rc_.g = hass_gen_new_on(b, tok, (int)a->n_ctx, &e);
-    if (!rc_.g) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    HASS_INFO("loaded %s in %.0f ms (context %d)", a->cl.model, 1e3 * (hass_now() - a->t0),
-              hass_gen_ctx(rc_.g));
     spec_state sp = {.tc = a->cl.tree, .tree_auto = a->tree_auto};
     rc_.sp = &sp;
-    if (a->draft || a->metrics) {
-        int src = spec_setup(&sp, b, tok, a, hass_gen_ctx(rc_.g));
-        if (src) {
-            spec_teardown(&sp);
-            hass_gen_free(rc_.g);
-            return src;
-        }
-        hass_gen_set_spec(rc_.g, sp.spec, sp.metrics);
-    }
-    hass_progress_init(&rc_.prog, "records", 0, a->cl.progress);
     const char *outpath = a->cl.output;
     uint32_t fp = hass_tokenizer_fingerprint(tok);
     hass_stream_writer w;
     hass_stream_writer_init(&w, out, strcmp(outpath, "-") ? outpath : "<stdout>", a->cl.bin,
                             !a->cl.buffered, fp);
+    int src = setup(a, &rc_, &sp, &w);
+    if (src) {
+        spec_teardown(&sp);
+        hass_verify_batch_free(rc_.vb);
+        hass_gen_free(rc_.g);
+        hass_stream_writer_free(&w);
+        return src;
+    }
+    hass_progress_init(&rc_.prog, "records", 0, a->cl.progress);
+    double t_run = hass_now();
     hass_stream_stats st;
     e = hass_stream_filter((const char *const *)files, n_files, fp, &w, on_record, &rc_, &st);
+    hass_err be = batch_end(&rc_, &st);
+    if (!e) e = be;
     if (!e) e = hass_stream_writer_end(&w);
+    t_run = hass_now() - t_run;
     hass_progress_end(&rc_.prog, rc_.index);
     int chan = e ? 0 : channel_check(&sp);
     int epipe = w.epipe;
+    hass_verify_batch_free(rc_.vb);
     hass_stream_writer_free(&w);
     if (out != stdout && fclose(out) != 0 && !e)
         e = hass_seterr(HASS_EIO, "%s: close failed: %s", outpath, strerror(errno));
-    HASS_INFO("%lld records (%lld failed), %lld tokens generated, %.1f tok/s decode",
-              (long long)(st.n_in - rc_.n_channels), (long long)st.n_failed, (long long)rc_.n_tokens,
-              rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
+    if (a->batch > 1) // records overlap: the rate is the whole run's
+        HASS_INFO("%lld records (%lld failed), %lld tokens generated, %.1f tok/s overall",
+                  (long long)(st.n_in - rc_.n_channels), (long long)st.n_failed,
+                  (long long)rc_.n_tokens, t_run > 0 ? (double)rc_.n_tokens / t_run : 0.0);
+    else
+        HASS_INFO("%lld records (%lld failed), %lld tokens generated, %.1f tok/s decode",
+                  (long long)(st.n_in - rc_.n_channels), (long long)st.n_failed,
+                  (long long)rc_.n_tokens,
+                  rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
     if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", a->metrics);
     if (!e) return st.exit_code ? st.exit_code : chan;

@@ -8,6 +8,13 @@
 # so the merged output equals one process's output. Example:
 #   examples/fanout.sh -P 2 -i prompts.jsonl -o out.jsonl -- \
 #     'hass-tokenize -m M | hass-verify -m M --threads 1 | hass-detok -m M'
+# When to use which: on one machine, prefer one process with hass-verify --batch N (N records
+# per forward, one copy of the weights read once per step for all of them: more tokens/s than P
+# processes that each hold and stream their own copy; same output). Use -P to spread over
+# machines, sockets or GPUs, and both (-P 2 with --batch N in COMMAND) when one process cannot
+# keep the cores busy. Memory: each hass-verify holds the weights once and, with --batch N,
+# N caches of its context.
+
 set -o pipefail
 P=2 IN="" OUTF=""
 while [ $# -gt 0 ]; do

@@ -99,16 +99,16 @@ static int emit_each(void *ctx, const int32_t *tok, int n, const hass_spec_cycle
     return c->e != HASS_OK;
 }
 
-// Check a prompt against the context and the vocabulary.
-static hass_err check_prompt(const hass_gen *g, const int32_t *prompt, int n_prompt) {
+// Check a prompt against the context and the vocabulary (see gen.h).
+hass_err hass_gen_check_prompt(int n_ctx, int n_vocab, const int32_t *prompt, int n_prompt) {
     if (n_prompt <= 0) return hass_seterr(HASS_ERANGE, "\"tokens\" is empty");
-    if (n_prompt > g->n_ctx)
+    if (n_prompt > n_ctx)
         return hass_seterr(HASS_ERANGE, "prompt of %d tokens is longer than the context (%d)",
-                           n_prompt, g->n_ctx);
+                           n_prompt, n_ctx);
     for (int i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= g->n_vocab)
+        if (prompt[i] < 0 || prompt[i] >= n_vocab)
             return hass_seterr(HASS_ERANGE, "\"tokens\"[%d] = %d is outside [0, %d)", i,
-                               prompt[i], g->n_vocab);
+                               prompt[i], n_vocab);
     return HASS_OK;
 }
 
@@ -121,7 +121,7 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
     out->margins = cfg->margins && !g->spec ? g->margins : NULL; // no per-step logits in a cycle
     out->stop_idx = -1;
     out->n_prompt = n_prompt;
-    hass_err e = check_prompt(g, prompt, n_prompt);
+    hass_err e = hass_gen_check_prompt(g->n_ctx, g->n_vocab, prompt, n_prompt);
     if (e) return e;
     hass_spec *s = g->spec ? g->spec : g->plain;
     hass_spec_set_seed(s, seed);

@@ -71,6 +71,10 @@ hass_err hass_gen_run(hass_gen *g, const hass_gen_cfg *cfg, uint64_t seed,
                       const int32_t *prompt, int n_prompt, hass_gen_emit_fn emit, void *ectx,
                       hass_gen_out *out);
 
+// The prompt checks of hass_gen_run: HASS_ERANGE for an empty prompt, one longer than n_ctx or
+// an id outside [0, n_vocab).
+hass_err hass_gen_check_prompt(int n_ctx, int n_vocab, const int32_t *prompt, int n_prompt);
+
 // The metrics of the last run r (hass_spec_metrics_write) under id (a json_t, borrowed, may be
 // NULL) to the file of hass_gen_set_spec, if any: per-cycle and request records of speculative
 // decoding, the request record alone of plain decoding.

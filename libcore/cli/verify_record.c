@@ -27,15 +27,9 @@ uint64_t hass_verify_record_seed(uint64_t seed, const json_t *rec, int64_t index
     return mix64(seed + 0x5851f42d4c957f2dull * (uint64_t)(index + 1));
 }
 
-// Streaming state of one record.
-typedef struct delta_ctx {
-    hass_stream_writer *w;
-    const json_t *id; // borrowed "id" of the input (may be NULL)
-} delta_ctx;
-
-// Write one delta record for a chunk of accepted tokens.
-static hass_err emit_delta(void *ctx, const int32_t *ids, int n) {
-    delta_ctx *d = ctx;
+// Write one delta record for a chunk of accepted tokens (see verify_record.h).
+hass_err hass_verify_record_delta(void *ctx, const int32_t *ids, int n) {
+    hass_verify_delta *d = ctx;
     json_t *o = json_object();
     if (d->id) json_object_set(o, "id", (json_t *)d->id);
     json_object_set_new(o, "type", json_string("delta"));
@@ -82,56 +76,67 @@ static hass_err record_overrides(const json_t *in, hass_gen_cfg *rc) {
     return HASS_OK;
 }
 
-// One record: tokens in, generation out.
-hass_err hass_verify_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
-                            const char *where, int64_t index, int stream, hass_stream_writer *w,
-                            json_t **out) {
+// A record read for generation (see verify_record.h).
+hass_err hass_verify_record_read(int n_ctx, int n_vocab, const hass_gen_cfg *cfg, const json_t *in,
+                                 const char *where, int64_t index, hass_verify_in *vi,
+                                 json_t **out) {
     *out = NULL;
+    memset(vi, 0, sizeof *vi);
     const char *type = json_string_value(json_object_get(in, "type"));
     if (type && !strcmp(type, "delta")) { // a streaming delta of an earlier stage: forward it
         *out = json_incref((json_t *)in);
         return HASS_OK;
     }
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    hass_err e = hass_jsonl_get_ids(in, "tokens", hass_gen_vocab(g), &ids, &n);
-    if (!e && n > hass_gen_ctx(g))
+    hass_err e = hass_jsonl_get_ids(in, "tokens", n_vocab, &vi->ids, &vi->n);
+    if (!e && vi->n > n_ctx)
         e = hass_seterr(HASS_ERANGE, "prompt of %lld tokens is longer than the context (%d)",
-                        (long long)n, hass_gen_ctx(g));
+                        (long long)vi->n, n_ctx);
+    vi->cfg = *cfg;
+    if (!e) e = record_overrides(in, &vi->cfg);
     if (e) {
-        free(ids);
+        free(vi->ids);
+        vi->ids = NULL;
         *out = error_out(in, where);
         return e;
     }
-    hass_gen_cfg rc = *cfg;
-    if ((e = record_overrides(in, &rc))) {
-        free(ids);
-        *out = error_out(in, where);
-        return e;
-    }
-    delta_ctx d = {w, json_object_get(in, "id")};
-    hass_gen_out r;
-    e = hass_gen_run(g, &rc, hass_verify_record_seed(cfg->seed, in, index), ids, (int)n,
-                     stream ? emit_delta : NULL, &d, &r);
-    free(ids);
-    if (e) {
-        *out = error_out(in, where);
-        return e;
-    }
-    if (hass_gen_write_metrics(g, json_object_get(in, "id"), &r)) HASS_WARN("%s", hass_errmsg());
+    vi->seed = hass_verify_record_seed(cfg->seed, in, index);
+    return HASS_OK;
+}
+
+// The output record of a generation (see verify_record.h).
+json_t *hass_verify_record_out(const json_t *in, const hass_gen_cfg *cfg, const char *where,
+                               hass_err e, const hass_gen_out *r) {
+    if (e) return error_out(in, where);
     json_t *o = json_deep_copy(in);
-    hass_jsonl_set_ids(o, "generated", r.tokens, r.n_tokens);
-    json_object_set_new(o, "finish", json_string(hass_finish_name(r.finish)));
-    if (r.stop_idx >= 0) json_object_set_new(o, "stop", json_string(cfg->stop[r.stop_idx]));
-    if (r.margins) {
+    hass_jsonl_set_ids(o, "generated", r->tokens, r->n_tokens);
+    json_object_set_new(o, "finish", json_string(hass_finish_name(r->finish)));
+    if (r->stop_idx >= 0) json_object_set_new(o, "stop", json_string(cfg->stop[r->stop_idx]));
+    if (r->margins) {
         json_t *a = json_array();
-        for (int i = 0; i < r.n_tokens; i++) json_array_append_new(a, json_real(r.margins[i]));
+        for (int i = 0; i < r->n_tokens; i++) json_array_append_new(a, json_real(r->margins[i]));
         json_object_set_new(o, "margins", a);
     }
-    double tok_s = r.decode_ms > 0 ? 1e3 * r.n_decode / r.decode_ms : 0;
+    double tok_s = r->decode_ms > 0 ? 1e3 * r->n_decode / r->decode_ms : 0;
     json_object_set_new(o, "timing",
-                        json_pack("{s:f,s:f,s:f,s:f}", "prefill_ms", r.prefill_ms, "decode_ms",
-                                  r.decode_ms, "tok_s", tok_s, "decode_cpu_ms", r.decode_cpu_ms));
-    *out = o;
-    return HASS_OK;
+                        json_pack("{s:f,s:f,s:f,s:f}", "prefill_ms", r->prefill_ms, "decode_ms",
+                                  r->decode_ms, "tok_s", tok_s, "decode_cpu_ms", r->decode_cpu_ms));
+    return o;
+}
+
+// One record: tokens in, generation out.
+hass_err hass_verify_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *in,
+                            const char *where, int64_t index, int stream, hass_stream_writer *w,
+                            json_t **out) {
+    hass_verify_in vi;
+    hass_err e = hass_verify_record_read(hass_gen_ctx(g), hass_gen_vocab(g), cfg, in, where, index,
+                                         &vi, out);
+    if (e || *out) return e;
+    hass_verify_delta d = {w, json_object_get(in, "id")};
+    hass_gen_out r;
+    e = hass_gen_run(g, &vi.cfg, vi.seed, vi.ids, (int)vi.n, stream ? hass_verify_record_delta : NULL,
+                     &d, &r);
+    free(vi.ids);
+    if (!e && hass_gen_write_metrics(g, json_object_get(in, "id"), &r)) HASS_WARN("%s", hass_errmsg());
+    *out = hass_verify_record_out(in, cfg, where, e, &r);
+    return e;
 }

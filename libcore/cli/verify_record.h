@@ -32,4 +32,34 @@ hass_err hass_verify_record(hass_gen *g, const hass_gen_cfg *cfg, const json_t *
                             const char *where, int64_t index, int stream, hass_stream_writer *w,
                             json_t **out);
 
+// The pieces of hass_verify_record, for a caller that generates records otherwise (--batch).
+
+// A token record read for generation.
+typedef struct hass_verify_in {
+    int32_t *ids;       // (n) the prompt, owned by the caller once read
+    int64_t n;
+    hass_gen_cfg cfg;   // the run's settings with the record's "max_new"
+    uint64_t seed;      // its sampler seed (hass_verify_record_seed)
+} hass_verify_in;
+
+// Read record in for a context of n_ctx and a vocabulary of n_vocab: HASS_OK with *out NULL and
+// vi filled (free vi->ids), or *out is already the output record (a delta of an earlier stage:
+// HASS_OK; the error record of a bad record: the error), exactly as hass_verify_record.
+hass_err hass_verify_record_read(int n_ctx, int n_vocab, const hass_gen_cfg *cfg, const json_t *in,
+                                 const char *where, int64_t index, hass_verify_in *vi,
+                                 json_t **out);
+// The output record of in for generation r (e = HASS_OK), or its error record (the current
+// error message, prefixed with where). New reference.
+json_t *hass_verify_record_out(const json_t *in, const hass_gen_cfg *cfg, const char *where,
+                               hass_err e, const hass_gen_out *r);
+
+// Where a record's delta records go.
+typedef struct hass_verify_delta {
+    hass_stream_writer *w;
+    const json_t *id;   // borrowed "id" of the input (may be NULL)
+} hass_verify_delta;
+// A hass_gen_emit_fn writing {"id":..,"type":"delta","tokens":[..]} through ctx (a
+// hass_verify_delta).
+hass_err hass_verify_record_delta(void *ctx, const int32_t *ids, int n);
+
 #endif

@@ -8,12 +8,39 @@
 #include "sample.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HASS_X86 1
 #endif
+
+// Scratch of forwards over blocks of up to n_max rows in all (every sequence's rows together).
+struct hass_fwd_scratch {
+    const hass_model *m;
+    int n_max, n_thr, n_ctx; // rows, threads, the longest cache attended
+    size_t bl_cap;    // entries of blist
+    int n_seq_max;    // sequences of seqk
+    float *x;         // (n_max, C) residual stream
+    float *xn;        // (n_max, C) normed input
+    float *tmp;       // (n_max, C) projection output / gathered features
+    float *feat;      // (n_max, C) features when the caller passes none (or several sequences)
+    float *q;         // (n_max, H*D)
+    float *att;       // (n_max, H*D)
+    float *g, *u;     // (n_max, F)
+    float *cs;        // (n_max, D) cos (D/2) then sin (D/2) per row
+    float *kb, *vb;   // (n_max, kvd) several sequences' block K/V before they go to their caches
+    int32_t *tok;     // (n_max) several sequences' tokens, concatenated
+    int *rseq;        // (n_max) the sequence of each row
+    int *iota;        // (n_max) 0, 1, 2, ...: the visible rows of a causal row
+    const int **bl;   // (n_max) visible block rows of each row (into iota or blist)
+    int *bcnt;        // (n_max) how many
+    int *lrows;       // (n_max) the rows that get logits, over all sequences
+    int *blist;       // (bl_cap) visible rows of masked blocks, row after row
+    void *qbuf;       // quantized activations
+    float *scores;    // (n_thr, n_ctx) attention scores per thread
+};
 
 struct hass_kv {
     const hass_model *m;
@@ -22,20 +49,7 @@ struct hass_kv {
     int base;         // len at the start of the last forward
     int kvd;          // Hkv * D
     float *k, *v;     // (n_layer, n_ctx, kvd) each; K after RoPE
-    // scratch for blocks of up to n_max rows (grown on demand)
-    int n_max, n_thr;
-    float *x;         // (n_max, C) residual stream
-    float *xn;        // (n_max, C) normed input
-    float *tmp;       // (n_max, C) projection output / gathered features
-    float *feat;      // (n_max, C) features when the caller passes none
-    float *q;         // (n_max, H*D)
-    float *att;       // (n_max, H*D)
-    float *g, *u;     // (n_max, F)
-    float *cs;        // (n_max, D) cos (D/2) then sin (D/2) per row
-    int *blist;       // (n_max, n_max) visible block rows per row
-    int *bcnt;        // (n_max)
-    void *qbuf;       // quantized activations
-    float *scores;    // (n_thr, n_ctx) attention scores per thread
+    hass_fwd_scratch sc; // scratch of this cache's own forwards (grown on demand)
 };
 
 // ----------------------------------------------------------------------------
@@ -51,6 +65,7 @@ hass_kv *hass_kv_new(const hass_model *m, int n_ctx, hass_err *err) {
     hass_kv *kv = calloc(1, sizeof *kv);
     if (!kv) goto oom;
     kv->m = m;
+    kv->sc.m = m;
     kv->n_ctx = n_ctx;
     kv->kvd = c->n_head_kv * c->head_dim;
     size_t n = (size_t)c->n_layer * (size_t)n_ctx * (size_t)kv->kvd;
@@ -65,21 +80,18 @@ oom:
     return NULL;
 }
 
-// Free the scratch buffers.
-static void free_scratch(hass_kv *kv) {
-    free(kv->x); free(kv->xn); free(kv->tmp); free(kv->feat); free(kv->q); free(kv->att);
-    free(kv->g); free(kv->u); free(kv->cs); free(kv->blist); free(kv->bcnt); free(kv->qbuf);
-    free(kv->scores);
-    kv->x = kv->xn = kv->tmp = kv->feat = kv->q = kv->att = kv->g = kv->u = kv->cs = NULL;
-    kv->blist = kv->bcnt = NULL;
-    kv->qbuf = NULL;
-    kv->scores = NULL;
-    kv->n_max = kv->n_thr = 0;
+// Free the scratch buffers (the record stays, empty).
+static void free_scratch(hass_fwd_scratch *sc) {
+    free(sc->x); free(sc->xn); free(sc->tmp); free(sc->feat); free(sc->q); free(sc->att);
+    free(sc->g); free(sc->u); free(sc->cs); free(sc->kb); free(sc->vb); free(sc->tok);
+    free(sc->rseq); free(sc->iota); free(sc->bl); free(sc->bcnt); free(sc->lrows);
+    free(sc->blist); free(sc->qbuf); free(sc->scores);
+    *sc = (hass_fwd_scratch){.m = sc->m};
 }
 
 void hass_kv_free(hass_kv *kv) {
     if (!kv) return;
-    free_scratch(kv);
+    free_scratch(&kv->sc);
     free(kv->k);
     free(kv->v);
     free(kv);
@@ -118,43 +130,81 @@ hass_err hass_kv_commit(hass_kv *kv, const int *idx, int n_keep) {
     return HASS_OK;
 }
 
-hass_err hass_kv_reserve(hass_kv *kv, int n) {
-    const hass_model_cfg *c = &kv->m->cfg;
-    int nt = kv->m->n_threads;
-    if (n <= kv->n_max && nt <= kv->n_thr) return HASS_OK;
-    if (n < kv->n_max) n = kv->n_max;
-    free_scratch(kv);
+// Grow sc for blocks of n rows in all over caches of up to n_ctx entries, with bl entries of
+// masked visible-row lists (each size only grows; nothing is allocated when all fit).
+static hass_err scratch_reserve(hass_fwd_scratch *sc, int n, int n_ctx, size_t bl) {
+    const hass_model_cfg *c = &sc->m->cfg;
+    int nt = sc->m->n_threads;
+    if (n <= sc->n_max && nt <= sc->n_thr && n_ctx <= sc->n_ctx && bl <= sc->bl_cap) return HASS_OK;
+    hass_fwd_scratch o = *sc;
+    if (n < o.n_max) n = o.n_max;
+    if (n_ctx < o.n_ctx) n_ctx = o.n_ctx;
+    if (bl < o.bl_cap) bl = o.bl_cap;
+    free_scratch(sc);
     size_t C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim, F = (size_t)c->n_ff;
+    size_t KVD = (size_t)c->n_head_kv * c->head_dim;
     size_t N = (size_t)n, big = C > QD ? C : QD;
     if (F > big) big = F;
-    kv->x = malloc(N * C * sizeof(float));
-    kv->xn = malloc(N * C * sizeof(float));
-    kv->tmp = malloc(N * C * sizeof(float));
-    kv->feat = malloc(N * C * sizeof(float));
-    kv->q = malloc(N * QD * sizeof(float));
-    kv->att = malloc(N * QD * sizeof(float));
-    kv->g = malloc(N * F * sizeof(float));
-    kv->u = malloc(N * F * sizeof(float));
-    kv->cs = malloc(N * (size_t)c->head_dim * sizeof(float));
-    kv->blist = malloc(N * N * sizeof(int));
-    kv->bcnt = malloc(N * sizeof(int));
-    kv->qbuf = malloc(hass_matmul_scratch_bytes((int)big, n));
-    kv->scores = malloc((size_t)nt * (size_t)kv->n_ctx * sizeof(float));
-    if (!kv->x || !kv->xn || !kv->tmp || !kv->feat || !kv->q || !kv->att || !kv->g || !kv->u ||
-        !kv->cs || !kv->blist || !kv->bcnt || !kv->qbuf || !kv->scores) {
-        free_scratch(kv);
+    sc->x = malloc(N * C * sizeof(float));
+    sc->xn = malloc(N * C * sizeof(float));
+    sc->tmp = malloc(N * C * sizeof(float));
+    sc->feat = malloc(N * C * sizeof(float));
+    sc->q = malloc(N * QD * sizeof(float));
+    sc->att = malloc(N * QD * sizeof(float));
+    sc->g = malloc(N * F * sizeof(float));
+    sc->u = malloc(N * F * sizeof(float));
+    sc->cs = malloc(N * (size_t)c->head_dim * sizeof(float));
+    sc->kb = malloc(N * KVD * sizeof(float));
+    sc->vb = malloc(N * KVD * sizeof(float));
+    sc->tok = malloc(N * sizeof(int32_t));
+    sc->rseq = malloc(N * sizeof(int));
+    sc->iota = malloc(N * sizeof(int));
+    sc->bl = malloc(N * sizeof(int *));
+    sc->bcnt = malloc(N * sizeof(int));
+    sc->lrows = malloc(N * sizeof(int));
+    sc->blist = malloc((bl ? bl : 1) * sizeof(int));
+    sc->qbuf = malloc(hass_matmul_scratch_bytes((int)big, n));
+    sc->scores = malloc((size_t)nt * (size_t)n_ctx * sizeof(float));
+    if (!sc->x || !sc->xn || !sc->tmp || !sc->feat || !sc->q || !sc->att || !sc->g || !sc->u ||
+        !sc->cs || !sc->kb || !sc->vb || !sc->tok || !sc->rseq || !sc->iota || !sc->bl ||
+        !sc->bcnt || !sc->lrows || !sc->blist || !sc->qbuf || !sc->scores) {
+        free_scratch(sc);
         return hass_seterr(HASS_ENOMEM, "kv: out of memory for a block of %d rows", n);
     }
-    kv->n_max = n;
-    kv->n_thr = nt;
+    for (int i = 0; i < n; i++) sc->iota[i] = i;
+    sc->n_max = n;
+    sc->n_thr = nt;
+    sc->n_ctx = n_ctx;
+    sc->bl_cap = bl;
     return HASS_OK;
+}
+
+hass_err hass_kv_reserve(hass_kv *kv, int n) {
+    return scratch_reserve(&kv->sc, n, kv->n_ctx, (size_t)n * (size_t)n);
+}
+
+hass_fwd_scratch *hass_fwd_scratch_new(const hass_model *m, hass_err *err) {
+    hass_fwd_scratch *sc = calloc(1, sizeof *sc);
+    if (!sc) *err = hass_seterr(HASS_ENOMEM, "forward: out of memory");
+    else sc->m = m, *err = HASS_OK;
+    return sc;
+}
+
+void hass_fwd_scratch_free(hass_fwd_scratch *sc) {
+    if (!sc) return;
+    free_scratch(sc);
+    free(sc);
+}
+
+hass_err hass_fwd_scratch_reserve(hass_fwd_scratch *sc, int n_rows, int n_ctx) {
+    return scratch_reserve(sc, n_rows, n_ctx, 0);
 }
 
 // ----------------------------------------------------------------------------
 // pieces of the forward pass
 
 // Run matmuls sharing input x, grouping them by whether activations are quantized.
-static void mm(const hass_model *m, hass_kv *kv, const float *x, int n, hass_mm_job *jobs,
+static void mm(const hass_model *m, hass_fwd_scratch *sc, const float *x, int n, hass_mm_job *jobs,
                int n_jobs) {
     hass_mm_job a[8], b[8];
     int na = 0, nb = 0;
@@ -162,8 +212,8 @@ static void mm(const hass_model *m, hass_kv *kv, const float *x, int n, hass_mm_
         if (hass_quant_is_q(jobs[j].w->type)) a[na++] = jobs[j];
         else b[nb++] = jobs[j];
     }
-    if (na) hass_mm_run_prec(a, na, x, n, kv->qbuf, m->pool, m->prec);
-    if (nb) hass_mm_run_prec(b, nb, x, n, kv->qbuf, m->pool, m->prec);
+    if (na) hass_mm_run_prec(a, na, x, n, sc->qbuf, m->pool, m->prec);
+    if (nb) hass_mm_run_prec(b, nb, x, n, sc->qbuf, m->pool, m->prec);
 }
 
 // Rotate the heads of n rows (row stride `stride` floats, n_heads heads of D) by the angles in cs.
@@ -323,18 +373,18 @@ T_ATT static int values_avx2(float *o, const float *vc, size_t kvd, int base, co
 // does not depend on which other rows are in the block).
 typedef struct att_ctx {
     const hass_model *m;
-    hass_kv *kv;
-    const float *kc, *vc; // (n_ctx, kvd) this layer's cache
+    hass_fwd_scratch *sc;
+    const hass_fwd_seq *seqs; // the row's sequence: seqs[sc->rseq[row]]
+    int layer;
 } att_ctx;
 
-// Attention tasks [t0, t1) (task = row * H + head) on thread k.
+// Attention tasks [t0, t1) (task = row * H + head) on thread k, each over its row's own cache.
 static void attention_tasks(void *ctx, int k, int t0, int t1) {
     att_ctx *a = ctx;
     const hass_model_cfg *c = &a->m->cfg;
-    hass_kv *kv = a->kv;
-    const float *kc = a->kc, *vc = a->vc;
-    int H = c->n_head, D = c->head_dim, kvd = kv->kvd, grp = c->n_head / c->n_head_kv;
-    int base = kv->base, qd = H * D;
+    hass_fwd_scratch *sc = a->sc;
+    int H = c->n_head, D = c->head_dim, kvd = c->n_head_kv * D, grp = c->n_head / c->n_head_kv;
+    int qd = H * D;
     float scale = 1.0f / sqrtf((float)D);
     int f16 = a->m->prec != HASS_PREC_F32;
     dot_fn dot = pick_dot();
@@ -346,10 +396,14 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
 #endif
     for (int task = t0; task < t1; task++) {
         int i = task / H, h = task % H, g = h / grp;
-        float *s = kv->scores + (size_t)k * kv->n_ctx;
-        const float *qv = kv->q + (size_t)i * qd + (size_t)h * D;
-        const int *bl = kv->blist + (size_t)i * kv->n_max;
-        int nbl = kv->bcnt[i], cnt = 0;
+        const hass_kv *kv = a->seqs[sc->rseq[i]].kv;
+        size_t lo = (size_t)a->layer * kv->n_ctx * kvd;
+        const float *kc = kv->k + lo, *vc = kv->v + lo; // (n_ctx, kvd) this layer's cache
+        int base = kv->base;
+        float *s = sc->scores + (size_t)k * sc->n_ctx;
+        const float *qv = sc->q + (size_t)i * qd + (size_t)h * D;
+        const int *bl = sc->bl[i];
+        int nbl = sc->bcnt[i], cnt = 0;
 #ifdef HASS_X86
         if (fast) {
             cnt = base + nbl;
@@ -369,7 +423,7 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
             sum += s[t];
         }
         float inv = cnt ? (float)(1.0 / sum) : 0.f; // a row that sees nothing gets zeros
-        float *o = kv->att + (size_t)i * qd + (size_t)h * D;
+        float *o = sc->att + (size_t)i * qd + (size_t)h * D;
 #ifdef HASS_X86
         if (fast && values_avx2(o, vc + (size_t)g * D, (size_t)kvd, base, bl, cnt, D, s, inv, f16))
             continue;
@@ -384,9 +438,11 @@ static void attention_tasks(void *ctx, int k, int t0, int t1) {
     }
 }
 
-// Attention of the block's n rows over this layer's cache, on the model's thread team.
-static void attention(const hass_model *m, hass_kv *kv, int n, const float *kc, const float *vc) {
-    att_ctx a = {m, kv, kc, vc};
+// Attention of the n rows of every sequence over its own cache at layer l, on the model's thread
+// team.
+static void attention(const hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs, int n,
+                      int l) {
+    att_ctx a = {m, sc, seqs, l};
     hass_pool_run(m->pool, n * m->cfg.n_head, attention_tasks, &a);
 }
 
@@ -420,100 +476,201 @@ static void add_to(float *x, const float *y, size_t n) {
 // ----------------------------------------------------------------------------
 // forward
 
-hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const int32_t *pos,
-                           int n, const uint8_t *mask, const int *rows, int n_rows,
-                           float *logits, float *feats) {
-    const hass_model_cfg *c = &m->cfg;
-    if (kv->m != m) return hass_seterr(HASS_EINVAL, "forward: the cache belongs to another model");
-    if (n <= 0) return hass_seterr(HASS_EINVAL, "forward: empty block");
+// Check sequence k of n_seq (messages name it when there are several); nothing is changed.
+static hass_err check_seq(const hass_model *m, const hass_fwd_seq *seqs, int k, int n_seq) {
+    const hass_fwd_seq *q = &seqs[k];
+    const hass_kv *kv = q->kv;
+    int n = q->n, V = m->cfg.n_vocab;
+    char at[32] = "";
+    if (n_seq > 1) snprintf(at, sizeof at, "sequence %d: ", k);
+    if (!kv || kv->m != m)
+        return hass_seterr(HASS_EINVAL, "forward: %sthe cache belongs to another model", at);
+    for (int j = 0; j < k; j++)
+        if (seqs[j].kv == kv) return hass_seterr(HASS_EINVAL, "forward: %sthe cache of sequence %d", at, j);
+    if (n <= 0) return hass_seterr(HASS_EINVAL, "forward: %sempty block", at);
     if (kv->len + n > kv->n_ctx)
-        return hass_seterr(HASS_ERANGE, "forward: %d + %d tokens overflow the cache of %d",
+        return hass_seterr(HASS_ERANGE, "forward: %s%d + %d tokens overflow the cache of %d", at,
                            kv->len, n, kv->n_ctx);
     for (int i = 0; i < n; i++)
-        if (tok[i] < 0 || tok[i] >= c->n_vocab)
-            return hass_seterr(HASS_ERANGE, "forward: token id %d (row %d) outside the vocabulary "
-                               "[0, %d)", tok[i], i, c->n_vocab);
-    for (int r = 0; r < n_rows; r++)
-        if (rows[r] < 0 || rows[r] >= n)
-            return hass_seterr(HASS_EINVAL, "forward: logit row %d outside the block of %d",
-                               rows[r], n);
-    hass_err e = hass_kv_reserve(kv, n);
+        if (q->tok[i] < 0 || q->tok[i] >= V)
+            return hass_seterr(HASS_ERANGE, "forward: %stoken id %d (row %d) outside the vocabulary "
+                               "[0, %d)", at, q->tok[i], i, V);
+    if (q->logits && q->n_rows > n)
+        return hass_seterr(HASS_EINVAL, "forward: %s%d logit rows for a block of %d", at, q->n_rows, n);
+    for (int r = 0; r < q->n_rows; r++)
+        if (q->rows[r] < 0 || q->rows[r] >= n)
+            return hass_seterr(HASS_EINVAL, "forward: %slogit row %d outside the block of %d", at,
+                               q->rows[r], n);
+    return HASS_OK;
+}
+
+// Lay out the rows of every sequence one after another: each cache's base, the row's sequence,
+// its visible block rows and RoPE angles. Returns the tokens of all rows (several sequences:
+// concatenated into sc->tok).
+static const int32_t *layout(const hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs,
+                             int n_seq) {
+    int D = m->cfg.head_dim, half = D / 2, r = 0;
+    size_t bo = 0;
+    for (int k = 0; k < n_seq; k++) {
+        const hass_fwd_seq *q = &seqs[k];
+        hass_kv *kv = q->kv;
+        int n = q->n;
+        kv->base = kv->len;
+        if (n_seq > 1) memcpy(sc->tok + r, q->tok, (size_t)n * sizeof(int32_t));
+        for (int i = 0; i < n; i++, r++) {
+            sc->rseq[r] = k;
+            if (q->mask) {
+                int *bl = sc->blist + bo, cnt = 0;
+                for (int j = 0; j < n; j++)
+                    if (q->mask[(size_t)i * n + j]) bl[cnt++] = j;
+                sc->bl[r] = bl;
+                sc->bcnt[r] = cnt;
+                bo += (size_t)cnt;
+            } else { // causal: rows 0..i
+                sc->bl[r] = sc->iota;
+                sc->bcnt[r] = i + 1;
+            }
+            double p = q->pos ? (double)q->pos[i] : (double)(kv->base + i);
+            float *co = sc->cs + (size_t)r * D, *si = co + half;
+            for (int j = 0; j < half; j++) {
+                double a = p * (double)m->inv_freq[j];
+                co[j] = (float)cos(a);
+                si[j] = (float)sin(a);
+            }
+        }
+    }
+    return n_seq > 1 ? sc->tok : seqs[0].tok;
+}
+
+// Several sequences: copy each one's block K/V rows (kb, vb (rows, kvd)) to its cache at layer l.
+static void store_kv(const hass_fwd_seq *seqs, int n_seq, int l, int kvd, const float *kb,
+                     const float *vb) {
+    size_t r = 0, row = (size_t)kvd * sizeof(float);
+    for (int k = 0; k < n_seq; k++) {
+        hass_kv *kv = seqs[k].kv;
+        size_t off = ((size_t)l * kv->n_ctx + (size_t)kv->base) * kvd;
+        memcpy(kv->k + off, kb + r * kvd, (size_t)seqs[k].n * row);
+        memcpy(kv->v + off, vb + r * kvd, (size_t)seqs[k].n * row);
+        r += (size_t)seqs[k].n;
+    }
+}
+
+// The LM head on feature rows sc->lrows[0..nr) of f (n, C) into out (nr, V): straight from f
+// when the rows follow one another, else gathered into sc->tmp first.
+static void lm_rows(hass_model *m, hass_fwd_scratch *sc, const float *f, int nr, float *out) {
+    int C = m->cfg.n_embd, contiguous = 1;
+    const float *src = f + (size_t)sc->lrows[0] * C;
+    for (int r = 0; r < nr; r++) contiguous &= sc->lrows[r] == sc->lrows[0] + r;
+    if (!contiguous) {
+        for (int r = 0; r < nr; r++)
+            memcpy(sc->tmp + (size_t)r * C, f + (size_t)sc->lrows[r] * C, (size_t)C * sizeof(float));
+        src = sc->tmp;
+    }
+    hass_mm_job lm = {&m->output, out};
+    mm(m, sc, src, nr, &lm, 1);
+}
+
+// Logits of every sequence's logit rows from the features f (all rows, C): one LM-head matmul
+// per run of sequences whose logits follow one another in memory (one sequence's always do).
+static void lm_head(hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs, int n_seq,
+                    const float *f) {
+    size_t V = (size_t)m->cfg.n_vocab;
+    int nr = 0, r0 = 0;
+    float *out = NULL;
+    for (int k = 0; k <= n_seq; k++) {
+        const hass_fwd_seq *q = k < n_seq ? &seqs[k] : NULL;
+        int has = q && q->logits && q->n_rows > 0;
+        if (nr && (!q || (has && q->logits != out + (size_t)nr * V))) {
+            lm_rows(m, sc, f, nr, out);
+            nr = 0;
+        }
+        if (has) {
+            if (!nr) out = q->logits;
+            for (int r = 0; r < q->n_rows; r++) sc->lrows[nr++] = r0 + q->rows[r];
+        }
+        if (q) r0 += q->n;
+    }
+}
+
+hass_err hass_forward_batch(hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs,
+                            int n_seq) {
+    const hass_model_cfg *c = &m->cfg;
+    if (n_seq <= 0) return hass_seterr(HASS_EINVAL, "forward: no sequence");
+    int n = 0, ctx = 0;
+    size_t bln = 0;
+    for (int k = 0; k < n_seq; k++) {
+        hass_err e = check_seq(m, seqs, k, n_seq);
+        if (e) return e;
+        n += seqs[k].n;
+        if (seqs[k].kv->n_ctx > ctx) ctx = seqs[k].kv->n_ctx;
+        if (seqs[k].mask) bln += (size_t)seqs[k].n * (size_t)seqs[k].n;
+    }
+    if (!sc) sc = &seqs[0].kv->sc;
+    if (sc->m != m) return hass_seterr(HASS_EINVAL, "forward: the scratch belongs to another model");
+    hass_err e = scratch_reserve(sc, n, ctx, bln);
     if (!e) e = hass_model_pack_layers(m);
     if (e) return e;
     int C = c->n_embd, D = c->head_dim, H = c->n_head, Hkv = c->n_head_kv, F = c->n_ff;
-    int qd = H * D, kvd = kv->kvd, half = D / 2;
-    kv->base = kv->len;
-    int base = kv->base;
-    // visible block rows and RoPE angles per row
-    for (int i = 0; i < n; i++) {
-        int cnt = 0;
-        for (int j = 0; j < n; j++)
-            if (mask ? mask[(size_t)i * n + j] != 0 : j <= i) kv->blist[(size_t)i * kv->n_max + cnt++] = j;
-        kv->bcnt[i] = cnt;
-        double p = pos ? (double)pos[i] : (double)(base + i);
-        float *co = kv->cs + (size_t)i * D, *si = co + half;
-        for (int j = 0; j < half; j++) {
-            double a = p * (double)m->inv_freq[j];
-            co[j] = (float)cos(a);
-            si[j] = (float)sin(a);
-        }
-    }
-    float *x = kv->x;
+    int qd = H * D, kvd = Hkv * D, one = n_seq == 1;
+    const int32_t *tok = layout(m, sc, seqs, n_seq);
+    float *x = sc->x;
     hass_model_embed(m, tok, n, x);
     for (int l = 0; l < c->n_layer; l++) {
         const hass_layer *L = &m->layers[l];
-        float *kc = kv->k + (size_t)l * kv->n_ctx * kvd, *vc = kv->v + (size_t)l * kv->n_ctx * kvd;
-        float *kb = kc + (size_t)base * kvd, *vb = vc + (size_t)base * kvd;
-        hass_cpu_rmsnorm(kv->xn, x, L->attn_norm, n, C, c->norm_eps);
-        hass_mm_job qkv[3] = {{&L->wq, kv->q}, {&L->wk, kb}, {&L->wv, vb}};
-        mm(m, kv, kv->xn, n, qkv, 3);
+        // one sequence: its block K/V straight into its cache
+        hass_kv *kv0 = seqs[0].kv;
+        size_t off0 = ((size_t)l * kv0->n_ctx + (size_t)kv0->base) * kvd;
+        float *kb = one ? kv0->k + off0 : sc->kb, *vb = one ? kv0->v + off0 : sc->vb;
+        hass_cpu_rmsnorm(sc->xn, x, L->attn_norm, n, C, c->norm_eps);
+        hass_mm_job qkv[3] = {{&L->wq, sc->q}, {&L->wk, kb}, {&L->wv, vb}};
+        mm(m, sc, sc->xn, n, qkv, 3);
         if (L->bq)
             for (int i = 0; i < n; i++) {
-                add_to(kv->q + (size_t)i * qd, L->bq, (size_t)qd);
+                add_to(sc->q + (size_t)i * qd, L->bq, (size_t)qd);
                 add_to(kb + (size_t)i * kvd, L->bk, (size_t)kvd);
                 add_to(vb + (size_t)i * kvd, L->bv, (size_t)kvd);
             }
-        rope(kv->q, n, qd, H, D, c->rope_mode, kv->cs);
-        rope(kb, n, kvd, Hkv, D, c->rope_mode, kv->cs);
+        rope(sc->q, n, qd, H, D, c->rope_mode, sc->cs);
+        rope(kb, n, kvd, Hkv, D, c->rope_mode, sc->cs);
         if (m->prec != HASS_PREC_F32) { // llama.cpp's default f16 cache (and f16 queries)
-            round_f16(kv->q, (size_t)n * qd);
+            round_f16(sc->q, (size_t)n * qd);
             round_f16(kb, (size_t)n * kvd);
             round_f16(vb, (size_t)n * kvd);
         }
-        attention(m, kv, n, kc, vc);
-        hass_mm_job o = {&L->wo, kv->tmp};
-        mm(m, kv, kv->att, n, &o, 1);
-        add_to(x, kv->tmp, (size_t)n * C);
-        hass_cpu_rmsnorm(kv->xn, x, L->ffn_norm, n, C, c->norm_eps);
-        hass_mm_job gu[2] = {{&L->w_gate, kv->g}, {&L->w_up, kv->u}};
-        mm(m, kv, kv->xn, n, gu, 2);
+        if (!one) store_kv(seqs, n_seq, l, kvd, kb, vb);
+        attention(m, sc, seqs, n, l);
+        hass_mm_job o = {&L->wo, sc->tmp};
+        mm(m, sc, sc->att, n, &o, 1);
+        add_to(x, sc->tmp, (size_t)n * C);
+        hass_cpu_rmsnorm(sc->xn, x, L->ffn_norm, n, C, c->norm_eps);
+        hass_mm_job gu[2] = {{&L->w_gate, sc->g}, {&L->w_up, sc->u}};
+        mm(m, sc, sc->xn, n, gu, 2);
         size_t nf = (size_t)n * F;
         for (size_t i = 0; i < nf; i++) {
-            float gv = kv->g[i];
-            kv->g[i] = gv / (1.0f + expf(-gv)) * kv->u[i];
+            float gv = sc->g[i];
+            sc->g[i] = gv / (1.0f + expf(-gv)) * sc->u[i];
         }
-        hass_mm_job dn = {&L->w_down, kv->tmp};
-        mm(m, kv, kv->g, n, &dn, 1);
-        add_to(x, kv->tmp, (size_t)n * C);
+        hass_mm_job dn = {&L->w_down, sc->tmp};
+        mm(m, sc, sc->g, n, &dn, 1);
+        add_to(x, sc->tmp, (size_t)n * C);
     }
-    float *f = feats ? feats : kv->feat;
+    float *f = one && seqs[0].feats ? seqs[0].feats : sc->feat;
     hass_cpu_rmsnorm(f, x, m->output_norm, n, C, c->norm_eps);
-    kv->len = base + n;
-    if (logits && n_rows > 0) {
-        const float *src = f;
-        int contiguous = 1;
-        for (int r = 0; r < n_rows; r++) contiguous &= rows[r] == rows[0] + r;
-        if (contiguous) {
-            src = f + (size_t)rows[0] * C;
-        } else {
-            for (int r = 0; r < n_rows; r++)
-                memcpy(kv->tmp + (size_t)r * C, f + (size_t)rows[r] * C, (size_t)C * sizeof(float));
-            src = kv->tmp;
-        }
-        hass_mm_job lm = {&m->output, logits};
-        mm(m, kv, src, n_rows, &lm, 1);
+    for (int k = 0, r = 0; k < n_seq; r += seqs[k++].n) {
+        hass_kv *kv = seqs[k].kv;
+        kv->len = kv->base + seqs[k].n;
+        if (!one && seqs[k].feats)
+            memcpy(seqs[k].feats, f + (size_t)r * C, (size_t)seqs[k].n * C * sizeof(float));
     }
+    lm_head(m, sc, seqs, n_seq, f);
     return HASS_OK;
+}
+
+hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const int32_t *pos,
+                           int n, const uint8_t *mask, const int *rows, int n_rows,
+                           float *logits, float *feats) {
+    hass_fwd_seq q = {kv, tok, pos, n, mask, rows, n_rows, logits, feats};
+    return hass_forward_batch(m, NULL, &q, 1);
 }
 
 hass_err hass_forward(hass_model *m, hass_kv *kv, const int32_t *tok, const int32_t *pos, int n,

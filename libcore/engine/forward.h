@@ -18,9 +18,16 @@
 // in either precision (model.h, hass_precision: by default the cache, queries and attention
 // probabilities hold fp16 values like llama.cpp's default cache; HASS_PREC_F32 keeps them f32).
 //
+// Several sequences in one forward (hass_forward_batch): the rows of every sequence's block go
+// through each matmul together (the weights are read once for all of them), and each row
+// attends only to its own sequence's cache and block, so by the batch invariance above every
+// sequence's logits, features and cache entries are bit-identical to forwarding it alone.
+//
 // Threads: one model may serve several caches, but calls on the same model must not overlap
 // (the kernels use the model's thread team). A cache holds its own scratch, grown on demand to
-// the largest block seen (no allocation once a block size has been seen).
+// the largest block seen (no allocation once a block size has been seen); a multi-sequence
+// forward may use a scratch of its own (hass_fwd_scratch) instead, sized by the rows of all
+// the sequences together.
 #ifndef HASS_FORWARD_H
 #define HASS_FORWARD_H
 
@@ -62,6 +69,41 @@ hass_err hass_forward_rows(hass_model *m, hass_kv *kv, const int32_t *tok, const
                            int n, const uint8_t *mask, const int *rows, int n_rows,
                            float *logits,  // (n_rows, V) or NULL
                            float *feats);  // (n, C) or NULL
+
+// One sequence's part of a multi-sequence forward: hass_forward_rows' arguments.
+typedef struct hass_fwd_seq {
+    hass_kv *kv;           // its cache (each sequence its own)
+    const int32_t *tok;    // (n)
+    const int32_t *pos;    // (n) or NULL: base, base + 1, ...
+    int n;
+    const uint8_t *mask;   // (n, n) or NULL: causal
+    const int *rows;       // (n_rows) block rows that get logits
+    int n_rows;
+    float *logits;         // (n_rows, V) or NULL
+    float *feats;          // (n, C) or NULL
+} hass_fwd_seq;
+
+// Scratch of multi-sequence forwards, sized by the total row count (grown on demand).
+typedef struct hass_fwd_scratch hass_fwd_scratch;
+
+// An empty scratch for forwards of model m (borrowed); NULL with *err when out of memory.
+hass_fwd_scratch *hass_fwd_scratch_new(const hass_model *m, hass_err *err);
+// Free; NULL is a no-op.
+void hass_fwd_scratch_free(hass_fwd_scratch *sc);
+// Reserve it now for causal blocks of up to n_rows rows in all over caches of up to n_ctx
+// entries (so that later calls never allocate); masked blocks may still grow it.
+hass_err hass_fwd_scratch_reserve(hass_fwd_scratch *sc, int n_rows, int n_ctx);
+
+// Forward the blocks of n_seq sequences (each its own cache, appended to as hass_forward_rows
+// does) in one pass: every matmul over the rows of all of them, each row attending to its own
+// sequence only. Each sequence gets exactly what hass_forward_rows would give it alone. sc:
+// the scratch (NULL: seqs[0].kv's own). Logits of sequences whose logits buffers follow one
+// another in memory (seqs[k + 1].logits = seqs[k].logits + n_rows_k * V) come from one LM-head
+// matmul. Errors as hass_forward_rows' (naming the sequence when there are several; also when
+// two share a cache); nothing is appended to any cache then. hass_forward_rows is the case
+// n_seq = 1.
+hass_err hass_forward_batch(hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs,
+                            int n_seq);
 
 // ----------------------------------------------------------------------------
 // plain decoding (the autoregressive baseline)

@@ -253,6 +253,7 @@ static hass_err start_bin(hass_stream_writer *w) {
 // Write one record.
 hass_err hass_stream_write(hass_stream_writer *w, const json_t *rec) {
     if (w->failed) return hass_seterr(HASS_EIO, "%s: output already failed", w->name);
+    if (w->hold && w->hold(w->hold_ctx, rec)) return w->failed ? HASS_EIO : HASS_OK;
     if (!w->bin) {
         if (hass_jsonl_write(w->f, rec, w->flush)) return wfail(w);
         w->n_records++;

@@ -52,6 +52,10 @@ typedef struct hass_stream_writer {
     int failed;              // a write failed; nothing more is written
     int epipe;               // ...because the reader went away (EPIPE)
     int64_t n_records;       // records written
+    // When set, every record is offered to hold first; non-zero: it took the record (to write
+    // it later itself, e.g. in input order) and nothing is written now.
+    int (*hold)(void *ctx, const json_t *rec);
+    void *hold_ctx;
 } hass_stream_writer;
 
 // Set up a reader over f (not owned). expect_fp: the vocabulary fingerprint the caller's token

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# batch_smollm2.sh: on SmolLM2-135M (a quantized model, chat prompts of different lengths),
+# hass-verify --batch 3 and --batch 8 give exactly the records of --batch 1, greedy and
+# seeded at temperature 0.8 with a stop string (whole JSONL compared, "timing" removed).
+cd "$(dirname "$0")/../.."
+command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
+M=${HASS_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -f "$M" ] || { echo "SmolLM2 not present ($M)"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/batch-smol.XXXXXX"); trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+Q=("Hi." "Name three colours." "Write a haiku about the sea and the wind at night."
+   "What is 2 + 2?" "Tell me a short story about a cat who learns to fly over the city."
+   "Why is the sky blue? Answer in one sentence." "List the days of the week."
+   "Translate 'good morning' into French." "Give me a tip for sleeping well." "Count to five.")
+for i in "${!Q[@]}"; do
+  jq -cn --arg q "${Q[$i]}" --argjson i "$i" '{id: $i, messages: [{role: "user", content: $q}], max_new: (4 + 3 * $i)}'
+done | hass-tokenize -m "$M" >"$T/in.jsonl" || fail "hass-tokenize"
+for mode in greedy sampled; do
+  args="-n 40"; [ $mode = sampled ] && args="-n 40 -t 0.8 -s 11 --stop ."
+  for n in 1 3 8; do
+    hass-verify -m "$M" --threads 2 --batch $n $args "$T/in.jsonl" 2>"$T/err" | jq -c 'del(.timing)' >"$T/$mode.$n" ||
+      fail "$mode --batch $n: $(tail -2 "$T/err")"
+  done
+  [ "$(jq -c 'select(.generated)' "$T/$mode.1" | wc -l)" = 10 ] || fail "$mode: $(wc -l <"$T/$mode.1") records"
+  for n in 3 8; do
+    cmp -s "$T/$mode.1" "$T/$mode.$n" || { diff "$T/$mode.1" "$T/$mode.$n" | head -4; fail "$mode --batch $n differs"; }
+  done
+done
+cmp -s "$T/greedy.1" "$T/sampled.1" && fail "sampling gave the greedy output"
+echo "SmolLM2: --batch 3 and 8 == --batch 1, greedy and sampled, 10 chat prompts"
