@@ -29,25 +29,30 @@ struct hass_pool {
     atomic_uint gen;             // job generation: bumped to start a job
     atomic_ullong claim;         // (generation << 32) | next unclaimed task
     atomic_int remaining;        // tasks of the current job not yet finished
-    int step;                    // tasks per claim
+    atomic_int step;             // tasks per claim
     atomic_int stop;
     hass_pool_fn fn;             // the current job
     void *ctx;
-    int n_tasks;
+    atomic_int n_tasks;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int n_sleeping;       // workers waiting on cv
 };
 
 // Claim and run ranges of job generation g on thread k until none is left. A claim succeeds
-// only while the job is still generation g, and the job cannot end before a claimed range is
-// finished, so fn/ctx read after a successful claim belong to that job.
+// only while the job is still generation g and open, and the job cannot end before a claimed
+// range is finished, so fn/ctx read after a successful claim belong to that job. n and step may
+// already be the next job's (hass_pool_run writes them after closing the claim): then the claim
+// read before them is stale and its compare-exchange fails.
 static void work(hass_pool *p, int k, unsigned g) {
     for (;;) {
         unsigned long long v = atomic_load_explicit(&p->claim, memory_order_acquire);
         if ((unsigned)(v >> 32) != g) return;
-        int next = (int)(v & 0xffffffffu), n = p->n_tasks, step = p->step;
-        if (next >= n) return;
+        unsigned next_u = (unsigned)(v & 0xffffffffu); // UINT32_MAX: closed
+        int n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int step = atomic_load_explicit(&p->step, memory_order_relaxed);
+        if (next_u >= (unsigned)n) return;
+        int next = (int)next_u;
         int end = next + step < n ? next + step : n;
         unsigned long long nv = ((unsigned long long)g << 32) | (unsigned)end;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, nv, memory_order_acq_rel,
@@ -131,13 +136,21 @@ void hass_pool_run(hass_pool *p, int n_tasks, hass_pool_fn fn, void *ctx) {
         fn(ctx, 0, 0, n_tasks);
         return;
     }
-    // the previous job is over (remaining reached 0), so no worker reads these now
+    // The previous job is over (remaining reached 0), but a worker may still hold the claim word
+    // it read last, (g - 1, its n_tasks): with the new, larger n_tasks that word would look
+    // claimable, and the worker would run the new job's tasks under the old generation (twice,
+    // with remaining counted down twice: the job could end before its tasks did). So the claim
+    // is closed first (next = UINT32_MAX), and the acquire-release exchange keeps the writes
+    // below after it; a stale word then fails its compare-exchange.
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    atomic_exchange_explicit(&p->claim, ((unsigned long long)(g - 1) << 32) | 0xffffffffu,
+                             memory_order_acq_rel);
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    p->step = n_tasks / (4 * p->n) > 1 ? n_tasks / (4 * p->n) : 1;
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->step, n_tasks / (4 * p->n) > 1 ? n_tasks / (4 * p->n) : 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&p->remaining, n_tasks, memory_order_relaxed);
-    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->claim, (unsigned long long)g << 32, memory_order_release);
     atomic_store_explicit(&p->gen, g, memory_order_release);
     if (atomic_load(&p->n_sleeping) > 0) {
