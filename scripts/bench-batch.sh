@@ -5,9 +5,9 @@
 # machine noise hits all of them; medians. tokens/s = tokens generated / wall seconds of the
 # whole command (model load included: fan-out loads the model once per process). Every
 # configuration's output is checked to be the output of --batch 1 (timing removed).
-# Models: SmolLM2-135M and, when present, Qwen2.5-Coder-1.5B. Speculative rows (--draft HEAD,
-# when the head is present) are --batch 1 and fan-out -P 2 only: --batch N > 1 decodes
-# plainly in this version.
+# Models: SmolLM2-135M and, when present, Qwen2.5-Coder-1.5B. Speculative rows (--draft HEAD
+# --tree auto, as the README runs it on a CPU; when the head is present) are --batch 1 and
+# fan-out -P 2 only: --batch N > 1 decodes plainly in this version.
 # Environment: BUILD (build), MODELS_DIR (models), THREADS (2), RECORDS (16), GEN (64),
 # ROUNDS (3), BATCHES ("1 2 4 8 16"), HEAD (heads/smollm2-135m-instruct; "" for none),
 # QWEN (1: include the 1.5B when present).
@@ -43,7 +43,7 @@ done >"$T/prompts.jsonl"
 # configs of a model: "name|command" (the command reads $T/in.jsonl, writes $T/out.jsonl)
 configs() {
   local m=$1 spec=$2 d="" v
-  [ -n "$spec" ] && d="--draft $HEAD"
+  [ -n "$spec" ] && d="--draft $HEAD --tree auto"
   v="hass-verify -m $m -n $GEN --ignore-eos $d"
   if [ -z "$spec" ]; then
     for n in $BATCHES; do echo "batch $n|$v --threads $THREADS --batch $n <$T/in.jsonl >$T/out.jsonl"; done
