@@ -111,6 +111,15 @@ static int hold(void *ctx, const json_t *rec) {
     return 1;
 }
 
+// The writer's idle hook: while the next input record has not arrived, the records in flight
+// decode on (a slow producer does not hold them back until N records are in).
+static int idle(void *ctx) {
+    hass_verify_batch *vb = ctx;
+    if (vb->w->failed || !hass_gen_batch_running(vb->gb)) return 0;
+    step(vb);
+    return 1;
+}
+
 hass_verify_batch *hass_verify_batch_new(hass_model *m, const hass_tokenizer *tok,
                                          const hass_verify_batch_cfg *cfg, hass_stream_writer *w,
                                          hass_err *err) {
@@ -132,12 +141,15 @@ hass_verify_batch *hass_verify_batch_new(hass_model *m, const hass_tokenizer *to
     }
     w->hold = hold;
     w->hold_ctx = vb;
+    w->idle = idle;
+    w->idle_ctx = vb;
     return vb;
 }
 
 void hass_verify_batch_free(hass_verify_batch *vb) {
     if (!vb) return;
     if (vb->w && vb->w->hold == hold) vb->w->hold = NULL, vb->w->hold_ctx = NULL;
+    if (vb->w && vb->w->idle == idle) vb->w->idle = NULL, vb->w->idle_ctx = NULL;
     for (int64_t t = vb->first; vb->q && t < vb->end; t++) json_decref(vb->q[t % vb->cap].rec);
     free(vb->q);
     hass_gen_batch_free(vb->gb);

@@ -2,6 +2,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -299,12 +300,26 @@ static void note_failure(hass_stream_stats *st, int code) {
     if (!st->exit_code) st->exit_code = code;
 }
 
+// Whether reading f can go on without waiting: bytes in its buffer, or its descriptor readable
+// (data, end of file or an error). Without glibc's buffer fields: always (reads may wait).
+static int input_ready(FILE *f) {
+#ifdef __GLIBC__
+    if (f->_IO_read_ptr < f->_IO_read_end) return 1;
+    struct pollfd pf = {fileno(f), POLLIN, 0};
+    return poll(&pf, 1, 0) != 0;
+#else
+    (void)f;
+    return 1;
+#endif
+}
+
 // Run the records of one open input through fn.
 static hass_err filter_one(hass_stream_reader *r, hass_stream_writer *w, hass_stream_fn fn,
                            void *ctx, hass_stream_stats *st) {
     char where[600];
     for (;;) {
         json_t *in = NULL, *out = NULL;
+        while (w->idle && !input_ready(r->f) && w->idle(w->idle_ctx)) {}
         hass_err e = hass_stream_read(r, &in);
         if (e) {
             HASS_ERROR("%s", hass_errmsg());

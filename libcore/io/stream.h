@@ -56,6 +56,11 @@ typedef struct hass_stream_writer {
     // it later itself, e.g. in input order) and nothing is written now.
     int (*hold)(void *ctx, const json_t *rec);
     void *hold_ctx;
+    // When set, hass_stream_filter calls it while the next input record has not arrived yet
+    // (reading it would block: a slow or interactive producer): non-zero: it did some work (e.g.
+    // a decode step of the records in flight), ask again; 0: nothing to do, the read may wait.
+    int (*idle)(void *ctx);
+    void *idle_ctx;
 } hass_stream_writer;
 
 // Set up a reader over f (not owned). expect_fp: the vocabulary fingerprint the caller's token

@@ -4,7 +4,8 @@
 # with top-p and stop strings, --stream (each record's deltas), --margins, --metrics; bad records
 # in the middle (their error records, in place) and records of very different lengths, more
 # than N of them (continuous batching); --finish-order writes a short record before a long one
-# started earlier; --draft with --batch is refused.
+# started earlier; a slow producer's first record is answered before its second is sent;
+# --draft with --batch is refused.
 cd "$(dirname "$0")/../.."
 command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
 M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf
@@ -93,6 +94,20 @@ ord=$(hass-verify -m "$M" -n 50 --batch 3 "$T/fo.jsonl" 2>/dev/null | jq -r .id 
 hass-verify -m "$M" -n 60 --batch 2 "$T/many.jsonl" 2>/dev/null | jq -c 'del(.timing)' >"$T/many.2"
 hass-verify -m "$M" -n 60 "$T/many.jsonl" 2>/dev/null | jq -c 'del(.timing)' >"$T/many.1"
 cmp -s "$T/many.1" "$T/many.2" || fail "a long record ahead of 30 short ones: output differs"
+
+# a slow producer: the first record is answered before the second is sent (the records in
+# flight decode on while the input has nothing new; they do not wait for N records)
+mkfifo "$T/fifo"
+hass-verify -m "$M" -n 20 --batch 4 <"$T/fifo" >"$T/slow.out" 2>/dev/null &
+exec 3>"$T/fifo"
+echo '{"id":"a","tokens":[1,403]}' >&3
+for i in $(seq 600); do [ -s "$T/slow.out" ] && break; sleep 0.1; done
+got=$(wc -l <"$T/slow.out")
+echo '{"id":"b","tokens":[1,407]}' >&3
+exec 3>&-
+wait
+[ "$got" = 1 ] || fail "--batch 4 with a slow producer: $got records out before the second came in"
+[ "$(jq -r .id "$T/slow.out" | tr '\n' ' ')" = "a b " ] || fail "slow producer: $(cat "$T/slow.out")"
 
 # --draft with --batch: a usage error
 hass-verify -m "$M" --batch 2 --draft /nonexistent "$T/fo.jsonl" >/dev/null 2>"$T/e"
