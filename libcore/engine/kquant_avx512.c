@@ -59,6 +59,7 @@ q45k_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
     const size_t bb = five ? 176 : 144, qso = five ? 48 : 16;
     __m512 acc[8];
     __m256 accm[8];
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         acc[r] = _mm512_setzero_ps();
         accm[r] = _mm256_setzero_ps();
@@ -70,6 +71,7 @@ q45k_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
         __m256 Dv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b)), _mm256_cvtepi32_ps(si));
         __m256 Mv = _mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), _mm256_cvtepi32_ps(mi));
         __m512i W[4];
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b + qso + 32 * c));
             W[c] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
@@ -79,9 +81,11 @@ q45k_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
                 W[c] = _mm512_or_si512(W[c], _mm512_maskz_set1_epi8(k, 16));
             }
         }
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             const int8_t *x = xr[r] + 256 * sb;
             __m512 Dx = _mm512_castps256_ps512(_mm256_mul_ps(Dv, _mm256_loadu_ps(dxr[r] + 8 * sb)));
+            _Pragma("GCC unroll 4")
             for (int c = 0; c < 4; c++) {
                 __m512i id = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[c], _mm512_loadu_si512((const void *)(x + 64 * c)));
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), pair_bcast(Dx, c), acc[r]);
@@ -89,6 +93,7 @@ q45k_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             accm[r] = _mm256_fmadd_ps(Mv, _mm256_loadu_ps(ser[r] + 8 * sb), accm[r]);
         }
     }
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(accm[r]), _mm256_extractf128_ps(accm[r], 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -124,6 +129,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
     const size_t bb = type == HASS_GGML_Q6_K ? 210 : type == HASS_GGML_Q3_K ? 110 : 84;
     const int sgn = type != HASS_GGML_Q2_K;
     __m512 acc[8];
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int sb = 0; sb < n_in / 256; sb++) {
         const uint8_t *b = w + (size_t)sb * bb;
@@ -158,6 +164,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             }
             if (sgn) ws[k] = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, W[k]), 7);
         }
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             const int8_t *x = xr[r] + 256 * sb;
             __m512 dx16 = _mm512_permutexvar_ps(half, _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb)));
@@ -177,6 +184,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             }
         }
     }
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]);
 }
 
@@ -193,6 +201,7 @@ q5_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const float 
     int nb = n_in / 32;
     __m512 acc[8];
     float corr[8];
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), corr[r] = 0.f;
     for (int b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
@@ -213,6 +222,7 @@ q5_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const float 
             c[h] = one ? f16_at(p + 2) : d[h];
         }
         __m512i W = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             const float *dx = dxr[r] + b, *se = ser[r] + b;
             float s0 = d[0] * dx[0], s1 = two ? d[1] * dx[1] : 0.f;
@@ -222,6 +232,7 @@ q5_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const float 
             corr[r] += c[0] * se[0] + (two ? c[1] * se[1] : 0.f);
         }
     }
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) out[r * os] = _mm512_reduce_add_ps(acc[r]) + (one ? 1.f : -16.f) * corr[r];
 }
 
