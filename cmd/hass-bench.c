@@ -3,7 +3,6 @@
 // A benchmark, not a test: results (medians over --reps runs) go to stdout as JSONL.
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -66,13 +65,6 @@ static int roofline(int n_threads) {
     for (int i = 0; i < n; i++)
         printf("{\"bench\":\"roofline_vpdpbusd\",\"threads\":%d,\"gmac_s\":%.1f}\n", th[i], r[i]);
     return 0;
-}
-
-// Process CPU seconds (all threads): on a shared machine a steadier measure than wall time.
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // Median of n doubles (sorts in place).
@@ -171,10 +163,10 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) {
             hass_seq_truncate(kv, 0);
             last = (int)n_prompt - 1;
-            double t0 = hass_now(), c0 = cpu_now();
+            double t0 = hass_now(), c0 = hass_cpu_now();
             if ((e = hass_seq_forward_rows(kv, tok, NULL, (int)n_prompt, NULL, &last, 1, logits, NULL))) goto fail;
             t[r] = hass_now() - t0;
-            tc[r] = cpu_now() - c0;
+            tc[r] = hass_cpu_now() - c0;
         }
         double md = median(t, (int)reps), mc = median(tc, (int)reps);
         printf("{\"bench\":\"prefill\",\"n\":%d,\"ms\":%.3f,\"tok_s\":%.2f,\"cpu_ms\":%.3f}\n",
@@ -184,14 +176,14 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) {
             hass_seq_truncate(kv, 0);
             int32_t cur = tok[0];
-            double t0 = hass_now(), c0 = cpu_now();
+            double t0 = hass_now(), c0 = hass_cpu_now();
             for (int i = 0; i < n_gen; i++) {
                 int zero = 0;
                 if ((e = hass_seq_forward_rows(kv, &cur, NULL, 1, NULL, &zero, 1, logits, NULL))) goto fail;
                 cur = hass_sample_argmax(logits, V);
             }
             t[r] = hass_now() - t0;
-            tc[r] = cpu_now() - c0;
+            tc[r] = hass_cpu_now() - c0;
         }
         double md = median(t, (int)reps), mc = median(tc, (int)reps);
         printf("{\"bench\":\"decode\",\"n\":%d,\"ms_per_token\":%.3f,\"tok_s\":%.2f,"
@@ -206,10 +198,10 @@ int main(int argc, char **argv) {
             int n = sizes[k];
             for (int r = 0; r < reps; r++) {
                 hass_seq_truncate(kv, (int)n_ctx0);
-                double t0 = hass_now(), c0 = cpu_now();
+                double t0 = hass_now(), c0 = hass_cpu_now();
                 if ((e = hass_seq_forward(kv, tok, NULL, n, NULL, lg, NULL))) goto fail;
                 t[r] = hass_now() - t0;
-                tc[r] = cpu_now() - c0;
+                tc[r] = hass_cpu_now() - c0;
             }
             double md = median(t, (int)reps), mc = median(tc, (int)reps);
             printf("{\"bench\":\"forward\",\"n\":%d,\"context\":%d,\"ms\":%.3f,\"tok_s\":%.2f,"

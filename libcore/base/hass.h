@@ -76,6 +76,8 @@ void hass_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 // Monotonic wall clock in seconds.
 double hass_now(void);
+// CPU time of the process in seconds (all threads).
+double hass_cpu_now(void);
 
 // Rate-limited progress on stderr (at most ~6 updates per second). Enabled when stderr is a tty
 // or forced with --progress.

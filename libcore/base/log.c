@@ -31,6 +31,13 @@ double hass_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// Process CPU time in seconds (all threads).
+double hass_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // Start a progress reporter.
 void hass_progress_init(hass_progress *p, const char *what, int64_t n_total, int force) {
     p->enabled = force < 0 ? (isatty(2) && hass_verbosity >= 2) : force;

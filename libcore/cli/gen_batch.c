@@ -3,10 +3,8 @@
 // offer it to the stop rules, then one row a step until the stop rules or the context end it.
 #include "gen_batch.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "forward.h"
 
@@ -45,13 +43,6 @@ struct hass_gen_batch {
     float *logits;               // (n_slots, V) one sampled row per sequence, in order
     float *probs;                // (V) the sampler's scratch
 };
-
-// Process CPU time in seconds (all threads).
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // Free a slot's buffers.
 static void slot_free(slot *s) {
@@ -151,21 +142,11 @@ hass_err hass_gen_batch_add(hass_gen_batch *b, const hass_gen_cfg *cfg, uint64_t
     s->e = HASS_OK;
     s->t0 = hass_now();
     s->t_pre = s->t0;
-    s->cpu0 = cpu_now();
+    s->cpu0 = hass_cpu_now();
     s->state = cfg->max_new > 0 ? SLOT_NEW : SLOT_END; // nothing to generate: "length" at once
     if (s->state == SLOT_END) s->st.finish = HASS_FINISH_LENGTH;
     b->running++;
     return HASS_OK;
-}
-
-// Difference between the largest and the second largest of n logits.
-static float top2(const float *x, int n) {
-    float a = -INFINITY, c = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        if (x[i] > a) c = a, a = x[i];
-        else if (x[i] > c) c = x[i];
-    }
-    return a - c;
 }
 
 // Offer the token sampled from logits lg to the slot's stop rules (spec.c's take for one
@@ -174,7 +155,7 @@ static void take(hass_gen_batch *b, slot *s, int32_t t, const float *lg) {
     int keep;
     hass_stop_push(&s->st, t, &keep);
     if (keep) {
-        s->margins[s->n_out] = s->cfg.margins ? top2(lg, b->V) : 0.f;
+        s->margins[s->n_out] = s->cfg.margins ? hass_top2_margin(lg, b->V) : 0.f;
         s->out[s->n_out++] = t;
         if (s->emit && (s->e = s->emit(s->ectx, &t, 1))) s->state = SLOT_END;
     }
@@ -189,7 +170,7 @@ static void report(hass_gen_batch *b, slot *s, hass_gen_done_fn done, void *ctx)
     double now = hass_now();
     hass_gen_out o = {s->out, s->cfg.margins ? s->margins : NULL, s->n_out, s->st.finish,
                       s->st.stop_idx, s->n_prompt, (s->t_pre - s->t0) * 1e3,
-                      (now - s->t_pre) * 1e3, (cpu_now() - s->cpu0) * 1e3, s->n_steps};
+                      (now - s->t_pre) * 1e3, (hass_cpu_now() - s->cpu0) * 1e3, s->n_steps};
     hass_stop_free(&s->st);
     s->state = SLOT_FREE;
     b->running--;
@@ -208,7 +189,7 @@ void hass_gen_batch_step(hass_gen_batch *b, hass_gen_done_fn done, void *ctx) {
         b->who[n++] = i;
     }
     hass_err e = n ? hass_forward_batch(b->m, b->sc, b->seqs, n) : HASS_OK;
-    double now = hass_now(), cpu = cpu_now();
+    double now = hass_now(), cpu = hass_cpu_now();
     for (int k = 0; k < n; k++) {
         slot *s = &b->slots[b->who[k]];
         if (e) { // a failed forward (out of memory): every record of the step fails

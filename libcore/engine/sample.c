@@ -54,6 +54,16 @@ static inline int ranks_before(float va, int32_t ia, float vb, int32_t ib) {
     return ia < ib;
 }
 
+// Difference between the largest and the second largest of n logits.
+float hass_top2_margin(const float *x, int n) {
+    float a = -INFINITY, b = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (x[i] > a) b = a, a = x[i];
+        else if (x[i] > b) b = x[i];
+    }
+    return a - b;
+}
+
 // Index of the largest value, lowest index on ties.
 int32_t hass_sample_argmax(const float *x, int n) {
     int32_t best = 0;

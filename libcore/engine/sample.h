@@ -59,6 +59,9 @@ int32_t hass_sample_token(const hass_sampler *s, const float *logits, int n, has
 // Index of the largest value; the lowest index wins ties (NaN never wins).
 int32_t hass_sample_argmax(const float *x, int n);
 
+// Largest minus second largest of n logits (the --margins value of a step).
+float hass_top2_margin(const float *x, int n);
+
 // The k largest values of x in descending order, ties broken by the lower index; writes k ids
 // (and values when val is not NULL). k must be <= n. O(n log k), no allocation.
 void hass_topk(const float *x, // (n)

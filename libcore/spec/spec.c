@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define AUTO_EVERY 4     // re-choose every this many cycles
@@ -432,23 +431,6 @@ static hass_err ring_sync(hass_spec *s) {
     return e;
 }
 
-// Process CPU time in seconds (all threads).
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// Difference between the largest and the second largest of n logits.
-static float top2_margin(const float *x, int n) {
-    float a = -INFINITY, b = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        if (x[i] > a) b = a, a = x[i];
-        else if (x[i] > b) b = x[i];
-    }
-    return a - b;
-}
-
 // The output side of one generation: the stop rules, where kept tokens go, the callback.
 typedef struct gen_out {
     hass_stop st;
@@ -469,7 +451,7 @@ static int take(hass_spec *s, gen_out *g, const int32_t *tok, int n, const hass_
         int keep;
         hass_stop_push(&g->st, tok[i], &keep);
         if (!keep) continue;
-        if (g->margins) g->margins[g->n_out] = top2_margin(s->logits, s->V);
+        if (g->margins) g->margins[g->n_out] = hass_top2_margin(s->logits, s->V);
         g->out[g->n_out++] = tok[i];
     }
     if (g->emit && g->n_out > n0 && g->emit(g->ud, g->out + n0, g->n_out - n0, cyc)) g->halted = 1;
@@ -639,7 +621,7 @@ static hass_err decode(hass_spec *s, const int32_t *prompt, int n_prompt, gen_ou
     hass_err e = prefill(s, prompt, n_prompt, &root);
     if (e) return e;
     st->prefill_ms = (hass_now() - t_start) * 1e3;
-    double c1 = cpu_now();
+    double c1 = hass_cpu_now();
     int done = take(s, g, &root, 1, NULL) || context_full(s, g);
     if (!done && drafting(s) && (e = dr_call(s, feed_prompt(s, prompt, n_prompt, root))) &&
         !s->dr_lost)
@@ -658,7 +640,7 @@ static hass_err decode(hass_spec *s, const int32_t *prompt, int n_prompt, gen_ou
         if (!done && drafting(s) && (e = dr_call(s, feed_back(s, t, &r))) && !s->dr_lost) return e;
         root = r.bonus;
     }
-    st->decode_cpu_ms = 1e3 * (cpu_now() - c1);
+    st->decode_cpu_ms = 1e3 * (hass_cpu_now() - c1);
     return HASS_OK;
 }
 
