@@ -280,64 +280,84 @@ T_AVX512 static void kq_avx512(int type, int n_in, const uint8_t *w, const uint8
 }
 MM_ROWS(kq_avx512_rows, kq_avx512, T_AVX512)
 
-// One packed group (16 blocks, one per lane) of the AVX-512 kernel: unpack the weight vectors
-// once, then for each of the R activation rows the integer block dots (exact, so how the
-// products are split between accumulators changes no bit), the Q8_0/Q4_0 corrections in
-// integers, and acc[r] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane.
+// W packed groups (16 blocks each, one per lane; group i at w + i * ws: W consecutive weight
+// rows' groups, or W tail groups) against R activation rows, register-blocked: each weight
+// vector is unpacked once for all R rows and each activation vector loaded once for all W
+// groups. Per (group i, row r): the 16 lanes' integer block dots (exact, so how the products
+// are split between accumulators changes no bit), the Q8_0/Q4_0 corrections in integers, then
+// acc[i * as + r * rs] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane (first: from
+// zero, acc not read): the same arithmetic for every (i, r) whatever W and R are.
 T_AVX512 static inline __attribute__((always_inline)) void
-kp_group(int type, const uint8_t *w, const uint8_t *x, size_t xs, const int R, __m512 *acc) {
+kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, size_t xs,
+          const int R, __m512 *acc, size_t as, size_t rs, const int first) {
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i V[8];
-    const uint8_t *dp;
+    const size_t G = pk_wgroup(type);
     // the weights stream from memory, and with several activation rows per pass the hardware
-    // prefetcher falls behind (N = 8: 15-40% faster with this); one row is bandwidth-bound
+    // prefetcher falls behind; one row is bandwidth-bound
     if (R >= 2)
-        for (size_t off = 0; off < pk_wgroup(type); off += 64)
-            _mm_prefetch((const char *)(w + 8 * pk_wgroup(type) + off), _MM_HINT_T0);
-    if (type == HASS_GGML_Q8_0) {
-        _Pragma("GCC unroll 8")
-        for (int k = 0; k < 8; k++) V[k] = _mm512_loadu_si512((const void *)(w + 64 * k));
-        dp = w + 512;
-    } else {
         _Pragma("GCC unroll 4")
-        for (int mi = 0; mi < 4; mi++) {
-            __m512i q = _mm512_loadu_si512((const void *)(w + 64 * mi));
-            V[2 * mi] = _mm512_and_si512(q, m4);
-            V[2 * mi + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        for (int i = 0; i < W; i++)
+            for (size_t off = 0; off < G; off += 64)
+                _mm_prefetch((const char *)(w + i * ws + 8 * G + off), _MM_HINT_T0);
+    __m512i ia[4][8]; // (W, R) integer block dots, one lane per block
+    _Pragma("GCC unroll 4")
+    for (int m = 0; m < 4; m++) { // weight vectors 2m, 2m + 1 against activation vectors 2m, 2m + 1
+        __m512i lo[4], hi[4];
+        _Pragma("GCC unroll 4")
+        for (int i = 0; i < W; i++) {
+            const uint8_t *wi = w + i * ws;
+            if (type == HASS_GGML_Q8_0) {
+                lo[i] = _mm512_loadu_si512((const void *)(wi + 128 * m));
+                hi[i] = _mm512_loadu_si512((const void *)(wi + 128 * m + 64));
+            } else {
+                __m512i q = _mm512_loadu_si512((const void *)(wi + 64 * m));
+                lo[i] = _mm512_and_si512(q, m4);
+                hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            }
         }
-        dp = w + 256;
-    }
-    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp)), mw = _mm512_setzero_ps();
-    if (type == HASS_GGML_Q4_1) mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)));
-    // k outer, rows inner, so that consecutive vpdpbusd are independent (two chains per row
-    // when there are fewer than 4 rows)
-    __m512i a0[8], a1[8];
-    _Pragma("GCC unroll 8")
-    for (int r = 0; r < R; r++) {
-        a0[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512((const void *)(x + r * xs)));
-        a1[r] = _mm512_setzero_si512();
-    }
-    _Pragma("GCC unroll 8")
-    for (int k = 1; k < 8; k++) {
         _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
-            __m512i xv = _mm512_loadu_si512((const void *)(x + r * xs + 64 * k));
-            if (R < 4 && (k & 1)) a1[r] = _mm512_dpbusd_epi32(a1[r], V[k], xv);
-            else a0[r] = _mm512_dpbusd_epi32(a0[r], V[k], xv);
+            __m512i xl = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m));
+            __m512i xh = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m + 64));
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < W; i++) {
+                __m512i t = _mm512_dpbusd_epi32(m ? ia[i][r] : _mm512_setzero_si512(), lo[i], xl);
+                ia[i][r] = _mm512_dpbusd_epi32(t, hi[i], xh);
+            }
         }
     }
+    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : 256; // the weight scales in a group
     _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         const uint8_t *xg = x + r * xs;
-        __m512i ia = R < 4 ? _mm512_add_epi32(a0[r], a1[r]) : a0[r];
         const float *dx = (const float *)(xg + 512), *sx = dx + 16;
-        if (type != HASS_GGML_Q4_1) {
-            __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16));
-            ia = _mm512_sub_epi32(ia, _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3));
+        __m512 dxv = _mm512_loadu_ps(dx), sxv = _mm512_loadu_ps(sx);
+        __m512i corr = _mm512_setzero_si512();
+        if (type != HASS_GGML_Q4_1)
+            corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(sx + 16)), type == HASS_GGML_Q8_0 ? 7 : 3);
+        _Pragma("GCC unroll 4")
+        for (int i = 0; i < W; i++) {
+            const uint8_t *dp = w + i * ws + dpo;
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+            __m512i d = type == HASS_GGML_Q4_1 ? ia[i][r] : _mm512_sub_epi32(ia[i][r], corr);
+            __m512 *a = acc + i * as + r * rs;
+            *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, dxv), first ? _mm512_setzero_ps() : *a);
+            if (type == HASS_GGML_Q4_1)
+                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32))), sxv, *a);
         }
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(dw, _mm512_loadu_ps(dx)), acc[r]);
-        if (type == HASS_GGML_Q4_1) acc[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sx), acc[r]);
     }
+}
+
+// kp_gblock over n groups (group i at w + i * ws, its accumulators at acc + i * as), W at a time
+// (W = 4 up to 4 activation rows, 2 up to 8: the accumulators and weight vectors fit the 32
+// registers), the rest one by one; the same arithmetic per output as one at a time.
+T_AVX512 static inline __attribute__((always_inline)) void
+kp_groups(int type, const uint8_t *w, size_t ws, int n, const uint8_t *x, size_t xs, const int R,
+          __m512 *acc, size_t as, size_t rs, const int first) {
+    const int W = R <= 4 ? 4 : 2;
+    int i = 0;
+    for (; i + W <= n; i += W) kp_gblock(type, w + i * ws, ws, W, x, xs, R, acc + i * as, as, rs, first);
+    for (; i < n; i++) kp_gblock(type, w + i * ws, ws, 1, x, xs, R, acc + i * as, as, rs, first);
 }
 
 // The 16 sums of the 16 lanes of v[0..15], lane j of the result = sum of v[j]'s lanes, in a
@@ -373,19 +393,14 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
     __m512 res[8];
     if (sh.nfull) {
         const uint8_t *w = pk + (size_t)o0 * wrb;
-        __m512 red[8][16];
-        for (int o = 0; o < n_rows; o++, w += wrb) {
-            __m512 acc[8];
-            _Pragma("GCC unroll 8")
-            for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-            for (int gi = 0; gi < sh.nfull; gi++) kp_group(type, w + gi * G, x + (size_t)gi * PK_XGROUP, xs, R, acc);
-            _Pragma("GCC unroll 8")
-            for (int r = 0; r < R; r++) red[r][o] = acc[r];
-        }
-        for (int r = 0; r < R; r++) {
-            for (int oo = n_rows; oo < 16; oo++) red[r][oo] = _mm512_setzero_ps();
-            res[r] = hsum16x16(red[r]);
-        }
+        __m512 red[8][16]; // (R, 16) per activation row and weight row: its 16 lanes
+        for (int r = 0; r < R; r++)
+            for (int o = n_rows; o < 16; o++) red[r][o] = _mm512_setzero_ps();
+        // the groups of a row in order; the rows W at a time
+        kp_groups(type, w, wrb, n_rows, x, xs, R, &red[0][0], 1, 16, 1);
+        for (int gi = 1; gi < sh.nfull; gi++)
+            kp_groups(type, w + gi * G, wrb, n_rows, x + (size_t)gi * PK_XGROUP, xs, R, &red[0][0], 1, 16, 0);
+        for (int r = 0; r < R; r++) res[r] = hsum16x16(red[r]);
     } else {
         for (int r = 0; r < R; r++) res[r] = _mm512_setzero_ps();
     }
@@ -393,12 +408,8 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
         const uint8_t *wt = pk + (size_t)n_out * wrb + (size_t)(o0 / sh.rg) * G;
         const uint8_t *xt = x + (size_t)sh.nfull * PK_XGROUP;
         int nc = (n_rows + sh.rg - 1) / sh.rg;
-        __m512 tg[16][8];
-        for (int c = 0; c < nc; c++) {
-            _Pragma("GCC unroll 8")
-            for (int r = 0; r < R; r++) tg[c][r] = _mm512_setzero_ps();
-            kp_group(type, wt + c * G, xt, xs, R, tg[c]);
-        }
+        __m512 tg[16][8]; // (nc, R)
+        kp_groups(type, wt, G, nc, xt, xs, R, &tg[0][0], 8, 1, 1);
         // lane o of E_b: block b of row o (group o / rg, lane (o % rg) g + b), gathered by
         // permutes rather than through memory (a wide load of narrow stores stalls); the
         // row's blocks are summed in order, then added to the main groups' sum
