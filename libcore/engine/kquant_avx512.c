@@ -145,6 +145,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             S = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 80)), _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
             S2 = _mm512_mul_ps(_mm512_set1_ps(f16_at(b + 82)), _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)));
         }
+        _Pragma("GCC unroll 4")
         for (int k = 0; k < 4; k++) {
             if (type == HASS_GGML_Q6_K) {
                 int h = k / 2, nib = k % 2;
@@ -169,6 +170,7 @@ qk16_r(int type, int n_in, const uint8_t *w, const int8_t *const *xr, const floa
             const int8_t *x = xr[r] + 256 * sb;
             __m512 dx16 = _mm512_permutexvar_ps(half, _mm512_castps256_ps512(_mm256_loadu_ps(dxr[r] + 8 * sb)));
             __m512 T = _mm512_mul_ps(S, dx16), T2 = _mm512_mul_ps(S2, dx16);
+            _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 __m512i xv = _mm512_loadu_si512((const void *)(x + 64 * k)), id;
                 __m512i gk = _mm512_add_epi32(g0, _mm512_set1_epi32(4 * k));
