@@ -326,24 +326,45 @@ kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, 
             }
         }
     }
-    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : 256; // the weight scales in a group
+    // the weight scales of each group, for all rows: d_w (and m_w for Q4_1 and Q4_K, whose
+    // lanes' scales are d sc and dmin m of their 256-block: exact products in f32)
+    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : 256;
+    __m512 dwv[4], mwv[4];
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < W; i++) {
+        const uint8_t *dp = w + i * ws + dpo;
+        if (type == HASS_GGML_Q4_K) {
+            const __m512i hd = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+            __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(dp + 32))));
+            __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)dp)));
+            __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(dp + 16))));
+            dwv[i] = _mm512_mul_ps(_mm512_permutexvar_ps(hd, h), sc);
+            mwv[i] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_add_epi32(hd, _mm512_set1_epi32(1)), h), mn);
+        } else {
+            dwv[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+            mwv[i] = type == HASS_GGML_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)))
+                                            : _mm512_setzero_ps();
+        }
+    }
     _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++) {
         const uint8_t *xg = x + r * xs;
         const float *dx = (const float *)(xg + 512), *sx = dx + 16;
         __m512 dxv = _mm512_loadu_ps(dx), sxv = _mm512_loadu_ps(sx);
-        __m512i corr = _mm512_setzero_si512();
-        if (type != HASS_GGML_Q4_1)
-            corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(sx + 16)), type == HASS_GGML_Q8_0 ? 7 : 3);
+        __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16)), corr = _mm512_setzero_si512();
+        if (type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0)
+            corr = _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3);
+        // Q4_K's mins meet d_x * sum(q), exactly as the quantizer's se
+        if (type == HASS_GGML_Q4_K) sxv = _mm512_mul_ps(dxv, _mm512_cvtepi32_ps(xsum));
         _Pragma("GCC unroll 4")
         for (int i = 0; i < W; i++) {
-            const uint8_t *dp = w + i * ws + dpo;
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
-            __m512i d = type == HASS_GGML_Q4_1 ? ia[i][r] : _mm512_sub_epi32(ia[i][r], corr);
+            int plain = type == HASS_GGML_Q4_1 || type == HASS_GGML_Q4_K;
+            __m512i d = plain ? ia[i][r] : _mm512_sub_epi32(ia[i][r], corr);
             __m512 *a = acc + i * as + r * rs;
-            *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dw, dxv), first ? _mm512_setzero_ps() : *a);
-            if (type == HASS_GGML_Q4_1)
-                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32))), sxv, *a);
+            __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv[i], dxv), first ? _mm512_setzero_ps() : *a);
+            if (type == HASS_GGML_Q4_1) v = _mm512_fmadd_ps(mwv[i], sxv, v);
+            if (type == HASS_GGML_Q4_K) v = _mm512_fnmadd_ps(mwv[i], sxv, v);
+            *a = v;
         }
     }
 }
@@ -453,6 +474,7 @@ kp_avx512_r(int type, int n_in, const uint8_t *pk, int n_out, int o0, int n_rows
 KP_TYPE(kp_avx512_q4_1, HASS_GGML_Q4_1)
 KP_TYPE(kp_avx512_q4_0, HASS_GGML_Q4_0)
 KP_TYPE(kp_avx512_q8_0, HASS_GGML_Q8_0)
+KP_TYPE(kp_avx512_q4_k, HASS_GGML_Q4_K)
 #undef KP_TYPE
 
 // AVX-512, f32 mode: quantized weights dequantized per block (elements 0-15 and 16-31 as two
@@ -589,5 +611,5 @@ const hass_mm_kernels hass_mm_kernels_avx2 = {
 const hass_mm_kernels hass_mm_kernels_avx512 = {
     .kq = kq_avx512_rows, .kqf = kqf_avx512_rows, .kf = kf_avx512_rows, .kk = kk_avx512_rows,
     .kkf = hass_mm_kkf_c, .kp_q4_0 = kp_avx512_q4_0,
-    .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .q_rows = 8, .f_rows = 4};
+    .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .kp_q4_k = kp_avx512_q4_k, .q_rows = 8, .f_rows = 4};
 #endif

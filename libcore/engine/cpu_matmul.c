@@ -67,7 +67,7 @@ static const hass_mm_kernels *kernels(void) {
 static hass_mm_kernel pick(const hass_mm_kernels *t, int type, int f32act, int packed) {
     if (packed)
         return type == HASS_GGML_Q4_1 ? t->kp_q4_1 : type == HASS_GGML_Q4_0 ? t->kp_q4_0
-             : type == HASS_GGML_Q8_0 ? t->kp_q8_0 : NULL;
+             : type == HASS_GGML_Q8_0 ? t->kp_q8_0 : type == HASS_GGML_Q4_K ? t->kp_q4_k : NULL;
     if (!hass_quant_is_q(type)) return t->kf;
     if (hass_kq_block_bytes(type)) return f32act ? t->kkf : t->kk;
     return f32act ? t->kqf : t->kq;
@@ -84,8 +84,9 @@ typedef struct mm_ctx {
     int n_jobs, n, n_in, G;
     const int *first;       // (n_jobs + 1) first chunk of each job
     hass_mm_kernel *kern;        // (n_jobs)
-    int packed;             // 1: every job has packed weights, the rows get their packed part
-    size_t px;              // where the kernels read in a row: 0, packed: its packed part
+    int packed;             // the rows get their packed part: 1 some jobs' weights are packed,
+                            // 2 all of them are (the other parts are then not written)
+    size_t px[MM_MAXJOBS];  // where job j's kernel reads in a row: 0, or its packed part
     const uint8_t *xb;      // input rows (quantized or float)
     size_t xs;              // input row stride in bytes
     const float *x;         // float input (for quantization)
@@ -99,8 +100,8 @@ static void mm_quant(void *ctx, int k, int i0, int i1) {
     (void)k;
     int fast = kernel_path() == 2;
     for (int i = i0; i < i1; i++)
-        hass_quant_act_row(c->x + (size_t)i * c->n_in, c->n_in, c->q + i * c->rb, fast, c->packed,
-                           c->packed);
+        hass_quant_act_row(c->x + (size_t)i * c->n_in, c->n_in, c->q + i * c->rb, fast, c->packed > 0,
+                           c->packed == 2);
 }
 
 // Compute weight-row chunks [c0, c1) of the jobs for all input rows.
@@ -118,7 +119,7 @@ static void mm_chunks(void *ctx, int k, int c0, int c1) {
         // passes over it
         for (int i = 0; i < c->n; i += c->G) {
             int R = c->n - i < c->G ? c->n - i : c->G;
-            c->kern[j](w, r0, r1, c->xb + (size_t)i * c->xs + c->px, c->xs, R,
+            c->kern[j](w, r0, r1, c->xb + (size_t)i * c->xs + c->px[j], c->xs, R,
                        y + (size_t)i * w->n_out + r0, (size_t)w->n_out);
         }
     }
@@ -137,12 +138,17 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     const hass_mm_kernels *t = kernels();
     int first[MM_MAXJOBS + 1];
     hass_mm_kernel kern[MM_MAXJOBS];
-    // the packed kernels where the path has them for every job and its weights are packed
-    int packed = isq && !f32act;
-    for (int j = 0; j < n_jobs; j++)
-        packed &= jobs[j].w->pk != NULL && pick(t, jobs[j].w->type, 0, 1) != NULL;
-    mm_ctx c = {jobs, n_jobs, n, n_in, isq ? t->q_rows : t->f_rows, first, kern, packed,
-                packed ? qrow_layout(n_in).px : 0, NULL, 0, x, q, hass_quant_qrow_bytes(n_in)};
+    mm_ctx c = {jobs, n_jobs, n, n_in, isq ? t->q_rows : t->f_rows, first, kern, 0, {0}, NULL, 0,
+                x, q, hass_quant_qrow_bytes(n_in)};
+    // the packed kernel for each job whose weights are packed, where the path has one (a
+    // matmul's jobs are always the same, so each weight matrix always takes the same kernel)
+    int jp[MM_MAXJOBS], n_packed = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        jp[j] = isq && !f32act && jobs[j].w->pk != NULL && pick(t, jobs[j].w->type, 0, 1) != NULL;
+        c.px[j] = jp[j] ? qrow_layout(n_in).px : 0;
+        n_packed += jp[j];
+    }
+    c.packed = n_packed == n_jobs ? 2 : n_packed > 0;
     if (isq && !f32act) {
         hass_pool_run(n > 8 ? pool : NULL, n, mm_quant, &c);
         c.xb = q;
@@ -154,7 +160,7 @@ void hass_mm_run_prec(const hass_mm_job *jobs, int n_jobs, const float *x, int n
     first[0] = 0;
     for (int j = 0; j < n_jobs; j++) {
         first[j + 1] = first[j] + (jobs[j].w->n_out + MM_CHUNK - 1) / MM_CHUNK;
-        kern[j] = pick(t, jobs[j].w->type, f32act, packed);
+        kern[j] = pick(t, jobs[j].w->type, f32act, jp[j]);
     }
     hass_pool_run(pool, first[n_jobs], mm_chunks, &c);
 }

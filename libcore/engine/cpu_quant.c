@@ -252,30 +252,75 @@ static void pack_wgroup(int type, const uint8_t *const *blk, uint8_t *o) {
     if (type == HASS_GGML_Q4_1) memcpy(p + 32, mg, 32);
 }
 
+// Write one packed Q4_K group: lane l holds 32-block b[l] of the Q4_K row row[l] (NULL: a zero
+// block); lanes 0-7 lie in one 256-block and lanes 8-15 in one (their d and dmin kept once).
+static void pack_wgroup_q4k(const uint8_t *const *row, const int *b, uint8_t *o) {
+    uint8_t V[8][64], sc[16], mn[16];
+    uint16_t dd[4] = {0, 0, 0, 0};
+    for (int ln = 0; ln < 16; ln++) {
+        uint8_t e[32] = {0};
+        int s = 0, m = 0;
+        if (row[ln]) {
+            const uint8_t *blk = row[ln] + (size_t)(b[ln] / 8) * 144, *q;
+            int j = b[ln] % 8;
+            q = blk + 16 + 32 * (j / 2); // 32-blocks 2c and 2c + 1: low and high nibbles
+            for (int k = 0; k < 32; k++) e[k] = j % 2 ? q[k] >> 4 : q[k] & 15;
+            hass_kq_scale_min(blk + 4, j, &s, &m);
+            dd[2 * (ln / 8)] = rd16(blk);
+            dd[2 * (ln / 8) + 1] = rd16(blk + 2);
+        }
+        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+        sc[ln] = (uint8_t)s;
+        mn[ln] = (uint8_t)m;
+    }
+    for (int mi = 0; mi < 4; mi++, o += 64)
+        for (int i = 0; i < 64; i++) o[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
+    memcpy(o, sc, 16);
+    memcpy(o + 16, mn, 16);
+    memcpy(o + 32, dd, 8);
+}
+
+// Write the group of lanes (row ptr[l] or NULL, block b[l]) of a matrix of type.
+static void pack_lanes(int type, const uint8_t *const *ptr, const int *b, uint8_t *o) {
+    if (type == HASS_GGML_Q4_K) {
+        pack_wgroup_q4k(ptr, b, o);
+        return;
+    }
+    const uint8_t *blk[16];
+    for (int ln = 0; ln < 16; ln++) blk[ln] = ptr[ln] ? ptr[ln] + (size_t)b[ln] * qblock_bytes(type) : NULL;
+    pack_wgroup(type, blk, o);
+}
+
 void *hass_quant_pack(const hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || hass_kq_block_bytes(w->type) || w->n_in % 32 || w->n_in <= 0 || w->n_out <= 0) return NULL;
+    int kq = w->type == HASS_GGML_Q4_K;
+    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && !kq) || w->n_in % (kq ? 256 : 32) ||
+        w->n_in <= 0 || w->n_out <= 0)
+        return NULL;
     int type = w->type, n_out = w->n_out;
     pk_shape sh = pk_shape_of(w->n_in);
-    size_t bs = qblock_bytes(type), G = pk_wgroup(type);
+    size_t G = pk_wgroup(type);
     uint8_t *pk = malloc(pk_bytes(type, w->n_in, n_out)), *o = pk;
     if (!pk) return NULL;
-    const uint8_t *blk[16];
+    const uint8_t *ptr[16];
+    int b[16];
     for (int r = 0; r < n_out; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         for (int gi = 0; gi < sh.nfull; gi++, o += G) {
-            for (int ln = 0; ln < 16; ln++) blk[ln] = row + (size_t)(16 * gi + ln) * bs;
-            pack_wgroup(type, blk, o);
+            for (int ln = 0; ln < 16; ln++) {
+                ptr[ln] = row;
+                b[ln] = 16 * gi + ln;
+            }
+            pack_lanes(type, ptr, b, o);
         }
     }
     if (sh.g)
         for (int r0 = 0; r0 < n_out; r0 += sh.rg, o += G) {
             for (int ln = 0; ln < 16; ln++) {
-                int r = r0 + ln / sh.g, b = 16 * sh.nfull + ln % sh.g;
-                blk[ln] = r < n_out && b < sh.nb
-                              ? (const uint8_t *)w->data + (size_t)r * w->row_bytes + (size_t)b * bs
-                              : NULL;
+                int r = r0 + ln / sh.g;
+                b[ln] = 16 * sh.nfull + ln % sh.g;
+                ptr[ln] = r < n_out && b[ln] < sh.nb ? (const uint8_t *)w->data + (size_t)r * w->row_bytes : NULL;
             }
-            pack_wgroup(type, blk, o);
+            pack_lanes(type, ptr, b, o);
         }
     return pk;
 }

@@ -70,7 +70,11 @@ typedef struct qlayout {
 // blocks, the tails of 8 rows per group). Weights, per group: Q4_0/Q4_1 the 4-bit values two per
 // byte (vectors 2m and 2m + 1 are the low and high nibbles of the m-th 64 stored bytes), Q8_0
 // the values as bytes q + 128; then the 16 scales d (fp16) and for Q4_1 the 16 mins m (fp16):
-// the stored bytes, rearranged. Activations: a row's nfull groups (lane l: block 16 gi + l) and
+// the stored bytes, rearranged. Q4_K takes the same layout over its 32-blocks (value q, weight
+// d sc q - dmin m): the 4-bit values as Q4_1's, then per lane its 6-bit scale sc and min m as
+// bytes, then [d, dmin] of the 256-block of lanes 0-7 and of lanes 8-15 (fp16; a row of an odd
+// number of 256-blocks puts its last one in a tail group of g = 8, so each half of a group is
+// always one 256-block). Activations: a row's nfull groups (lane l: block 16 gi + l) and
 // with a tail one more group (lane l: block 16 * nfull + l % g, the tail repeated RG times),
 // each: the 8 vectors, then per lane d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s) and
 // the sum of the lane's bytes (16 int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0).
@@ -95,9 +99,11 @@ static inline pk_shape pk_shape_of(int n_in) {
     return sh;
 }
 
-// Bytes of a packed weight group.
+// Bytes of a packed weight group (Q4_K: 256 of values, 16 scales, 16 mins, then d and dmin of the
+// 256-block of lanes 0-7 and of lanes 8-15 as fp16).
 static inline size_t pk_wgroup(int type) {
-    return type == HASS_GGML_Q8_0 ? 16 * 34 : type == HASS_GGML_Q4_1 ? 16 * 20 : 16 * 18;
+    return type == HASS_GGML_Q8_0 ? 16 * 34 : type == HASS_GGML_Q4_1 ? 16 * 20
+         : type == HASS_GGML_Q4_K ? 256 + 32 + 8 : 16 * 18;
 }
 
 // Layout of a quantized row of n_in values.
@@ -170,7 +176,7 @@ typedef struct hass_mm_kernels {
     hass_mm_kernel kk;  // Q5_x and K-quant weights (kquant.h) x 8-bit activation rows
     hass_mm_kernel kkf; // the same x f32 activation rows (HASS_PREC_F32)
     // packed weights (hass_quant_pack) x the packed part of 8-bit rows; NULL: none on this path
-    hass_mm_kernel kp_q4_0, kp_q4_1, kp_q8_0;
+    hass_mm_kernel kp_q4_0, kp_q4_1, kp_q8_0, kp_q4_k;
     int q_rows; // most activation rows per call for quantized weights
     int f_rows; // most activation rows per call for float weights
 } hass_mm_kernels;

@@ -285,7 +285,9 @@ static hass_err load_tensors(hass_model *m) {
 // Give a quantized matrix its copy in the AVX-512 kernel's packed layout (hass_quant_pack),
 // owned by the model.
 static hass_err pack_mat(hass_model *m, hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || hass_kq_block_bytes(w->type) || w->pk) return HASS_OK;
+    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && w->type != HASS_GGML_Q4_K) ||
+        w->pk)
+        return HASS_OK;
     void *p = hass_quant_pack(w);
     if (!p || !own_ptr(m, p)) {
         free(p);

@@ -10,6 +10,7 @@
 
 #include "gguf.h"
 #include "kquant.h"
+#include "pool.h"
 #include "quant.h"
 
 // Read a whole file into memory (caller frees); NULL when missing.
@@ -43,9 +44,27 @@ static uint8_t *random_rows(int type, int n_in, int n_out, const int *f16s, int 
     return w;
 }
 
+// Rows x (nx, n_in) through w one at a time on one thread (into one, (nx, n_out)), then the
+// first n = 2..nx at once on pool (into all): whether every row's bits are the same both ways.
+static int rows_invariant(const hass_wmat *w, const float *x, int nx, void *q, hass_pool *pool,
+                          float *one, float *all) {
+    for (int r = 0; r < nx; r++) {
+        hass_mm_job j1 = {w, one + r * w->n_out};
+        hass_mm_run(&j1, 1, x + r * w->n_in, 1, q, NULL);
+    }
+    int same = 1;
+    for (int n = 2; n <= nx; n++) {
+        hass_mm_job j = {w, all};
+        hass_mm_run(&j, 1, x, n, q, pool);
+        same &= !memcmp(all, one, sizeof(float) * n * w->n_out);
+    }
+    return same;
+}
+
 // Every kernel path against the portable one on random rows of n_in values, and each path's row
 // results the same whether it runs 1, 2, .. or 8 activation rows at a time (hass_mm_run splits
-// them into calls of up to the path's q_rows).
+// them into calls of up to the path's q_rows); on AVX-512, also the packed kernel (Q4_K) on two
+// threads.
 static void check_kernels(int type, const int *f16s, int nf, int n_in) {
     enum { N_OUT = 24, NX = 8 };
     uint8_t *wd = random_rows(type, n_in, N_OUT, f16s, nf, 7u + (unsigned)type);
@@ -55,27 +74,25 @@ static void check_kernels(int type, const int *f16s, int nf, int n_in) {
     void *q = malloc(hass_matmul_scratch_bytes(n_in, NX));
     float ref[NX * N_OUT], all[NX * N_OUT], one[NX * N_OUT];
     int best = hass_kernel_set_path(2);
-    for (int path = 0; path <= best; path++) {
-        hass_kernel_set_path(path);
-        for (int r = 0; r < NX; r++) {
-            hass_mm_job j1 = {&w, one + r * N_OUT};
-            hass_mm_run(&j1, 1, x + r * n_in, 1, q, NULL);
-        }
-        int same = 1;
-        for (int n = 2; n <= NX; n++) {
-            hass_mm_job j = {&w, all};
-            hass_mm_run(&j, 1, x, n, q, NULL);
-            same &= !memcmp(all, one, sizeof(float) * n * N_OUT);
-        }
+    void *pk = best == 2 ? hass_quant_pack(&w) : NULL;
+    hass_err err = HASS_OK;
+    hass_pool *pool = pk ? hass_pool_new(2, &err) : NULL;
+    for (int path = 0; path <= best + (pk != NULL); path++) {
+        hass_kernel_set_path(path > best ? best : path);
+        w.pk = path > best ? pk : NULL;
+        int same = rows_invariant(&w, x, NX, q, w.pk ? pool : NULL, one, all);
         if (path == 0) memcpy(ref, all, sizeof ref);
-        char name[96];
-        snprintf(name, sizeof name, "kquant_kernel_%s_n%d_path%d_batch_invariant", hass_ggml_type_name(type), n_in, path);
+        char name[96], pn[16];
+        snprintf(pn, sizeof pn, path > best ? "packed" : "path%d", path);
+        snprintf(name, sizeof name, "kquant_kernel_%s_n%d_%s_batch_invariant", hass_ggml_type_name(type), n_in, pn);
         CHECK(name, same, "rows differ between n = 2..8 at once and one at a time");
-        snprintf(name, sizeof name, "kquant_kernel_%s_n%d_path%d_vs_c", hass_ggml_type_name(type), n_in, path);
+        snprintf(name, sizeof name, "kquant_kernel_%s_n%d_%s_vs_c", hass_ggml_type_name(type), n_in, pn);
         double e = unit_nmse(all, ref, NX * N_OUT);
         CHECK(name, e < 1e-12, "nmse %.3g against the portable kernel", e);
     }
     hass_kernel_set_path(best);
+    hass_pool_free(pool);
+    free(pk);
     free(q);
     free(x);
     free(wd);
@@ -219,6 +236,7 @@ int main(void) {
         int k = hass_kq_block_values(t) == 256;
         check_kernels(t, f, nf, k ? 512 : 864);
         check_kernels(t, f, nf, k ? 768 : 896);
+        if (k) check_kernels(t, f, nf, 256); // one 256-block a row: tail groups only
         check_rowk_random(t, f, nf, 0);
         check_rowk_random(t, f, nf, 1);
     }
