@@ -285,13 +285,15 @@ MM_ROWS(kq_avx512_rows, kq_avx512, T_AVX512)
 // vector is unpacked once for all R rows and each activation vector loaded once for all W
 // groups. Per (group i, row r): the 16 lanes' integer block dots (exact, so how the products
 // are split between accumulators changes no bit), the Q8_0/Q4_0 corrections in integers, then
-// acc[i * as + r * rs] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1) per lane (first: from
-// zero, acc not read): the same arithmetic for every (i, r) whatever W and R are.
+// acc[i * as + r * rs] += float(dot) * (d_w * d_x) (+ m_w * s_x for Q4_1, - m_w * se_x for
+// Q4_K) per lane; Q6_K, a scale per 16 values, does that for each half of the block in turn
+// (first: from zero, acc not read): the same arithmetic for every (i, r) whatever W and R are.
 T_AVX512 static inline __attribute__((always_inline)) void
 kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, size_t xs,
           const int R, __m512 *acc, size_t as, size_t rs, const int first) {
-    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     const size_t G = pk_wgroup(type);
+    const int six = type == HASS_GGML_Q6_K, NH = six ? 2 : 1; // halves with their own scales
     // the weights stream from memory, and with several activation rows per pass the hardware
     // prefetcher falls behind; one row is bandwidth-bound
     if (R >= 2)
@@ -299,72 +301,96 @@ kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, 
         for (int i = 0; i < W; i++)
             for (size_t off = 0; off < G; off += 64)
                 _mm_prefetch((const char *)(w + i * ws + 8 * G + off), _MM_HINT_T0);
-    __m512i ia[4][8]; // (W, R) integer block dots, one lane per block
-    _Pragma("GCC unroll 4")
-    for (int m = 0; m < 4; m++) { // weight vectors 2m, 2m + 1 against activation vectors 2m, 2m + 1
-        __m512i lo[4], hi[4];
-        _Pragma("GCC unroll 4")
-        for (int i = 0; i < W; i++) {
-            const uint8_t *wi = w + i * ws;
-            if (type == HASS_GGML_Q8_0) {
-                lo[i] = _mm512_loadu_si512((const void *)(wi + 128 * m));
-                hi[i] = _mm512_loadu_si512((const void *)(wi + 128 * m + 64));
-            } else {
-                __m512i q = _mm512_loadu_si512((const void *)(wi + 64 * m));
-                lo[i] = _mm512_and_si512(q, m4);
-                hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-            }
-        }
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < R; r++) {
-            __m512i xl = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m));
-            __m512i xh = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m + 64));
-            _Pragma("GCC unroll 4")
-            for (int i = 0; i < W; i++) {
-                __m512i t = _mm512_dpbusd_epi32(m ? ia[i][r] : _mm512_setzero_si512(), lo[i], xl);
-                ia[i][r] = _mm512_dpbusd_epi32(t, hi[i], xh);
-            }
-        }
-    }
-    // the weight scales of each group, for all rows: d_w (and m_w for Q4_1 and Q4_K, whose
-    // lanes' scales are d sc and dmin m of their 256-block: exact products in f32)
-    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : 256;
-    __m512 dwv[4], mwv[4];
+    // the weight scales of each group (per half), for all rows: d_w (and m_w for Q4_1 and Q4_K,
+    // whose lanes' scales are d sc and dmin m of their 256-block, Q6_K's d sc: exact in f32)
+    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : six ? 384 : 256;
+    const __m512i hd = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 dwv[2][4], mwv[4];
     _Pragma("GCC unroll 4")
     for (int i = 0; i < W; i++) {
         const uint8_t *dp = w + i * ws + dpo;
         if (type == HASS_GGML_Q4_K) {
-            const __m512i hd = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
             __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(dp + 32))));
             __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)dp)));
             __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(dp + 16))));
-            dwv[i] = _mm512_mul_ps(_mm512_permutexvar_ps(hd, h), sc);
+            dwv[0][i] = _mm512_mul_ps(_mm512_permutexvar_ps(hd, h), sc);
             mwv[i] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_add_epi32(hd, _mm512_set1_epi32(1)), h), mn);
+        } else if (six) {
+            __m512i ih = _mm512_srli_epi32(hd, 1); // lanes 0-7: d of half 0, 8-15: of half 1
+            __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(*(const int *)(dp + 32))));
+            __m512 d = _mm512_permutexvar_ps(ih, h);
+            _Pragma("GCC unroll 2")
+            for (int hf = 0; hf < 2; hf++)
+                dwv[hf][i] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                  _mm_loadu_si128((const __m128i *)(dp + 16 * hf)))));
         } else {
-            dwv[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+            dwv[0][i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
             mwv[i] = type == HASS_GGML_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)))
                                             : _mm512_setzero_ps();
         }
     }
-    _Pragma("GCC unroll 8")
-    for (int r = 0; r < R; r++) {
-        const uint8_t *xg = x + r * xs;
-        const float *dx = (const float *)(xg + 512), *sx = dx + 16;
-        __m512 dxv = _mm512_loadu_ps(dx), sxv = _mm512_loadu_ps(sx);
-        __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16)), corr = _mm512_setzero_si512();
-        if (type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0)
-            corr = _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3);
-        // Q4_K's mins meet d_x * sum(q), exactly as the quantizer's se
-        if (type == HASS_GGML_Q4_K) sxv = _mm512_mul_ps(dxv, _mm512_cvtepi32_ps(xsum));
+    _Pragma("GCC unroll 2")
+    for (int hf = 0; hf < NH; hf++) {
+        __m512i ia[4][8]; // (W, R) integer block dots, one lane per block
         _Pragma("GCC unroll 4")
-        for (int i = 0; i < W; i++) {
-            int plain = type == HASS_GGML_Q4_1 || type == HASS_GGML_Q4_K;
-            __m512i d = plain ? ia[i][r] : _mm512_sub_epi32(ia[i][r], corr);
-            __m512 *a = acc + i * as + r * rs;
-            __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv[i], dxv), first ? _mm512_setzero_ps() : *a);
-            if (type == HASS_GGML_Q4_1) v = _mm512_fmadd_ps(mwv[i], sxv, v);
-            if (type == HASS_GGML_Q4_K) v = _mm512_fnmadd_ps(mwv[i], sxv, v);
-            *a = v;
+        for (int m = hf * 4 / NH; m < (hf + 1) * 4 / NH; m++) { // weight and activation vectors 2m, 2m + 1
+            __m512i lo[4], hi[4];
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < W; i++) {
+                const uint8_t *wi = w + i * ws;
+                if (type == HASS_GGML_Q8_0) {
+                    lo[i] = _mm512_loadu_si512((const void *)(wi + 128 * m));
+                    hi[i] = _mm512_loadu_si512((const void *)(wi + 128 * m + 64));
+                } else {
+                    __m512i q = _mm512_loadu_si512((const void *)(wi + 64 * m));
+                    lo[i] = _mm512_and_si512(q, m4);
+                    hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+                    if (six) { // the high 2 bits of vectors 2m (bits 2t) and 2m + 1 (bits 2t + 2), t = 2 (m % 2)
+                        __m512i c = _mm512_loadu_si512((const void *)(wi + 256 + 64 * (m / 2)));
+                        __m512i c0 = m % 2 ? c : _mm512_slli_epi16(c, 4);
+                        __m512i c1 = m % 2 ? _mm512_srli_epi16(c, 2) : _mm512_slli_epi16(c, 2);
+                        lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(c0, m30));
+                        hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(c1, m30));
+                    }
+                }
+            }
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < R; r++) {
+                __m512i xl = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m));
+                __m512i xh = _mm512_loadu_si512((const void *)(x + r * xs + 128 * m + 64));
+                _Pragma("GCC unroll 4")
+                for (int i = 0; i < W; i++) {
+                    int m0 = m == hf * 4 / NH;
+                    __m512i t = _mm512_dpbusd_epi32(m0 ? _mm512_setzero_si512() : ia[i][r], lo[i], xl);
+                    ia[i][r] = _mm512_dpbusd_epi32(t, hi[i], xh);
+                }
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            const uint8_t *xg = x + r * xs;
+            const float *dx = (const float *)(xg + 512), *sx = dx + 16;
+            __m512 dxv = _mm512_loadu_ps(dx), sxv = _mm512_loadu_ps(sx);
+            __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16)), corr = _mm512_setzero_si512();
+            if (type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0)
+                corr = _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3);
+            if (six) { // q - 32: 32 times the half's activation sum
+                __m512i x16 = _mm512_loadu_si512((const void *)(sx + 32));
+                corr = _mm512_slli_epi32(hf ? _mm512_sub_epi32(xsum, x16) : x16, 5);
+            }
+            // Q4_K's mins meet d_x * sum(q), exactly as the quantizer's se
+            if (type == HASS_GGML_Q4_K) sxv = _mm512_mul_ps(dxv, _mm512_cvtepi32_ps(xsum));
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < W; i++) {
+                int plain = type == HASS_GGML_Q4_1 || type == HASS_GGML_Q4_K;
+                __m512i d = plain ? ia[i][r] : _mm512_sub_epi32(ia[i][r], corr);
+                __m512 *a = acc + i * as + r * rs;
+                __m512 a0 = first && hf == 0 ? _mm512_setzero_ps() : *a;
+                __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(dwv[hf][i], dxv), a0);
+                if (type == HASS_GGML_Q4_1) v = _mm512_fmadd_ps(mwv[i], sxv, v);
+                if (type == HASS_GGML_Q4_K) v = _mm512_fnmadd_ps(mwv[i], sxv, v);
+                *a = v;
+            }
         }
     }
 }
@@ -475,6 +501,7 @@ KP_TYPE(kp_avx512_q4_1, HASS_GGML_Q4_1)
 KP_TYPE(kp_avx512_q4_0, HASS_GGML_Q4_0)
 KP_TYPE(kp_avx512_q8_0, HASS_GGML_Q8_0)
 KP_TYPE(kp_avx512_q4_k, HASS_GGML_Q4_K)
+KP_TYPE(kp_avx512_q6_k, HASS_GGML_Q6_K)
 #undef KP_TYPE
 
 // AVX-512, f32 mode: quantized weights dequantized per block (elements 0-15 and 16-31 as two
@@ -611,5 +638,6 @@ const hass_mm_kernels hass_mm_kernels_avx2 = {
 const hass_mm_kernels hass_mm_kernels_avx512 = {
     .kq = kq_avx512_rows, .kqf = kqf_avx512_rows, .kf = kf_avx512_rows, .kk = kk_avx512_rows,
     .kkf = hass_mm_kkf_c, .kp_q4_0 = kp_avx512_q4_0,
-    .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .kp_q4_k = kp_avx512_q4_k, .q_rows = 8, .f_rows = 4};
+    .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .kp_q4_k = kp_avx512_q4_k,
+    .kp_q6_k = kp_avx512_q6_k, .q_rows = 8, .f_rows = 4};
 #endif

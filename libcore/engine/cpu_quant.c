@@ -148,11 +148,12 @@ quant_blocks_avx512(const float *x, int nb, int8_t *qs, float *d, float *s, floa
 // d and s.
 static void pack_xgroup(const uint8_t *qs, const float *d, const float *s, const int *bl, uint8_t *o) {
     float *dx = (float *)(o + 512), *sx = dx + 16;
-    int32_t *xs = (int32_t *)(sx + 16);
+    int32_t *xs = (int32_t *)(sx + 16), *xs16 = xs + 16;
     for (int ln = 0; ln < 16; ln++) {
         int b = bl[ln], sum = 0;
         for (int k = 0; k < 8; k++) {
             uint8_t *dst = o + k * 64 + 4 * ln;
+            if (k == 4) xs16[ln] = sum;
             if (b >= 0) {
                 memcpy(dst, qs + b * 32 + 4 * k, 4);
                 sum += (int8_t)dst[0] + (int8_t)dst[1] + (int8_t)dst[2] + (int8_t)dst[3];
@@ -280,10 +281,43 @@ static void pack_wgroup_q4k(const uint8_t *const *row, const int *b, uint8_t *o)
     memcpy(o + 32, dd, 8);
 }
 
+// Write one packed Q6_K group: lane l holds 32-block b[l] of the Q6_K row row[l] (NULL: a zero
+// block); lanes 0-7 lie in one 256-block and lanes 8-15 in one (their d kept once).
+static void pack_wgroup_q6k(const uint8_t *const *row, const int *b, uint8_t *o) {
+    uint8_t V[8][64], q[256];
+    int8_t sc[2][16];
+    uint16_t dd[2] = {0, 0};
+    const uint8_t *dec = NULL; // the 256-block whose values q holds
+    for (int ln = 0; ln < 16; ln++) {
+        uint8_t e[32] = {0};
+        sc[0][ln] = sc[1][ln] = 0;
+        if (row[ln]) {
+            const uint8_t *blk = row[ln] + (size_t)(b[ln] / 8) * 210;
+            int j = b[ln] % 8;
+            if (blk != dec) hass_kq_q6k_values(dec = blk, q);
+            memcpy(e, q + 32 * j, 32);
+            sc[0][ln] = (int8_t)blk[192 + 2 * j];
+            sc[1][ln] = (int8_t)blk[192 + 2 * j + 1];
+            dd[ln / 8] = rd16(blk + 208);
+        }
+        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+    }
+    for (int mi = 0; mi < 4; mi++, o += 64)
+        for (int i = 0; i < 64; i++) o[i] = (uint8_t)((V[2 * mi][i] & 15) | (V[2 * mi + 1][i] & 15) << 4);
+    for (int c = 0; c < 2; c++, o += 64)
+        for (int i = 0; i < 64; i++) {
+            int h = 0;
+            for (int t = 0; t < 4; t++) h |= (V[4 * c + t][i] >> 4) << (2 * t);
+            o[i] = (uint8_t)h;
+        }
+    memcpy(o, sc, 32);
+    memcpy(o + 32, dd, 4);
+}
+
 // Write the group of lanes (row ptr[l] or NULL, block b[l]) of a matrix of type.
 static void pack_lanes(int type, const uint8_t *const *ptr, const int *b, uint8_t *o) {
-    if (type == HASS_GGML_Q4_K) {
-        pack_wgroup_q4k(ptr, b, o);
+    if (type == HASS_GGML_Q4_K || type == HASS_GGML_Q6_K) {
+        (type == HASS_GGML_Q4_K ? pack_wgroup_q4k : pack_wgroup_q6k)(ptr, b, o);
         return;
     }
     const uint8_t *blk[16];
@@ -291,38 +325,58 @@ static void pack_lanes(int type, const uint8_t *const *ptr, const int *b, uint8_
     pack_wgroup(type, blk, o);
 }
 
-void *hass_quant_pack(const hass_wmat *w) {
-    int kq = w->type == HASS_GGML_Q4_K;
+// Packing work for the pool: task t < n_out packs row t's main groups, task n_out + c tail group c.
+typedef struct pack_ctx {
+    const hass_wmat *w;
+    pk_shape sh;
+    uint8_t *pk;
+} pack_ctx;
+
+// Pack tasks [t0, t1) (see pack_ctx).
+static void pack_tasks(void *ctx, int k, int t0, int t1) {
+    const pack_ctx *c = ctx;
+    const hass_wmat *w = c->w;
+    int type = w->type, n_out = w->n_out;
+    size_t G = pk_wgroup(type);
+    const uint8_t *ptr[16];
+    int b[16];
+    (void)k;
+    for (int t = t0; t < t1; t++) {
+        uint8_t *o;
+        if (t < n_out) {
+            o = c->pk + (size_t)t * c->sh.nfull * G;
+            for (int gi = 0; gi < c->sh.nfull; gi++, o += G) {
+                for (int ln = 0; ln < 16; ln++) {
+                    ptr[ln] = (const uint8_t *)w->data + (size_t)t * w->row_bytes;
+                    b[ln] = 16 * gi + ln;
+                }
+                pack_lanes(type, ptr, b, o);
+            }
+            continue;
+        }
+        int r0 = (t - n_out) * c->sh.rg; // tail group of rows r0 .. r0 + rg - 1
+        o = c->pk + (size_t)n_out * c->sh.nfull * G + (size_t)(t - n_out) * G;
+        for (int ln = 0; ln < 16; ln++) {
+            int r = r0 + ln / c->sh.g;
+            b[ln] = 16 * c->sh.nfull + ln % c->sh.g;
+            ptr[ln] = r < n_out && b[ln] < c->sh.nb ? (const uint8_t *)w->data + (size_t)r * w->row_bytes : NULL;
+        }
+        pack_lanes(type, ptr, b, o);
+    }
+}
+
+void *hass_quant_pack(const hass_wmat *w) { return hass_quant_pack_on(w, NULL); }
+
+void *hass_quant_pack_on(const hass_wmat *w, hass_pool *pool) {
+    int kq = w->type == HASS_GGML_Q4_K || w->type == HASS_GGML_Q6_K;
     if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && !kq) || w->n_in % (kq ? 256 : 32) ||
         w->n_in <= 0 || w->n_out <= 0)
         return NULL;
-    int type = w->type, n_out = w->n_out;
-    pk_shape sh = pk_shape_of(w->n_in);
-    size_t G = pk_wgroup(type);
-    uint8_t *pk = malloc(pk_bytes(type, w->n_in, n_out)), *o = pk;
-    if (!pk) return NULL;
-    const uint8_t *ptr[16];
-    int b[16];
-    for (int r = 0; r < n_out; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (int gi = 0; gi < sh.nfull; gi++, o += G) {
-            for (int ln = 0; ln < 16; ln++) {
-                ptr[ln] = row;
-                b[ln] = 16 * gi + ln;
-            }
-            pack_lanes(type, ptr, b, o);
-        }
-    }
-    if (sh.g)
-        for (int r0 = 0; r0 < n_out; r0 += sh.rg, o += G) {
-            for (int ln = 0; ln < 16; ln++) {
-                int r = r0 + ln / sh.g;
-                b[ln] = 16 * sh.nfull + ln % sh.g;
-                ptr[ln] = r < n_out && b[ln] < sh.nb ? (const uint8_t *)w->data + (size_t)r * w->row_bytes : NULL;
-            }
-            pack_lanes(type, ptr, b, o);
-        }
-    return pk;
+    pack_ctx c = {w, pk_shape_of(w->n_in), malloc(pk_bytes(w->type, w->n_in, w->n_out))};
+    if (!c.pk) return NULL;
+    int n_tail = c.sh.g ? (w->n_out + c.sh.rg - 1) / c.sh.rg : 0;
+    hass_pool_run(pool, w->n_out + n_tail, pack_tasks, &c);
+    return c.pk;
 }
 
 void hass_quant_rows(const float *x, int n, int n_in, void *q) {

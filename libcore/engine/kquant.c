@@ -124,6 +124,14 @@ static int q6k_value(const uint8_t *b, int e) {
     return (lo | crumb(b + 128, e) << 4) - 32;
 }
 
+void hass_kq_q6k_values(const uint8_t *b, uint8_t q[256]) {
+    for (int n = 0; n < 2; n++)     // 128-value halves: 64 bytes of low 4 bits, 32 of high 2
+        for (int s = 0; s < 4; s++) // values 32 s .. 32 s + 31 of the half
+            for (int l = 0; l < 32; l++)
+                q[128 * n + 32 * s + l] = (uint8_t)(((b[64 * n + 32 * (s & 1) + l] >> (4 * (s >> 1))) & 15) |
+                                                    ((b[128 + 32 * n + l] >> (2 * s)) & 3) << 4);
+}
+
 // One Q4_K (144 bytes) or, with qh, Q5_K (176 bytes) block -> 256 values.
 static void dq_q45_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y) {
     float d = f16_at(b), dmin = f16_at(b + 2);

@@ -285,15 +285,18 @@ static hass_err load_tensors(hass_model *m) {
 // Give a quantized matrix its copy in the AVX-512 kernel's packed layout (hass_quant_pack),
 // owned by the model.
 static hass_err pack_mat(hass_model *m, hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && w->type != HASS_GGML_Q4_K) ||
+    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && w->type != HASS_GGML_Q4_K &&
+                                       w->type != HASS_GGML_Q6_K) ||
         w->pk)
         return HASS_OK;
-    void *p = hass_quant_pack(w);
+    void *p = hass_quant_pack_on(w, m->pool);
     if (!p || !own_ptr(m, p)) {
         free(p);
         return hass_seterr(HASS_ENOMEM, "%s: out of memory for the packed weights", m->path);
     }
     w->pk = p;
+    // the kernels read the packed copy now: the mapped blocks need not stay in memory
+    hass_gguf_drop(m->gguf, w->data, (uint64_t)w->row_bytes * (uint64_t)w->n_out);
     return HASS_OK;
 }
 

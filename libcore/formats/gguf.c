@@ -397,6 +397,11 @@ const hass_gguf_kv *hass_gguf_find(const hass_gguf *g, const char *key) {
     return NULL;
 }
 
+void hass_gguf_drop(const hass_gguf *g, const void *p, uint64_t n) {
+    const uint8_t *q = p;
+    if (g && q >= g->map && n <= g->size && (uint64_t)(q - g->map) <= g->size - n) hass_file_map_drop(q, n);
+}
+
 // Linear search over the tensors (a few hundred; called at load only).
 const hass_gguf_tensor *hass_gguf_find_tensor(const hass_gguf *g, const char *name) {
     for (int64_t i = 0; i < g->n_tensors; i++)

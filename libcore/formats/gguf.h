@@ -59,6 +59,9 @@ void hass_gguf_free(hass_gguf *g);
 
 uint32_t hass_gguf_version(const hass_gguf *g);
 const char *hass_gguf_path(const hass_gguf *g);
+// Let the memory of bytes [p, p + n) go when they lie in g's map (hass_file_map_drop; a no-op
+// otherwise): for tensor data the caller has copied in another layout.
+void hass_gguf_drop(const hass_gguf *g, const void *p, uint64_t n);
 uint64_t hass_gguf_file_bytes(const hass_gguf *g);
 uint64_t hass_gguf_alignment(const hass_gguf *g);
 int64_t hass_gguf_n_kv(const hass_gguf *g);

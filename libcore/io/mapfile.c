@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -34,4 +35,10 @@ hass_err hass_file_map(const char *path, const uint8_t **map, uint64_t *n_bytes)
 // Release a mapping.
 void hass_file_unmap(const uint8_t *map, uint64_t n_bytes) {
     if (map) munmap((void *)map, n_bytes);
+}
+
+void hass_file_map_drop(const uint8_t *p, uint64_t n) {
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) / ps * ps;
+    uintptr_t b = ((uintptr_t)p + n) / ps * ps;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); // a read-only file mapping: refetched
 }

@@ -10,5 +10,9 @@
 hass_err hass_file_map(const char *path, const uint8_t **map, uint64_t *n_bytes);
 // Release a mapping from hass_file_map; NULL is a no-op.
 void hass_file_unmap(const uint8_t *map, uint64_t n_bytes);
+// Let the memory of bytes [p, p + n) of a mapping from hass_file_map go (the whole pages inside
+// it): they stay readable and are read from the file again if touched (a repacked copy of
+// them is in use).
+void hass_file_map_drop(const uint8_t *p, uint64_t n);
 
 #endif

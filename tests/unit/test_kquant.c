@@ -229,7 +229,29 @@ static const struct {
     {HASS_GGML_Q2_K, 2, {80, 82}},
 };
 
+// hass_kq_q6k_values (the Q6_K packer's decoder) gives the values of the exact dequantizer:
+// d * sc * (q - 32) from it equals hass_kq_dequant bit for bit on random blocks.
+static void check_q6k_values(void) {
+    const int f16s[1] = {208};
+    uint8_t *w = random_rows(HASS_GGML_Q6_K, 256 * 16, 1, f16s, 1, 99u), q[256];
+    float y[256];
+    int same = 1;
+    for (int blk = 0; blk < 16; blk++) {
+        const uint8_t *b = w + blk * 210;
+        hass_kq_dequant(HASS_GGML_Q6_K, b, 1, y);
+        hass_kq_q6k_values(b, q);
+        float d = hass_f16_to_f32((uint16_t)(b[208] | b[209] << 8));
+        for (int e = 0; e < 256; e++) {
+            float v = d * (float)(int8_t)b[192 + e / 16] * (float)(q[e] - 32);
+            same &= q[e] < 64 && !memcmp(&v, &y[e], 4);
+        }
+    }
+    CHECK("kquant_q6k_values_match_dequant", same, "hass_kq_q6k_values disagrees with hass_kq_dequant");
+    free(w);
+}
+
 int main(void) {
+    check_q6k_values();
     for (size_t i = 0; i < sizeof TYPES / sizeof *TYPES; i++) {
         int t = TYPES[i].type, nf = TYPES[i].nf;
         const int *f = TYPES[i].f16s;
