@@ -55,9 +55,10 @@ static void usage(void) {
            "      --f32             f32 activations: no 8-bit activation rounding; slower;\n"
            "                        matches llama.cpp's F32 path\n"
            "      --stream          also write {\"type\":\"delta\",\"tokens\":[..]} per accepted token\n"
-           "      --batch N         decode up to N records at once in one process (plain decoding,\n"
-           "                        CPU; default 1): the same output as one at a time, in input\n"
-           "                        order; memory grows with N x the context (one cache each)\n"
+           "      --batch N         decode up to N records at once in one process (CPU; default\n"
+           "                        1), plain or with --draft (in process): the same output as\n"
+           "                        one at a time, in input order; memory grows with N x the\n"
+           "                        context (one cache each) and, with --draft, N drafter states\n"
            "      --finish-order    with --batch: write records as they finish\n"
            "      --bin             write binary frames (default: JSONL)\n"
            "  -o, --output FILE     write to FILE instead of stdout\n"
@@ -130,16 +131,21 @@ static char *cost_cache(hass_backend *b, const char *draft, const hass_tree_cfg 
     return hass_cli_cache_file("tree-auto", key);
 }
 
-// Load the head (checked against the target), the drafter and the decoder; the exit code.
+// Open the metrics file, if asked and not yet open; the exit code.
+static int open_metrics(spec_state *sp, const args *a) {
+    if (!a->metrics || sp->metrics) return 0;
+    sp->metrics = fopen(a->metrics, "w");
+    if (!sp->metrics) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a->metrics, strerror(errno));
+    return 0;
+}
+
+// Load the head (checked against the target), the drafter and the decoder (vb: the batch's
+// decoders instead, one drafter per slot); the exit code.
 static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok, const args *a,
-                      int n_ctx) {
+                      int n_ctx, hass_verify_batch *vb) {
     hass_err e;
-    if (a->metrics) {
-        sp->metrics = fopen(a->metrics, "w");
-        if (!sp->metrics)
-            return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a->metrics, strerror(errno));
-    }
-    if (!a->draft) return 0;
+    int rc = open_metrics(sp, a);
+    if (rc || !a->draft) return rc;
     const hass_tree_cfg *tc = &sp->tc;
     sp->hd = hass_head_drafter_open(a->draft, b, hass_tokenizer_fingerprint(tok), n_ctx, tc,
                                     a->draft_exact, &e);
@@ -147,10 +153,11 @@ static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok
     hass_drafter dr = hass_head_drafter_iface(sp->hd);
     char *cache = a->tree_auto ? cost_cache(b, a->draft, tc, n_ctx, a->draft_exact) : NULL;
     hass_spec_cfg sc = {*tc, a->tree_auto, {0.f, 0, 1.f}, 0, n_ctx, cache};
-    sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
+    if (vb) e = hass_verify_batch_set_draft(vb, sp->hd, &sc);
+    else sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
     free(cache);
-    if (!sp->spec) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    hass_tree_cfg cur = hass_spec_current_tree(sp->spec);
+    if (vb ? e != HASS_OK : !sp->spec) return hass_cli_fail_err(e, "%s", hass_errmsg());
+    hass_tree_cfg cur = vb ? *tc : hass_spec_current_tree(sp->spec);
     HASS_INFO("draft head %s: tree %s, total %d, depth %d, top-k %d", a->draft,
               a->tree_auto ? "auto" : "fixed", cur.n_total, cur.levels, cur.top_k);
     return 0;
@@ -255,8 +262,8 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
     if (hass_remote_is_announcement(in) && c->vb) { // hass-draft gives up when nobody connects
         c->n_channels++;
         *out = NULL;
-        HASS_WARN("%s: draft channel ignored: --batch decodes plainly (the two-process drafter "
-                  "needs --batch 1)", where);
+        HASS_WARN("%s: draft channel ignored: the two-process drafter needs --batch 1 (--batch "
+                  "drafts in process: --draft)", where);
         return HASS_OK;
     }
     if (hass_remote_is_announcement(in)) {
@@ -375,10 +382,6 @@ static int parse(int argc, char **argv, args *a) {
     if (a->gen.margins && a->draft)
         return hass_cli_usage_error(PROG, "--margins: plain decoding only (a verify cycle keeps no "
                                           "logits per step); drop --draft");
-    if (a->batch > 1 && a->draft)
-        return hass_cli_usage_error(PROG, "--batch: plain decoding only in this version (each "
-                                          "record decoded speculatively needs --batch 1); drop "
-                                          "--draft or --batch");
     return hass_cli_check_device(&a->cl) ? HASS_EXIT_DEVICE : -1;
 }
 
@@ -390,21 +393,21 @@ static int setup(const args *a, run_ctx *c, spec_state *sp, hass_stream_writer *
     if (a->batch > 1) {
         if (c->b->dev != HASS_DEVICE_CPU)
             return hass_cli_usage_error(PROG, "--batch: the CPU engine only; add --device cpu");
-        if (a->metrics && (rc = spec_setup(sp, c->b, c->tok, a, 0))) return rc;
+        if ((rc = open_metrics(sp, a))) return rc;
         hass_verify_batch_cfg bc = {(int)a->batch, (int)a->n_ctx, a->stream, a->finish_order,
                                     &a->gen, sp->metrics, count, c};
         c->vb = hass_verify_batch_new(c->m, c->tok, &bc, w, &e);
         if (!c->vb) return hass_cli_fail_err(e, "%s", hass_errmsg());
         HASS_INFO("loaded %s in %.0f ms (batch %lld, context %d each)", a->cl.model,
                   1e3 * (hass_now() - a->t0), (long long)a->batch, hass_verify_batch_ctx(c->vb));
-        return 0;
+        return a->draft ? spec_setup(sp, c->b, c->tok, a, hass_verify_batch_ctx(c->vb), c->vb) : 0;
     }
     c->g = hass_gen_new_on(c->b, c->tok, (int)a->n_ctx, &e);
     if (!c->g) return hass_cli_fail_err(e, "%s", hass_errmsg());
     HASS_INFO("loaded %s in %.0f ms (context %d)", a->cl.model, 1e3 * (hass_now() - a->t0),
               hass_gen_ctx(c->g));
     if (a->draft || a->metrics) {
-        if ((rc = spec_setup(sp, c->b, c->tok, a, hass_gen_ctx(c->g)))) return rc;
+        if ((rc = spec_setup(sp, c->b, c->tok, a, hass_gen_ctx(c->g), NULL))) return rc;
         hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     }
     return 0;
@@ -435,8 +438,8 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
                             !a->cl.buffered, fp);
     int src = setup(a, &rc_, &sp, &w);
     if (src) {
+        hass_verify_batch_free(rc_.vb); // before the drafter its slots fork
         spec_teardown(&sp);
-        hass_verify_batch_free(rc_.vb);
         hass_gen_free(rc_.g);
         hass_stream_writer_free(&w);
         return src;

@@ -12,8 +12,10 @@
 # per forward, one copy of the weights read once per step for all of them: more tokens/s than P
 # processes that each hold and stream their own copy; same output). Use -P to spread over
 # machines, sockets or GPUs, and both (-P 2 with --batch N in COMMAND) when one process cannot
-# keep the cores busy. Memory: each hass-verify holds the weights once and, with --batch N,
-# N caches of its context.
+# keep the cores busy. --batch N also takes --draft HEAD (in process: each record its own tree,
+# one forward for all); the two-process hass-draft pipeline decodes one record at a time.
+# Memory: each hass-verify holds the weights once and, with --batch N, N caches of its context
+# (with --draft, also N drafter states).
 
 set -o pipefail
 P=2 IN="" OUTF=""

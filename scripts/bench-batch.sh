@@ -6,8 +6,9 @@
 # whole command (model load included: fan-out loads the model once per process). Every
 # configuration's output is checked to be the output of --batch 1 (timing removed).
 # Models: SmolLM2-135M and, when present, Qwen2.5-Coder-1.5B. Speculative rows (--draft HEAD
-# --tree auto, as the README runs it on a CPU; when the head is present) are --batch 1 and
-# fan-out -P 2 only: --batch N > 1 decodes plainly in this version.
+# --tree auto, as the README runs it on a CPU; when the head is present): --batch N for the same
+# N (each record its own tree, one forward over all of them) and fan-out -P 2; greedy, so their
+# output is checked against speculative --batch 1 too.
 # Environment: BUILD (build), MODELS_DIR (models), THREADS (2), RECORDS (16), GEN (64),
 # ROUNDS (3), BATCHES ("1 2 4 8 16"), HEAD (heads/smollm2-135m-instruct; "" for none),
 # QWEN (1: include the 1.5B when present).
@@ -45,11 +46,7 @@ configs() {
   local m=$1 spec=$2 d="" v
   [ -n "$spec" ] && d="--draft $HEAD --tree auto"
   v="hass-verify -m $m -n $GEN --ignore-eos $d"
-  if [ -z "$spec" ]; then
-    for n in $BATCHES; do echo "batch $n|$v --threads $THREADS --batch $n <$T/in.jsonl >$T/out.jsonl"; done
-  else
-    echo "batch 1|$v --threads $THREADS <$T/in.jsonl >$T/out.jsonl"
-  fi
+  for n in $BATCHES; do echo "batch $n|$v --threads $THREADS --batch $n <$T/in.jsonl >$T/out.jsonl"; done
   echo "fanout -P 2|examples/fanout.sh -P 2 -i $T/in.jsonl -o $T/out.jsonl -- '$v --threads $HALF'"
 }
 

@@ -27,6 +27,7 @@ struct hass_verify_batch {
     int cap, V;               // places; the vocabulary's size
     int64_t first, end;
     int passing;              // writes go out now (inside a step: deltas, records in turn)
+    int drafting;             // speculative decoding (hass_verify_batch_set_draft)
     hass_verify_batch_stats st;
 };
 
@@ -59,16 +60,17 @@ static int64_t take_ticket(hass_verify_batch *vb, json_t *rec) {
 }
 
 // A record that ended: its output (or error) record into its place, its metrics, the counts.
-static void on_done(void *ctx, void *rec, hass_err e, const hass_gen_out *r) {
+static void on_done(void *ctx, void *rec, hass_err e, const hass_gen_out *r,
+                    const hass_spec_stats *st) {
     hass_verify_batch *vb = ctx;
     job *j = rec;
     json_t *o = hass_verify_record_out(j->in, vb->cfg.gen, j->where, e, r);
     if (e) {
         HASS_ERROR("%s", json_string_value(json_object_get(o, "error")));
         if (!vb->st.n_failed++) vb->st.exit_code = hass_record_exit_code(e);
-    } else if (vb->cfg.metrics) {
-        hass_spec_stats ms = {.n_gen = r->n_tokens, .prefill_ms = r->prefill_ms,
-                              .total_ms = r->prefill_ms + r->decode_ms};
+    } else if (vb->cfg.metrics) { // as hass_gen_write_metrics: the cycles of speculative decoding
+        hass_spec_stats ms = *st;
+        if (!vb->drafting) ms.n_cycles = 0;
         if (hass_spec_metrics_write(vb->cfg.metrics, json_object_get(j->in, "id"), &ms))
             HASS_WARN("%s", hass_errmsg());
     }
@@ -157,6 +159,13 @@ void hass_verify_batch_free(hass_verify_batch *vb) {
 }
 
 int hass_verify_batch_ctx(const hass_verify_batch *vb) { return hass_gen_batch_ctx(vb->gb); }
+
+hass_err hass_verify_batch_set_draft(hass_verify_batch *vb, hass_head_drafter *hd,
+                                     const hass_spec_cfg *sc) {
+    hass_err e = hass_gen_batch_set_draft(vb->gb, hd, sc);
+    if (!e) vb->drafting = 1;
+    return e;
+}
 
 hass_err hass_verify_batch_record(hass_verify_batch *vb, const json_t *in, const char *where,
                                   int64_t index, json_t **out) {

@@ -1,6 +1,6 @@
 // verify_batch.h: hass-verify --batch N: a stream's token records decoded up to N at a time
-// (gen_batch.h, plain decoding), written in input order through a bounded reorder buffer, or
-// as they finish.
+// (gen_batch.h, plain or speculative decoding), written in input order through a bounded
+// reorder buffer, or as they finish.
 //
 // It sits behind the stream filter (stream.h): hass_verify_batch_record takes the place of
 // hass_verify_record (the same reading, error records and output records), and the writer's
@@ -28,7 +28,8 @@ typedef struct hass_verify_batch_cfg {
     int stream;                 // write delta records
     int finish_order;           // write records as they finish, not in input order
     const hass_gen_cfg *gen;    // the run's sampling and stop settings (borrowed)
-    FILE *metrics;              // request records (hass_spec_metrics_write), or NULL (borrowed)
+    FILE *metrics;              // request (and cycle) records (hass_spec_metrics_write), or NULL
+                                // (borrowed)
     hass_verify_done_fn done;   // may be NULL
     void *done_ctx;
 } hass_verify_batch_cfg;
@@ -47,6 +48,10 @@ hass_verify_batch *hass_verify_batch_new(hass_model *m, const hass_tokenizer *to
 void hass_verify_batch_free(hass_verify_batch *vb);
 // Capacity of each record's cache.
 int hass_verify_batch_ctx(const hass_verify_batch *vb);
+// Decode speculatively (before the first record): hass_gen_batch_set_draft; the metrics file
+// then gets each record's cycles too.
+hass_err hass_verify_batch_set_draft(hass_verify_batch *vb, hass_head_drafter *hd,
+                                     const hass_spec_cfg *sc);
 // One input record (hass_stream_fn's contract, as hass_verify_record with the record's index):
 // a bad record's error record or a forwarded record now, else HASS_OK with *out NULL: it is
 // decoded from the next step on and written when its turn comes.

@@ -121,6 +121,11 @@ hass_err hass_seq_forward_rows(hass_seq *s, const int32_t *tok, const int32_t *p
                                float *logits,  // (n_rows, V) or NULL
                                float *feats);  // (n, C) or NULL
 
+typedef struct hass_kv hass_kv;
+// The engine cache (forward.h) of a sequence of the CPU backend, for multi-sequence forwards
+// (hass_forward_batch); NULL for another backend's.
+hass_kv *hass_seq_cpu_kv(hass_seq *s);
+
 #ifdef HASS_WITH_CUDA
 // The CUDA backend (libcore/spec/cuda_backend.c): m uploaded to device 0. Tree acceptance runs on
 // the device (greedy and stochastic kernels); HASS_CUDA_ACCEPT=host in the environment leaves it

@@ -56,6 +56,9 @@ static const hass_backend_ops cpu_ops = {
     cpu_seq_reserve, cpu_forward, NULL, cpu_lm_head, cpu_free,
 };
 
+// The hass_kv of a CPU sequence.
+hass_kv *hass_seq_cpu_kv(hass_seq *s) { return s->b->ops == &cpu_ops ? s->impl : NULL; }
+
 // A backend record for m with the given table (impl left NULL).
 hass_backend *hass_backend_alloc(hass_model *m, const hass_backend_ops *ops, hass_device dev,
                                  hass_err *err) {

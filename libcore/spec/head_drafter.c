@@ -6,10 +6,14 @@
 #include "cuda_draft.h"
 
 struct hass_head_drafter {
-    hass_head *head;         // owned: the CPU drafter borrows it
+    hass_head *head;         // the CPU drafter borrows it; owned unless forked
+    int own_head;            // opened here (else a fork's, borrowed from the drafter it forks)
     hass_draft *cpu;         // the CPU drafter, or NULL
     hass_cuda_draft *gpu;    // the GPU drafter, or NULL
     hass_drafter iface;      // over the one in use
+    hass_backend *b;         // what it was opened with, for forks (borrowed)
+    int n_ctx, exact;
+    hass_tree_cfg max;
 };
 
 // The CPU drafter of d->head over b's model, Q8_0 unless exact.
@@ -53,6 +57,8 @@ hass_head_drafter *hass_head_drafter_open(const char *path, hass_backend *b, uin
     hass_head_target_of(b->m, tok_fp, &tg);
     hass_err e = HASS_OK;
     d->head = hass_head_load(path, &tg, &e);
+    d->own_head = 1;
+    d->b = b, d->n_ctx = n_ctx, d->exact = exact, d->max = *max;
     if (d->head)
         e = b->dev == HASS_DEVICE_CUDA ? open_gpu(d, b, n_ctx, max) : open_cpu(d, b, n_ctx, max, exact);
     if (!d->head || e) {
@@ -61,6 +67,27 @@ hass_head_drafter *hass_head_drafter_open(const char *path, hass_backend *b, uin
         return NULL;
     }
     return d;
+}
+
+// Another CPU drafter over d's head (see head_drafter.h).
+hass_head_drafter *hass_head_drafter_fork(const hass_head_drafter *d, hass_err *err) {
+    if (!d->cpu) {
+        *err = hass_seterr(HASS_EUNSUP, "draft head: only a CPU drafter forks");
+        return NULL;
+    }
+    hass_head_drafter *f = calloc(1, sizeof *f);
+    if (!f) {
+        *err = hass_seterr(HASS_ENOMEM, "draft head: out of memory");
+        return NULL;
+    }
+    *f = (hass_head_drafter){d->head, 0, NULL, NULL, {0}, d->b, d->n_ctx, d->exact, d->max};
+    hass_err e = open_cpu(f, d->b, d->n_ctx, &d->max, d->exact);
+    if (e) {
+        *err = e;
+        hass_head_drafter_free(f);
+        return NULL;
+    }
+    return f;
 }
 
 // The interface.
@@ -76,6 +103,6 @@ void hass_head_drafter_free(hass_head_drafter *d) {
 #ifdef HASS_WITH_CUDA
     hass_cuda_draft_free(d->gpu);
 #endif
-    hass_head_free(d->head);
+    if (d->own_head) hass_head_free(d->head);
     free(d);
 }

@@ -17,6 +17,11 @@ typedef struct hass_head_drafter hass_head_drafter;
 hass_head_drafter *hass_head_drafter_open(const char *path, hass_backend *b, uint32_t tok_fp,
                                           int n_ctx, const hass_tree_cfg *max, int exact,
                                           hass_err *err);
+// Another CPU drafter over d's head, opened as d was: the head's tensors are shared (loaded
+// once), the drafter's cache, work and converted copy of the layer (bf16 or Q8_0, as d's) are
+// its own (hass-verify --batch: one per record in flight). Free it before d. NULL with *err:
+// HASS_EUNSUP for a GPU drafter, out of memory.
+hass_head_drafter *hass_head_drafter_fork(const hass_head_drafter *d, hass_err *err);
 // The drafter interface of spec.h over d (borrowed).
 hass_drafter hass_head_drafter_iface(hass_head_drafter *d);
 // Feature width C of the head.

@@ -15,6 +15,22 @@
 #define AUTO_WINDOW 32   // --tree auto: pairs kept for the drafter while decoding plainly
 #define AUTO_COST_CAP 4.0 // --tree auto considers trees whose verify costs at most this many steps
 
+// The output side of one generation: the stop rules, where kept tokens go, the callback.
+typedef struct gen_out {
+    hass_stop st;
+    int32_t *out;       // (capacity, see hass_spec_generate) kept tokens
+    float *margins;     // (same) their steps' top1 - top2 logit, or NULL
+    int n_out;
+    hass_spec_emit emit;
+    void *ud;
+    int halted;         // emit asked to stop
+} gen_out;
+
+// What the next target forward is (hass_spec_prepare), for hass_spec_complete.
+enum { BLK_PROMPT, BLK_PLAIN, BLK_TREE };
+// Where a generation is: not begun, the prompt's forward next, cycles, ended.
+enum { PH_IDLE, PH_PROMPT, PH_CYCLE, PH_DONE };
+
 struct hass_spec {
     hass_backend *b;      // the target (borrowed, or owned when own_b)
     int own_b;            // made by hass_spec_new (the CPU backend)
@@ -47,6 +63,19 @@ struct hass_spec {
     int ring_n, ring_head, ring_stale;
     int droppable;        // a failed drafter call drops the drafter (hass_spec_set_droppable)
     int dr_lost;          // it was dropped: the rest of this generation is plain
+    // the generation in progress (hass_spec_begin .. hass_spec_end)
+    int phase;            // PH_*
+    gen_out g;            // its output side
+    hass_spec_stats sx;   // its statistics so far
+    const int32_t *prompt; // (n_prompt) borrowed
+    int n_prompt, last;   // last: the prompt's row that gets logits
+    double t_start, c1;   // when it began; process CPU time after the prefill
+    int32_t root;         // the token the next cycle starts from
+    int kind;             // the block prepared: BLK_*
+    hass_tree *t;         // its tree (BLK_TREE)
+    int lazy;             // its logits come row by row during acceptance (node_row)
+    double t_prep, t_drafted; // when its preparation began, when its tree was drafted
+    const float *lg;      // the logits of the last forward (hass_spec_block.logits)
 };
 
 // Vtable glue of the in-process drafter.
@@ -305,6 +334,34 @@ hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_
 // A decoder on a backend (see spec.h).
 hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
                             hass_err *err) {
+    return hass_spec_new_shared(b, dr, cfg, NULL, err);
+}
+
+// --tree auto's start: the costs copied from another decoder's (costs_from, when it measured),
+// read from the cost cache, or measured (then cached); the candidate budgets.
+static hass_err auto_start(hass_spec *s, const hass_spec *costs_from) {
+    const hass_spec_cfg *cfg = &s->cfg;
+    if (costs_from && costs_from->au.curve_n) {
+        s->au = costs_from->au; // before any cycle: the measurements and the candidates only
+        return HASS_OK;
+    }
+    if (cfg->cost_cache && cache_load(s, cfg->cost_cache)) {
+        HASS_INFO("tree auto: costs from %s", cfg->cost_cache);
+    } else {
+        hass_err e = measure_curve(s);
+        if (!e) e = measure_draft(s);
+        if (e) return e;
+        if (cfg->cost_cache && s->au.curve_n) cache_save(s, cfg->cost_cache);
+    }
+    hass_auto_candidates(&s->au, &s->cfg.tree);
+    for (int i = 0; i < s->au.curve_n; i++)
+        HASS_INFO("tree auto: verify %d tokens %.2f ms", s->au.curve_tok[i], s->au.curve_ms[i]);
+    return HASS_OK;
+}
+
+// A decoder on a backend, --tree auto's costs possibly from another one (see spec.h).
+hass_spec *hass_spec_new_shared(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
+                                const hass_spec *costs_from, hass_err *err) {
     hass_err e = hass_tree_cfg_check(&cfg->tree);
     if (e) { if (err) *err = e; return NULL; }
     hass_spec *s = calloc(1, sizeof(*s));
@@ -340,18 +397,7 @@ hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_
         goto fail;
     }
     if ((e = hass_seq_reserve(s->kv, N > 64 ? N : 64))) goto fail;
-    if (cfg->tree_auto && s->has_dr) {
-        if (cfg->cost_cache && cache_load(s, cfg->cost_cache)) {
-            HASS_INFO("tree auto: costs from %s", cfg->cost_cache);
-        } else {
-            if ((e = measure_curve(s)) || (e = measure_draft(s))) goto fail;
-            if (cfg->cost_cache && s->au.curve_n) cache_save(s, cfg->cost_cache);
-        }
-        hass_auto_candidates(&s->au, &s->cfg.tree);
-        if (s->au.curve_n)
-            for (int i = 0; i < s->au.curve_n; i++)
-                HASS_INFO("tree auto: verify %d tokens %.2f ms", s->au.curve_tok[i], s->au.curve_ms[i]);
-    }
+    if (cfg->tree_auto && s->has_dr && (e = auto_start(s, costs_from))) goto fail;
     return s;
 fail:
     hass_spec_free(s);
@@ -431,27 +477,16 @@ static hass_err ring_sync(hass_spec *s) {
     return e;
 }
 
-// The output side of one generation: the stop rules, where kept tokens go, the callback.
-typedef struct gen_out {
-    hass_stop st;
-    int32_t *out;       // (capacity, see hass_spec_generate) kept tokens
-    float *margins;     // (same) their steps' top1 - top2 logit, or NULL
-    int n_out;
-    hass_spec_emit emit;
-    void *ud;
-    int halted;         // emit asked to stop
-} gen_out;
-
 // Offer a step's n tokens (cyc NULL: the root) to the stop rules; the kept ones go to the output
-// (with the margin of s->logits' first row: a plain step has one token), then to emit.
-// Non-zero when the generation ends.
+// (with the margin of the last forward's first logits row: a plain step has one token), then to
+// emit. Non-zero when the generation ends.
 static int take(hass_spec *s, gen_out *g, const int32_t *tok, int n, const hass_spec_cycle *cyc) {
     int n0 = g->n_out;
     for (int i = 0; i < n && g->st.finish == HASS_FINISH_NONE; i++) {
         int keep;
         hass_stop_push(&g->st, tok[i], &keep);
         if (!keep) continue;
-        if (g->margins) g->margins[g->n_out] = hass_top2_margin(s->logits, s->V);
+        if (g->margins) g->margins[g->n_out] = hass_top2_margin(s->lg, s->V);
         g->out[g->n_out++] = tok[i];
     }
     if (g->emit && g->n_out > n0 && g->emit(g->ud, g->out + n0, g->n_out - n0, cyc)) g->halted = 1;
@@ -475,19 +510,21 @@ static hass_err dr_call(hass_spec *s, hass_err e) {
 // Whether the drafter drafts (there is one, and it was not dropped).
 static int drafting(const hass_spec *s) { return s->has_dr && !s->dr_lost; }
 
-// Start a request: prefill the prompt and sample the root token from its last logits.
-static hass_err prefill(hass_spec *s, const int32_t *prompt, int n_prompt, int32_t *root) {
+// The CPU cache of the decoder's sequence for a batched forward (NULL on another backend).
+static hass_kv *block_kv(hass_spec *s) { return hass_seq_cpu_kv(s->kv); }
+
+// Start a request: the prompt's block (the root token is sampled from its last row's logits).
+static hass_err prompt_prepare(hass_spec *s, hass_spec_block *blk) {
     hass_err e;
     hass_seq_truncate(s->kv, 0);
     hass_rng_seed(&s->rng, s->cfg.seed);
     s->dr_lost = 0;
     if (s->has_dr && (e = dr_call(s, s->dr.reset(s->dr.ctx))) && !s->dr_lost) return e;
     s->ring_n = s->ring_head = s->ring_stale = 0;
-    int last = n_prompt - 1;
-    e = hass_seq_forward_rows(s->kv, prompt, NULL, n_prompt, NULL, &last, 1, s->logits,
-                              s->has_dr ? s->feats : NULL);
-    if (e) return e;
-    *root = hass_sample_token(&s->cfg.sampler, s->logits, s->V, &s->rng, s->probs);
+    s->last = s->n_prompt - 1;
+    s->kind = BLK_PROMPT;
+    *blk = (hass_spec_block){s->kv, block_kv(s), s->prompt, NULL, s->n_prompt, NULL, &s->last, 1,
+                             s->logits, s->has_dr ? s->feats : NULL};
     return HASS_OK;
 }
 
@@ -503,6 +540,29 @@ static hass_err feed_prompt(hass_spec *s, const int32_t *prompt, int n_prompt, i
     return s->dr.push(s->dr.ctx, s->feats, s->nxt, n_prompt);
 }
 
+// The generation ended: the phase and the CPU time of its cycles.
+static void finish_decode(hass_spec *s) {
+    s->phase = PH_DONE;
+    s->sx.decode_cpu_ms = 1e3 * (hass_cpu_now() - s->c1);
+}
+
+// After the prompt's forward: sample the root, offer it to the stop rules, hand the prompt's
+// pairs to the drafter.
+static hass_err prompt_complete(hass_spec *s) {
+    hass_err e;
+    int32_t root = hass_sample_token(&s->cfg.sampler, s->lg, s->V, &s->rng, s->probs);
+    s->sx.prefill_ms = (hass_now() - s->t_start) * 1e3;
+    s->c1 = hass_cpu_now();
+    int done = take(s, &s->g, &root, 1, NULL) || context_full(s, &s->g);
+    if (!done && drafting(s) && (e = dr_call(s, feed_prompt(s, s->prompt, s->n_prompt, root))) &&
+        !s->dr_lost)
+        return e;
+    s->root = root;
+    s->phase = PH_CYCLE;
+    if (done) finish_decode(s);
+    return HASS_OK;
+}
+
 // The cycle record n (the array grows as needed); NULL when out of memory.
 static hass_spec_cycle *cycle_slot(hass_spec *s, int n) {
     if (n >= s->cap_cycles) {
@@ -515,19 +575,23 @@ static hass_spec_cycle *cycle_slot(hass_spec *s, int n) {
     return &s->cycles[n];
 }
 
-// One step without a drafter: the root alone through the target, the next token sampled from its
-// logits on the host (exactly plain sampling's arithmetic and RNG use).
-static hass_err plain_step(hass_spec *s, int32_t root, hass_spec_cycle *cy, hass_accept_result *r) {
-    double t0 = hass_now();
-    hass_err e = hass_seq_forward(s->kv, &root, NULL, 1, NULL, s->logits, NULL);
-    if (e) return e;
-    int32_t id = hass_sample_token(&s->cfg.sampler, s->logits, s->V, &s->rng, s->probs);
+// One step without a drafter: the root alone through the target (its next token is sampled from
+// its logits on the host: plain_complete).
+static void plain_prepare(hass_spec *s, hass_spec_block *blk) {
+    s->t_prep = hass_now();
+    s->kind = BLK_PLAIN;
+    *blk = (hass_spec_block){s->kv, block_kv(s), &s->root, NULL, 1, NULL, NULL, 0, s->logits, NULL};
+}
+
+// The plain step's next token, sampled from the root's logits (exactly plain sampling's
+// arithmetic and RNG use).
+static void plain_complete(hass_spec *s, hass_spec_cycle *cy, hass_accept_result *r) {
+    int32_t id = hass_sample_token(&s->cfg.sampler, s->lg, s->V, &s->rng, s->probs);
     r->n_acc = 0;
     r->path[0] = 0;
     r->tokens[0] = r->bonus = id;
     r->n_tokens = 1;
-    *cy = (hass_spec_cycle){0, 1, 0, 1, 1, 1, 0.0, (hass_now() - t0) * 1e3};
-    return HASS_OK;
+    *cy = (hass_spec_cycle){0, 1, 0, 1, 1, 1, 0.0, (hass_now() - s->t_prep) * 1e3};
 }
 
 // --tree auto: this cycle's budget; explore with the deepest affordable tree at cycles 0, 1,
@@ -546,58 +610,54 @@ static void pick_budget(hass_spec *s) {
     }
 }
 
-// One target forward over tree t at committed length L0, then the acceptance walk into r.
-static hass_err verify(hass_spec *s, hass_tree *t, int L0, hass_accept_result *r) {
-    hass_err e;
-    int V = s->V;
-    for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
-    const hass_backend_ops *ops = s->b->ops;
-    if (ops->accept) { // acceptance where the logits are (the GPU): only features come back
-        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
-        return e ? e : ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, r);
-    }
-    if (hass_auto_lazy_wins(&s->au, t->n, s->au.tok_cycle)) { // LM head on the visited rows only
-        e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, NULL, s->feats);
-        if (e) return e;
-        return hass_accept_sample_rows(t, node_row, s, V, &s->cfg.sampler, &s->rng, s->probs, r);
-    }
-    e = hass_seq_forward(s->kv, t->tok, s->pos, t->n, t->mask, s->logits, s->feats);
-    if (!e) hass_accept_sample(t, s->logits, V, &s->cfg.sampler, &s->rng, s->probs, r);
-    return e;
-}
-
-// One speculative cycle: draft a tree for root (the root alone when the tree does not fit the
-// context or --tree auto chose plain decoding), verify it, compact the cache to the accepted
-// path; *tp is the tree used.
-static hass_err tree_step(hass_spec *s, int32_t root, hass_spec_cycle *cy, hass_tree **tp,
-                          hass_accept_result *r) {
+// One speculative cycle's block: draft a tree for the root (the root alone when the tree does not
+// fit the context or --tree auto chose plain decoding), at positions L0 + depth under its tree
+// mask; its logits where acceptance reads them (on the GPU: the device; lazily: node_row).
+static hass_err tree_prepare(hass_spec *s, hass_spec_block *blk) {
     int L0 = hass_seq_len(s->kv);
     pick_budget(s);
     s->cycle_no++;
     hass_tree *t = NULL;
     hass_err e = cur_tree(s, &t);
     if (e) return e;
-    double t0 = hass_now();
+    s->t_prep = hass_now();
     if (t->cfg.n_total > 1 && L0 + t->cfg.n_total > s->n_ctx) t = s->t_root;
     if (t == s->t_root) {
         int32_t par = -1;
-        hass_tree_set(t, 1, &root, &par);
-    } else if ((e = dr_call(s, ring_sync(s))) || (e = dr_call(s, s->dr.tree(s->dr.ctx, root, t)))) {
+        hass_tree_set(t, 1, &s->root, &par);
+    } else if ((e = dr_call(s, ring_sync(s))) || (e = dr_call(s, s->dr.tree(s->dr.ctx, s->root, t)))) {
         return e; // before the target's forward: a dropped drafter leaves the cache as it was
     }
-    double t1 = hass_now();
-    if ((e = verify(s, t, L0, r))) return e;
+    s->t_drafted = hass_now();
+    for (int j = 0; j < t->n; j++) s->pos[j] = L0 + t->depth[j];
+    int dev = s->b->ops->accept != NULL; // acceptance where the logits are: only features come back
+    s->lazy = !dev && hass_auto_lazy_wins(&s->au, t->n, s->au.tok_cycle); // LM head on visited rows
+    s->t = t;
+    s->kind = BLK_TREE;
+    *blk = (hass_spec_block){s->kv, block_kv(s), t->tok, s->pos, t->n, t->mask, NULL, 0,
+                             dev || s->lazy ? NULL : s->logits, s->feats};
+    return HASS_OK;
+}
+
+// After the tree's forward: the acceptance walk into r, the cache compacted to the accepted
+// path, --tree auto's counts.
+static hass_err tree_complete(hass_spec *s, hass_spec_cycle *cy, hass_accept_result *r) {
+    hass_tree *t = s->t;
+    hass_err e = HASS_OK;
+    if (s->b->ops->accept) e = s->b->ops->accept(s->kv, t, &s->cfg.sampler, &s->rng, r);
+    else if (s->lazy) e = hass_accept_sample_rows(t, node_row, s, s->V, &s->cfg.sampler, &s->rng, s->probs, r);
+    else hass_accept_sample(t, s->lg, s->V, &s->cfg.sampler, &s->rng, s->probs, r);
+    if (e) return e;
     if (t != s->t_root) s->au.tok_cycle = 0.9 * s->au.tok_cycle + 0.1 * (r->n_acc + 1);
     if ((e = hass_seq_commit(s->kv, r->path, r->n_acc + 1))) return e;
     if (s->cfg.tree_auto && t != s->t_root) hass_auto_record(&s->au, t, r);
     double t2 = hass_now();
     *cy = (hass_spec_cycle){r->n_acc, t->n, t->max_depth, t->cfg.n_total, t->cfg.levels,
-                            t->cfg.top_k, (t1 - t0) * 1e3, (t2 - t1) * 1e3};
+                            t->cfg.top_k, (s->t_drafted - s->t_prep) * 1e3, (t2 - s->t_drafted) * 1e3};
     if (s->cfg.tree_auto && t != s->t_root && t->n > 1) {
         double q = cy->draft_ms / hass_auto_draft_ms(&s->au, &t->cfg);
         s->au.dr_scale = 0.8 * s->au.dr_scale + 0.2 * (q < 0.25 ? 0.25 : q > 4.0 ? 4.0 : q);
     }
-    *tp = t;
     return HASS_OK;
 }
 
@@ -614,62 +674,96 @@ static hass_err feed_back(hass_spec *s, const hass_tree *t, const hass_accept_re
     return s->dr.push(s->dr.ctx, s->gath, r->tokens, r->n_tokens);
 }
 
-// Prefill, then one cycle after another until the stop rules or the context end the generation.
-static hass_err decode(hass_spec *s, const int32_t *prompt, int n_prompt, gen_out *g,
-                       hass_spec_stats *st, double t_start) {
-    int32_t root;
-    hass_err e = prefill(s, prompt, n_prompt, &root);
-    if (e) return e;
-    st->prefill_ms = (hass_now() - t_start) * 1e3;
-    double c1 = hass_cpu_now();
-    int done = take(s, g, &root, 1, NULL) || context_full(s, g);
-    if (!done && drafting(s) && (e = dr_call(s, feed_prompt(s, prompt, n_prompt, root))) &&
-        !s->dr_lost)
-        return e;
-    while (!done) {
-        hass_spec_cycle *cy = cycle_slot(s, st->n_cycles);
-        if (!cy) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
-        hass_accept_result r;
-        hass_tree *t = s->t_root;
-        int dr = drafting(s);
-        e = dr ? tree_step(s, root, cy, &t, &r) : plain_step(s, root, cy, &r);
-        if (e && dr && s->dr_lost) e = plain_step(s, root, cy, &r); // the drafter just failed
-        if (e) return e;
-        st->n_cycles++;
-        done = take(s, g, r.tokens, r.n_tokens, cy) || context_full(s, g);
-        if (!done && drafting(s) && (e = dr_call(s, feed_back(s, t, &r))) && !s->dr_lost) return e;
-        root = r.bonus;
-    }
-    st->decode_cpu_ms = 1e3 * (hass_cpu_now() - c1);
-    return HASS_OK;
-}
-
-// The decode loop (see spec.h).
-int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, const hass_stop_cfg *stop,
-                       int32_t *out, float *margins, hass_spec_stats *st, hass_spec_emit emit,
-                       void *ud) {
-    double t_start = hass_now();
+// Start a generation (see spec.h).
+hass_err hass_spec_begin(hass_spec *s, const int32_t *prompt, int n_prompt,
+                         const hass_stop_cfg *stop, int32_t *out, float *margins,
+                         hass_spec_emit emit, void *ud) {
+    s->t_start = hass_now();
     if (n_prompt < 1) return hass_seterr(HASS_EINVAL, "spec: empty prompt");
     if (n_prompt > s->n_ctx)
         return hass_seterr(HASS_ERANGE, "spec: prompt of %d tokens does not fit the context of %d",
                            n_prompt, s->n_ctx);
-    gen_out g = {.out = out, .margins = s->has_dr ? NULL : margins, .emit = emit, .ud = ud};
-    hass_stop_init(&g.st, stop);
-    hass_spec_stats sx = {0};
+    s->g = (gen_out){.out = out, .margins = s->has_dr ? NULL : margins, .emit = emit, .ud = ud};
+    hass_stop_init(&s->g.st, stop);
+    s->sx = (hass_spec_stats){0};
+    s->prompt = prompt;
+    s->n_prompt = n_prompt;
+    s->phase = stop->max_new > 0 ? PH_PROMPT : PH_DONE;
+    if (s->phase == PH_DONE) s->g.st.finish = HASS_FINISH_LENGTH;
+    return HASS_OK;
+}
+
+// Whether the generation begun has ended.
+int hass_spec_done(const hass_spec *s) { return s->phase == PH_DONE; }
+
+// The next forward's block: the prompt, then a cycle's tree or plain step (see spec.h).
+hass_err hass_spec_prepare(hass_spec *s, hass_spec_block *blk) {
+    if (s->phase == PH_PROMPT) return prompt_prepare(s, blk);
+    if (!cycle_slot(s, s->sx.n_cycles)) return hass_seterr(HASS_ENOMEM, "spec: out of memory");
+    int dr = drafting(s);
+    hass_err e = dr ? tree_prepare(s, blk) : HASS_OK;
+    if (!dr || (e && s->dr_lost)) { // no drafter, or it just failed: a plain step
+        plain_prepare(s, blk);
+        e = HASS_OK;
+    }
+    return e;
+}
+
+// After the block's forward (see spec.h).
+hass_err hass_spec_complete(hass_spec *s, const hass_spec_block *blk, hass_err fe) {
+    if (fe) return fe;
+    s->lg = blk->logits;
+    if (s->kind == BLK_PROMPT) return prompt_complete(s);
+    hass_spec_cycle *cy = &s->cycles[s->sx.n_cycles];
+    hass_accept_result r;
+    hass_tree *t = s->kind == BLK_TREE ? s->t : s->t_root;
     hass_err e = HASS_OK;
-    if (stop->max_new > 0) e = decode(s, prompt, n_prompt, &g, &sx, t_start);
-    else g.st.finish = HASS_FINISH_LENGTH;
-    hass_stop_free(&g.st);
+    if (s->kind == BLK_TREE) e = tree_complete(s, cy, &r);
+    else plain_complete(s, cy, &r);
+    if (e) return e;
+    s->sx.n_cycles++;
+    int done = take(s, &s->g, r.tokens, r.n_tokens, cy) || context_full(s, &s->g);
+    if (!done && drafting(s) && (e = dr_call(s, feed_back(s, t, &r))) && !s->dr_lost) return e;
+    s->root = r.bonus;
+    if (done) finish_decode(s);
+    return HASS_OK;
+}
+
+// End the generation (see spec.h).
+int hass_spec_end(hass_spec *s, hass_err e, hass_spec_stats *st) {
+    hass_stop_free(&s->g.st);
+    s->phase = PH_IDLE;
     if (e) return e;
     if (st) {
-        *st = sx;
-        st->n_gen = g.n_out;
-        st->total_ms = (hass_now() - t_start) * 1e3;
+        *st = s->sx;
+        st->n_gen = s->g.n_out;
+        st->total_ms = (hass_now() - s->t_start) * 1e3;
         st->cycles = s->cycles;
-        st->finish = g.st.finish;
-        st->stop_idx = g.st.stop_idx;
+        st->finish = s->g.st.finish;
+        st->stop_idx = s->g.st.stop_idx;
     }
-    return g.n_out;
+    return s->g.n_out;
+}
+
+// One block through the decoder's own sequence.
+static hass_err forward_block(const hass_spec_block *k) {
+    if (!k->rows) return hass_seq_forward(k->seq, k->tok, k->pos, k->n, k->mask, k->logits, k->feats);
+    return hass_seq_forward_rows(k->seq, k->tok, k->pos, k->n, k->mask, k->rows, k->n_rows,
+                                 k->logits, k->feats);
+}
+
+// The decode loop (see spec.h): prefill, then one cycle after another until the stop rules or
+// the context end the generation.
+int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, const hass_stop_cfg *stop,
+                       int32_t *out, float *margins, hass_spec_stats *st, hass_spec_emit emit,
+                       void *ud) {
+    hass_err e = hass_spec_begin(s, prompt, n_prompt, stop, out, margins, emit, ud);
+    if (e) return e;
+    while (!e && !hass_spec_done(s)) {
+        hass_spec_block blk;
+        if (!(e = hass_spec_prepare(s, &blk))) e = hass_spec_complete(s, &blk, forward_block(&blk));
+    }
+    return hass_spec_end(s, e, st);
 }
 
 // One-off work of the first forwards, done now (see spec.h): a prefill of 8 dummy tokens and one

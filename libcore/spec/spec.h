@@ -19,6 +19,13 @@
 // cfg.cost_cache, a small JSON file the caller keys to the setup (model, head, device, threads,
 // tree limits): the output never depends on them, only the speed.
 //
+// Stepwise: hass_spec_generate is hass_spec_begin, then hass_spec_prepare (the next target
+// forward's block: the prompt, then each cycle's drafted tree or plain step), the forward, and
+// hass_spec_complete (the root's sampling, or acceptance, KV compaction, the drafter's feedback
+// and the stop rules) until hass_spec_done, then hass_spec_end. A caller that forwards the blocks
+// of several decoders in one pass (hass-verify --batch: hass_forward_batch over every record's
+// block) drives the same two halves, so each record decodes exactly as it would alone.
+//
 // Stop: stop.h's rules (end-of-generation ids, stop ids, stop strings, max_new), applied token
 // by token to what each cycle accepts (the rest of the cycle is dropped, so the output equals
 // plain decoding's exactly at T = 0), and the context's end (finish "length").
@@ -89,6 +96,10 @@ hass_spec *hass_spec_new(hass_model *m, const hass_drafter *dr, const hass_spec_
 // The same on backend b (borrowed: outlives the decoder), e.g. the GPU (backend.h).
 hass_spec *hass_spec_new_on(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
                             hass_err *err);
+// The same, with --tree auto's start measurements copied from costs_from (a decoder of the same
+// setup that measured them; NULL: as hass_spec_new_on): decoders of a batch measure once.
+hass_spec *hass_spec_new_shared(hass_backend *b, const hass_drafter *dr, const hass_spec_cfg *cfg,
+                                const hass_spec *costs_from, hass_err *err);
 void hass_spec_free(hass_spec *s);
 // Generate after prompt until stop (borrowed) or the context ends it, into out (capacity
 // stop->max_new, or n_ctx - n_prompt + 1 when that is less). margins (same capacity, may be
@@ -98,6 +109,39 @@ void hass_spec_free(hass_spec *s);
 int hass_spec_generate(hass_spec *s, const int32_t *prompt, int n_prompt, const hass_stop_cfg *stop,
                        int32_t *out, float *margins, hass_spec_stats *stats, hass_spec_emit emit,
                        void *ud);
+// The block of the next target forward (hass_seq_forward_rows' arguments), owned by the decoder
+// and valid until hass_spec_complete.
+typedef struct hass_spec_block {
+    hass_seq *seq;          // the decoder's sequence (the block is appended to it)
+    hass_kv *kv;            // its CPU cache (for hass_forward_batch), NULL on another backend
+    const int32_t *tok;     // (n)
+    const int32_t *pos;     // (n) or NULL: base, base + 1, ...
+    int n;
+    const uint8_t *mask;    // (n, n) or NULL: causal
+    const int *rows;        // (n_rows) the rows that get logits; NULL: all n (when logits)
+    int n_rows;
+    float *logits;          // (n_rows, or n when rows is NULL, V): the decoder's buffer, which the
+                            // caller may point at its own of that shape; NULL: none wanted
+    float *feats;           // (n, C) or NULL
+} hass_spec_block;
+
+// Begin a generation: hass_spec_generate's arguments and errors (prompt borrowed until
+// hass_spec_end); nothing to end when it fails. It may be done at once (max_new 0).
+hass_err hass_spec_begin(hass_spec *s, const int32_t *prompt, int n_prompt,
+                         const hass_stop_cfg *stop, int32_t *out, float *margins,
+                         hass_spec_emit emit, void *ud);
+// Whether the generation begun has ended (then call hass_spec_end).
+int hass_spec_done(const hass_spec *s);
+// The block of the next forward into blk (a cycle's tree is drafted now). Errors: a drafter's
+// (a droppable one's failure gives a plain step instead), out of memory.
+hass_err hass_spec_prepare(hass_spec *s, hass_spec_block *blk);
+// The forward of blk ran with result fe (returned when it failed): the root's sampling, or the
+// cycle's acceptance, compaction, feedback and stop rules (emit is called from here).
+hass_err hass_spec_complete(hass_spec *s, const hass_spec_block *blk, hass_err fe);
+// End the generation begun, e being the first error of its calls (HASS_OK if none): returns
+// hass_spec_generate's result (e, or the count with st filled when st is not NULL).
+int hass_spec_end(hass_spec *s, hass_err e, hass_spec_stats *st);
+
 // Write the metrics of one request as JSONL to f: one {"type":"cycle",...} record per cycle
 // ("accepted", "tree", "depth", "budget": [total, depth, top_k], "draft_ms", "verify_ms"), then
 // {"type":"request","generated","cycles","prefill_ms","total_ms"}; each carries id (borrowed,

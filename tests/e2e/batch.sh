@@ -5,7 +5,8 @@
 # in the middle (their error records, in place) and records of very different lengths, more
 # than N of them (continuous batching); --finish-order writes a short record before a long one
 # started earlier; a slow producer's first record is answered before its second is sent;
-# --draft with --batch is refused.
+# --draft --batch N (a random head, a fixed tree) == --draft --batch 1 greedy, seeded with stops
+# and --stream, and greedy == plain decoding; --tree auto --batch greedy == plain decoding.
 cd "$(dirname "$0")/../.."
 command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
 M=$HASS_DATA/models/stories260K/stories260K-v3-f32.gguf
@@ -109,7 +110,37 @@ wait
 [ "$got" = 1 ] || fail "--batch 4 with a slow producer: $got records out before the second came in"
 [ "$(jq -r .id "$T/slow.out" | tr '\n' ' ')" = "a b " ] || fail "slow producer: $(cat "$T/slow.out")"
 
-# --draft with --batch: a usage error
-hass-verify -m "$M" --batch 2 --draft /nonexistent "$T/fo.jsonl" >/dev/null 2>"$T/e"
-[ $? = 2 ] && grep -q -- "--batch: plain decoding only" "$T/e" || fail "--draft --batch: $(cat "$T/e")"
-echo "--batch 2, 3, 8 == --batch 1 in 4 modes over 24 records (6 bad), finish order, metrics"
+# --draft with --batch (a random head, a fixed tree): record by record the output of --draft
+# --batch 1, greedy (also plain decoding's), seeded with top-p and stop strings, --stream; the
+# bad records' error records in place; the head's drafts were accepted at times (a cycle that
+# accepts nothing would pass through a broken tree unseen)
+hass-draft -m "$M" --init-random "$T/h" -s 5 >/dev/null || fail "hass-draft --init-random"
+D="--draft $T/h --tree-total 12 --tree-depth 3 --tree-topk 3"
+for mode in greedy sampled stream; do
+  for n in 1 3 8; do run "spec-$mode" $n $D $(args_of $mode); done
+  for n in 1 3 8; do [ "$(cat "$T/rc.spec-$mode.$n")" = 3 ] || fail "--draft $mode --batch $n: exit $(cat "$T/rc.spec-$mode.$n")"; done
+  for n in 3 8; do
+    a=$T/out.spec-$mode.1 b=$T/out.spec-$mode.$n
+    if [ $mode = stream ]; then
+      cmp -s <(jq -c 'select(.type != "delta")' "$a") <(jq -c 'select(.type != "delta")' "$b") || fail "--draft stream --batch $n: records differ"
+      for f in "$a" "$b"; do jq -sc 'map(select(.type == "delta")) | group_by(.id) | map([.[0].id, map(.tokens[])])' "$f"; done | uniq | wc -l | grep -qx 1 || fail "--draft stream --batch $n: deltas differ"
+    else
+      cmp -s "$a" "$b" || { diff "$a" "$b" | head -4; fail "--draft $mode --batch $n differs from --draft --batch 1"; }
+    fi
+  done
+done
+cmp -s "$T/out.spec-greedy.1" "$T/out.greedy.1" || fail "--draft greedy differs from plain greedy"
+cmp -s "$T/out.spec-sampled.1" "$T/out.sampled.1" && fail "--draft sampled: the plain draws (the tree should change them)"
+grep -q '"stop":"' "$T/out.spec-sampled.1" || fail "--draft: no stop string matched"
+[ "$(jq -c 'select(.generated)' "$T/out.spec-sampled.1" | wc -l)" = 18 ] || fail "--draft: not 18 answers"
+hass-verify -m "$M" --ctx 64 --batch 3 $D $(args_of sampled) --metrics "$T/sm" "$T/in.jsonl" >/dev/null 2>&1
+[ "$(jq -s 'map(select(.type == "cycle") | .accepted) | add' "$T/sm")" -gt 0 ] || fail "--draft --batch: no draft token accepted"
+[ "$(jq -c 'select(.type == "request")' "$T/sm" | wc -l)" = 18 ] || fail "--draft --batch --metrics: request records"
+# --tree auto with --batch: trees follow the timings, so only greedy compares (with plain)
+run spec-auto 4 --draft "$T/h" --tree auto $(args_of greedy)
+cmp -s "$T/out.spec-auto.4" "$T/out.greedy.1" || fail "--tree auto --batch 4 differs from plain greedy"
+# --margins stays plain only
+hass-verify -m "$M" --batch 2 --draft "$T/h" --margins "$T/fo.jsonl" >/dev/null 2>"$T/e"
+[ $? = 2 ] && grep -q -- "--margins: plain decoding only" "$T/e" || fail "--draft --batch --margins: $(cat "$T/e")"
+echo "--batch 2, 3, 8 == --batch 1 in 4 modes over 24 records (6 bad), finish order, metrics;"
+echo "--draft --batch 3, 8 == --draft --batch 1 in 3 modes, --tree auto greedy == plain"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # batch_smollm2.sh: on SmolLM2-135M (a quantized model, chat prompts of different lengths),
 # hass-verify --batch 3 and --batch 8 give exactly the records of --batch 1, greedy and
-# seeded at temperature 0.8 with a stop string (whole JSONL compared, "timing" removed).
+# seeded at temperature 0.8 with a stop string (whole JSONL compared, "timing" removed), plainly
+# and speculatively with the shipped head (a fixed tree; --tree auto greedy against plain).
 cd "$(dirname "$0")/../.."
 command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
 M=${HASS_MODELS:-models}/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -27,4 +28,24 @@ for mode in greedy sampled; do
   done
 done
 cmp -s "$T/greedy.1" "$T/sampled.1" && fail "sampling gave the greedy output"
-echo "SmolLM2: --batch 3 and 8 == --batch 1, greedy and sampled, 10 chat prompts"
+# speculative with the shipped head and a fixed tree: --batch 3 and 8 == --batch 1, greedy
+# (== plain) and sampled with the stop string; the head's drafts are accepted (in the metrics)
+H=heads/smollm2-135m-instruct
+D="--draft $H --tree-total 16 --tree-depth 4 --tree-topk 4"
+for mode in greedy sampled; do
+  args="-n 40"; [ $mode = sampled ] && args="-n 40 -t 0.8 -s 11 --stop ."
+  for n in 1 3 8; do
+    hass-verify -m "$M" --threads 2 --batch $n $D $args --metrics "$T/m.$mode.$n" "$T/in.jsonl" 2>"$T/err" |
+      jq -c 'del(.timing)' >"$T/spec-$mode.$n" || fail "--draft $mode --batch $n: $(tail -2 "$T/err")"
+  done
+  for n in 3 8; do
+    cmp -s "$T/spec-$mode.1" "$T/spec-$mode.$n" || { diff "$T/spec-$mode.1" "$T/spec-$mode.$n" | head -4; fail "--draft $mode --batch $n differs"; }
+  done
+  [ "$(jq -s 'map(select(.type == "cycle") | .accepted) | add' "$T/m.$mode.8")" -gt 10 ] || fail "--draft $mode --batch 8: drafts not accepted"
+done
+cmp -s "$T/spec-greedy.1" "$T/greedy.1" || fail "--draft greedy differs from plain greedy"
+grep -q '"stop":"' "$T/spec-sampled.1" || fail "--draft sampled: no stop string matched"
+# --tree auto --batch 4, greedy: plain decoding's records
+hass-verify -m "$M" --threads 2 --batch 4 --draft $H --tree auto -n 40 "$T/in.jsonl" 2>"$T/err" |
+  jq -c 'del(.timing)' | cmp -s - "$T/greedy.1" || fail "--tree auto --batch 4 differs from plain greedy"
+echo "SmolLM2: --batch 3 and 8 == --batch 1, greedy and sampled, plain and --draft, 10 chat prompts"
