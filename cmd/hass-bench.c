@@ -150,10 +150,12 @@ int main(int argc, char **argv) {
     }
     if ((e = hass_seq_reserve(kv, max_n))) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s", hass_errmsg());
     const char *name = strrchr(cl.model, '/') ? strrchr(cl.model, '/') + 1 : cl.model;
+    uint64_t wbytes, wmacs;
+    hass_model_weight_cost(m, &wbytes, &wmacs);
     printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d,"
-           "\"precision\":\"%s\",\"device\":\"%s\"}\n",
+           "\"precision\":\"%s\",\"device\":\"%s\",\"weight_bytes\":%llu,\"weight_macs\":%llu}\n",
            name, hass_model_threads(m), hass_kernel_path(), (int)reps, cl.f32 ? "f32" : "q8",
-           b->ops->name);
+           b->ops->name, (unsigned long long)wbytes, (unsigned long long)wmacs);
     int last;
     // warm-up (page in the weights)
     hass_seq_truncate(kv, 0);

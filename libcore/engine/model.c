@@ -315,6 +315,19 @@ hass_err hass_model_pack_layers(hass_model *m) {
     return HASS_OK;
 }
 
+void hass_model_weight_cost(const hass_model *m, uint64_t *bytes, uint64_t *macs) {
+    *bytes = (uint64_t)m->output.row_bytes * (uint64_t)m->output.n_out;
+    *macs = (uint64_t)m->output.n_in * (uint64_t)m->output.n_out;
+    for (int il = 0; il < m->cfg.n_layer; il++) {
+        const hass_layer *L = &m->layers[il];
+        const hass_wmat *lw[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            *bytes += (uint64_t)lw[i]->row_bytes * (uint64_t)lw[i]->n_out;
+            *macs += (uint64_t)lw[i]->n_in * (uint64_t)lw[i]->n_out;
+        }
+    }
+}
+
 // Fingerprint: config, tensor types and shapes, and a sample of the embedding/LM-head bytes.
 static uint32_t fingerprint(const hass_model *m) {
     const hass_model_cfg *c = &m->cfg;

@@ -94,6 +94,9 @@ const char *hass_model_path(const hass_model *m);
 // A 32-bit fingerprint of the weights' identity (config, tensor names/types/shapes and a sample
 // of the LM-head and embedding bytes): draft heads record it to refuse another target.
 uint32_t hass_model_fingerprint(const hass_model *m);
+// What one token's forward reads and multiplies in the weight matrices (the layers' and the LM
+// head's; the roofline of a decode step): *bytes as stored, *macs multiply-adds.
+void hass_model_weight_cost(const hass_model *m, uint64_t *bytes, uint64_t *macs);
 // Threads used by the kernels.
 int hass_model_threads(const hass_model *m);
 // Change the thread count (<= 0: all cores).
