@@ -303,7 +303,8 @@ kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, 
                 _mm_prefetch((const char *)(w + i * ws + 8 * G + off), _MM_HINT_T0);
     // the weight scales of each group (per half), for all rows: d_w (and m_w for Q4_1 and Q4_K,
     // whose lanes' scales are d sc and dmin m of their 256-block, Q6_K's d sc: exact in f32)
-    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : six ? 384 : 256;
+    const int five = type == HASS_GGML_Q5_0;
+    const size_t dpo = type == HASS_GGML_Q8_0 ? 512 : six ? 384 : five ? 320 : 256;
     const __m512i hd = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 dwv[2][4], mwv[4];
     _Pragma("GCC unroll 4")
@@ -345,6 +346,13 @@ kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, 
                     __m512i q = _mm512_loadu_si512((const void *)(wi + 64 * m));
                     lo[i] = _mm512_and_si512(q, m4);
                     hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+                    if (five) { // the fifth bits of vectors 2m and 2m + 1 (bits 2m, 2m + 1 of the plane)
+                        __m512i p = _mm512_loadu_si512((const void *)(wi + 256)), m10 = _mm512_set1_epi8(0x10);
+                        __m512i p0 = 2 * m < 4 ? _mm512_slli_epi16(p, 4 - 2 * m) : _mm512_srli_epi16(p, 2 * m - 4);
+                        __m512i p1 = 2 * m + 1 < 4 ? _mm512_slli_epi16(p, 3 - 2 * m) : _mm512_srli_epi16(p, 2 * m - 3);
+                        lo[i] = _mm512_or_si512(lo[i], _mm512_and_si512(p0, m10));
+                        hi[i] = _mm512_or_si512(hi[i], _mm512_and_si512(p1, m10));
+                    }
                     if (six) { // the high 2 bits of vectors 2m (bits 2t) and 2m + 1 (bits 2t + 2), t = 2 (m % 2)
                         __m512i c = _mm512_loadu_si512((const void *)(wi + 256 + 64 * (m / 2)));
                         __m512i c0 = m % 2 ? c : _mm512_slli_epi16(c, 4);
@@ -372,8 +380,8 @@ kp_gblock(int type, const uint8_t *w, size_t ws, const int W, const uint8_t *x, 
             const float *dx = (const float *)(xg + 512), *sx = dx + 16;
             __m512 dxv = _mm512_loadu_ps(dx), sxv = _mm512_loadu_ps(sx);
             __m512i xsum = _mm512_loadu_si512((const void *)(sx + 16)), corr = _mm512_setzero_si512();
-            if (type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0)
-                corr = _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : 3);
+            if (type == HASS_GGML_Q8_0 || type == HASS_GGML_Q4_0 || five) // 128, 8, 16 times the sum
+                corr = _mm512_slli_epi32(xsum, type == HASS_GGML_Q8_0 ? 7 : five ? 4 : 3);
             if (six) { // q - 32: 32 times the half's activation sum
                 __m512i x16 = _mm512_loadu_si512((const void *)(sx + 32));
                 corr = _mm512_slli_epi32(hf ? _mm512_sub_epi32(xsum, x16) : x16, 5);
@@ -502,6 +510,7 @@ KP_TYPE(kp_avx512_q4_0, HASS_GGML_Q4_0)
 KP_TYPE(kp_avx512_q8_0, HASS_GGML_Q8_0)
 KP_TYPE(kp_avx512_q4_k, HASS_GGML_Q4_K)
 KP_TYPE(kp_avx512_q6_k, HASS_GGML_Q6_K)
+KP_TYPE(kp_avx512_q5_0, HASS_GGML_Q5_0)
 #undef KP_TYPE
 
 // AVX-512, f32 mode: quantized weights dequantized per block (elements 0-15 and 16-31 as two
@@ -639,5 +648,5 @@ const hass_mm_kernels hass_mm_kernels_avx512 = {
     .kq = kq_avx512_rows, .kqf = kqf_avx512_rows, .kf = kf_avx512_rows, .kk = kk_avx512_rows,
     .kkf = hass_mm_kkf_c, .kp_q4_0 = kp_avx512_q4_0,
     .kp_q4_1 = kp_avx512_q4_1, .kp_q8_0 = kp_avx512_q8_0, .kp_q4_k = kp_avx512_q4_k,
-    .kp_q6_k = kp_avx512_q6_k, .q_rows = 8, .f_rows = 4};
+    .kp_q6_k = kp_avx512_q6_k, .kp_q5_0 = kp_avx512_q5_0, .q_rows = 8, .f_rows = 4};
 #endif

@@ -68,7 +68,7 @@ static hass_mm_kernel pick(const hass_mm_kernels *t, int type, int f32act, int p
     if (packed)
         return type == HASS_GGML_Q4_1 ? t->kp_q4_1 : type == HASS_GGML_Q4_0 ? t->kp_q4_0
              : type == HASS_GGML_Q8_0 ? t->kp_q8_0 : type == HASS_GGML_Q4_K ? t->kp_q4_k
-             : type == HASS_GGML_Q6_K ? t->kp_q6_k : NULL;
+             : type == HASS_GGML_Q6_K ? t->kp_q6_k : type == HASS_GGML_Q5_0 ? t->kp_q5_0 : NULL;
     if (!hass_quant_is_q(type)) return t->kf;
     if (hass_kq_block_bytes(type)) return f32act ? t->kkf : t->kk;
     return f32act ? t->kqf : t->kq;

@@ -314,6 +314,30 @@ static void pack_wgroup_q6k(const uint8_t *const *row, const int *b, uint8_t *o)
     memcpy(o + 32, dd, 4);
 }
 
+// Write one packed Q5_0 group: lane l holds the stored block blk[l] (NULL: a zero block).
+static void pack_wgroup_q5_0(const uint8_t *const *blk, uint8_t *o) {
+    uint8_t V[8][64];
+    uint16_t dg[16];
+    for (int ln = 0; ln < 16; ln++) {
+        int q[32] = {0};
+        dg[ln] = 0;
+        if (blk[ln]) {
+            hass_kq_q5_values(blk[ln] + 2, blk[ln] + 6, q);
+            dg[ln] = rd16(blk[ln]);
+        }
+        for (int k = 0; k < 8; k++)
+            for (int t = 0; t < 4; t++) V[k][4 * ln + t] = (uint8_t)q[4 * k + t];
+    }
+    for (int mi = 0; mi < 4; mi++, o += 64)
+        for (int i = 0; i < 64; i++) o[i] = (uint8_t)((V[2 * mi][i] & 15) | (V[2 * mi + 1][i] & 15) << 4);
+    for (int i = 0; i < 64; i++) {
+        int h = 0;
+        for (int k = 0; k < 8; k++) h |= (V[k][i] >> 4) << k;
+        o[i] = (uint8_t)h;
+    }
+    memcpy(o + 64, dg, 32);
+}
+
 // Write the group of lanes (row ptr[l] or NULL, block b[l]) of a matrix of type.
 static void pack_lanes(int type, const uint8_t *const *ptr, const int *b, uint8_t *o) {
     if (type == HASS_GGML_Q4_K || type == HASS_GGML_Q6_K) {
@@ -321,8 +345,10 @@ static void pack_lanes(int type, const uint8_t *const *ptr, const int *b, uint8_
         return;
     }
     const uint8_t *blk[16];
-    for (int ln = 0; ln < 16; ln++) blk[ln] = ptr[ln] ? ptr[ln] + (size_t)b[ln] * qblock_bytes(type) : NULL;
-    pack_wgroup(type, blk, o);
+    size_t bs = type == HASS_GGML_Q5_0 ? 22 : qblock_bytes(type);
+    for (int ln = 0; ln < 16; ln++) blk[ln] = ptr[ln] ? ptr[ln] + (size_t)b[ln] * bs : NULL;
+    if (type == HASS_GGML_Q5_0) pack_wgroup_q5_0(blk, o);
+    else pack_wgroup(type, blk, o);
 }
 
 // Packing work for the pool: task t < n_out packs row t's main groups, task n_out + c tail group c.
@@ -368,8 +394,8 @@ static void pack_tasks(void *ctx, int k, int t0, int t1) {
 void *hass_quant_pack(const hass_wmat *w) { return hass_quant_pack_on(w, NULL); }
 
 void *hass_quant_pack_on(const hass_wmat *w, hass_pool *pool) {
-    int kq = w->type == HASS_GGML_Q4_K || w->type == HASS_GGML_Q6_K;
-    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && !kq) || w->n_in % (kq ? 256 : 32) ||
+    int kq = w->type == HASS_GGML_Q4_K || w->type == HASS_GGML_Q6_K || w->type == HASS_GGML_Q5_0;
+    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && !kq) || w->n_in % (kq && w->type != HASS_GGML_Q5_0 ? 256 : 32) ||
         w->n_in <= 0 || w->n_out <= 0)
         return NULL;
     pack_ctx c = {w, pk_shape_of(w->n_in), malloc(pk_bytes(w->type, w->n_in, w->n_out))};

@@ -47,7 +47,7 @@ void hass_kq_scale_min(const uint8_t *sc, int j, int *scale, int *min) {
 }
 
 // The 5-bit values of a Q5_0/Q5_1 block: nibbles of qs and bit e of qh.
-static void q5_values(const uint8_t *qh4, const uint8_t *qs, int q[32]) {
+void hass_kq_q5_values(const uint8_t *qh4, const uint8_t *qs, int q[32]) {
     uint32_t qh;
     memcpy(&qh, qh4, 4); // little-endian host (x86, the supported CPUs)
     for (int e = 0; e < 16; e++) {
@@ -60,7 +60,7 @@ static void q5_values(const uint8_t *qh4, const uint8_t *qs, int q[32]) {
 static void dq_q5_0(const uint8_t *b, float *y) {
     float d = f16_at(b);
     int q[32];
-    q5_values(b + 2, b + 6, q);
+    hass_kq_q5_values(b + 2, b + 6, q);
     for (int e = 0; e < 32; e++) y[e] = (float)(q[e] - 16) * d;
 }
 
@@ -68,7 +68,7 @@ static void dq_q5_0(const uint8_t *b, float *y) {
 static void dq_q5_1(const uint8_t *b, float *y) {
     float d = f16_at(b), m = f16_at(b + 2);
     int q[32];
-    q5_values(b + 4, b + 8, q);
+    hass_kq_q5_values(b + 4, b + 8, q);
     for (int e = 0; e < 32; e++) y[e] = d * (float)q[e] + m;
 }
 
@@ -236,7 +236,7 @@ float hass_kq_dot_q8(int type, int n_in, const uint8_t *w, const int8_t *qx, con
         int q[32], id, is;
         for (int b = 0; b < n_in / 32; b++, w += bb) {
             int off = type == HASS_GGML_Q5_0 ? 2 : 4;
-            q5_values(w + off, w + off + 4, q);
+            hass_kq_q5_values(w + off, w + off + 4, q);
             if (type == HASS_GGML_Q5_0)
                 for (int k = 0; k < 32; k++) q[k] -= 16;
             idots(q, qx + 32 * b, 32, &id, &is);

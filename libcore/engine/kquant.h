@@ -35,6 +35,9 @@ size_t hass_kq_block_bytes(int type);
 void hass_kq_dequant(int type, const void *src, int64_t n_blocks, float *out);
 // The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block's 12 scale bytes.
 void hass_kq_scale_min(const uint8_t *sc, int j, int *scale, int *min);
+// The 32 5-bit values (0..31) of a Q5_0/Q5_1 block from its 4 high-bit bytes qh4 and its 16
+// bytes qs (the weight is d (q - 16), or d q + m).
+void hass_kq_q5_values(const uint8_t *qh4, const uint8_t *qs, int q[32]);
 // The 256 6-bit values q (0..63) of a Q6_K block b as stored (weight e is d sc_(e/16) (q_e -
 // 32)), in one pass.
 void hass_kq_q6k_values(const uint8_t *b, uint8_t q[256]);

@@ -77,7 +77,9 @@ typedef struct qlayout {
 // always one 256-block). Q6_K (weight d sc (q - 32), a scale per 16 values) likewise: the low
 // 4 bits of q as Q4_1's values, then the high 2 bits (64 bytes for vectors 4c .. 4c + 3: bits
 // 2t, 2t + 1 of byte i are those of byte i of vector 4c + t), per lane the scales of its first
-// and of its last 16 values (int8), then d of each half group (fp16). Activations: a row's nfull groups (lane l: block 16 gi + l) and
+// and of its last 16 values (int8), then d of each half group (fp16). Q5_0 (weight d (q - 16)): the low 4
+// bits as Q4_0's values, then the fifth bits (64 bytes: bit k of byte i is that of byte i of
+// vector k), then the 16 d (fp16). Activations: a row's nfull groups (lane l: block 16 gi + l) and
 // with a tail one more group (lane l: block 16 * nfull + l % g, the tail repeated RG times),
 // each: the 8 vectors, then per lane d_x (16 floats), s_x (16 floats, llama.cpp's fp16 s), the
 // sum of the lane's bytes (16 int32, for the exact -128 / -8 corrections of Q8_0 / Q4_0) and the
@@ -107,7 +109,8 @@ static inline pk_shape pk_shape_of(int n_in) {
 // 256-block of lanes 0-7 and of lanes 8-15 as fp16).
 static inline size_t pk_wgroup(int type) {
     return type == HASS_GGML_Q8_0 ? 16 * 34 : type == HASS_GGML_Q4_1 ? 16 * 20
-         : type == HASS_GGML_Q4_K ? 256 + 32 + 8 : type == HASS_GGML_Q6_K ? 256 + 128 + 32 + 4 : 16 * 18;
+         : type == HASS_GGML_Q4_K ? 256 + 32 + 8 : type == HASS_GGML_Q6_K ? 256 + 128 + 32 + 4
+         : type == HASS_GGML_Q5_0 ? 16 * 22 : 16 * 18;
 }
 
 // Layout of a quantized row of n_in values.
@@ -180,7 +183,7 @@ typedef struct hass_mm_kernels {
     hass_mm_kernel kk;  // Q5_x and K-quant weights (kquant.h) x 8-bit activation rows
     hass_mm_kernel kkf; // the same x f32 activation rows (HASS_PREC_F32)
     // packed weights (hass_quant_pack) x the packed part of 8-bit rows; NULL: none on this path
-    hass_mm_kernel kp_q4_0, kp_q4_1, kp_q8_0, kp_q4_k, kp_q6_k;
+    hass_mm_kernel kp_q4_0, kp_q4_1, kp_q8_0, kp_q4_k, kp_q6_k, kp_q5_0;
     int q_rows; // most activation rows per call for quantized weights
     int f_rows; // most activation rows per call for float weights
 } hass_mm_kernels;
