@@ -87,6 +87,35 @@ score4(const float *qv, const float *const *k, int D, float scale, float *s) {
     }
 }
 
+// Scores of one query against the eight keys k[0..8), D a multiple of 8, each exactly as
+// dot_avx2 computes it: the same FMA chain, then the same horizontal sum (lanes i + (i + 4),
+// then 0 + 2 and 1 + 3, then 0 + 1) done for the eight keys at once by lane shuffles; times
+// scale, into s[0..8).
+T_ATT static inline __attribute__((always_inline)) void
+score8(const float *qv, const float *const *k, int D, __m256 scale, float *s) {
+    __m256 a[8];
+    _Pragma("GCC unroll 8")
+    for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+    for (int i = 0; i < D; i += 8) {
+        __m256 q8 = _mm256_loadu_ps(qv + i);
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) a[j] = _mm256_fmadd_ps(q8, _mm256_loadu_ps(k[j] + i), a[j]);
+    }
+    __m256 h[4]; // [key j: lanes i + (i + 4), i < 4 | key j + 4: the same]
+    _Pragma("GCC unroll 4")
+    for (int j = 0; j < 4; j++)
+        h[j] = _mm256_add_ps(_mm256_permute2f128_ps(a[j], a[j + 4], 0x20),
+                             _mm256_permute2f128_ps(a[j], a[j + 4], 0x31));
+    __m256 u[2]; // [keys 2j, 2j + 1: 0 + 2, 1 + 3 each | keys 2j + 4, 2j + 5: the same]
+    _Pragma("GCC unroll 2")
+    for (int j = 0; j < 2; j++) {
+        __m256d x = _mm256_castps_pd(h[2 * j]), y = _mm256_castps_pd(h[2 * j + 1]);
+        u[j] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+    }
+    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_hadd_ps(u[0], u[1]), scale));
+}
+
 // Scores of one query against the keys bl[0..n) (key j at kc + bl[j] * kvd) into s[0..n),
 // each as dot_avx2 computes it, times scale.
 T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, const int *bl, int n,
@@ -102,10 +131,18 @@ T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, cons
 }
 
 // Scores of the np queries qv[p] against the keys [0, n) (key t at kc + t * kvd) into
-// s[p][0..n), as scores_avx2 computes each; every four keys are read for all the queries.
+// s[p][0..n), as scores_avx2 computes each; every eight (or four) keys are read for all the
+// queries.
 T_ATT static void scores_tile_avx2(const float *const *qv, int np, const float *kc, size_t kvd,
                                    int n, int D, float scale, float *const *s) {
     int t = 0;
+    __m256 sc8 = _mm256_set1_ps(scale);
+    for (; D % 8 == 0 && t + 8 <= n; t += 8) {
+        const float *k[8];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) k[j] = kc + (size_t)(t + j) * kvd;
+        for (int p = 0; p < np; p++) score8(qv[p], k, D, sc8, s[p] + t);
+    }
     for (; t + 4 <= n; t += 4) {
         const float *k[4] = {kc + (size_t)t * kvd, kc + (size_t)(t + 1) * kvd,
                              kc + (size_t)(t + 2) * kvd, kc + (size_t)(t + 3) * kvd};
@@ -113,6 +150,14 @@ T_ATT static void scores_tile_avx2(const float *const *qv, int np, const float *
     }
     for (; t < n; t++)
         for (int p = 0; p < np; p++) s[p][t] = dot_avx2(qv[p], kc + (size_t)t * kvd, D) * scale;
+}
+
+// acc[0..NV) += p times the value row vv (8 NV values): multiply then add, per element.
+T_ATT static inline __attribute__((always_inline)) void
+value_row(__m256 *acc, const float *vv, float p, const int NV) {
+    __m256 pv = _mm256_set1_ps(p);
+    _Pragma("GCC unroll 16")
+    for (int j = 0; j < NV; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(pv, _mm256_loadu_ps(vv + 8 * j)));
 }
 
 // o += the sum over the n entries (in order) of p[i] times value ent(i) (ent(i) = i, or bl[i]
@@ -124,12 +169,10 @@ values_avx2_n(float *o, const float *vc, size_t kvd, const int *bl, int n, const
     __m256 acc[16];
     _Pragma("GCC unroll 16")
     for (int j = 0; j < NV; j++) acc[j] = _mm256_loadu_ps(o + 8 * j);
-    for (int t = 0; t < n; t++) {
-        const float *vv = vc + (size_t)(bl ? bl[t] : t) * kvd;
-        __m256 pv = _mm256_set1_ps(p[t]);
-        _Pragma("GCC unroll 16")
-        for (int j = 0; j < NV; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(pv, _mm256_loadu_ps(vv + 8 * j)));
-    }
+    if (bl)
+        for (int t = 0; t < n; t++) value_row(acc, vc + (size_t)bl[t] * kvd, p[t], NV);
+    else
+        for (int t = 0; t < n; t++, vc += kvd) value_row(acc, vc, p[t], NV);
     _Pragma("GCC unroll 16")
     for (int j = 0; j < NV; j++) _mm256_storeu_ps(o + 8 * j, acc[j]);
 }
@@ -218,8 +261,10 @@ static void tile_scores(const att_path *pa, att_tile *ti, const float *kc, size_
 // rounded to fp16 when f16: what weights V); a row that sees nothing has none.
 static void softmax(const att_path *pa, float *s, int cnt, int f16) {
     float mx = -INFINITY;
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < cnt; t++) mx = s[t] > mx ? s[t] : mx;
     double sum = 0.0;
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < cnt; t++) {
         s[t] = expf(s[t] - mx);
         sum += s[t];
