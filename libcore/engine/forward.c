@@ -2,6 +2,7 @@
 // attention mask, the per-sequence KV cache (append, compaction of an accepted path), and plain
 // greedy/sampled decoding through it.
 #include "forward.h"
+#include "attention.h"
 #include "model_int.h"
 #include "ops.h"
 #include "quant.h"
@@ -32,14 +33,14 @@ struct hass_fwd_scratch {
     float *cs;        // (n_max, D) cos (D/2) then sin (D/2) per row
     float *kb, *vb;   // (n_max, kvd) several sequences' block K/V before they go to their caches
     int32_t *tok;     // (n_max) several sequences' tokens, concatenated
-    int *rseq;        // (n_max) the sequence of each row
     int *iota;        // (n_max) 0, 1, 2, ...: the visible rows of a causal row
     const int **bl;   // (n_max) visible block rows of each row (into iota or blist)
     int *bcnt;        // (n_max) how many
     int *lrows;       // (n_max) the rows that get logits, over all sequences
     int *blist;       // (bl_cap) visible rows of masked blocks, row after row
     void *qbuf;       // quantized activations
-    float *scores;    // (n_thr, n_ctx) attention scores per thread
+    float *scores;    // (n_thr, hass_att_scratch_floats(n_ctx)) attention scores per thread
+    hass_att_seq *aseq; // (n_max) each sequence's rows and cache for the attention
 };
 
 struct hass_kv {
@@ -84,8 +85,8 @@ oom:
 static void free_scratch(hass_fwd_scratch *sc) {
     free(sc->x); free(sc->xn); free(sc->tmp); free(sc->feat); free(sc->q); free(sc->att);
     free(sc->g); free(sc->u); free(sc->cs); free(sc->kb); free(sc->vb); free(sc->tok);
-    free(sc->rseq); free(sc->iota); free(sc->bl); free(sc->bcnt); free(sc->lrows);
-    free(sc->blist); free(sc->qbuf); free(sc->scores);
+    free(sc->iota); free(sc->bl); free(sc->bcnt); free(sc->lrows);
+    free(sc->blist); free(sc->qbuf); free(sc->scores); free(sc->aseq);
     *sc = (hass_fwd_scratch){.m = sc->m};
 }
 
@@ -157,17 +158,18 @@ static hass_err scratch_reserve(hass_fwd_scratch *sc, int n, int n_ctx, size_t b
     sc->kb = malloc(N * KVD * sizeof(float));
     sc->vb = malloc(N * KVD * sizeof(float));
     sc->tok = malloc(N * sizeof(int32_t));
-    sc->rseq = malloc(N * sizeof(int));
     sc->iota = malloc(N * sizeof(int));
     sc->bl = malloc(N * sizeof(int *));
     sc->bcnt = malloc(N * sizeof(int));
     sc->lrows = malloc(N * sizeof(int));
     sc->blist = malloc((bl ? bl : 1) * sizeof(int));
     sc->qbuf = malloc(hass_matmul_scratch_bytes((int)big, n));
-    sc->scores = malloc((size_t)nt * (size_t)n_ctx * sizeof(float));
+    sc->scores = malloc((size_t)nt * hass_att_scratch_floats(n_ctx) * sizeof(float));
+    sc->aseq = malloc(N * sizeof(hass_att_seq));
     if (!sc->x || !sc->xn || !sc->tmp || !sc->feat || !sc->q || !sc->att || !sc->g || !sc->u ||
-        !sc->cs || !sc->kb || !sc->vb || !sc->tok || !sc->rseq || !sc->iota || !sc->bl ||
-        !sc->bcnt || !sc->lrows || !sc->blist || !sc->qbuf || !sc->scores) {
+        !sc->cs || !sc->kb || !sc->vb || !sc->tok || !sc->iota || !sc->bl ||
+        !sc->bcnt || !sc->lrows || !sc->blist || !sc->qbuf || !sc->scores ||
+        !sc->aseq) {
         free_scratch(sc);
         return hass_seterr(HASS_ENOMEM, "kv: out of memory for a block of %d rows", n);
     }
@@ -234,216 +236,19 @@ static void rope(float *x, int n, int stride, int n_heads, int D, int mode, cons
     }
 }
 
-// Dot product of two head vectors of length D, in a fixed order for the process's kernel path.
-typedef float (*dot_fn)(const float *a, const float *b, int D);
-
-// Portable dot: 4 partial sums.
-static float dot_c(const float *a, const float *b, int D) {
-    float s[4] = {0, 0, 0, 0};
-    int i = 0;
-    for (; i + 4 <= D; i += 4)
-        for (int k = 0; k < 4; k++) s[k] += a[i + k] * b[i + k];
-    for (; i < D; i++) s[0] += a[i] * b[i];
-    return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-#ifdef HASS_X86
-// AVX2 dot: 8 lanes, fixed horizontal sum, scalar tail.
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int D) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= D; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float r = _mm_cvtss_f32(s);
-    for (; i < D; i++) r += a[i] * b[i];
-    return r;
-}
-#endif
-
-// o += p * v over D values (mul then add, no fma: the same values as the C loop).
-typedef void (*axpy_fn)(float *o, float p, const float *v, int D);
-
-// Portable axpy.
-static void axpy_c(float *o, float p, const float *v, int D) {
-    for (int d = 0; d < D; d++) o[d] += p * v[d];
-}
-
-#ifdef HASS_X86
-// AVX2 axpy, scalar tail.
-__attribute__((target("avx2"))) static void axpy_avx2(float *o, float p, const float *v, int D) {
-    __m256 pv = _mm256_set1_ps(p);
-    int d = 0;
-    for (; d + 8 <= D; d += 8)
-        _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_loadu_ps(o + d), _mm256_mul_ps(pv, _mm256_loadu_ps(v + d))));
-    for (; d < D; d++) o[d] += p * v[d];
-}
-#endif
-
-// The axpy for the current kernel path.
-static axpy_fn pick_axpy(void) {
-#ifdef HASS_X86
-    if (strcmp(hass_kernel_path(), "c")) return axpy_avx2;
-#endif
-    return axpy_c;
-}
-
-// The dot product for the current kernel path.
-static dot_fn pick_dot(void) {
-#ifdef HASS_X86
-    if (strcmp(hass_kernel_path(), "c")) return dot_avx2;
-#endif
-    return dot_c;
-}
-
-#ifdef HASS_X86
-#define T_ATT __attribute__((target("avx2,fma,f16c")))
-// Scores of one query against n keys (key i at kc + ent(i) * kvd), each exactly as dot_avx2
-// computes it, times scale: four keys at a time so their sums overlap instead of one call per
-// key. ent(i) = i below base, base + bl[i - base] from there (the block's visible rows).
-T_ATT static void scores_avx2(const float *qv, const float *kc, size_t kvd, int base,
-                              const int *bl, int n, int D, float scale, float *s) {
-    int t = 0;
-    for (; t + 4 <= n; t += 4) {
-        const float *k[4];
-        __m256 acc[4];
-        _Pragma("GCC unroll 4")
-        for (int j = 0; j < 4; j++) {
-            int e = t + j < base ? t + j : base + bl[t + j - base];
-            k[j] = kc + (size_t)e * kvd;
-            acc[j] = _mm256_setzero_ps();
-        }
-        int i = 0;
-        for (; i + 8 <= D; i += 8) {
-            __m256 q8 = _mm256_loadu_ps(qv + i);
-            _Pragma("GCC unroll 4")
-            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(q8, _mm256_loadu_ps(k[j] + i), acc[j]);
-        }
-        _Pragma("GCC unroll 4")
-        for (int j = 0; j < 4; j++) {
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            float r = _mm_cvtss_f32(h);
-            for (int d = i; d < D; d++) r += qv[d] * k[j][d];
-            s[t + j] = r * scale;
-        }
+// Attention of the rows of every sequence over its own cache at layer l (attention.h), on the
+// model's thread team.
+static void attention(const hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs,
+                      int n_seq, int l) {
+    const hass_model_cfg *c = &m->cfg;
+    for (int k = 0, r = 0; k < n_seq; r += seqs[k++].n) {
+        const hass_kv *kv = seqs[k].kv;
+        size_t lo = (size_t)l * kv->n_ctx * kv->kvd;
+        sc->aseq[k] = (hass_att_seq){kv->k + lo, kv->v + lo, kv->base, r, seqs[k].n};
     }
-    for (; t < n; t++) {
-        int e = t < base ? t : base + bl[t - base];
-        s[t] = dot_avx2(qv, kc + (size_t)e * kvd, D) * scale;
-    }
-}
-
-// o = sum over the n entries (in order) of fp16(p[i] * inv) (or p[i] * inv without f16) times
-// value ent(i), with axpy_avx2's arithmetic (o += p * v, multiply then add, per element), the
-// NV * 8 = D outputs kept in registers.
-T_ATT static inline __attribute__((always_inline)) void
-values_avx2_n(float *o, const float *vc, size_t kvd, int base, const int *bl, int n, const int NV,
-              const float *p, float inv, int f16) {
-    __m256 acc[16];
-    _Pragma("GCC unroll 16")
-    for (int j = 0; j < NV; j++) acc[j] = _mm256_setzero_ps();
-    for (int t = 0; t < n; t++) {
-        int e = t < base ? t : base + bl[t - base];
-        const float *vv = vc + (size_t)e * kvd;
-        float pr = p[t] * inv;
-        if (f16) pr = _cvtsh_ss(_cvtss_sh(pr, 0));
-        __m256 pv = _mm256_set1_ps(pr);
-        _Pragma("GCC unroll 16")
-        for (int j = 0; j < NV; j++) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(pv, _mm256_loadu_ps(vv + 8 * j)));
-    }
-    _Pragma("GCC unroll 16")
-    for (int j = 0; j < NV; j++) _mm256_storeu_ps(o + 8 * j, acc[j]);
-}
-
-// values_avx2_n for D = 64 or 128; 0 when D is another size (the caller uses axpy).
-T_ATT static int values_avx2(float *o, const float *vc, size_t kvd, int base, const int *bl,
-                             int n, int D, const float *p, float inv, int f16) {
-    if (D == 64) values_avx2_n(o, vc, kvd, base, bl, n, 8, p, inv, f16);
-    else if (D == 128) values_avx2_n(o, vc, kvd, base, bl, n, 16, p, inv, f16);
-    else return 0;
-    return 1;
-}
-#endif
-
-// Attention for every (row, head): softmax over the committed entries [0, base) and the visible
-// block entries, in cache order, over a compacted score array (so that the arithmetic of a row
-// does not depend on which other rows are in the block).
-typedef struct att_ctx {
-    const hass_model *m;
-    hass_fwd_scratch *sc;
-    const hass_fwd_seq *seqs; // the row's sequence: seqs[sc->rseq[row]]
-    int layer;
-} att_ctx;
-
-// Attention tasks [t0, t1) (task = row * H + head) on thread k, each over its row's own cache.
-static void attention_tasks(void *ctx, int k, int t0, int t1) {
-    att_ctx *a = ctx;
-    const hass_model_cfg *c = &a->m->cfg;
-    hass_fwd_scratch *sc = a->sc;
-    int H = c->n_head, D = c->head_dim, kvd = c->n_head_kv * D, grp = c->n_head / c->n_head_kv;
-    int qd = H * D;
-    float scale = 1.0f / sqrtf((float)D);
-    int f16 = a->m->prec != HASS_PREC_F32;
-    dot_fn dot = pick_dot();
-    axpy_fn axpy = pick_axpy();
-#ifdef HASS_X86
-    // the AVX2 path's scores and weighted values without a call per key (same arithmetic; its
-    // fp16 rounding needs F16C, which the AVX2 machines we meet have)
-    int fast = dot != dot_c && __builtin_cpu_supports("f16c");
-#endif
-    for (int task = t0; task < t1; task++) {
-        int i = task / H, h = task % H, g = h / grp;
-        const hass_kv *kv = a->seqs[sc->rseq[i]].kv;
-        size_t lo = (size_t)a->layer * kv->n_ctx * kvd;
-        const float *kc = kv->k + lo, *vc = kv->v + lo; // (n_ctx, kvd) this layer's cache
-        int base = kv->base;
-        float *s = sc->scores + (size_t)k * sc->n_ctx;
-        const float *qv = sc->q + (size_t)i * qd + (size_t)h * D;
-        const int *bl = sc->bl[i];
-        int nbl = sc->bcnt[i], cnt = 0;
-#ifdef HASS_X86
-        if (fast) {
-            cnt = base + nbl;
-            scores_avx2(qv, kc + (size_t)g * D, (size_t)kvd, base, bl, cnt, D, scale, s);
-        } else
-#endif
-        {
-            for (int t = 0; t < base; t++) s[cnt++] = dot(qv, kc + (size_t)t * kvd + (size_t)g * D, D) * scale;
-            for (int j = 0; j < nbl; j++)
-                s[cnt++] = dot(qv, kc + (size_t)(base + bl[j]) * kvd + (size_t)g * D, D) * scale;
-        }
-        float mx = -INFINITY;
-        for (int t = 0; t < cnt; t++) mx = s[t] > mx ? s[t] : mx;
-        double sum = 0.0;
-        for (int t = 0; t < cnt; t++) {
-            s[t] = expf(s[t] - mx);
-            sum += s[t];
-        }
-        float inv = cnt ? (float)(1.0 / sum) : 0.f; // a row that sees nothing gets zeros
-        float *o = sc->att + (size_t)i * qd + (size_t)h * D;
-#ifdef HASS_X86
-        if (fast && values_avx2(o, vc + (size_t)g * D, (size_t)kvd, base, bl, cnt, D, s, inv, f16))
-            continue;
-#endif
-        for (int d = 0; d < D; d++) o[d] = 0.f;
-        for (int t = 0; t < cnt; t++) {
-            int e = t < base ? t : base + bl[t - base];
-            const float *vv = vc + (size_t)e * kvd + (size_t)g * D;
-            float pr = s[t] * inv;
-            axpy(o, f16 ? hass_f16_round(pr) : pr, vv, D); // llama.cpp: f16 V times f16 probs
-        }
-    }
-}
-
-// Attention of the n rows of every sequence over its own cache at layer l, on the model's thread
-// team.
-static void attention(const hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs, int n,
-                      int l) {
-    att_ctx a = {m, sc, seqs, l};
-    hass_pool_run(m->pool, n * m->cfg.n_head, attention_tasks, &a);
+    hass_att a = {c->n_head, c->n_head_kv, c->head_dim, m->prec != HASS_PREC_F32, sc->q, sc->att,
+                  sc->bl, sc->bcnt, sc->aseq, n_seq, sc->n_ctx, sc->scores};
+    hass_attention(m->pool, &a);
 }
 
 #ifdef HASS_X86
@@ -504,9 +309,9 @@ static hass_err check_seq(const hass_model *m, const hass_fwd_seq *seqs, int k, 
     return HASS_OK;
 }
 
-// Lay out the rows of every sequence one after another: each cache's base, the row's sequence,
-// its visible block rows and RoPE angles. Returns the tokens of all rows (several sequences:
-// concatenated into sc->tok).
+// Lay out the rows of every sequence one after another: each cache's base, each row's visible
+// block rows and RoPE angles. Returns the tokens of all rows (several sequences: concatenated
+// into sc->tok).
 static const int32_t *layout(const hass_model *m, hass_fwd_scratch *sc, const hass_fwd_seq *seqs,
                              int n_seq) {
     int D = m->cfg.head_dim, half = D / 2, r = 0;
@@ -518,7 +323,6 @@ static const int32_t *layout(const hass_model *m, hass_fwd_scratch *sc, const ha
         kv->base = kv->len;
         if (n_seq > 1) memcpy(sc->tok + r, q->tok, (size_t)n * sizeof(int32_t));
         for (int i = 0; i < n; i++, r++) {
-            sc->rseq[r] = k;
             if (q->mask) {
                 int *bl = sc->blist + bo, cnt = 0;
                 for (int j = 0; j < n; j++)
@@ -638,7 +442,7 @@ hass_err hass_forward_batch(hass_model *m, hass_fwd_scratch *sc, const hass_fwd_
             round_f16(vb, (size_t)n * kvd);
         }
         if (!one) store_kv(seqs, n_seq, l, kvd, kb, vb);
-        attention(m, sc, seqs, n, l);
+        attention(m, sc, seqs, n_seq, l);
         hass_mm_job o = {&L->wo, sc->tmp};
         mm(m, sc, sc->att, n, &o, 1);
         add_to(x, sc->tmp, (size_t)n * C);
