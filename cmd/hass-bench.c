@@ -152,10 +152,13 @@ int main(int argc, char **argv) {
     const char *name = strrchr(cl.model, '/') ? strrchr(cl.model, '/') + 1 : cl.model;
     uint64_t wbytes, wmacs;
     hass_model_weight_cost(m, &wbytes, &wmacs);
+    const hass_wmat *lm = hass_model_lm_head_w(m);
     printf("{\"bench\":\"config\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"reps\":%d,"
-           "\"precision\":\"%s\",\"device\":\"%s\",\"weight_bytes\":%llu,\"weight_macs\":%llu}\n",
+           "\"precision\":\"%s\",\"device\":\"%s\",\"weight_bytes\":%llu,\"weight_macs\":%llu,"
+           "\"lm_head_macs\":%llu}\n",
            name, hass_model_threads(m), hass_kernel_path(), (int)reps, cl.f32 ? "f32" : "q8",
-           b->ops->name, (unsigned long long)wbytes, (unsigned long long)wmacs);
+           b->ops->name, (unsigned long long)wbytes, (unsigned long long)wmacs,
+           (unsigned long long)lm->n_in * (unsigned long long)lm->n_out);
     int last;
     // warm-up (page in the weights)
     hass_seq_truncate(kv, 0);

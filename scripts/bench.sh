@@ -88,9 +88,24 @@ pc = p.get(("config", None, None), {})
 if pc.get("extra_bufts") is False:
     print("Peer: %s without ggml's extra buffer types (AMX and repacked weights; its AMX matmul "
           "crashes on this host), i.e. ggml's plain AVX-512/AVX2 dot kernels" % pc.get("peer", pn))
+# the roofline of each measurement: the weights read once from memory at the measured
+# bandwidth, or their multiply-adds at the measured vpdpbusd peak, whichever takes longer
+# (attention and the other small work left out, so no row can reach 100%)
+th = cfg["threads"]
+bw = max((j["gb_s"] for j in rd if j["threads"] <= th), default=rd[0]["gb_s"])
+peak = max((j["gmac_s"] for j in vn if "gmac_s" in j and j["threads"] <= th), default=0)
+wb, wm, lmm = cfg.get("weight_bytes", 0), cfg.get("weight_macs", 0), cfg.get("lm_head_macs", 0)
+def floor_ms(kind, n):
+    if not wb: return 0
+    mem = wb / (bw * 1e9) * 1e3
+    macs = {"prefill": n * (wm - lmm) + lmm, "decode": wm, "forward": n * wm}[kind]
+    return max(mem, macs / (peak * 1e9) * 1e3 if peak else 0)
+if wb:
+    print("Roofline of a step: %.1f MB of weights (%.1f ms at %.1f GB/s), %.1f M multiply-adds a token"
+          % (wb / 1e6, wb / (bw * 1e9) * 1e3, bw, wm / 1e6))
 print()
-print("| measurement | hass tok/s | %s tok/s | ratio | hass ms | %s ms | hass CPU ms | %s CPU ms |" % (pn, pn, pn))
-print("|---|---|---|---|---|---|---|---|")
+print("| measurement | hass tok/s | %s tok/s | ratio | hass ms | %s ms | hass %% of roofline | %s %% of roofline | hass CPU ms | %s CPU ms |" % (pn, pn, pn, pn))
+print("|---|---|---|---|---|---|---|---|---|---|")
 for key in sorted(h, key=lambda k: ({"prefill": 0, "decode": 1, "forward": 2}.get(k[0], 9), k[2] or 0, k[1] or 0)):
     if key[0] == "config": continue
     a = h[key]; b = p.get(key)
@@ -98,8 +113,11 @@ for key in sorted(h, key=lambda k: ({"prefill": 0, "decode": 1, "forward": 2}.ge
             "forward": "forward N=%d (after %d)" % (key[1], a.get("context", 0))}[key[0]]
     ms = lambda j: j.get("ms", j.get("ms_per_token"))
     cpu = lambda j: "%.2f" % j.get("cpu_ms", j.get("cpu_ms_per_token")) if j else "-"
-    print("| %s | %.1f | %s | %s | %.2f | %s | %s | %s |" % (name, a["tok_s"], "%.1f" % b["tok_s"] if b else "-",
-          "%.2f" % (a["tok_s"] / b["tok_s"]) if b else "-", ms(a), "%.2f" % ms(b) if b else "-", cpu(a), cpu(b)))
+    fl = floor_ms(key[0], key[1])
+    pct = lambda j: "%.0f%%" % (100 * fl / ms(j)) if j and fl else "-"
+    print("| %s | %.1f | %s | %s | %.2f | %s | %s | %s | %s | %s |" % (name, a["tok_s"], "%.1f" % b["tok_s"] if b else "-",
+          "%.2f" % (a["tok_s"] / b["tok_s"]) if b else "-", ms(a), "%.2f" % ms(b) if b else "-", pct(a), pct(b),
+          cpu(a), cpu(b)))
 print()
 for side, d, nm in [("hass", h, "hass")] + ([("peer", p, pn)] if peer else []):
     for c in sorted({k[2] for k in d if k[0] == "forward"}):
@@ -109,6 +127,8 @@ for side, d, nm in [("hass", h, "hass")] + ([("peer", p, pn)] if peer else []):
                   for k in sorted(d) if k[0] == "forward" and k[2] == c and k[1] > 1)))
 print()
 print("(decode ms is per token; forward ms is one call over N tokens with logits for all N rows;")
+print("% of roofline: the step's weight bytes at the measured read bandwidth, or its weight")
+print("multiply-adds at the measured vpdpbusd peak, whichever is longer, over the time taken;")
 print("CPU ms is process CPU time over all threads, steadier than wall time on a shared machine)")
 PY
 echo "bench: raw results in $OUT" >&2
