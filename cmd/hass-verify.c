@@ -1,17 +1,14 @@
 // hass-verify: owns the target model and the decode loop. Without a drafter it decodes each
 // token record autoregressively (the baseline); --inspect prints a model file's metadata.
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
-#include "draft_remote.h"
 #include "verify_batch.h"
 #include "verify_record.h"
+#include "verify_spec.h"
 #include "gguf.h"
-#include "head_drafter.h"
 
 static const char *PROG = "hass-verify";
 
@@ -101,78 +98,6 @@ typedef struct args {
     double t0;               // when loading began
 } args;
 
-// Speculative decoding state of the run (all owned).
-typedef struct spec_state {
-    hass_head_drafter *hd; // the in-process drafter (--draft)
-    hass_remote *remote;   // two-process mode: the back channel to hass-draft
-    hass_spec *spec;
-    FILE *metrics;
-    hass_tree_cfg tc;      // tree flags
-    int tree_auto;
-    int lost;              // the remote drafter was lost (said)
-    int64_t n_lost;        // records decoded after that ("draft":"lost")
-} spec_state;
-
-// The --tree auto cost cache file of this setup (hass_cli_cache_file): keyed by what the
-// measured costs depend on: the target, the head file, the device (and GPU), threads and
-// kernels, the drafter's precision, the tree limits and the context. NULL: measure every run.
-static char *cost_cache(hass_backend *b, const char *draft, const hass_tree_cfg *tc, int n_ctx,
-                        int exact) {
-    char head[PATH_MAX], st_path[PATH_MAX + 32], key[PATH_MAX + 512], gpu[256];
-    struct stat st = {0};
-    hass_backend_device_label(b, gpu, sizeof gpu);
-    if (!realpath(draft, head)) return NULL;
-    snprintf(st_path, sizeof st_path, "%s/model.safetensors", head);
-    if (stat(st_path, &st)) return NULL;
-    snprintf(key, sizeof key, "%08x|%s|%lld|%lld|%s %s|%d|%s|%d|%d,%d,%d|%d",
-             (unsigned)hass_model_fingerprint(b->m), head, (long long)st.st_size,
-             (long long)st.st_mtime, hass_device_name(b->dev), gpu, hass_model_threads(b->m),
-             hass_kernel_path(), exact, tc->n_total, tc->levels, tc->top_k, n_ctx);
-    return hass_cli_cache_file("tree-auto", key);
-}
-
-// Open the metrics file, if asked and not yet open; the exit code.
-static int open_metrics(spec_state *sp, const args *a) {
-    if (!a->metrics || sp->metrics) return 0;
-    sp->metrics = fopen(a->metrics, "w");
-    if (!sp->metrics) return hass_cli_fail(HASS_EXIT_RUNTIME, "%s: %s", a->metrics, strerror(errno));
-    return 0;
-}
-
-// Load the head (checked against the target), the drafter and the decoder (vb: the batch's
-// decoders instead, one drafter per slot); the exit code.
-static int spec_setup(spec_state *sp, hass_backend *b, const hass_tokenizer *tok, const args *a,
-                      int n_ctx, hass_verify_batch *vb) {
-    hass_err e;
-    int rc = open_metrics(sp, a);
-    if (rc || !a->draft) return rc;
-    const hass_tree_cfg *tc = &sp->tc;
-    sp->hd = hass_head_drafter_open(a->draft, b, hass_tokenizer_fingerprint(tok), n_ctx, tc,
-                                    a->draft_exact, &e);
-    if (!sp->hd) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    hass_drafter dr = hass_head_drafter_iface(sp->hd);
-    char *cache = a->tree_auto ? cost_cache(b, a->draft, tc, n_ctx, a->draft_exact) : NULL;
-    hass_spec_cfg sc = {*tc, a->tree_auto, {0.f, 0, 1.f}, 0, n_ctx, cache};
-    if (vb) e = hass_verify_batch_set_draft(vb, sp->hd, &sc);
-    else sp->spec = hass_spec_new_on(b, &dr, &sc, &e);
-    free(cache);
-    if (vb ? e != HASS_OK : !sp->spec) return hass_cli_fail_err(e, "%s", hass_errmsg());
-    hass_tree_cfg cur = vb ? *tc : hass_spec_current_tree(sp->spec);
-    HASS_INFO("draft head %s: tree %s, total %d, depth %d, top-k %d", a->draft,
-              a->tree_auto ? "auto" : "fixed", cur.n_total, cur.levels, cur.top_k);
-    return 0;
-}
-
-// Free the speculative state; non-zero when closing the metrics file failed.
-static int spec_teardown(spec_state *sp) {
-    int bad = sp->metrics && fclose(sp->metrics) != 0;
-    hass_spec_free(sp->spec);
-    hass_remote_free(sp->remote);
-    hass_head_drafter_free(sp->hd);
-    memset(sp, 0, sizeof *sp);
-    return bad;
-}
-
 // What the per-record callback needs.
 typedef struct run_ctx {
     hass_gen *g;
@@ -187,14 +112,14 @@ typedef struct run_ctx {
     hass_model *m;          // borrowed
     hass_backend *b;        // borrowed: the target's device
     const hass_tokenizer *tok; // borrowed
-    spec_state *sp;         // speculative state
+    hass_verify_spec *sp;         // speculative state
     hass_verify_batch *vb;  // --batch N > 1: the batched run (else g decodes)
 } run_ctx;
 
 // A channel announcement from hass-draft: connect (two-process mode). The record itself is
 // consumed (no output) unless it fails.
 static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
-    spec_state *sp = c->sp;
+    hass_verify_spec *sp = c->sp;
     *out = NULL;
     if (sp->spec) {
         HASS_INFO("draft channel ignored: a drafter is already in use");
@@ -223,7 +148,7 @@ static hass_err on_channel(run_ctx *c, const json_t *in, json_t **out) {
 // hass-draft's end of the channel: every record that passed through it is decoded. Close the
 // channel (hass-draft waits for that to exit) and decode what follows plainly.
 static void on_channel_end(run_ctx *c) {
-    spec_state *sp = c->sp;
+    hass_verify_spec *sp = c->sp;
     if (!sp->remote) return; // no channel, or a drafter of this process
     hass_gen_set_spec(c->g, NULL, sp->metrics);
     hass_spec_free(sp->spec);
@@ -234,7 +159,7 @@ static void on_channel_end(run_ctx *c) {
 
 // After the stream: a channel never ended means hass-draft died, and the records it held died
 // with it. The exit code: 0, or 1 (said).
-static int channel_check(const spec_state *sp) {
+static int channel_check(const hass_verify_spec *sp) {
     if (!sp->remote && sp->n_lost)
         return hass_cli_fail(HASS_EXIT_RUNTIME, "draft channel: the drafter was lost; %lld records "
                              "were decoded without it (\"draft\":\"lost\")", (long long)sp->n_lost);
@@ -282,7 +207,7 @@ static hass_err on_record(void *ctx, const json_t *in, const char *where, hass_s
         return e;
     }
     hass_err e = hass_verify_record(c->g, c->cfg, in, where, c->index, c->stream, w, out);
-    spec_state *sp = c->sp;
+    hass_verify_spec *sp = c->sp;
     if (sp->remote && hass_remote_dead(sp->remote)) { // lost: this record ended plainly
         if (!sp->lost)
             HASS_WARN("%s: %s; decoding on without the drafter", where,
@@ -387,27 +312,30 @@ static int parse(int argc, char **argv, args *a) {
 
 // The decoder of the run: the batched one (--batch N > 1, writing through w) or the one-at-a-time
 // one, and the speculative state (the metrics file; the drafter, without --batch); the exit code.
-static int setup(const args *a, run_ctx *c, spec_state *sp, hass_stream_writer *w) {
+static int setup(const args *a, run_ctx *c, hass_verify_spec *sp, hass_stream_writer *w) {
     hass_err e;
     int rc = 0;
+    hass_verify_spec_opts so = {a->draft, a->draft_exact, a->tree_auto, a->metrics};
     if (a->batch > 1) {
         if (c->b->dev != HASS_DEVICE_CPU)
             return hass_cli_usage_error(PROG, "--batch: the CPU engine only; add --device cpu");
-        if ((rc = open_metrics(sp, a))) return rc;
+        if ((rc = hass_verify_spec_metrics(sp, a->metrics))) return rc;
         hass_verify_batch_cfg bc = {(int)a->batch, (int)a->n_ctx, a->stream, a->finish_order,
                                     &a->gen, sp->metrics, count, c};
         c->vb = hass_verify_batch_new(c->m, c->tok, &bc, w, &e);
         if (!c->vb) return hass_cli_fail_err(e, "%s", hass_errmsg());
         HASS_INFO("loaded %s in %.0f ms (batch %lld, context %d each)", a->cl.model,
                   1e3 * (hass_now() - a->t0), (long long)a->batch, hass_verify_batch_ctx(c->vb));
-        return a->draft ? spec_setup(sp, c->b, c->tok, a, hass_verify_batch_ctx(c->vb), c->vb) : 0;
+        int n_ctx = hass_verify_batch_ctx(c->vb);
+        return a->draft ? hass_verify_spec_setup(sp, c->b, c->tok, &so, n_ctx, c->vb) : 0;
     }
     c->g = hass_gen_new_on(c->b, c->tok, (int)a->n_ctx, &e);
     if (!c->g) return hass_cli_fail_err(e, "%s", hass_errmsg());
     HASS_INFO("loaded %s in %.0f ms (context %d)", a->cl.model, 1e3 * (hass_now() - a->t0),
               hass_gen_ctx(c->g));
     if (a->draft || a->metrics) {
-        if ((rc = spec_setup(sp, c->b, c->tok, a, hass_gen_ctx(c->g), NULL))) return rc;
+        if ((rc = hass_verify_spec_setup(sp, c->b, c->tok, &so, hass_gen_ctx(c->g), NULL)))
+            return rc;
         hass_gen_set_spec(c->g, sp->spec, sp->metrics);
     }
     return 0;
@@ -429,7 +357,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
                hass_tokenizer *tok, hass_backend *b) {
     hass_err e;
     run_ctx rc_ = {.cfg = &a->gen, .stream = a->stream, .m = m, .b = b, .tok = tok};
-    spec_state sp = {.tc = a->cl.tree, .tree_auto = a->tree_auto};
+    hass_verify_spec sp = {.tc = a->cl.tree, .tree_auto = a->tree_auto};
     rc_.sp = &sp;
     const char *outpath = a->cl.output;
     uint32_t fp = hass_tokenizer_fingerprint(tok);
@@ -439,7 +367,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
     int src = setup(a, &rc_, &sp, &w);
     if (src) {
         hass_verify_batch_free(rc_.vb); // before the drafter its slots fork
-        spec_teardown(&sp);
+        hass_verify_spec_teardown(&sp);
         hass_gen_free(rc_.g);
         hass_stream_writer_free(&w);
         return src;
@@ -469,7 +397,7 @@ static int run(const args *a, char **files, int n_files, FILE *out, hass_model *
                   (long long)rc_.n_tokens,
                   rc_.decode_ms > 0 ? 1e3 * (double)rc_.n_decode / rc_.decode_ms : 0.0);
     hass_gen_free(rc_.g);
-    if (spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", a->metrics);
+    if (hass_verify_spec_teardown(&sp) && !e) e = hass_seterr(HASS_EIO, "%s: write failed", a->metrics);
     if (!e) return st.exit_code ? st.exit_code : chan;
     if (epipe) return HASS_EXIT_RUNTIME; // the reader went away: end quietly
     return hass_cli_fail_err(e, "%s", hass_errmsg());
