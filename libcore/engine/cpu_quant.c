@@ -216,6 +216,18 @@ void hass_quant_act_row(const float *x, int n_in, uint8_t *q, int fast, int pack
     }
 }
 
+// Put lane ln's 32 values e into the group's 8 vectors: vector k gets values 4k .. 4k + 3.
+static void lane_put(uint8_t V[8][64], int ln, const uint8_t *e) {
+    for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+}
+
+// Write the low 4 bits of the 8 vectors as 4 x 64 bytes: vectors 2m and 2m + 1 are the low and
+// high nibbles of the m-th 64 bytes.
+static void pack_nibbles(uint8_t V[8][64], uint8_t *o) {
+    for (int mi = 0; mi < 4; mi++, o += 64)
+        for (int i = 0; i < 64; i++) o[i] = (uint8_t)((V[2 * mi][i] & 15) | (V[2 * mi + 1][i] & 15) << 4);
+}
+
 // Write one packed weight group: lane l holds the stored block blk[l] (NULL: a zero block).
 static void pack_wgroup(int type, const uint8_t *const *blk, uint8_t *o) {
     uint8_t V[8][64];
@@ -238,17 +250,13 @@ static void pack_wgroup(int type, const uint8_t *const *blk, uint8_t *o) {
                 if (type == HASS_GGML_Q4_1) mh = rd16(b + 2);
             }
         }
-        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+        lane_put(V, ln, e);
         dg[ln] = dh;
         mg[ln] = mh;
     }
-    uint8_t *p = o;
-    if (type == HASS_GGML_Q8_0) {
-        for (int k = 0; k < 8; k++, p += 64) memcpy(p, V[k], 64);
-    } else {
-        for (int mi = 0; mi < 4; mi++, p += 64)
-            for (int i = 0; i < 64; i++) p[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
-    }
+    uint8_t *p = o + (type == HASS_GGML_Q8_0 ? 512 : 256);
+    if (type == HASS_GGML_Q8_0) memcpy(o, V, 512);
+    else pack_nibbles(V, o);
     memcpy(p, dg, 32);
     if (type == HASS_GGML_Q4_1) memcpy(p + 32, mg, 32);
 }
@@ -270,15 +278,14 @@ static void pack_wgroup_q4k(const uint8_t *const *row, const int *b, uint8_t *o)
             dd[2 * (ln / 8)] = rd16(blk);
             dd[2 * (ln / 8) + 1] = rd16(blk + 2);
         }
-        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+        lane_put(V, ln, e);
         sc[ln] = (uint8_t)s;
         mn[ln] = (uint8_t)m;
     }
-    for (int mi = 0; mi < 4; mi++, o += 64)
-        for (int i = 0; i < 64; i++) o[i] = (uint8_t)(V[2 * mi][i] | V[2 * mi + 1][i] << 4);
-    memcpy(o, sc, 16);
-    memcpy(o + 16, mn, 16);
-    memcpy(o + 32, dd, 8);
+    pack_nibbles(V, o);
+    memcpy(o + 256, sc, 16);
+    memcpy(o + 272, mn, 16);
+    memcpy(o + 288, dd, 8);
 }
 
 // Write one packed Q6_K group: lane l holds 32-block b[l] of the Q6_K row row[l] (NULL: a zero
@@ -300,10 +307,10 @@ static void pack_wgroup_q6k(const uint8_t *const *row, const int *b, uint8_t *o)
             sc[1][ln] = (int8_t)blk[192 + 2 * j + 1];
             dd[ln / 8] = rd16(blk + 208);
         }
-        for (int k = 0; k < 8; k++) memcpy(&V[k][4 * ln], e + 4 * k, 4);
+        lane_put(V, ln, e);
     }
-    for (int mi = 0; mi < 4; mi++, o += 64)
-        for (int i = 0; i < 64; i++) o[i] = (uint8_t)((V[2 * mi][i] & 15) | (V[2 * mi + 1][i] & 15) << 4);
+    pack_nibbles(V, o);
+    o += 256;
     for (int c = 0; c < 2; c++, o += 64)
         for (int i = 0; i < 64; i++) {
             int h = 0;
@@ -320,16 +327,17 @@ static void pack_wgroup_q5_0(const uint8_t *const *blk, uint8_t *o) {
     uint16_t dg[16];
     for (int ln = 0; ln < 16; ln++) {
         int q[32] = {0};
+        uint8_t e[32];
         dg[ln] = 0;
         if (blk[ln]) {
             hass_kq_q5_values(blk[ln] + 2, blk[ln] + 6, q);
             dg[ln] = rd16(blk[ln]);
         }
-        for (int k = 0; k < 8; k++)
-            for (int t = 0; t < 4; t++) V[k][4 * ln + t] = (uint8_t)q[4 * k + t];
+        for (int k = 0; k < 32; k++) e[k] = (uint8_t)q[k];
+        lane_put(V, ln, e);
     }
-    for (int mi = 0; mi < 4; mi++, o += 64)
-        for (int i = 0; i < 64; i++) o[i] = (uint8_t)((V[2 * mi][i] & 15) | (V[2 * mi + 1][i] & 15) << 4);
+    pack_nibbles(V, o);
+    o += 256;
     for (int i = 0; i < 64; i++) {
         int h = 0;
         for (int k = 0; k < 8; k++) h |= (V[k][i] >> 4) << k;
@@ -393,11 +401,14 @@ static void pack_tasks(void *ctx, int k, int t0, int t1) {
 
 void *hass_quant_pack(const hass_wmat *w) { return hass_quant_pack_on(w, NULL); }
 
+int hass_quant_packable(const hass_wmat *w) {
+    int t = w->type, k = t == HASS_GGML_Q4_K || t == HASS_GGML_Q6_K;
+    int ok = t == HASS_GGML_Q4_0 || t == HASS_GGML_Q4_1 || t == HASS_GGML_Q8_0 || t == HASS_GGML_Q5_0 || k;
+    return ok && w->n_in > 0 && w->n_out > 0 && w->n_in % (k ? 256 : 32) == 0;
+}
+
 void *hass_quant_pack_on(const hass_wmat *w, hass_pool *pool) {
-    int kq = w->type == HASS_GGML_Q4_K || w->type == HASS_GGML_Q6_K || w->type == HASS_GGML_Q5_0;
-    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && !kq) || w->n_in % (kq && w->type != HASS_GGML_Q5_0 ? 256 : 32) ||
-        w->n_in <= 0 || w->n_out <= 0)
-        return NULL;
+    if (!hass_quant_packable(w)) return NULL;
     pack_ctx c = {w, pk_shape_of(w->n_in), malloc(pk_bytes(w->type, w->n_in, w->n_out))};
     if (!c.pk) return NULL;
     int n_tail = c.sh.g ? (w->n_out + c.sh.rg - 1) / c.sh.rg : 0;

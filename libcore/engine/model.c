@@ -285,10 +285,7 @@ static hass_err load_tensors(hass_model *m) {
 // Give a quantized matrix its copy in the AVX-512 kernel's packed layout (hass_quant_pack),
 // owned by the model.
 static hass_err pack_mat(hass_model *m, hass_wmat *w) {
-    if (!hass_quant_is_q(w->type) || (hass_kq_block_bytes(w->type) && w->type != HASS_GGML_Q4_K &&
-                                       w->type != HASS_GGML_Q6_K && w->type != HASS_GGML_Q5_0) ||
-        w->pk)
-        return HASS_OK;
+    if (w->pk || !hass_quant_packable(w)) return HASS_OK;
     void *p = hass_quant_pack_on(w, m->pool);
     if (!p || !own_ptr(m, p)) {
         free(p);

@@ -43,6 +43,8 @@ void hass_quant_rows(const float *x, int n, int n_in, void *q);
 
 // A copy of a Q4_0/Q4_1/Q8_0 matrix in the packed layout of the AVX-512 kernel (matmul_int.h),
 // to store in w->pk; the caller frees it. NULL for other types or out of memory.
+// Whether hass_quant_pack packs w: Q4_0, Q4_1, Q8_0, Q5_0, Q4_K or Q6_K of whole blocks.
+int hass_quant_packable(const hass_wmat *w);
 void *hass_quant_pack(const hass_wmat *w);
 // Same, packed by the threads of pool (NULL: the caller alone).
 void *hass_quant_pack_on(const hass_wmat *w, hass_pool *pool);
